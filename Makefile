@@ -1,0 +1,125 @@
+# Sluice - build, test, run, bench, fuzz. No autotools: one Makefile.
+#
+#   make run     install what is missing, build, start HAProxy + agent (foreground)
+#   make test    install what is missing, build, run every suite (what CI runs)
+#   make bench   benchmark against nginx proxy_cache behind the same HAProxy
+#   make fuzz    build the fuzz targets and run each for a while
+#
+# Build variants live side by side under build/:
+#   build/release  -O2, what `make run` and `make bench` use
+#   build/asan     -O1 + AddressSanitizer/UBSan + the fault-injection seam
+#                  (SLUICE_TESTING), what the test suites use
+#   build/fuzz     clang libFuzzer targets
+
+SHELL := /bin/bash
+CC ?= cc
+
+APT_PKGS := build-essential clang libev-dev libcurl4-openssl-dev libssl-dev \
+            libcmocka-dev libhttp-parser-dev haproxy curl python3 ca-certificates
+TEST_PKGS := $(APT_PKGS) iproute2 procps util-linux
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wpointer-arith -Wformat=2 -Wno-format-nonliteral
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Iagent/src
+LIBS := -lev -lcurl -lcrypto -lhttp_parser -lpthread -lm
+
+AGENT_SRC := $(filter-out agent/src/main.c,$(wildcard agent/src/*.c))
+AGENT_HDR := $(wildcard agent/src/*.h)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+REL_DIR := build/release
+ASAN_DIR := build/asan
+FUZZ_DIR := build/fuzz
+
+REL_CFLAGS := $(BASE_CFLAGS) -O2
+ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -fno-omit-frame-pointer -DSLUICE_TESTING \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+.PHONY: all release asan unit fuzz-build fuzz test run bench deps test-deps clean
+
+all: release
+
+# ---------------------------------------------------------------- dependencies
+# Install only what is missing, so a machine that has everything pays nothing.
+deps:
+	@./tests/lib/ensure-packages $(APT_PKGS)
+
+test-deps:
+	@./tests/lib/ensure-packages $(TEST_PKGS)
+
+# ------------------------------------------------------------------- variants
+REL_OBJ := $(patsubst agent/src/%.c,$(REL_DIR)/obj/%.o,$(AGENT_SRC))
+ASAN_OBJ := $(patsubst agent/src/%.c,$(ASAN_DIR)/obj/%.o,$(AGENT_SRC))
+
+$(REL_DIR)/obj/%.o: agent/src/%.c $(AGENT_HDR)
+	@mkdir -p $(@D)
+	@echo "  CC $@"; $(CC) $(REL_CFLAGS) -c $< -o $@
+
+$(ASAN_DIR)/obj/%.o: agent/src/%.c $(AGENT_HDR)
+	@mkdir -p $(@D)
+	@echo "  CC $@"; $(CC) $(ASAN_CFLAGS) -c $< -o $@
+
+$(REL_DIR)/libsluice.a: $(REL_OBJ)
+	@ar rcs $@ $^
+
+$(ASAN_DIR)/libsluice.a: $(ASAN_OBJ)
+	@ar rcs $@ $^
+
+$(REL_DIR)/sluice: agent/src/main.c $(REL_DIR)/libsluice.a $(AGENT_HDR)
+	@echo "  CC $@"; $(CC) $(REL_CFLAGS) agent/src/main.c $(REL_DIR)/libsluice.a $(LIBS) -o $@
+
+$(ASAN_DIR)/sluice: agent/src/main.c $(ASAN_DIR)/libsluice.a $(AGENT_HDR)
+	@echo "  CC $@"; $(CC) $(ASAN_CFLAGS) agent/src/main.c $(ASAN_DIR)/libsluice.a $(LIBS) -o $@
+
+release: $(REL_DIR)/sluice
+asan: $(ASAN_DIR)/sluice
+
+# --------------------------------------------------------------- unit tests
+UNIT_BIN := $(patsubst tests/unit/%.c,$(ASAN_DIR)/unit/%,$(UNIT_SRC))
+
+$(ASAN_DIR)/unit/%: tests/unit/%.c $(ASAN_DIR)/libsluice.a $(AGENT_HDR)
+	@mkdir -p $(@D)
+	@echo "  CC $@"; $(CC) $(ASAN_CFLAGS) $< $(ASAN_DIR)/libsluice.a $(LIBS) -lcmocka -o $@
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+# ----------------------------------------------------------------------- fuzz
+# libFuzzer targets; `make test` only checks that they build and replays
+# their seed corpus, `make fuzz` runs each for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRC))
+FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -DSLUICE_TESTING -fsanitize=fuzzer,address,undefined
+
+$(FUZZ_DIR)/%: tests/fuzz/%.c $(AGENT_SRC) $(AGENT_HDR)
+	@mkdir -p $(@D)
+	@echo "  FUZZ $@"; clang $(FUZZ_CFLAGS) $< $(AGENT_SRC) $(LIBS) -o $@
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$n tests/fuzz/corpus/$$n; done
+
+fuzz-replay: fuzz-build
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
+	  if [ -d tests/fuzz/corpus/$$n ]; then $$f -runs=0 tests/fuzz/corpus/$$n; fi; \
+	  $$f -runs=20000 -seed=1 $$( [ -d tests/fuzz/corpus/$$n ] && echo tests/fuzz/corpus/$$n ) >/dev/null 2>&1 \
+	    || { echo "fuzz target $$n failed"; exit 1; }; echo "fuzz $$n: ok"; done
+
+# ---------------------------------------------------------------- test / run
+test: test-deps
+	@$(MAKE) --no-print-directory asan release unit fuzz-replay
+	@./tests/run-suites
+
+run: deps
+	@$(MAKE) --no-print-directory release
+	@exec ./haproxy/sluice-edge
+
+bench: deps
+	@$(MAKE) --no-print-directory release
+	@./tests/bench/run
+
+clean:
+	rm -rf build

@@ -1,0 +1,43 @@
+/*
+ * agent.h - the agent's process-wide state, wired together in main.c.
+ *
+ * One struct agent exists per process; everything in it belongs to the
+ * libev loop thread except what workers.c documents. Modules receive the
+ * agent pointer rather than reaching for globals, so tests can build one.
+ */
+#ifndef SLUICE_AGENT_H
+#define SLUICE_AGENT_H
+
+#include <ev.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "index.h"
+#include "metrics.h"
+#include "route.h"
+#include "store.h"
+
+struct fill;
+
+#define FILL_TABLE_BUCKETS 4096
+
+struct agent {
+    struct ev_loop *loop;
+    struct sluice_config cfg;
+    struct route_table routes;
+    struct store store;
+    struct index index;
+    struct worker_pool *workers;
+    struct origin_client *origins;
+    struct fill *fills[FILL_TABLE_BUCKETS];   /* running fills by key hash */
+    struct http_server *http;
+    struct http_server *admin;
+    struct spop_server *spop;
+    struct metrics m;
+    bool index_loading;       /* the start-up scan is still running */
+    bool evicting;            /* an eviction job is queued */
+    bool stopping;
+    int64_t started_wall;
+};
+
+#endif

@@ -1,0 +1,217 @@
+/*
+ * cache.c - committed objects: hit validation, stale entries, eviction and
+ * the start-up scan (see cache.h).
+ *
+ * The index is loop-owned; everything that touches the disk beyond the one
+ * open+pread+fstat of a hit runs on the worker pool and reports back.
+ */
+#include "cache.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "log.h"
+#include "workers.h"
+
+/* ---------------------------------------------------------------- hits */
+
+struct unlink_job {
+    struct agent *a;
+    int n;
+    uint8_t (*hashes)[KEY_HASH_LEN];
+    int64_t free_after;       /* filled by the worker: fs free bytes */
+    bool first;               /* the batch that only checked the size limit */
+};
+
+static void unlink_work(void *arg)
+{
+    struct unlink_job *j = arg;
+    for (int i = 0; i < j->n; i++)
+        store_remove_object(&j->a->store, j->hashes[i]);
+    j->free_after = store_fs_free(&j->a->store);
+}
+
+static void evict(struct agent *a, uint64_t extra);
+
+static void unlink_done(void *arg)
+{
+    struct unlink_job *j = arg;
+    struct agent *a = j->a;
+    a->evicting = false;
+    int64_t min_free = (int64_t)a->cfg.cache_min_free;
+    bool below = j->free_after >= 0 && j->free_after < min_free;
+    int removed = j->n;
+    int64_t free_after = j->free_after;
+    bool first = j->first;
+    free(j->hashes);
+    free(j);
+    /* Keep freeing space while that helps; stop when nothing was removable. */
+    if (a->stopping)
+        return;
+    if (a->index.total_bytes > a->cfg.cache_max_size)
+        evict(a, 0);   /* commits arrived while this batch ran */
+    else if (below && (removed > 0 || first) && a->index.count > 0)
+        evict(a, (uint64_t)(min_free - free_after));
+}
+
+static void submit_unlinks(struct agent *a, uint8_t (*hashes)[KEY_HASH_LEN], int n)
+{
+    struct unlink_job *j = sl_calloc(1, sizeof(*j));
+    j->a = a;
+    j->n = n;
+    j->hashes = hashes;
+    workers_submit(a->workers, unlink_work, unlink_done, j);
+}
+
+bool cache_open_hit(struct agent *a, struct index_entry *e, const char *key, int *fd,
+                    struct obj_meta *meta)
+{
+    const char *why = NULL;
+    enum store_open_result r = store_open_object(&a->store, e->hash, key, fd, meta, &why);
+    if (r == STORE_OPEN_OK) {
+        e->pins++;
+        index_touch(&a->index, e);
+        return true;
+    }
+    a->m.stale_index_dropped++;
+    log_warn("cache: index entry without a usable object (%s), serving as a miss: %s", why, key);
+    if (e->pins == 0) {
+        if (r == STORE_OPEN_CORRUPT) {
+            uint8_t (*h)[KEY_HASH_LEN] = sl_malloc(KEY_HASH_LEN);
+            memcpy(h[0], e->hash, KEY_HASH_LEN);
+            submit_unlinks(a, h, 1);
+        }
+        index_remove(&a->index, e);
+    }
+    return false;
+}
+
+void cache_release_hit(struct agent *a, const uint8_t hash[KEY_HASH_LEN])
+{
+    struct index_entry *e = index_lookup(&a->index, hash);
+    SL_ASSERT(e && e->pins > 0);
+    e->pins--;
+}
+
+/* ------------------------------------------------------------ eviction */
+
+void cache_committed(struct agent *a, const uint8_t hash[KEY_HASH_LEN], uint64_t disk_bytes,
+                     uint64_t body_size, int64_t stored)
+{
+    index_put(&a->index, hash, disk_bytes, body_size, stored);
+    cache_enforce_limits(a);
+}
+
+/*
+ * Remove least-recently-used, unpinned entries until the index is within
+ * cache_max_size and at least `extra` more bytes were freed, then unlink
+ * them on a worker, which also measures the free space so that unlink_done
+ * can go on for cache_min_free.
+ */
+static void evict(struct agent *a, uint64_t extra)
+{
+    int cap = 16, n = 0;
+    uint8_t (*hashes)[KEY_HASH_LEN] = sl_malloc((size_t)cap * KEY_HASH_LEN);
+    uint64_t freed = 0;
+    while (a->index.total_bytes > a->cfg.cache_max_size || freed < extra) {
+        struct index_entry *e = index_oldest_unpinned(&a->index);
+        if (!e)
+            break;
+        if (n == cap) {
+            cap *= 2;
+            hashes = sl_realloc(hashes, (size_t)cap * KEY_HASH_LEN);
+        }
+        memcpy(hashes[n++], e->hash, KEY_HASH_LEN);
+        freed += e->disk_bytes;
+        a->m.evictions++;
+        a->m.evicted_bytes += e->disk_bytes;
+        index_remove(&a->index, e);
+    }
+    struct unlink_job *j = sl_calloc(1, sizeof(*j));
+    j->a = a;
+    j->n = n;
+    j->hashes = hashes;
+    j->first = extra == 0;
+    a->evicting = true;
+    workers_submit(a->workers, unlink_work, unlink_done, j);
+}
+
+void cache_enforce_limits(struct agent *a)
+{
+    if (a->evicting || a->stopping)
+        return;
+    evict(a, 0);
+}
+
+/* ---------------------------------------------------------- start-up scan */
+
+struct scan_entry {
+    uint8_t hash[KEY_HASH_LEN];
+    uint64_t disk_bytes, body_size;
+    int64_t stored, atime;
+};
+
+struct scan_job {
+    struct agent *a;
+    struct scan_entry *v;
+    size_t n, cap;
+};
+
+static void scan_add(void *ctx, const uint8_t hash[KEY_HASH_LEN], uint64_t disk_bytes,
+                     uint64_t body_size, int64_t stored, int64_t atime)
+{
+    struct scan_job *j = ctx;
+    if (j->n == j->cap) {
+        j->cap = j->cap ? j->cap * 2 : 1024;
+        j->v = sl_realloc(j->v, j->cap * sizeof(*j->v));
+    }
+    struct scan_entry *e = &j->v[j->n++];
+    memcpy(e->hash, hash, KEY_HASH_LEN);
+    e->disk_bytes = disk_bytes;
+    e->body_size = body_size;
+    e->stored = stored;
+    e->atime = atime;
+}
+
+static void scan_work(void *arg)
+{
+    struct scan_job *j = arg;
+    store_scan(&j->a->store, scan_add, j);
+}
+
+static int by_atime(const void *x, const void *y)
+{
+    const struct scan_entry *a = x, *b = y;
+    return (a->atime > b->atime) - (a->atime < b->atime);
+}
+
+static void scan_done(void *arg)
+{
+    struct scan_job *j = arg;
+    struct agent *a = j->a;
+    /* Oldest first, so the most recently used end up at the LRU head. */
+    if (j->n > 1)
+        qsort(j->v, j->n, sizeof(*j->v), by_atime);
+    size_t added = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        if (index_lookup(&a->index, j->v[i].hash))
+            continue;   /* committed by a fill while we scanned: newer */
+        index_put(&a->index, j->v[i].hash, j->v[i].disk_bytes, j->v[i].body_size, j->v[i].stored);
+        added++;
+    }
+    log_info("cache: index rebuilt from disk: %zu objects, %llu bytes", added,
+             (unsigned long long)a->index.total_bytes);
+    a->index_loading = false;
+    free(j->v);
+    free(j);
+    cache_enforce_limits(a);
+}
+
+void cache_start_scan(struct agent *a)
+{
+    struct scan_job *j = sl_calloc(1, sizeof(*j));
+    j->a = a;
+    a->index_loading = true;
+    workers_submit(a->workers, scan_work, scan_done, j);
+}

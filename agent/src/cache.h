@@ -1,0 +1,38 @@
+/*
+ * cache.h - the committed-object side: hit validation, stale-entry
+ * dropping (C3), disk accounting and LRU eviction, and the start-up scan
+ * that rebuilds the index from disk.
+ */
+#ifndef SLUICE_CACHE_H
+#define SLUICE_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent.h"
+#include "objfile.h"
+
+/*
+ * Open the object behind an index entry and validate it before any
+ * response byte. On success pins the entry and returns true with *fd and
+ * *meta set (release with cache_release_hit). On failure the entry is
+ * dropped (when no one is serving it), the file removed if corrupt, the
+ * stale metric bumped, and false returned: the caller continues as a miss.
+ */
+bool cache_open_hit(struct agent *a, struct index_entry *e, const char *key, int *fd,
+                    struct obj_meta *meta);
+void cache_release_hit(struct agent *a, const uint8_t hash[KEY_HASH_LEN]);
+
+/* A fill committed an object: index it and evict if over the limits. */
+void cache_committed(struct agent *a, const uint8_t hash[KEY_HASH_LEN], uint64_t disk_bytes,
+                     uint64_t body_size, int64_t stored);
+
+/* Evict least-recently-used objects until within cache_max_size and
+ * cache_min_free. Unlinks run on the worker pool. */
+void cache_enforce_limits(struct agent *a);
+
+/* Start the index rebuild on the worker pool; a->index_loading is true
+ * until it finishes. */
+void cache_start_scan(struct agent *a);
+
+#endif

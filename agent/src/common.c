@@ -1,0 +1,83 @@
+/*
+ * common.c - allocation, string and clock helpers shared by every module.
+ */
+#include "common.h"
+
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+void sl_assert_fail(const char *expr, const char *file, int line, const char *func)
+{
+    fprintf(stderr, "sluice: assertion failed: %s (%s:%d %s)\n", expr, file, line, func);
+    fflush(stderr);
+    abort();
+}
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "sluice: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *sl_malloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *sl_calloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom(n * size);
+    return p;
+}
+
+void *sl_realloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *sl_strdup(const char *s)
+{
+    return sl_strndup(s, strlen(s));
+}
+
+char *sl_strndup(const char *s, size_t n)
+{
+    char *p = sl_malloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+bool sl_strlcpy(char *dst, const char *src, size_t dstlen)
+{
+    SL_ASSERT(dstlen > 0);
+    size_t n = strlen(src);
+    bool fits = n < dstlen;
+    if (!fits)
+        n = dstlen - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return fits;
+}
+
+int64_t sl_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t sl_wall_s(void)
+{
+    return (int64_t)time(NULL);
+}

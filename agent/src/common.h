@@ -1,0 +1,45 @@
+/*
+ * common.h - small helpers every module of the agent uses.
+ *
+ * Invariant checks: SL_ASSERT() is always compiled in (like Varnish's
+ * assert), because a cache that keeps running with a broken invariant can
+ * serve wrong bytes, which is worse than a restart (HAProxy fails open while
+ * the agent is down). Use it for things that must never happen whatever a
+ * peer sends; peer input errors are handled as errors, never asserted.
+ */
+#ifndef SLUICE_COMMON_H
+#define SLUICE_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define SL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define SL_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SL_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define SL_UNUSED(x) ((void)(x))
+
+void sl_assert_fail(const char *expr, const char *file, int line, const char *func)
+    __attribute__((noreturn));
+
+#define SL_ASSERT(e) \
+    ((e) ? (void)0 : sl_assert_fail(#e, __FILE__, __LINE__, __func__))
+
+/* Allocation that cannot fail: the agent treats out-of-memory as fatal. */
+void *sl_malloc(size_t n);
+void *sl_calloc(size_t n, size_t size);
+void *sl_realloc(void *p, size_t n);
+char *sl_strdup(const char *s);
+char *sl_strndup(const char *s, size_t n);
+
+/* Copy a string into a fixed buffer; returns false (and leaves a truncated,
+ * NUL-terminated copy) when it did not fit. */
+bool sl_strlcpy(char *dst, const char *src, size_t dstlen);
+
+/* Monotonic clock in milliseconds and wall clock in seconds. */
+int64_t sl_now_ms(void);
+int64_t sl_wall_s(void);
+
+#endif

@@ -1,0 +1,840 @@
+/*
+ * config.c - the agent's settings: one table, three sources, strict parsing.
+ *
+ * Every setting is a row of `settings[]` (name, type, default text, where it
+ * lives in struct sluice_config, bounds, one line of documentation). Nothing
+ * else in this file knows a setting by name: defaults, the file parser, the
+ * environment overrides, config_print and the markdown reference all walk the
+ * table, so adding a setting is adding a row.
+ *
+ * Origins are the exception: their set is open (one `origin_<route>` per route
+ * of the map), so they live in cfg->origins[] and have their own small table
+ * of well-known defaults.
+ *
+ * Invariants:
+ *  - a value is stored only after it parsed and passed its bounds, so a failed
+ *    config_set leaves the setting as it was;
+ *  - defaults go through the same parser as user input (a bad default is a
+ *    programming error and trips an assertion in config_defaults);
+ *  - config_print output parses back to the same configuration.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+
+#include "common.h"
+#include "log.h"
+#include "route.h"
+
+#define ENV_PREFIX "SLUICE_"
+#define ORIGIN_PREFIX "origin_"
+#define CONFIG_FILE_MAX (1024 * 1024) /* a config file is small; refuse junk */
+
+enum setting_type { SET_STRING, SET_DURATION, SET_SIZE, SET_INT };
+
+/* Extra checks for string settings; return NULL when fine, else a reason. */
+typedef const char *(*string_check_fn)(const char *value);
+
+struct setting {
+    const char *name;
+    enum setting_type type;
+    const char *def;        /* default, as text: parsed like user input */
+    size_t offset;          /* into struct sluice_config */
+    size_t size;            /* buffer size for strings */
+    int64_t min, max;       /* bounds for durations (ms), sizes and ints */
+    string_check_fn check;  /* strings only; may be NULL */
+    const char *doc;
+};
+
+static const char *check_address(const char *value);
+static const char *check_nonempty(const char *value);
+static const char *check_log_level(const char *value);
+
+#define FIELD(f) offsetof(struct sluice_config, f), sizeof(((struct sluice_config *)0)->f)
+#define NO_CHECK NULL
+#define MS_HOUR (3600 * 1000LL)
+#define KIB 1024LL
+#define MIB (1024 * KIB)
+
+/* Bounds: durations and sizes must be > 0 unless 0 has a documented meaning;
+ * upper bounds only where a larger value is certainly a mistake. */
+static const struct setting settings[] = {
+    { "listen", SET_STRING, "127.0.0.1:8080", FIELD(listen), 0, 0, check_address,
+      "Edge address HAProxy binds for clients (host:port or [ipv6]:port)." },
+    { "spop_listen", SET_STRING, "127.0.0.1:8091", FIELD(spop_listen), 0, 0, check_address,
+      "Address of the agent's SPOP listener (HAProxy's SPOE connects here)." },
+    { "http_listen", SET_STRING, "127.0.0.1:8092", FIELD(http_listen), 0, 0, check_address,
+      "Address of the agent's HTTP listener (hits and fills are sent here)." },
+    { "admin_listen", SET_STRING, "127.0.0.1:8093", FIELD(admin_listen), 0, 0, check_address,
+      "Address of the admin listener (metrics, health)." },
+    { "cache_dir", SET_STRING, "./var/cache", FIELD(cache_dir), 0, 0, check_nonempty,
+      "Directory holding the disk cache (objects/, tmp/, index)." },
+    { "cache_max_size", SET_SIZE, "10G", FIELD(cache_max_size), 1, INT64_MAX, NO_CHECK,
+      "Upper bound on the bytes of committed objects; least recently used go first." },
+    { "cache_min_free", SET_SIZE, "1G", FIELD(cache_min_free), 0, INT64_MAX, NO_CHECK,
+      "Free space to keep on the cache filesystem (0 = no reserve)." },
+    { "routes_map", SET_STRING, "haproxy/routes.map", FIELD(routes_map), 0, 0, check_nonempty,
+      "Route map shared with HAProxy (path prefix -> route)." },
+    { "client_stall_timeout", SET_DURATION, "10s", FIELD(client_stall_timeout), 1, 0, NO_CHECK,
+      "Drop a client that accepts no byte for this long (slow but moving clients stay)." },
+    { "origin_connect_timeout", SET_DURATION, "5s", FIELD(origin_connect_timeout), 1, 0, NO_CHECK,
+      "Give up connecting to an origin after this long." },
+    { "origin_stall_timeout", SET_DURATION, "30s", FIELD(origin_stall_timeout), 1, 0, NO_CHECK,
+      "Abandon an origin transfer that sends nothing for this long." },
+    { "cache_write_timeout", SET_DURATION, "5s", FIELD(cache_write_timeout), 1, 0, NO_CHECK,
+      "Detach the cache writer when one write takes longer than this." },
+    { "fill_buffer_size", SET_SIZE, "8M", FIELD(fill_buffer_size), 64 * KIB, INT64_MAX, NO_CHECK,
+      "In-memory spool window per fill (the origin pauses for clients beyond it)." },
+    { "fill_background_max_size", SET_SIZE, "1G", FIELD(fill_background_max_size), 0, INT64_MAX,
+      NO_CHECK, "Finish a fill nobody waits for when its size is at most this (0 = never)." },
+    { "object_max_size", SET_SIZE, "8G", FIELD(object_max_size), 1, INT64_MAX, NO_CHECK,
+      "Larger origin bodies are passed through, not cached." },
+    { "origin_max_in_flight", SET_INT, "64", FIELD(origin_max_in_flight), 1, 100000, NO_CHECK,
+      "Origin fetches in flight, all origins together." },
+    { "origin_max_in_flight_per_origin", SET_INT, "16", FIELD(origin_max_in_flight_per_origin), 1,
+      100000, NO_CHECK, "Origin fetches in flight per origin." },
+    { "origin_queue_max", SET_INT, "1024", FIELD(origin_queue_max), 0, 1000000, NO_CHECK,
+      "Leaders waiting for an origin slot; past it: 503 + Retry-After (0 = no queue)." },
+    { "origin_queue_timeout", SET_DURATION, "30s", FIELD(origin_queue_timeout), 1, 0, NO_CHECK,
+      "Longest wait for an origin slot before 503 + Retry-After." },
+    { "workers", SET_INT, "4", FIELD(workers), 1, 64, NO_CHECK,
+      "Disk worker threads." },
+    { "log_level", SET_STRING, "info", FIELD(log_level), 0, 0, check_log_level,
+      "One of debug, info, warn, error." },
+};
+
+/* Well-known routes and their public origins; "" = no default (off). */
+static const struct {
+    const char *route;
+    const char *url;
+} origin_defaults[] = {
+    { "npm", "https://registry.npmjs.org" },
+    { "pypi", "https://pypi.org" },
+    { "pypi_files", "https://files.pythonhosted.org" },
+    { "cargo_index", "https://index.crates.io" },
+    { "cargo_dl", "https://static.crates.io" },
+    { "maven", "https://repo.maven.apache.org/maven2" },
+    { "go", "https://proxy.golang.org" },
+    { "generic", "" },
+};
+
+/* ------------------------------------------------------------ error text */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Prepend "<prefix>: " to the message already in err. */
+static void prefix_err(char *err, size_t errlen, const char *prefix)
+{
+    if (!err || errlen == 0)
+        return;
+    char *tmp = sl_strdup(err);
+    set_err(err, errlen, "%s: %s", prefix, tmp);
+    free(tmp);
+}
+
+/* ------------------------------------------------ durations and sizes */
+
+enum num_err { NUM_OK, NUM_EMPTY, NUM_NEGATIVE, NUM_GARBAGE, NUM_OVERFLOW, NUM_INEXACT };
+
+/*
+ * Parse "<digits>[.<digits>]<unit>" exactly: unit_of maps the text after the
+ * number to a multiplier (0 = not a unit), and the fraction must come out as
+ * a whole number of base units ("1.5s" is 1500 ms; "1.5ms" is refused rather
+ * than rounded).
+ */
+static enum num_err parse_decimal(const char *s, uint64_t (*unit_of)(const char *),
+                                  uint64_t *out)
+{
+    const char *p = s;
+    if (*p == '-')
+        return NUM_NEGATIVE;
+    if (!isdigit((unsigned char)*p))
+        return *p ? NUM_GARBAGE : NUM_EMPTY;
+
+    uint64_t whole = 0;
+    for (; isdigit((unsigned char)*p); p++)
+        if (__builtin_mul_overflow(whole, 10, &whole) ||
+            __builtin_add_overflow(whole, (uint64_t)(*p - '0'), &whole))
+            return NUM_OVERFLOW;
+
+    uint64_t frac = 0, frac_scale = 1;
+    if (*p == '.') {
+        p++;
+        if (!isdigit((unsigned char)*p))
+            return NUM_GARBAGE;
+        for (; isdigit((unsigned char)*p); p++) {
+            if (frac_scale >= 1000000000000ULL) /* more digits than any unit needs */
+                return NUM_INEXACT;
+            frac = frac * 10 + (uint64_t)(*p - '0');
+            frac_scale *= 10;
+        }
+    }
+
+    uint64_t unit = unit_of(p);
+    if (unit == 0)
+        return NUM_GARBAGE;
+
+    /* frac < 10^12 and unit <= 2^40: the product needs 128 bits. */
+    uint64_t value;
+    unsigned __int128 frac_units = (unsigned __int128)frac * unit;
+    if (__builtin_mul_overflow(whole, unit, &value))
+        return NUM_OVERFLOW;
+    if (frac_units % frac_scale != 0)
+        return NUM_INEXACT;
+    if (__builtin_add_overflow(value, (uint64_t)(frac_units / frac_scale), &value))
+        return NUM_OVERFLOW;
+    *out = value;
+    return NUM_OK;
+}
+
+/* Milliseconds per duration unit, or 0 when `u` is not a whole unit. */
+static uint64_t duration_unit(const char *u)
+{
+    if (*u == '\0' || strcasecmp(u, "s") == 0)
+        return 1000;
+    if (strcasecmp(u, "ms") == 0)
+        return 1;
+    if (strcasecmp(u, "m") == 0)
+        return 60 * 1000;
+    if (strcasecmp(u, "h") == 0)
+        return 3600 * 1000;
+    return 0;
+}
+
+/* Bytes per size unit ("", "B", "K", "KB", "KiB", ... "TiB"), or 0. */
+static uint64_t size_unit(const char *u)
+{
+    static const char prefixes[] = "KMGT";
+    if (*u == '\0' || strcasecmp(u, "b") == 0)
+        return 1;
+    const char *at = strchr(prefixes, toupper((unsigned char)u[0]));
+    if (!at)
+        return 0;
+    const char *suffix = u + 1;
+    if (*suffix && strcasecmp(suffix, "b") != 0 && strcasecmp(suffix, "ib") != 0)
+        return 0;
+    return 1ULL << (10 * (at - prefixes + 1));
+}
+
+static enum num_err parse_duration(const char *s, int64_t *out_ms)
+{
+    uint64_t v;
+    enum num_err e = parse_decimal(s, duration_unit, &v);
+    if (e != NUM_OK)
+        return e;
+    if (v > INT64_MAX)
+        return NUM_OVERFLOW;
+    *out_ms = (int64_t)v;
+    return NUM_OK;
+}
+
+static enum num_err parse_size(const char *s, uint64_t *out)
+{
+    return parse_decimal(s, size_unit, out);
+}
+
+int config_parse_duration_ms(const char *s, int64_t *out_ms)
+{
+    SL_ASSERT(s && out_ms);
+    return parse_duration(s, out_ms) == NUM_OK ? 0 : -1;
+}
+
+int config_parse_size(const char *s, uint64_t *out_bytes)
+{
+    SL_ASSERT(s && out_bytes);
+    return parse_size(s, out_bytes) == NUM_OK ? 0 : -1;
+}
+
+static const char *num_err_text(enum num_err e)
+{
+    switch (e) {
+    case NUM_OK: return "ok";
+    case NUM_EMPTY: return "empty value";
+    case NUM_NEGATIVE: return "must not be negative";
+    case NUM_GARBAGE: return "not a number with a known unit";
+    case NUM_OVERFLOW: return "too large";
+    case NUM_INEXACT: return "too precise for its unit";
+    }
+    return "?";
+}
+
+/* Integers: optional '-', decimal digits, nothing else. */
+static int parse_int(const char *s, int64_t *out)
+{
+    if (*s == '\0' || isspace((unsigned char)*s) || *s == '+')
+        return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* ---------------------------------------------------- string checks */
+
+/* "host:port" or "[ipv6]:port" with port 1..65535 and a plausible host. */
+static const char *check_address(const char *value)
+{
+    static const char *bad = "want host:port or [ipv6]:port";
+    const char *colon;
+    if (value[0] == '[') {
+        const char *close = strchr(value, ']');
+        if (!close || close[1] != ':')
+            return bad;
+        char v6[64];
+        size_t n = (size_t)(close - value - 1);
+        if (n == 0 || n >= sizeof(v6))
+            return bad;
+        memcpy(v6, value + 1, n);
+        v6[n] = '\0';
+        struct in6_addr a;
+        if (inet_pton(AF_INET6, v6, &a) != 1)
+            return "bad IPv6 address";
+        colon = close + 1;
+    } else {
+        colon = strrchr(value, ':');
+        if (!colon || colon == value)
+            return bad;
+        for (const char *p = value; p < colon; p++)
+            if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != '_')
+                return bad;
+    }
+    const char *port = colon + 1;
+    if (*port == '\0' || strlen(port) > 5)
+        return "bad port";
+    for (const char *p = port; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return "bad port";
+    long n = strtol(port, NULL, 10);
+    if (n < 1 || n > 65535)
+        return "port must be 1..65535";
+    return NULL;
+}
+
+static bool has_control_char(const char *value)
+{
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return true;
+    return false;
+}
+
+static const char *check_nonempty(const char *value)
+{
+    return value[0] ? NULL : "must not be empty";
+}
+
+static const char *check_log_level(const char *value)
+{
+    return log_level_parse(value) >= 0 ? NULL : "must be one of debug, info, warn, error";
+}
+
+/* ------------------------------------------------------------- origins */
+
+/* Route names: [a-z0-9_]+, short enough for struct config_origin. */
+static bool route_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n >= CONFIG_ROUTE_NAME_MAX)
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_'))
+            return false;
+    return true;
+}
+
+static struct config_origin *find_origin(struct sluice_config *cfg, const char *route)
+{
+    for (int i = 0; i < cfg->n_origins; i++)
+        if (strcmp(cfg->origins[i].route, route) == 0)
+            return &cfg->origins[i];
+    return NULL;
+}
+
+static int set_origin(struct sluice_config *cfg, const char *route, const char *url,
+                      char *err, size_t errlen)
+{
+    if (!route_name_ok(route)) {
+        set_err(err, errlen, "bad route name '%s' (want [a-z0-9_], at most %d characters)",
+                route, CONFIG_ROUTE_NAME_MAX - 1);
+        return -1;
+    }
+    if (strlen(url) >= CONFIG_URL_MAX) {
+        set_err(err, errlen, "URL too long (max %d bytes)", CONFIG_URL_MAX - 1);
+        return -1;
+    }
+    if (url[0]) {
+        struct origin_url parsed;
+        char why[256];
+        if (origin_url_parse(url, &parsed, why, sizeof(why)) != 0) {
+            set_err(err, errlen, "%s", why);
+            return -1;
+        }
+    }
+    struct config_origin *o = find_origin(cfg, route);
+    if (!o) {
+        if (cfg->n_origins >= CONFIG_MAX_ORIGINS) {
+            set_err(err, errlen, "too many origins (max %d)", CONFIG_MAX_ORIGINS);
+            return -1;
+        }
+        o = &cfg->origins[cfg->n_origins++];
+        sl_strlcpy(o->route, route, sizeof(o->route));
+    }
+    sl_strlcpy(o->url, url, sizeof(o->url));
+    return 0;
+}
+
+const char *config_origin(const struct sluice_config *cfg, const char *route)
+{
+    SL_ASSERT(cfg && route);
+    for (int i = 0; i < cfg->n_origins; i++)
+        if (strcmp(cfg->origins[i].route, route) == 0)
+            return cfg->origins[i].url[0] ? cfg->origins[i].url : NULL;
+    return NULL;
+}
+
+/* ------------------------------------------------------------ setting */
+
+static const struct setting *find_setting(const char *name)
+{
+    for (size_t i = 0; i < SL_ARRAY_LEN(settings); i++)
+        if (strcmp(settings[i].name, name) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+static int check_bounds(const struct setting *s, int64_t v, char *err, size_t errlen)
+{
+    if (v < s->min) {
+        set_err(err, errlen, "must be at least %lld%s", (long long)s->min,
+                s->type == SET_DURATION ? " ms" : s->type == SET_SIZE ? " bytes" : "");
+        return -1;
+    }
+    if (s->max > 0 && v > s->max) {
+        set_err(err, errlen, "must be at most %lld", (long long)s->max);
+        return -1;
+    }
+    return 0;
+}
+
+/* Parse `value` for setting `s` and store it; err gets only the reason. */
+static int apply_setting(struct sluice_config *cfg, const struct setting *s, const char *value,
+                         char *err, size_t errlen)
+{
+    void *field = (char *)cfg + s->offset;
+    switch (s->type) {
+    case SET_STRING: {
+        const char *why = has_control_char(value) ? "contains a control character"
+                          : s->check                ? s->check(value)
+                                                    : NULL;
+        if (why) {
+            set_err(err, errlen, "bad value '%s': %s", value, why);
+            return -1;
+        }
+        if (strlen(value) >= s->size) {
+            set_err(err, errlen, "value too long (max %zu bytes)", s->size - 1);
+            return -1;
+        }
+        sl_strlcpy(field, value, s->size);
+        return 0;
+    }
+    case SET_DURATION: {
+        int64_t ms;
+        enum num_err e = parse_duration(value, &ms);
+        if (e != NUM_OK) {
+            set_err(err, errlen, "bad duration '%s': %s (e.g. 500ms, 3s, 2m, 1h)", value,
+                    num_err_text(e));
+            return -1;
+        }
+        if (check_bounds(s, ms, err, errlen) != 0)
+            return -1;
+        *(int64_t *)field = ms;
+        return 0;
+    }
+    case SET_SIZE: {
+        uint64_t bytes;
+        enum num_err e = parse_size(value, &bytes);
+        if (e == NUM_OK && bytes > INT64_MAX)
+            e = NUM_OVERFLOW;
+        if (e != NUM_OK) {
+            set_err(err, errlen, "bad size '%s': %s (e.g. 512, 64K, 8M, 10G, 1T)", value,
+                    num_err_text(e));
+            return -1;
+        }
+        if (check_bounds(s, (int64_t)bytes, err, errlen) != 0)
+            return -1;
+        *(uint64_t *)field = bytes;
+        return 0;
+    }
+    case SET_INT: {
+        int64_t v;
+        if (parse_int(value, &v) != 0) {
+            set_err(err, errlen, "bad integer '%s'", value);
+            return -1;
+        }
+        if (check_bounds(s, v, err, errlen) != 0)
+            return -1;
+        *(int64_t *)field = v;
+        return 0;
+    }
+    }
+    SL_ASSERT(!"unknown setting type");
+    return -1;
+}
+
+/* Like config_set, but the message in err carries no "name: " prefix. */
+static int set_by_name(struct sluice_config *cfg, const char *name, const char *value,
+                       char *err, size_t errlen)
+{
+    const struct setting *s = find_setting(name);
+    if (s)
+        return apply_setting(cfg, s, value, err, errlen);
+    if (strncmp(name, ORIGIN_PREFIX, strlen(ORIGIN_PREFIX)) == 0)
+        return set_origin(cfg, name + strlen(ORIGIN_PREFIX), value, err, errlen);
+    set_err(err, errlen, "unknown setting");
+    return -1;
+}
+
+int config_set(struct sluice_config *cfg, const char *name, const char *value,
+               char *err, size_t errlen)
+{
+    SL_ASSERT(cfg && name && value);
+    if (set_by_name(cfg, name, value, err, errlen) == 0)
+        return 0;
+    prefix_err(err, errlen, name);
+    return -1;
+}
+
+void config_defaults(struct sluice_config *cfg)
+{
+    SL_ASSERT(cfg);
+    memset(cfg, 0, sizeof(*cfg));
+    char err[256];
+    for (size_t i = 0; i < SL_ARRAY_LEN(settings); i++) {
+        int rc = apply_setting(cfg, &settings[i], settings[i].def, err, sizeof(err));
+        SL_ASSERT(rc == 0);
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(origin_defaults); i++) {
+        int rc = set_origin(cfg, origin_defaults[i].route, origin_defaults[i].url, err,
+                            sizeof(err));
+        SL_ASSERT(rc == 0);
+    }
+}
+
+/* ----------------------------------------------------------- the file */
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+/*
+ * Split the value part of a line (after '='): a double-quoted value runs to
+ * the next '"' (no escapes, '#' inside is literal) and may be followed only
+ * by a comment; an unquoted value ends at '#'. Returns the value or NULL.
+ */
+static char *line_value(char *v, char *err, size_t errlen)
+{
+    v = trim(v);
+    if (*v != '"') {
+        char *hash = strchr(v, '#');
+        if (hash)
+            *hash = '\0';
+        return trim(v);
+    }
+    char *close = strchr(v + 1, '"');
+    if (!close) {
+        set_err(err, errlen, "unterminated quote");
+        return NULL;
+    }
+    *close = '\0';
+    char *after = trim(close + 1);
+    if (*after && *after != '#') {
+        set_err(err, errlen, "unexpected text after closing quote");
+        return NULL;
+    }
+    return v + 1;
+}
+
+/* Parse one line (modified in place). Blank and comment lines are fine. */
+static int parse_line(struct sluice_config *cfg, char *line, char *err, size_t errlen)
+{
+    char *s = trim(line);
+    if (*s == '\0' || *s == '#')
+        return 0;
+    char *eq = strchr(s, '=');
+    if (!eq) {
+        set_err(err, errlen, "expected 'name = value'");
+        return -1;
+    }
+    *eq = '\0';
+    char *name = trim(s);
+    if (*name == '\0') {
+        set_err(err, errlen, "missing setting name");
+        return -1;
+    }
+    char *value = line_value(eq + 1, err, errlen);
+    if (!value) {
+        prefix_err(err, errlen, name);
+        return -1;
+    }
+    return config_set(cfg, name, value, err, errlen);
+}
+
+int config_parse_text(struct sluice_config *cfg, const char *text, const char *source,
+                      char *err, size_t errlen)
+{
+    SL_ASSERT(cfg && text && source);
+    char *copy = sl_strdup(text);
+    char *line = copy;
+    int lineno = 0, rc = 0;
+    while (line && rc == 0) {
+        lineno++;
+        char *next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (parse_line(cfg, line, err, errlen) != 0) {
+            char where[CONFIG_PATH_MAX + 32];
+            snprintf(where, sizeof(where), "%s:%d", source, lineno);
+            prefix_err(err, errlen, where);
+            rc = -1;
+        }
+        line = next;
+    }
+    free(copy);
+    return rc;
+}
+
+/* Read a whole (small) file into a NUL-terminated buffer. */
+static char *read_small_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = sl_malloc(CONFIG_FILE_MAX + 1);
+    size_t n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
+    bool failed = ferror(f);
+    fclose(f);
+    if (failed || n > CONFIG_FILE_MAX) {
+        set_err(err, errlen, "%s: %s", path, failed ? "read error" : "file too large");
+        free(buf);
+        return NULL;
+    }
+    if (memchr(buf, '\0', n)) {
+        set_err(err, errlen, "%s: contains a NUL byte", path);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* ---------------------------------------------------- the environment */
+
+/*
+ * "SLUICE_CACHE_MAX_SIZE=10G" -> name "cache_max_size". Only upper-case names
+ * map to settings; anything else under the prefix belongs to someone else
+ * (SLUICE_FAULT, HAProxy's SLUICE_SPOP_ADDR, ...) and is ignored.
+ */
+static bool env_setting_name(const char *entry, char *name, size_t namelen, const char **value)
+{
+    if (strncmp(entry, ENV_PREFIX, strlen(ENV_PREFIX)) != 0)
+        return false;
+    const char *p = entry + strlen(ENV_PREFIX);
+    const char *eq = strchr(p, '=');
+    if (!eq || eq == p || (size_t)(eq - p) >= namelen)
+        return false;
+    size_t n = 0;
+    for (; p < eq; p++) {
+        if (!isupper((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '_')
+            return false;
+        name[n++] = (char)tolower((unsigned char)*p);
+    }
+    name[n] = '\0';
+    *value = eq + 1;
+    return true;
+}
+
+static bool is_setting_name(const char *name)
+{
+    if (find_setting(name))
+        return true;
+    size_t plen = strlen(ORIGIN_PREFIX);
+    return strncmp(name, ORIGIN_PREFIX, plen) == 0 && route_name_ok(name + plen);
+}
+
+static int apply_env(struct sluice_config *cfg, char *const *envp, char *err, size_t errlen)
+{
+    for (char *const *e = envp; *e; e++) {
+        char name[128];
+        const char *value;
+        if (!env_setting_name(*e, name, sizeof(name), &value))
+            continue;
+        if (!is_setting_name(name)) {
+            log_debug("config: ignoring environment variable %.*s", (int)(value - *e - 1), *e);
+            continue;
+        }
+        if (set_by_name(cfg, name, value, err, errlen) != 0) {
+            char where[160];
+            snprintf(where, sizeof(where), "environment: %.*s", (int)(value - *e - 1), *e);
+            prefix_err(err, errlen, where);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int config_load(struct sluice_config *cfg, const char *path, char *const *envp,
+                char *err, size_t errlen)
+{
+    SL_ASSERT(cfg);
+    config_defaults(cfg);
+    if (path && path[0]) {
+        char *text = read_small_file(path, err, errlen);
+        if (!text)
+            return -1;
+        int rc = config_parse_text(cfg, text, path, err, errlen);
+        free(text);
+        if (rc != 0)
+            return -1;
+    }
+    if (envp && apply_env(cfg, envp, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------ printing */
+
+/* Largest unit that represents ms exactly: "1h", "90s", "1500ms". */
+static void format_duration(int64_t ms, char *out, size_t outlen)
+{
+    if (ms != 0 && ms % MS_HOUR == 0)
+        snprintf(out, outlen, "%lldh", (long long)(ms / MS_HOUR));
+    else if (ms != 0 && ms % 60000 == 0)
+        snprintf(out, outlen, "%lldm", (long long)(ms / 60000));
+    else if (ms % 1000 == 0)
+        snprintf(out, outlen, "%llds", (long long)(ms / 1000));
+    else
+        snprintf(out, outlen, "%lldms", (long long)ms);
+}
+
+static void format_size(uint64_t bytes, char *out, size_t outlen)
+{
+    static const char units[] = "TGMK";
+    for (int i = 0; i < 4; i++) {
+        uint64_t unit = 1ULL << (10 * (4 - i));
+        if (bytes != 0 && bytes % unit == 0) {
+            snprintf(out, outlen, "%llu%c", (unsigned long long)(bytes / unit), units[i]);
+            return;
+        }
+    }
+    snprintf(out, outlen, "%llu", (unsigned long long)bytes);
+}
+
+static void format_setting(const struct sluice_config *cfg, const struct setting *s,
+                           char *out, size_t outlen)
+{
+    const void *field = (const char *)cfg + s->offset;
+    switch (s->type) {
+    case SET_STRING:
+        snprintf(out, outlen, "%s", (const char *)field);
+        return;
+    case SET_DURATION:
+        format_duration(*(const int64_t *)field, out, outlen);
+        return;
+    case SET_SIZE:
+        format_size(*(const uint64_t *)field, out, outlen);
+        return;
+    case SET_INT:
+        snprintf(out, outlen, "%lld", (long long)*(const int64_t *)field);
+        return;
+    }
+}
+
+/* Quote a value when the file syntax would otherwise change it. */
+static void print_value_line(FILE *out, const char *name, const char *value)
+{
+    size_t n = strlen(value);
+    bool quote = n == 0 || strchr(value, '#') || value[0] == '"' ||
+                 isspace((unsigned char)value[0]) || isspace((unsigned char)value[n - 1]);
+    if (quote)
+        fprintf(out, "%s = \"%s\"\n", name, value);
+    else
+        fprintf(out, "%s = %s\n", name, value);
+}
+
+void config_print(const struct sluice_config *cfg, FILE *out)
+{
+    SL_ASSERT(cfg && out);
+    char value[CONFIG_URL_MAX + 16];
+    for (size_t i = 0; i < SL_ARRAY_LEN(settings); i++) {
+        format_setting(cfg, &settings[i], value, sizeof(value));
+        print_value_line(out, settings[i].name, value);
+    }
+    for (int i = 0; i < cfg->n_origins; i++) {
+        char name[sizeof(ORIGIN_PREFIX) + CONFIG_ROUTE_NAME_MAX];
+        snprintf(name, sizeof(name), ORIGIN_PREFIX "%s", cfg->origins[i].route);
+        print_value_line(out, name, cfg->origins[i].url);
+    }
+}
+
+static void print_env_name(FILE *out, const char *name)
+{
+    fputs(ENV_PREFIX, out);
+    for (const char *p = name; *p; p++)
+        fputc(toupper((unsigned char)*p), out);
+}
+
+void config_print_markdown(FILE *out)
+{
+    SL_ASSERT(out);
+    fputs("| Setting | Environment variable | Default | Description |\n", out);
+    fputs("|---|---|---|---|\n", out);
+    for (size_t i = 0; i < SL_ARRAY_LEN(settings); i++) {
+        const struct setting *s = &settings[i];
+        fprintf(out, "| `%s` | `", s->name);
+        print_env_name(out, s->name);
+        fprintf(out, "` | `%s` | %s |\n", s->def, s->doc);
+    }
+    for (size_t i = 0; i < SL_ARRAY_LEN(origin_defaults); i++) {
+        char name[sizeof(ORIGIN_PREFIX) + CONFIG_ROUTE_NAME_MAX];
+        snprintf(name, sizeof(name), ORIGIN_PREFIX "%s", origin_defaults[i].route);
+        fprintf(out, "| `%s` | `", name);
+        print_env_name(out, name);
+        if (origin_defaults[i].url[0])
+            fprintf(out, "` | `%s` | Origin URL of the `%s` route (empty = route off). |\n",
+                    origin_defaults[i].url, origin_defaults[i].route);
+        else
+            fprintf(out, "` | (off) | Origin URL of the `%s` route; off until set. |\n",
+                    origin_defaults[i].route);
+    }
+    fputs("| `origin_<route>` | `SLUICE_ORIGIN_<ROUTE>` | (off) | Origin URL of any other route "
+          "of the map (`http://` or `https://` host, optional port and base path). |\n", out);
+}

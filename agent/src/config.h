@@ -1,0 +1,126 @@
+/*
+ * config.h - every agent setting, its default, and how it is loaded.
+ *
+ * One table (config.c: `settings[]`) lists every setting with its type,
+ * default and one-line description; the parser, the environment overrides,
+ * `sluice --print-config` and docs/configuration.md all follow that table.
+ *
+ * Precedence, lowest first: built-in default, config file, environment.
+ * The environment variable of a setting is "SLUICE_" + its name in upper case
+ * (cache_max_size -> SLUICE_CACHE_MAX_SIZE).
+ *
+ * File syntax: one `name = value` per line; '#' starts a comment; blank lines
+ * ignored; surrounding whitespace trimmed; values may be wrapped in double
+ * quotes. Unknown names are errors (a typo must not silently fall back to a
+ * default).
+ *
+ * Durations: a number of seconds with an optional unit, case-insensitive:
+ * "500ms", "3s", "2m", "1h", "1.5s", "10" (= 10 s). Stored in milliseconds.
+ * Sizes: bytes with an optional unit, case-insensitive, powers of 1024:
+ * "64K", "6M", "10G", "1T", "512" (= 512 bytes); a trailing "B"/"iB" is
+ * accepted ("64KB", "64KiB"). Stored in bytes.
+ *
+ * Origins: one setting per route, `origin_<route>` (SLUICE_ORIGIN_<ROUTE>).
+ * Routes come from the route map (route.h), so the set of origin settings is
+ * open: any `origin_<name>` is accepted in the file or environment. The
+ * well-known routes have defaults (the public registries); the generic route
+ * has none and stays off until set. An empty value turns a route off.
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_ADDR_MAX 128
+#define CONFIG_PATH_MAX 1024
+#define CONFIG_URL_MAX 1024
+#define CONFIG_MAX_ORIGINS 64
+#define CONFIG_ROUTE_NAME_MAX 32
+
+struct config_origin {
+    char route[CONFIG_ROUTE_NAME_MAX]; /* e.g. "npm", "pypi_files" */
+    char url[CONFIG_URL_MAX];          /* "" = route off */
+};
+
+struct sluice_config {
+    /* listeners */
+    char listen[CONFIG_ADDR_MAX];       /* edge address HAProxy binds: 127.0.0.1:8080 */
+    char spop_listen[CONFIG_ADDR_MAX];  /* SPOP agent: 127.0.0.1:8091 */
+    char http_listen[CONFIG_ADDR_MAX];  /* agent HTTP side: 127.0.0.1:8092 */
+    char admin_listen[CONFIG_ADDR_MAX]; /* metrics/health: 127.0.0.1:8093 */
+
+    /* storage */
+    char cache_dir[CONFIG_PATH_MAX];    /* ./var/cache */
+    uint64_t cache_max_size;            /* 10G */
+    uint64_t cache_min_free;            /* 1G: free space kept on the filesystem */
+    char routes_map[CONFIG_PATH_MAX];   /* haproxy/routes.map */
+
+    /* time limits (milliseconds) */
+    int64_t client_stall_timeout;       /* 10s */
+    int64_t origin_connect_timeout;     /* 5s */
+    int64_t origin_stall_timeout;       /* 30s */
+    int64_t cache_write_timeout;        /* 5s */
+
+    /* fills */
+    uint64_t fill_buffer_size;          /* 8M: in-memory spool window per fill */
+    uint64_t fill_background_max_size;  /* 1G: finish a fill with no client up to this size */
+    uint64_t object_max_size;           /* 8G: larger origin bodies are passed, not cached */
+
+    /* origin backpressure (issue 4 uses these) */
+    int64_t origin_max_in_flight;       /* 64 */
+    int64_t origin_max_in_flight_per_origin; /* 16 */
+    int64_t origin_queue_max;           /* 1024 */
+    int64_t origin_queue_timeout;       /* 30s (ms) */
+
+    /* process */
+    int64_t workers;                    /* 4: disk worker threads */
+    char log_level[16];                 /* info */
+
+    /* origins, one per route */
+    struct config_origin origins[CONFIG_MAX_ORIGINS];
+    int n_origins;
+};
+
+/*
+ * Fill `cfg` from defaults, then the file at `path` (NULL or "" = no file),
+ * then `envp` (a NULL-terminated "NAME=value" array, normally `environ`; NULL
+ * = none). On error returns -1 and writes a one-line message naming the
+ * source, line and setting into err (e.g. "sluice.conf:12: cache_max_size:
+ * bad size '10Q'"). Returns 0 on success.
+ */
+int config_load(struct sluice_config *cfg, const char *path, char *const *envp,
+                char *err, size_t errlen);
+
+/*
+ * Apply the settings in `text` (file syntax) on top of cfg's current values;
+ * `source` names the text in messages ("sluice.conf:3: ..."). config_load
+ * uses it for the file; tests and the fuzzer call it directly. 0 or -1.
+ */
+int config_parse_text(struct sluice_config *cfg, const char *text, const char *source,
+                      char *err, size_t errlen);
+
+/* Defaults only (what config_load starts from). */
+void config_defaults(struct sluice_config *cfg);
+
+/* Set one setting by name from its textual value (file, env and tests use
+ * it). Returns 0, or -1 with a message in err. */
+int config_set(struct sluice_config *cfg, const char *name, const char *value,
+               char *err, size_t errlen);
+
+/* Origin URL for a route, or NULL when the route has none (off). */
+const char *config_origin(const struct sluice_config *cfg, const char *route);
+
+/* Write every setting as `name = value` lines (the effective config). */
+void config_print(const struct sluice_config *cfg, FILE *out);
+
+/* Write docs/configuration.md's settings table (markdown) from the table. */
+void config_print_markdown(FILE *out);
+
+/* Parsers, exported for tests and for other modules. Return 0 or -1. */
+int config_parse_duration_ms(const char *s, int64_t *out_ms);
+int config_parse_size(const char *s, uint64_t *out_bytes);
+
+#endif

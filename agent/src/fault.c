@@ -1,0 +1,137 @@
+/*
+ * fault.c - storage fault injection for test builds (see fault.h).
+ */
+#include "fault.h"
+
+#ifdef SLUICE_TESTING
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#include "common.h"
+#include "config.h"
+
+enum fault_kind { FAULT_NONE, FAULT_ERRNO, FAULT_SHORT, FAULT_HANG };
+
+static pthread_mutex_t fault_mu = PTHREAD_MUTEX_INITIALIZER;
+static enum fault_kind kind = FAULT_NONE;
+static int fault_errno;
+static uint64_t after;
+static int64_t remaining = -1;   /* -1 = unlimited */
+static int64_t hang_ms = 3600 * 1000;
+static uint64_t hits;
+
+static int parse_kind(const char *v, enum fault_kind *k, int *e)
+{
+    static const struct { const char *name; enum fault_kind kind; int err; } kinds[] = {
+        { "none", FAULT_NONE, 0 },       { "enospc", FAULT_ERRNO, ENOSPC },
+        { "edquot", FAULT_ERRNO, EDQUOT }, { "eio", FAULT_ERRNO, EIO },
+        { "short", FAULT_SHORT, EIO },   { "hang", FAULT_HANG, 0 },
+    };
+    for (size_t i = 0; i < SL_ARRAY_LEN(kinds); i++) {
+        if (strcmp(v, kinds[i].name) == 0) {
+            *k = kinds[i].kind;
+            *e = kinds[i].err;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int fault_configure(const char *spec, char *err, size_t errlen)
+{
+    enum fault_kind k = FAULT_NONE;
+    int e = 0;
+    uint64_t a = 0;
+    int64_t count = -1, hang = 3600 * 1000;
+    char buf[256];
+    if (!sl_strlcpy(buf, spec, sizeof(buf))) {
+        snprintf(err, errlen, "fault spec too long");
+        return -1;
+    }
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, "&", &save); tok; tok = strtok_r(NULL, "&", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq) {
+            snprintf(err, errlen, "fault spec: '%s' is not name=value", tok);
+            return -1;
+        }
+        *eq = '\0';
+        const char *v = eq + 1;
+        int bad = 0;
+        if (strcmp(tok, "kind") == 0)
+            bad = parse_kind(v, &k, &e);
+        else if (strcmp(tok, "after") == 0)
+            bad = config_parse_size(v, &a);
+        else if (strcmp(tok, "count") == 0)
+            count = strtoll(v, NULL, 10);
+        else if (strcmp(tok, "hang") == 0)
+            bad = config_parse_duration_ms(v, &hang);
+        else
+            bad = -1;
+        if (bad) {
+            snprintf(err, errlen, "fault spec: bad '%s=%s'", tok, v);
+            return -1;
+        }
+    }
+    pthread_mutex_lock(&fault_mu);
+    kind = k;
+    fault_errno = e;
+    after = a;
+    remaining = count;
+    hang_ms = hang;
+    pthread_mutex_unlock(&fault_mu);
+    return 0;
+}
+
+int fault_before_write(size_t *len, uint64_t off)
+{
+    pthread_mutex_lock(&fault_mu);
+    bool armed = kind != FAULT_NONE && remaining != 0 && off + *len > after;
+    enum fault_kind k = kind;
+    int e = fault_errno;
+    int64_t h = hang_ms;
+    if (armed) {
+        hits++;
+        if (remaining > 0)
+            remaining--;
+    }
+    pthread_mutex_unlock(&fault_mu);
+    if (!armed)
+        return 0;
+    switch (k) {
+    case FAULT_ERRNO:
+        return -e;
+    case FAULT_SHORT:
+        if (*len > 1 && off < after) {
+            *len = (size_t)(after - off);
+            return 0;
+        }
+        return -EIO;
+    case FAULT_HANG: {
+        struct timespec ts = { .tv_sec = h / 1000, .tv_nsec = (h % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+            ;
+        return 0;
+    }
+    case FAULT_NONE:
+        break;
+    }
+    return 0;
+}
+
+uint64_t fault_hits(void)
+{
+    pthread_mutex_lock(&fault_mu);
+    uint64_t h = hits;
+    pthread_mutex_unlock(&fault_mu);
+    return h;
+}
+
+#else
+/* ISO C forbids an empty translation unit. */
+typedef int fault_seam_disabled;
+#endif

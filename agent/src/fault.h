@@ -1,0 +1,42 @@
+/*
+ * fault.h - the fault-injection seam of the storage layer (test builds only).
+ *
+ * Compiled in only with -DSLUICE_TESTING (the build/asan variant the test
+ * suites use); release builds have no seam and no admin endpoint for it.
+ *
+ * A fault spec is a string, set from the SLUICE_FAULT environment variable at
+ * start or with `GET /fault?<spec>` on the admin listener:
+ *
+ *   kind=enospc|edquot|eio|short|hang [&after=BYTES] [&count=N] [&hang=DURATION]
+ *   kind=none                         (clear)
+ *
+ * `after`: the fault hits the first write that would take a temp file past
+ * BYTES of body (default 0). `count`: how many writes fail before the seam
+ * disarms itself (default unlimited). `short` makes the write return fewer
+ * bytes and then fail with no progress; `hang` blocks the write for the
+ * given duration (default 1h) before it succeeds.
+ *
+ * Thread-safe: workers call fault_before_write concurrently.
+ */
+#ifndef SLUICE_FAULT_H
+#define SLUICE_FAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef SLUICE_TESTING
+/* Parse and arm a spec. 0, or -1 with a message in err. */
+int fault_configure(const char *spec, char *err, size_t errlen);
+
+/*
+ * Called before each temp-file write of `*len` bytes at body offset `off`.
+ * Returns 0 to go ahead (possibly with *len reduced: a short write), or a
+ * negative errno to fail the write. May block (hang).
+ */
+int fault_before_write(size_t *len, uint64_t off);
+
+/* Writes that the seam has failed, shortened or hung so far. */
+uint64_t fault_hits(void);
+#endif
+
+#endif

@@ -1,0 +1,87 @@
+/*
+ * fill.h - one origin fetch per key, streamed to every waiting client, with
+ * the cache writer as the least important reader.
+ *
+ * A fill owns one origin transfer and a spool: the body bytes received so
+ * far, held in memory chunks and (while the cache writer is healthy) in the
+ * temp file the writer is filling. Readers - the HTTP responses of the
+ * leader and every follower - each keep their own position and read:
+ *
+ *   from memory, when their position is still in the in-memory window;
+ *   from the spool file (sendfile), when they are behind it, which is only
+ *   possible while the file holds those bytes (writer healthy or done).
+ *
+ * Memory is released as soon as no one needs it: a byte leaves memory once
+ * every memory reader and the writer have it. When memory reaches
+ * fill_buffer_size:
+ *   - if the writer is what holds it (lagging), the writer is detached
+ *     (reason "lag"): the origin is never paused for the cache;
+ *   - otherwise slow clients hold it and the origin is paused (ordinary
+ *     flow control) until they catch up.
+ *
+ * Writer failures (ENOSPC, EDQUOT, EIO, short write, deadline) detach the
+ * writer: its temp file is unlinked at once, nothing is committed, and the
+ * readers carry on from memory (and from the bytes already in the unlinked
+ * file, which stays readable through its open descriptor).
+ *
+ * Invariants (checked with SL_ASSERT):
+ *   mem_start <= received;  written <= received;
+ *   while the file is usable, mem_start <= file_end (a reader behind the
+ *   memory window always finds its bytes in the file);
+ *   a chunk handed to a worker is never freed before the write returns.
+ */
+#ifndef SLUICE_FILL_H
+#define SLUICE_FILL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent.h"
+#include "http_server.h"
+#include "objfile.h"
+
+struct fill;
+
+struct fill_reader {
+    struct fill *fill;
+    uint64_t pos;
+    void (*wake)(void *ctx);
+    void *ctx;
+    struct fill_reader *prev, *next;
+};
+
+enum fill_head_state { FILL_HEAD_WAIT, FILL_HEAD_READY, FILL_HEAD_FAILED };
+
+/* The running fill for this key, or NULL. */
+struct fill *fill_find(struct agent *a, const uint8_t hash[KEY_HASH_LEN]);
+
+/* Start a fill (the caller becomes its first reader with fill_attach).
+ * A shared fill is findable by later requests and stores its object; a
+ * private one (used when a running fill can no longer take a follower from
+ * byte 0) serves only its own readers and stores nothing. */
+struct fill *fill_start(struct agent *a, const struct route *route, const char *key,
+                        const uint8_t hash[KEY_HASH_LEN], const char *url, bool shared);
+
+/* Attach a reader at byte 0. False when the fill can no longer serve from
+ * the start (its early bytes are gone and there is no file holding them). */
+bool fill_attach(struct fill *f, struct fill_reader *r, void (*wake)(void *ctx), void *ctx);
+void fill_detach(struct fill_reader *r);
+
+enum fill_head_state fill_head_state(const struct fill *f);
+/* Valid once the head is READY. */
+const struct obj_meta *fill_meta(const struct fill *f);
+int64_t fill_content_length(const struct fill *f);   /* -1 when unknown */
+bool fill_is_storing(const struct fill *f);            /* writer attached */
+
+/* Next piece for a reader (see http_server.h for the result meanings). */
+enum http_body_result fill_read(struct fill_reader *r, struct http_piece *out);
+void fill_consumed(struct fill_reader *r, size_t n);
+
+/* Shutdown: abort every fill (transfers closed, temp files removed). */
+void fill_abort_all(struct agent *a);
+
+/* URL of the origin object for a route and the path after its prefix. */
+int fill_origin_url(const struct route *route, const char *rest, size_t rest_len,
+                    const char *query, size_t query_len, char *out, size_t outlen);
+
+#endif

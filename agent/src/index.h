@@ -1,0 +1,60 @@
+/*
+ * index.h - the in-memory index of committed objects.
+ *
+ * Answers "is this key committed?" from memory (the SPOP verdict may not
+ * touch the disk), keeps the bytes-on-disk total, and orders entries by last
+ * use for eviction. It is owned by the loop thread; workers never touch it.
+ *
+ * The index is a cache of what is on disk, never the truth: the object file
+ * is validated on every hit, and an entry whose file is gone or bad is
+ * dropped (C3). It is rebuilt by scanning the disk at start.
+ *
+ * Invariants: every entry is in exactly one hash bucket and on the LRU list;
+ * total_bytes is the sum of disk_bytes over all entries; an entry with
+ * pins > 0 is never chosen for eviction.
+ */
+#ifndef SLUICE_INDEX_H
+#define SLUICE_INDEX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "key.h"
+
+struct index_entry {
+    uint8_t hash[KEY_HASH_LEN];
+    uint64_t disk_bytes;       /* header + body */
+    uint64_t body_size;
+    int64_t stored;            /* unix seconds */
+    uint32_t pins;             /* responses being served from it */
+    struct index_entry *bucket_next;
+    struct index_entry *lru_prev, *lru_next;   /* head = most recent */
+};
+
+struct index {
+    struct index_entry **buckets;
+    size_t n_buckets;          /* power of two */
+    size_t count;
+    uint64_t total_bytes;
+    struct index_entry *lru_head, *lru_tail;
+};
+
+void index_init(struct index *ix);
+void index_free(struct index *ix);
+
+struct index_entry *index_lookup(struct index *ix, const uint8_t hash[KEY_HASH_LEN]);
+
+/* Insert or replace; returns the entry (moved to most recent). */
+struct index_entry *index_put(struct index *ix, const uint8_t hash[KEY_HASH_LEN],
+                              uint64_t disk_bytes, uint64_t body_size, int64_t stored);
+
+/* Remove and free. Must not be pinned. */
+void index_remove(struct index *ix, struct index_entry *e);
+
+/* Mark as just used. */
+void index_touch(struct index *ix, struct index_entry *e);
+
+/* Least recently used entry that is not pinned, or NULL. */
+struct index_entry *index_oldest_unpinned(struct index *ix);
+
+#endif

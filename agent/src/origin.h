@@ -1,0 +1,82 @@
+/*
+ * origin.h - fetching from origins: libcurl's multi interface on the libev
+ * loop.
+ *
+ * One origin_client owns a curl multi handle whose sockets and timer are
+ * libev watchers, so transfers never block the loop. A transfer reports:
+ *
+ *   on_headers(status, headers)  once, for the final response (redirects
+ *                                are followed and never reported)
+ *   on_data(bytes)               body bytes as they arrive; returning
+ *                                ORIGIN_PAUSE keeps them at the origin side
+ *                                (flow control) until origin_resume
+ *   on_done(result)              once, at the end, unless aborted first
+ *
+ * Callbacks may call origin_abort (on this or any transfer) and
+ * origin_resume; they must not free the transfer any other way. After
+ * origin_abort no callback of that transfer runs again and its connection
+ * is closed (an unfinished transfer's connection is never reused).
+ *
+ * Stall window (C4): a transfer that receives nothing for stall_timeout_ms
+ * while not paused fails with ORIGIN_ERR_STALL.
+ */
+#ifndef SLUICE_ORIGIN_H
+#define SLUICE_ORIGIN_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ORIGIN_PAUSE ((size_t)-1)
+#define ORIGIN_MAX_HEADERS 32
+
+enum origin_result {
+    ORIGIN_OK = 0,
+    ORIGIN_ERR_CONNECT,     /* could not connect / resolve / TLS */
+    ORIGIN_ERR_STALL,       /* nothing received for the stall window */
+    ORIGIN_ERR_TRUNCATED,   /* body shorter than announced, or reset mid-body */
+    ORIGIN_ERR_PROTOCOL,    /* malformed response */
+    ORIGIN_ERR_OTHER,
+};
+
+struct origin_header {
+    char *name;
+    char *value;
+};
+
+struct origin_headers {
+    struct origin_header h[ORIGIN_MAX_HEADERS];
+    int n;
+    int64_t content_length;   /* -1 when not announced */
+};
+
+struct origin_callbacks {
+    void (*on_headers)(void *ctx, int status, const struct origin_headers *hdrs);
+    size_t (*on_data)(void *ctx, const uint8_t *data, size_t len);
+    void (*on_done)(void *ctx, enum origin_result result, const char *detail);
+};
+
+struct origin_client;
+struct origin_xfer;
+
+struct origin_stats {
+    uint64_t requests;
+    uint64_t in_flight;
+    uint64_t errors[ORIGIN_ERR_OTHER + 1];
+    uint64_t bytes;
+};
+
+struct origin_client *origin_client_new(struct ev_loop *loop, int64_t connect_timeout_ms,
+                                        int64_t stall_timeout_ms);
+void origin_client_free(struct origin_client *oc);
+const struct origin_stats *origin_client_stats(const struct origin_client *oc);
+
+/* Start a GET of `url`. Never fails synchronously: errors arrive in on_done. */
+struct origin_xfer *origin_fetch(struct origin_client *oc, const char *url,
+                                 const struct origin_callbacks *cb, void *ctx);
+void origin_abort(struct origin_xfer *x);
+void origin_resume(struct origin_xfer *x);
+
+const char *origin_result_name(enum origin_result r);
+
+#endif

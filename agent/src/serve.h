@@ -1,0 +1,26 @@
+/*
+ * serve.h - request handling: the SPOP verdict, the agent's HTTP side
+ * (hits, fills, followers) and the admin endpoints.
+ *
+ * The verdict and the HTTP side classify a request with the same function
+ * (serve_classify), so they agree on what is cacheable and on the key; the
+ * HTTP side then re-decides hit or miss authoritatively, because the index
+ * may change between the verdict and the request.
+ */
+#ifndef SLUICE_SERVE_H
+#define SLUICE_SERVE_H
+
+#include "agent.h"
+#include "http_server.h"
+#include "spop_server.h"
+
+/* SPOP verdict callback (ctx = struct agent *). */
+void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict *out);
+
+/* Agent HTTP side handler (ctx = struct agent *). */
+void serve_http(void *ctx, struct http_conn *c, const struct http_request *req);
+
+/* Admin handler: /metrics, /healthz, and /fault in test builds. */
+void serve_admin(void *ctx, struct http_conn *c, const struct http_request *req);
+
+#endif

@@ -1,0 +1,788 @@
+/*
+ * spop_server.c - the SPOP agent listener on libev (see spop_server.h).
+ *
+ * Each connection goes HELLO -> READY -> CLOSING:
+ *  - HELLO: only HAPROXY-HELLO (or HAPROXY-DISCONNECT) is acceptable; the
+ *    reply negotiates max-frame-size and capabilities.
+ *  - READY: NOTIFY frames are answered with one ACK each, synchronously,
+ *    in arrival order; unknown frame types are skipped.
+ *  - CLOSING: the last frame (AGENT-DISCONNECT, or the AGENT-HELLO of a
+ *    health check) is flushed, the write side is shut, and the socket is
+ *    closed when the peer closes or after CLOSE_GRACE_S. Input is read and
+ *    dropped meanwhile, so unread bytes never turn our close into a reset
+ *    that could destroy the frame we just sent.
+ *
+ * Invariants:
+ *  - Frames are decoded in place from the connection's read buffer; the
+ *    pointers handed to the verdict callback die when the read buffer is
+ *    compacted after the batch.
+ *  - Outgoing frames are appended whole to the output buffer and flushed
+ *    with send(); a frame is only split across send() calls when the
+ *    kernel takes part of it (pitfall P9 in the protocol notes).
+ *  - The read buffer never exceeds max-frame + 4 bytes and the output
+ *    buffer never exceeds OBUF_LIMIT; a peer that would push past either
+ *    is disconnected.
+ *  - Only conn_destroy() frees a connection, and it is only reached from
+ *    event callbacks after all use of the connection is over, or from
+ *    spop_server_stop().
+ */
+#include "spop_server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "log.h"
+#include "spop_codec.h"
+
+#define RBUF_INITIAL 4096
+#define OBUF_LIMIT (1024 * 1024)   /* peer stopped reading: give up */
+#define SMALL_FRAME_MAX 1024       /* every frame the agent sends fits */
+#define CLOSE_GRACE_S 5.0
+#define ACCEPT_BATCH 64
+#define ACCEPT_BACKOFF_S 0.1       /* pause after EMFILE and friends */
+#define PEER_MAX (INET6_ADDRSTRLEN + 16)
+
+enum conn_state { CONN_HELLO, CONN_READY, CONN_CLOSING };
+
+struct spop_conn {
+    struct spop_server *srv;
+    struct spop_conn *prev, *next;
+    int fd;
+    ev_io read_io;
+    ev_io write_io;
+    ev_timer close_timer;
+    enum conn_state state;
+    bool abort;          /* close now, without flushing */
+    bool write_shut;     /* CLOSING and everything was sent */
+    uint32_t max_frame;  /* limit for incoming frames */
+    uint8_t *rbuf;
+    size_t rcap, rlen;
+    uint8_t *obuf;
+    size_t ocap, olen, opos;   /* pending output is obuf[opos..olen) */
+    char peer[PEER_MAX];
+};
+
+struct spop_server {
+    struct ev_loop *loop;
+    int fd;
+    int port;
+    ev_io accept_io;
+    ev_timer accept_backoff;
+    spop_verdict_fn fn;
+    void *ctx;
+    struct spop_conn *conns;
+    struct spop_stats stats;
+};
+
+static const char empty_string[] = "";
+
+/* ------------------------------------------------------------ helpers */
+
+static bool errno_is_transient(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+static void format_peer(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN], port[8];
+    if (getnameinfo(sa, len, host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        snprintf(out, outlen, "?");
+        return;
+    }
+    if (sa->sa_family == AF_INET6)
+        snprintf(out, outlen, "[%s]:%s", host, port);
+    else
+        snprintf(out, outlen, "%s:%s", host, port);
+}
+
+static bool bytes_are(const char *p, size_t len, const char *want)
+{
+    size_t n = strlen(want);
+    return len == n && memcmp(p, want, n) == 0;
+}
+
+/* ------------------------------------------------------- connections */
+
+static void conn_destroy(struct spop_conn *c)
+{
+    struct spop_server *srv = c->srv;
+    ev_io_stop(srv->loop, &c->read_io);
+    ev_io_stop(srv->loop, &c->write_io);
+    ev_timer_stop(srv->loop, &c->close_timer);
+    close(c->fd);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    SL_ASSERT(srv->stats.connections_open > 0);
+    srv->stats.connections_open--;
+    log_debug("spop %s: closed", c->peer);
+    free(c->rbuf);
+    free(c->obuf);
+    free(c);
+}
+
+static void conn_begin_close(struct spop_conn *c)
+{
+    if (c->state == CONN_CLOSING)
+        return;
+    c->state = CONN_CLOSING;
+    c->rlen = 0;   /* whatever else the peer sent is moot now */
+    ev_timer_start(c->srv->loop, &c->close_timer);
+}
+
+/* Appends one whole frame to the output buffer. */
+static void conn_queue(struct spop_conn *c, const uint8_t *frame, size_t n)
+{
+    if (c->abort)
+        return;
+    if (c->olen - c->opos + n > OBUF_LIMIT) {
+        log_warn("spop %s: peer is not reading (%zu bytes pending), closing",
+                 c->peer, c->olen - c->opos);
+        c->abort = true;
+        conn_begin_close(c);
+        return;
+    }
+    if (c->opos > 0 && c->olen + n > c->ocap) {
+        memmove(c->obuf, c->obuf + c->opos, c->olen - c->opos);
+        c->olen -= c->opos;
+        c->opos = 0;
+    }
+    if (c->olen + n > c->ocap) {
+        size_t cap = SL_MAX(SL_MAX(c->ocap * 2, c->olen + n), (size_t)4096);
+        c->obuf = sl_realloc(c->obuf, cap);
+        c->ocap = cap;
+    }
+    memcpy(c->obuf + c->olen, frame, n);
+    c->olen += n;
+}
+
+/* Our frames are bounded by what we may send: the negotiated size. */
+static size_t conn_frame_cap(const struct spop_conn *c)
+{
+    return SL_MIN((size_t)SMALL_FRAME_MAX, (size_t)c->max_frame + SPOP_FRAME_LEN_SIZE);
+}
+
+static void conn_send_disconnect(struct spop_conn *c, uint32_t status)
+{
+    uint8_t frame[SMALL_FRAME_MAX];
+    size_t n = spop_build_agent_disconnect(frame, conn_frame_cap(c), status,
+                                           spop_status_text(status));
+    SL_ASSERT(n > 0);   /* status texts are short, frames >= 256 bytes */
+    conn_queue(c, frame, n);
+}
+
+/* A protocol error: tell HAProxy why, then close. */
+static void conn_fail(struct spop_conn *c, uint32_t status, const char *why)
+{
+    log_warn("spop %s: %s; disconnecting with status %u (%s)", c->peer, why, status,
+             spop_status_text(status));
+    c->srv->stats.protocol_errors++;
+    conn_send_disconnect(c, status);
+    conn_begin_close(c);
+}
+
+/* ------------------------------------------------------------ HELLO */
+
+static void conn_handle_hello(struct spop_conn *c, const struct spop_frame *f)
+{
+    struct spop_hello h;
+    if (!spop_hello_decode(f->payload, f->payload_len, &h)) {
+        conn_fail(c, SPOP_STATUS_INVALID, "malformed HELLO");
+        return;
+    }
+    if (!h.versions) {
+        conn_fail(c, SPOP_STATUS_NO_VERSION, "HELLO without supported-versions");
+        return;
+    }
+    if (!spop_list_has(h.versions, h.versions_len, "2.0")) {
+        conn_fail(c, SPOP_STATUS_BAD_VERSION, "HELLO does not offer version 2.0");
+        return;
+    }
+    if (!h.has_max_frame_size) {
+        conn_fail(c, SPOP_STATUS_NO_FRAME_SIZE, "HELLO without max-frame-size");
+        return;
+    }
+    if (h.max_frame_size < SPOP_MIN_MAX_FRAME) {
+        conn_fail(c, SPOP_STATUS_BAD_FRAME_SIZE, "HELLO max-frame-size below 256");
+        return;
+    }
+    uint32_t max_frame = (uint32_t)SL_MIN(h.max_frame_size, (uint64_t)SPOP_SERVER_MAX_FRAME);
+    /* Announce only what HAProxy offered; never async (pitfall P11). */
+    bool pipelining = h.capabilities &&
+                      spop_list_has(h.capabilities, h.capabilities_len, "pipelining");
+    uint8_t frame[SMALL_FRAME_MAX];
+    size_t n = spop_build_agent_hello(frame, sizeof(frame), max_frame,
+                                      pipelining ? "pipelining" : "");
+    SL_ASSERT(n > 0 && n <= (size_t)max_frame + SPOP_FRAME_LEN_SIZE);
+    conn_queue(c, frame, n);
+    c->max_frame = max_frame;
+    c->state = CONN_READY;
+    c->srv->stats.hellos++;
+    if (h.healthcheck) {
+        c->srv->stats.healthchecks++;
+        conn_begin_close(c);   /* reply, then close: that is the whole check */
+    }
+    log_debug("spop %s: HELLO ok, max-frame-size %u%s%s", c->peer, max_frame,
+              pipelining ? ", pipelining" : "", h.healthcheck ? ", health check" : "");
+}
+
+/* ------------------------------------------------------- DISCONNECT */
+
+static void conn_handle_disconnect(struct spop_conn *c, const struct spop_frame *f)
+{
+    struct spop_disconnect d;
+    c->srv->stats.disconnects_received++;
+    if (spop_disconnect_decode(f->payload, f->payload_len, &d) && d.message)
+        log_debug("spop %s: HAProxy disconnects, status %u (%.*s)", c->peer, d.status,
+                  (int)d.message_len, d.message);
+    else
+        log_debug("spop %s: HAProxy disconnects", c->peer);
+    conn_send_disconnect(c, SPOP_STATUS_NORMAL);
+    conn_begin_close(c);
+}
+
+/* ----------------------------------------------------------- NOTIFY */
+
+static void take_string(const struct spop_data *v, const char **p, size_t *len)
+{
+    if (v->type == SPOP_DATA_STRING || v->type == SPOP_DATA_BINARY) {
+        *p = v->u.str.ptr;
+        *len = v->u.str.len;
+    }
+}
+
+/* BOOL as sent, or any integer taken as "non-zero" (e.g. a header count). */
+static bool data_truthy(const struct spop_data *v)
+{
+    switch (v->type) {
+    case SPOP_DATA_BOOL:
+        return v->u.boolean;
+    case SPOP_DATA_INT32:
+        return v->u.int32 != 0;
+    case SPOP_DATA_UINT32:
+        return v->u.uint32 != 0;
+    case SPOP_DATA_INT64:
+        return v->u.int64 != 0;
+    case SPOP_DATA_UINT64:
+        return v->u.uint64 != 0;
+    default:
+        return false;
+    }
+}
+
+static void lookup_take_arg(struct spop_lookup *in, const struct spop_arg *a)
+{
+    if (bytes_are(a->name, a->name_len, "route"))
+        take_string(&a->value, &in->route, &in->route_len);
+    else if (bytes_are(a->name, a->name_len, "method"))
+        take_string(&a->value, &in->method, &in->method_len);
+    else if (bytes_are(a->name, a->name_len, "path"))
+        take_string(&a->value, &in->path, &in->path_len);
+    else if (bytes_are(a->name, a->name_len, "query"))
+        take_string(&a->value, &in->query, &in->query_len);
+    else if (bytes_are(a->name, a->name_len, "auth"))
+        in->has_auth = data_truthy(&a->value);
+    else if (bytes_are(a->name, a->name_len, "range"))
+        in->has_range = data_truthy(&a->value);
+}
+
+static void lookup_decode(struct spop_message *msg, struct spop_lookup *in)
+{
+    struct spop_arg arg;
+    memset(in, 0, sizeof(*in));
+    in->method = empty_string;
+    in->path = empty_string;
+    while (spop_arg_next(msg, &arg) == 1)
+        lookup_take_arg(in, &arg);
+}
+
+/* Finds the "lookup" message. The whole list is walked first so a
+ * malformed frame is refused before the verdict function runs. Returns -1
+ * when malformed, 1 when found, 0 when absent. */
+static int notify_find_lookup(const struct spop_frame *f, struct spop_message *lookup)
+{
+    struct spop_msg_iter it;
+    struct spop_message msg;
+    int rc, found = 0;
+    spop_msg_iter_init(&it, f->payload, f->payload_len);
+    while ((rc = spop_msg_next(&it, &msg)) == 1) {
+        if (!found && bytes_are(msg.name, msg.name_len, "lookup")) {
+            *lookup = msg;
+            found = 1;
+        }
+    }
+    return rc < 0 ? -1 : found;
+}
+
+static size_t build_verdict_ack(uint8_t *buf, size_t cap, const struct spop_frame *f,
+                                const struct spop_verdict *v)
+{
+    struct spop_action acts[2];
+    size_t n = 0;
+    acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "verdict", 7,
+                                      spop_data_cstr(v->verdict) };
+    if (v->retry_after >= 0) {
+        int32_t secs = (int32_t)SL_MIN(v->retry_after, (int64_t)INT32_MAX);
+        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "retry_after", 11,
+                                          spop_data_int32(secs) };
+    }
+    return spop_build_ack(buf, cap, f->stream_id, f->frame_id, acts, n);
+}
+
+static void conn_handle_notify(struct spop_conn *c, const struct spop_frame *f)
+{
+    struct spop_server *srv = c->srv;
+    struct spop_message msg;
+    struct spop_verdict out = { "pass", -1 };
+    int found = notify_find_lookup(f, &msg);
+    if (found < 0) {
+        conn_fail(c, SPOP_STATUS_INVALID, "malformed NOTIFY");
+        return;
+    }
+    srv->stats.notifies++;
+    if (found) {
+        struct spop_lookup in;
+        lookup_decode(&msg, &in);
+        srv->fn(srv->ctx, &in, &out);
+        if (!out.verdict)
+            out.verdict = "pass";
+    }
+    uint8_t frame[SMALL_FRAME_MAX];
+    size_t n = build_verdict_ack(frame, conn_frame_cap(c), f, &out);
+    if (n == 0) {
+        /* Only a verdict string longer than any sane one gets here; still
+         * answer, since HAProxy would otherwise wait out its timeout. */
+        log_error("spop %s: verdict \"%.40s...\" does not fit in an ACK", c->peer, out.verdict);
+        out = (struct spop_verdict){ "pass", -1 };
+        n = build_verdict_ack(frame, conn_frame_cap(c), f, &out);
+        SL_ASSERT(n > 0);
+    }
+    conn_queue(c, frame, n);
+    srv->stats.acks++;
+}
+
+/* ----------------------------------------------------------- frames */
+
+static void conn_handle_frame(struct spop_conn *c, const struct spop_frame *f)
+{
+    if (!(f->flags & SPOP_FLAG_FIN)) {
+        conn_fail(c, SPOP_STATUS_FRAG_UNSUPPORTED, "fragmented frame");
+        return;
+    }
+    if (c->state == CONN_HELLO) {
+        if (f->type == SPOP_FRAME_HAPROXY_HELLO)
+            conn_handle_hello(c, f);
+        else if (f->type == SPOP_FRAME_HAPROXY_DISCONNECT)
+            conn_handle_disconnect(c, f);
+        else
+            conn_fail(c, SPOP_STATUS_INVALID, "expected HELLO as the first frame");
+        return;
+    }
+    if (f->flags & SPOP_FLAG_ABORT) {
+        log_debug("spop %s: aborted frame (type %u) skipped", c->peer, f->type);
+        return;
+    }
+    switch (f->type) {
+    case SPOP_FRAME_NOTIFY:
+        conn_handle_notify(c, f);
+        return;
+    case SPOP_FRAME_HAPROXY_DISCONNECT:
+        conn_handle_disconnect(c, f);
+        return;
+    case SPOP_FRAME_HAPROXY_HELLO:
+        conn_fail(c, SPOP_STATUS_INVALID, "second HELLO");
+        return;
+    default:
+        log_debug("spop %s: frame type %u ignored", c->peer, f->type);
+        return;
+    }
+}
+
+/* Makes room for the frame whose length prefix heads the read buffer. */
+static void conn_reserve_frame(struct spop_conn *c)
+{
+    uint32_t len;
+    if (!spop_frame_peek_length(c->rbuf, c->rlen, &len))
+        return;
+    SL_ASSERT(len <= c->max_frame);   /* checked by spop_frame_decode() */
+    size_t need = (size_t)len + SPOP_FRAME_LEN_SIZE;
+    if (need > c->rcap) {
+        c->rbuf = sl_realloc(c->rbuf, need);
+        c->rcap = need;
+    }
+}
+
+/* The frame at buf cannot be taken: say why. */
+static void conn_fail_framing(struct spop_conn *c, const uint8_t *buf, size_t avail)
+{
+    char why[96];
+    uint32_t len = 0;
+    spop_frame_peek_length(buf, avail, &len);
+    if (len > c->max_frame) {
+        snprintf(why, sizeof(why), "frame length %u over max-frame-size %u", len, c->max_frame);
+        conn_fail(c, SPOP_STATUS_TOO_BIG, why);
+    } else if (len < SPOP_FRAME_HDR_MIN) {
+        snprintf(why, sizeof(why), "frame length %u below %d", len, SPOP_FRAME_HDR_MIN);
+        conn_fail(c, SPOP_STATUS_INVALID, why);
+    } else {
+        conn_fail(c, SPOP_STATUS_INVALID, "malformed frame header");
+    }
+}
+
+/* Handles every whole frame in the read buffer, then compacts it. */
+static void conn_process(struct spop_conn *c)
+{
+    size_t pos = 0;
+    while (c->state != CONN_CLOSING) {
+        struct spop_frame f;
+        size_t wire = 0;
+        switch (spop_frame_decode(c->rbuf + pos, c->rlen - pos, c->max_frame, &f, &wire)) {
+        case SPOP_DECODE_OK:
+            conn_handle_frame(c, &f);
+            pos += wire;
+            continue;
+        case SPOP_DECODE_NEED_MORE:
+            break;
+        case SPOP_DECODE_TOO_BIG:
+        case SPOP_DECODE_INVALID:
+            conn_fail_framing(c, c->rbuf + pos, c->rlen - pos);
+            break;
+        }
+        break;
+    }
+    if (c->state == CONN_CLOSING)
+        return;   /* conn_begin_close() dropped the input */
+    memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
+    c->rlen -= pos;
+    conn_reserve_frame(c);
+}
+
+/* ------------------------------------------------------------- I/O */
+
+enum send_result { SEND_DONE, SEND_BLOCKED, SEND_FAILED };
+
+static enum send_result conn_send_pending(struct spop_conn *c)
+{
+    while (c->opos < c->olen) {
+        ssize_t n = send(c->fd, c->obuf + c->opos, c->olen - c->opos, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->opos += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return SEND_BLOCKED;
+        /* EPIPE/ECONNRESET: HAProxy went away (e.g. on reload); not news. */
+        log_debug("spop %s: send: %s", c->peer, strerror(errno));
+        return SEND_FAILED;
+    }
+    c->opos = c->olen = 0;
+    return SEND_DONE;
+}
+
+/* Sends what is pending; returns false when the connection was destroyed. */
+static bool conn_flush(struct spop_conn *c)
+{
+    struct ev_loop *loop = c->srv->loop;
+    if (c->abort) {
+        conn_destroy(c);
+        return false;
+    }
+    switch (conn_send_pending(c)) {
+    case SEND_BLOCKED:
+        ev_io_start(loop, &c->write_io);
+        return true;
+    case SEND_FAILED:
+        conn_destroy(c);
+        return false;
+    case SEND_DONE:
+        break;
+    }
+    ev_io_stop(loop, &c->write_io);
+    if (c->state == CONN_CLOSING && !c->write_shut) {
+        /* Our last frame is out: send FIN and wait for the peer's. */
+        shutdown(c->fd, SHUT_WR);
+        c->write_shut = true;
+    }
+    return true;
+}
+
+/* CLOSING: read and drop until the peer closes. */
+static void conn_drain_input(struct spop_conn *c)
+{
+    uint8_t sink[4096];
+    for (;;) {
+        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno_is_transient(errno))
+            return;
+        conn_destroy(c);
+        return;
+    }
+}
+
+static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct spop_conn *c = w->data;
+    SL_UNUSED(loop);
+    SL_UNUSED(revents);
+    if (c->state == CONN_CLOSING) {
+        conn_drain_input(c);
+        return;
+    }
+    SL_ASSERT(c->rlen < c->rcap);   /* conn_reserve_frame() left room */
+    ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+    if (n < 0 && errno_is_transient(errno))
+        return;
+    if (n <= 0) {
+        if (n < 0)
+            log_debug("spop %s: recv: %s", c->peer, strerror(errno));
+        conn_destroy(c);
+        return;
+    }
+    c->rlen += (size_t)n;
+    conn_process(c);
+    conn_flush(c);
+}
+
+static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    SL_UNUSED(loop);
+    SL_UNUSED(revents);
+    conn_flush(w->data);
+}
+
+static void conn_close_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct spop_conn *c = w->data;
+    SL_UNUSED(loop);
+    SL_UNUSED(revents);
+    log_debug("spop %s: peer did not close in time", c->peer);
+    conn_destroy(c);
+}
+
+static void conn_create(struct spop_server *srv, int fd, const struct sockaddr *sa,
+                        socklen_t salen)
+{
+    struct spop_conn *c = sl_calloc(1, sizeof(*c));
+    int one = 1;
+    /* Small frames both ways: do not let Nagle hold an ACK back. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->srv = srv;
+    c->fd = fd;
+    c->state = CONN_HELLO;
+    c->max_frame = SPOP_SERVER_MAX_FRAME;
+    c->rbuf = sl_malloc(RBUF_INITIAL);
+    c->rcap = RBUF_INITIAL;
+    format_peer(sa, salen, c->peer, sizeof(c->peer));
+    ev_io_init(&c->read_io, conn_read_cb, fd, EV_READ);
+    ev_io_init(&c->write_io, conn_write_cb, fd, EV_WRITE);
+    ev_timer_init(&c->close_timer, conn_close_timer_cb, CLOSE_GRACE_S, 0.0);
+    c->read_io.data = c;
+    c->write_io.data = c;
+    c->close_timer.data = c;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->stats.connections_total++;
+    srv->stats.connections_open++;
+    ev_io_start(srv->loop, &c->read_io);
+    log_debug("spop %s: connected", c->peer);
+}
+
+/* --------------------------------------------------------- listener */
+
+static void accept_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct spop_server *srv = w->data;
+    SL_UNUSED(revents);
+    ev_io_start(loop, &srv->accept_io);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct spop_server *srv = w->data;
+    SL_UNUSED(revents);
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(srv->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            conn_create(srv, fd, (struct sockaddr *)&ss, len);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        /* Out of descriptors or memory: the listener stays readable, so
+         * stop watching it for a moment instead of spinning. */
+        log_warn("spop: accept: %s", strerror(errno));
+        ev_io_stop(loop, &srv->accept_io);
+        ev_timer_start(loop, &srv->accept_backoff);
+        return;
+    }
+}
+
+/* Splits "host:port" or "[v6]:port"; an empty host or "*" means any. */
+static bool split_addr(const char *addr, char *host, size_t hostlen, char *port,
+                       size_t portlen, bool *bracketed)
+{
+    const char *colon;
+    size_t hlen;
+    *bracketed = addr[0] == '[';
+    if (*bracketed) {
+        const char *close = strchr(addr, ']');
+        if (!close || close[1] != ':')
+            return false;
+        hlen = (size_t)(close - addr - 1);
+        addr++;
+        colon = close + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon || memchr(addr, ':', (size_t)(colon - addr)))
+            return false;   /* no port, or an IPv6 address without brackets */
+        hlen = (size_t)(colon - addr);
+    }
+    if (hlen >= hostlen || strlen(colon + 1) >= portlen || colon[1] == '\0')
+        return false;
+    memcpy(host, addr, hlen);
+    host[hlen] = '\0';
+    strcpy(port, colon + 1);
+    for (const char *p = port; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    if (atoi(port) > 65535)
+        return false;
+    if (!*bracketed && (host[0] == '\0' || strcmp(host, "*") == 0))
+        strcpy(host, "0.0.0.0");
+    return true;
+}
+
+static int listen_on(const struct addrinfo *ai, int *port, char *err, size_t errlen)
+{
+    int one = 1;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+        snprintf(err, errlen, "bind/listen: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+static int open_listener(const char *addr, int *port, char *err, size_t errlen)
+{
+    char host[256], portstr[8];
+    bool bracketed;
+    if (!split_addr(addr, host, sizeof(host), portstr, sizeof(portstr), &bracketed)) {
+        snprintf(err, errlen, "bad listen address \"%s\" (want host:port or [v6]:port)", addr);
+        return -1;
+    }
+    struct addrinfo hints, *res;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = bracketed ? AF_INET6 : AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | (bracketed ? AI_NUMERICHOST : 0);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "bad listen address \"%s\": %s", addr, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
+        fd = listen_on(ai, port, err, errlen);
+    freeaddrinfo(res);
+    return fd;
+}
+
+struct spop_server *spop_server_start(struct ev_loop *loop, const char *addr,
+                                      spop_verdict_fn fn, void *ctx,
+                                      char *err, size_t errlen)
+{
+    SL_ASSERT(loop && addr && fn);
+    int port = 0;
+    int fd = open_listener(addr, &port, err, errlen);
+    if (fd < 0)
+        return NULL;
+    struct spop_server *srv = sl_calloc(1, sizeof(*srv));
+    srv->loop = loop;
+    srv->fd = fd;
+    srv->port = port;
+    srv->fn = fn;
+    srv->ctx = ctx;
+    ev_io_init(&srv->accept_io, accept_cb, fd, EV_READ);
+    ev_timer_init(&srv->accept_backoff, accept_backoff_cb, ACCEPT_BACKOFF_S, 0.0);
+    srv->accept_io.data = srv;
+    srv->accept_backoff.data = srv;
+    ev_io_start(loop, &srv->accept_io);
+    log_info("spop: listening on %s (port %d)", addr, port);
+    return srv;
+}
+
+/* Best effort on the way out: one non-blocking push of what we owe plus a
+ * DISCONNECT, then close. Input is drained first so the close is a FIN,
+ * not a reset that could discard the DISCONNECT at the peer. */
+static void conn_stop(struct spop_conn *c)
+{
+    uint8_t sink[4096];
+    if (c->state != CONN_CLOSING) {
+        conn_send_disconnect(c, SPOP_STATUS_NORMAL);
+        conn_begin_close(c);
+    }
+    if (!c->abort)
+        conn_send_pending(c);
+    while (recv(c->fd, sink, sizeof(sink), 0) > 0)
+        ;
+    conn_destroy(c);
+}
+
+void spop_server_stop(struct spop_server *srv)
+{
+    if (!srv)
+        return;
+    ev_io_stop(srv->loop, &srv->accept_io);
+    ev_timer_stop(srv->loop, &srv->accept_backoff);
+    close(srv->fd);
+    if (srv->conns)
+        log_info("spop: stopping, disconnecting %llu connection(s)",
+                 (unsigned long long)srv->stats.connections_open);
+    while (srv->conns)
+        conn_stop(srv->conns);
+    free(srv);
+}
+
+const struct spop_stats *spop_server_stats(const struct spop_server *srv)
+{
+    return &srv->stats;
+}
+
+int spop_server_port(const struct spop_server *srv)
+{
+    return srv->port;
+}

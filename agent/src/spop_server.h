@@ -1,0 +1,91 @@
+/*
+ * spop_server.h - the SPOP (HAProxy SPOE protocol v2.0) agent listener.
+ *
+ * Accepts HAProxy's agent connections on the libev loop, performs the HELLO
+ * handshake (including health-check HELLOs), decodes NOTIFY frames carrying
+ * the "lookup" message, asks the verdict callback (which answers from memory
+ * only, synchronously) and replies with an ACK that sets txn-scope variables.
+ * Protocol errors get an AGENT-DISCONNECT with the matching status code and
+ * the connection is closed; nothing a peer sends can crash the agent or leak
+ * a descriptor. The wire codec lives in spop_codec.h.
+ *
+ * The "lookup" message args (names as in haproxy/spoe.conf):
+ *   route  STRING  route name from the map (missing/NULL = no route)
+ *   method STRING  request method
+ *   path   STRING  raw path (no query)
+ *   query  STRING  raw query without '?' (NULL when none)
+ *   auth   BOOL    the request carries credentials (Authorization/Cookie)
+ *   range  BOOL    the request carries a Range header
+ * Unknown args are ignored; missing ones are treated as empty/false. Other
+ * messages are acknowledged with verdict "pass".
+ *
+ * ACK actions (always at least one): set-var txn "verdict" STRING, and when
+ * retry_after >= 0, set-var txn "retry_after" INT32.
+ */
+#ifndef SLUICE_SPOP_SERVER_H
+#define SLUICE_SPOP_SERVER_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct spop_lookup {
+    const char *route;   size_t route_len;   /* route == NULL: arg missing or NULL */
+    const char *method;  size_t method_len;
+    const char *path;    size_t path_len;
+    const char *query;   size_t query_len;   /* query == NULL: no query */
+    bool has_auth;
+    bool has_range;
+};
+
+struct spop_verdict {
+    const char *verdict;   /* "hit", "fill", "pass", "busy" (static string) */
+    int64_t retry_after;   /* seconds, or -1 for none */
+};
+
+typedef void (*spop_verdict_fn)(void *ctx, const struct spop_lookup *in,
+                                struct spop_verdict *out);
+
+/* Largest frame the agent accepts before and after HELLO, and the most it
+ * announces as max-frame-size (it answers min(HAProxy's value, this)). */
+#define SPOP_SERVER_MAX_FRAME 65536
+
+/* Counters for /metrics. Owned by the server, read by the metrics module.
+ * hellos counts every HELLO answered with an AGENT-HELLO, health checks
+ * included; healthchecks counts the health-check ones alone. */
+struct spop_stats {
+    uint64_t connections_total;
+    uint64_t connections_open;
+    uint64_t hellos;
+    uint64_t healthchecks;
+    uint64_t notifies;
+    uint64_t acks;
+    uint64_t disconnects_received;
+    uint64_t protocol_errors;   /* connections closed with a status != 0 */
+};
+
+struct spop_server;
+
+/*
+ * Listen on "host:port" (IPv4 or [IPv6]:port). Returns NULL with a message in
+ * err when the address is bad or cannot be bound.
+ */
+struct spop_server *spop_server_start(struct ev_loop *loop, const char *addr,
+                                      spop_verdict_fn fn, void *ctx,
+                                      char *err, size_t errlen);
+
+/*
+ * Graceful stop: stop accepting, send AGENT-DISCONNECT status 0 ("normal") on
+ * every connection, close them, free everything. Safe with NULL.
+ * Best effort: each connection gets one non-blocking send of what it is
+ * owed; the loop is not run. Must not be called from the verdict callback.
+ */
+void spop_server_stop(struct spop_server *srv);
+
+const struct spop_stats *spop_server_stats(const struct spop_server *srv);
+
+/* The port actually bound (useful when started on port 0). */
+int spop_server_port(const struct spop_server *srv);
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * workers.c - the blocking-work thread pool (see workers.h).
+ *
+ * Two lists protected by one mutex: `queue` (submitted, not started) and
+ * `finished` (work ran, done not yet called). Workers wait on a condition
+ * variable; the loop is woken through one ev_async and drains `finished`.
+ */
+#include "workers.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "common.h"
+
+struct job {
+    work_fn work;
+    work_done_fn done;
+    void *arg;
+    struct job *next;
+};
+
+struct job_list {
+    struct job *head, *tail;
+};
+
+struct worker_pool {
+    struct ev_loop *loop;
+    ev_async wake;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job_list queue;
+    struct job_list finished;
+    bool stopping;
+    int pending;            /* queued + running + finished-not-done */
+    int n_threads;
+    pthread_t *threads;
+};
+
+static void list_push(struct job_list *l, struct job *j)
+{
+    j->next = NULL;
+    if (l->tail)
+        l->tail->next = j;
+    else
+        l->head = j;
+    l->tail = j;
+}
+
+static struct job *list_pop(struct job_list *l)
+{
+    struct job *j = l->head;
+    if (j) {
+        l->head = j->next;
+        if (!l->head)
+            l->tail = NULL;
+    }
+    return j;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker_pool *pool = arg;
+    pthread_mutex_lock(&pool->mu);
+    for (;;) {
+        struct job *j = list_pop(&pool->queue);
+        if (!j) {
+            if (pool->stopping)
+                break;
+            pthread_cond_wait(&pool->cv, &pool->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&pool->mu);
+        j->work(j->arg);
+        pthread_mutex_lock(&pool->mu);
+        list_push(&pool->finished, j);
+        ev_async_send(pool->loop, &pool->wake);
+    }
+    pthread_mutex_unlock(&pool->mu);
+    return NULL;
+}
+
+static void drain_finished(struct worker_pool *pool)
+{
+    for (;;) {
+        pthread_mutex_lock(&pool->mu);
+        struct job *j = list_pop(&pool->finished);
+        pthread_mutex_unlock(&pool->mu);
+        if (!j)
+            return;
+        if (j->done)
+            j->done(j->arg);
+        pool->pending--;
+        free(j);
+    }
+}
+
+static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
+{
+    SL_UNUSED(loop);
+    SL_UNUSED(revents);
+    drain_finished(w->data);
+}
+
+struct worker_pool *workers_start(struct ev_loop *loop, int n_threads)
+{
+    SL_ASSERT(n_threads > 0);
+    struct worker_pool *pool = sl_calloc(1, sizeof(*pool));
+    pool->loop = loop;
+    pthread_mutex_init(&pool->mu, NULL);
+    pthread_cond_init(&pool->cv, NULL);
+    ev_async_init(&pool->wake, on_wake);
+    pool->wake.data = pool;
+    ev_async_start(loop, &pool->wake);
+    ev_unref(loop); /* an idle pool must not keep the loop alive */
+    pool->n_threads = n_threads;
+    pool->threads = sl_calloc((size_t)n_threads, sizeof(pthread_t));
+    for (int i = 0; i < n_threads; i++) {
+        int rc = pthread_create(&pool->threads[i], NULL, worker_main, pool);
+        SL_ASSERT(rc == 0);
+    }
+    return pool;
+}
+
+void workers_submit(struct worker_pool *pool, work_fn work, work_done_fn done, void *arg)
+{
+    struct job *j = sl_malloc(sizeof(*j));
+    j->work = work;
+    j->done = done;
+    j->arg = arg;
+    pool->pending++;
+    pthread_mutex_lock(&pool->mu);
+    SL_ASSERT(!pool->stopping);
+    list_push(&pool->queue, j);
+    pthread_cond_signal(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+int workers_pending(const struct worker_pool *pool)
+{
+    return pool->pending;
+}
+
+void workers_stop(struct worker_pool *pool)
+{
+    if (!pool)
+        return;
+    pthread_mutex_lock(&pool->mu);
+    pool->stopping = true;
+    pthread_cond_broadcast(&pool->cv);
+    pthread_mutex_unlock(&pool->mu);
+    for (int i = 0; i < pool->n_threads; i++)
+        pthread_join(pool->threads[i], NULL);
+    drain_finished(pool);
+    SL_ASSERT(pool->pending == 0);
+    ev_ref(pool->loop);
+    ev_async_stop(pool->loop, &pool->wake);
+    pthread_mutex_destroy(&pool->mu);
+    pthread_cond_destroy(&pool->cv);
+    free(pool->threads);
+    free(pool);
+}

@@ -1,0 +1,244 @@
+"""A complete Sluice edge for tests: the real haproxy binary, the real agent
+(the ASan/UBSan test build by default), and a test origin, all on free
+loopback ports in a private temporary directory.
+
+    with Edge() as e:                      # origin + agent + haproxy
+        r = e.get("/generic/a.bin")        # through HAProxy
+        e.origin.stats()                   # what the origin saw
+        e.metric("sluice_hits_total")      # from the agent's /metrics
+
+Every wait is a condition with a deadline (httpclient.wait_until); nothing
+sleeps to synchronise. Processes are always killed on exit, and the agent's
+stderr is checked for sanitizer reports when it stops.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+from httpclient import count_fds, fetch, free_port, threads, wait_until
+from origin import OriginServer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+AGENT_BIN = os.environ.get("SLUICE_TEST_BIN", os.path.join(ROOT, "build", "asan", "sluice"))
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+class Edge:
+    def __init__(self, settings=None, origin=True, haproxy=True, env=None, cache_dir=None):
+        self.tmp = tempfile.mkdtemp(prefix="sluice-test-")
+        self.cache_dir = cache_dir or os.path.join(self.tmp, "cache")
+        self.settings = dict(settings or {})
+        self.extra_env = dict(env or {})
+        self.want_origin = origin
+        self.want_haproxy = haproxy
+        self.origin = None
+        self.agent = None
+        self.haproxy = None
+        self.ports = {k: free_port() for k in ("listen", "spop", "http", "admin")}
+        self._agent_log = None
+        self._haproxy_log = None
+
+    # ------------------------------------------------------------ lifecycle
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        if self.want_origin:
+            self.origin = OriginServer()
+            self.origin.start()
+        self.write_config()
+        self.start_agent()
+        if self.want_haproxy:
+            self.start_haproxy()
+
+    def write_config(self):
+        s = {
+            "listen": "127.0.0.1:%d" % self.ports["listen"],
+            "spop_listen": "127.0.0.1:%d" % self.ports["spop"],
+            "http_listen": "127.0.0.1:%d" % self.ports["http"],
+            "admin_listen": "127.0.0.1:%d" % self.ports["admin"],
+            "cache_dir": self.cache_dir,
+            "routes_map": os.path.join(ROOT, "haproxy", "routes.map"),
+            "workers": "4",
+            "log_level": "info",
+        }
+        if self.origin:
+            s["origin_generic"] = "http://127.0.0.1:%d" % self.origin.port
+        s.update(self.settings)
+        self.config_path = os.path.join(self.tmp, "sluice.conf")
+        with open(self.config_path, "w") as f:
+            for k, v in s.items():
+                f.write("%s = %s\n" % (k, v))
+
+    def agent_env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+        env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:exitcode=66"
+        env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1:exitcode=67"
+        env.update(self.extra_env)
+        return env
+
+    def start_agent(self, wait_ready=True):
+        self._agent_log = open(os.path.join(self.tmp, "agent.log"), "ab")
+        self.agent = subprocess.Popen([AGENT_BIN, "-c", self.config_path], env=self.agent_env(),
+                                      stdout=self._agent_log, stderr=subprocess.STDOUT)
+        if wait_ready:
+            wait_until(self.agent_ready, 15, message="agent did not become ready")
+
+    def agent_ready(self):
+        if self.agent.poll() is not None:
+            raise AssertionError("agent exited with %s:\n%s" % (self.agent.returncode, self.agent_log()))
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % self.ports["admin"], timeout=1) as r:
+                return r.status == 200
+        except Exception:
+            return False
+
+    def stop_agent(self, sig=signal.SIGTERM, check=True):
+        if not self.agent or self.agent.poll() is not None:
+            return
+        self.agent.send_signal(sig)
+        try:
+            self.agent.wait(15)
+        except subprocess.TimeoutExpired:
+            self.agent.kill()
+            self.agent.wait()
+            raise AssertionError("agent did not stop on %s" % sig)
+        if check and sig in (signal.SIGTERM, signal.SIGINT):
+            self.check_agent_exit()
+
+    def kill_agent(self):
+        if self.agent and self.agent.poll() is None:
+            self.agent.kill()
+            self.agent.wait()
+
+    def check_agent_exit(self):
+        log = self.agent_log()
+        if self.agent.returncode != 0 or "ERROR: AddressSanitizer" in log or "runtime error:" in log:
+            raise AssertionError("agent exited with %s:\n%s" % (self.agent.returncode, log[-6000:]))
+
+    def agent_log(self):
+        try:
+            with open(os.path.join(self.tmp, "agent.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def haproxy_env(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+        env["SLUICE_HAPROXY_DIR"] = os.path.join(ROOT, "haproxy")
+        return env
+
+    def start_haproxy(self):
+        gen = os.path.join(self.tmp, "generated.cfg")
+        with open(gen, "w") as f:
+            subprocess.run([AGENT_BIN, "-c", self.config_path, "--print-haproxy"], stdout=f,
+                           env=self.agent_env(), check=True)
+        self._haproxy_log = open(os.path.join(self.tmp, "haproxy.log"), "ab")
+        cfgs = ["-f", gen, "-f", os.path.join(ROOT, "haproxy", "haproxy.cfg")]
+        subprocess.run([HAPROXY, "-c", "-q"] + cfgs, env=self.haproxy_env(), check=True)
+        self.haproxy = subprocess.Popen([HAPROXY, "-db"] + cfgs, env=self.haproxy_env(),
+                                        stdout=self._haproxy_log, stderr=subprocess.STDOUT)
+        wait_until(self.edge_ready, 15, message="haproxy did not become ready")
+
+    def edge_ready(self):
+        if self.haproxy.poll() is not None:
+            raise AssertionError("haproxy exited: %s" % self.haproxy_log())
+        r = fetch("127.0.0.1", self.ports["listen"], "/_no_route_probe", timeout=2)
+        return r.status == 404
+
+    def haproxy_log(self):
+        try:
+            with open(os.path.join(self.tmp, "haproxy.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        failure = None
+        if self.haproxy and self.haproxy.poll() is None:
+            self.haproxy.terminate()
+            try:
+                self.haproxy.wait(10)
+            except subprocess.TimeoutExpired:
+                self.haproxy.kill()
+                self.haproxy.wait()
+        if self.agent and self.agent.poll() is None:
+            try:
+                self.stop_agent()
+            except AssertionError as e:
+                failure = e
+        if self.origin:
+            self.origin.stop()
+        for f in (self._agent_log, self._haproxy_log):
+            if f:
+                f.close()
+        if failure is None and os.environ.get("SLUICE_KEEP_TMP") is None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        if failure:
+            raise failure
+
+    # ------------------------------------------------------------- helpers
+    def get(self, path, **kw):
+        """A request through the edge (HAProxy)."""
+        return fetch("127.0.0.1", self.ports["listen"], path, **kw)
+
+    def get_agent(self, path, **kw):
+        """A request straight to the agent's HTTP side."""
+        return fetch("127.0.0.1", self.ports["http"], path, **kw)
+
+    def metrics(self):
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.ports["admin"], timeout=5) as r:
+            text = r.read().decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+    def metric(self, name, default=0.0):
+        return self.metrics().get(name, default)
+
+    def fault(self, spec):
+        with urllib.request.urlopen("http://127.0.0.1:%d/fault?%s" % (self.ports["admin"], spec),
+                                    timeout=5) as r:
+            assert r.status == 200
+
+    def temp_files(self):
+        d = os.path.join(self.cache_dir, "tmp")
+        return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+    def object_files(self):
+        out = []
+        root = os.path.join(self.cache_dir, "objects")
+        for dirpath, _, files in os.walk(root):
+            out += [os.path.join(dirpath, f) for f in files]
+        return sorted(out)
+
+    def agent_fds(self):
+        return count_fds(self.agent.pid)
+
+    def agent_threads(self):
+        return threads(self.agent.pid)
+
+    def wait_idle(self, timeout=10):
+        """Wait until the agent has no fill, worker job or reader left."""
+        def idle():
+            m = self.metrics()
+            return (m.get("sluice_fills_in_flight", 0) == 0 and m.get("sluice_worker_jobs_pending", 0) == 0
+                    and m.get("sluice_fill_readers_attached", 0) == 0
+                    and m.get("sluice_origin_fetches_in_flight", 0) == 0)
+        wait_until(idle, timeout, message="agent did not go idle")
