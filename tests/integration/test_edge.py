@@ -1,0 +1,261 @@
+"""The walking skeleton through the real edge: HAProxy + SPOP agent + disk
+cache + a test origin. Each test states one behaviour a user relies on.
+"""
+
+import os
+import signal
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+
+from edge import Edge  # noqa: E402
+from httpclient import fetch, wait_until  # noqa: E402
+from origin import body_for  # noqa: E402
+
+
+class EdgeTest(unittest.TestCase):
+    settings = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.edge = Edge(settings=cls.settings)
+        cls.edge.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.edge.__exit__(None, None, None)
+
+    def path(self, name, **knobs):
+        """A fresh object on the origin (a unique path per test)."""
+        p = "/%s/%s.bin" % (self.id().rsplit(".", 1)[-1], name)
+        if knobs:
+            self.edge.origin.set_object(p, **knobs)
+        return p
+
+
+class MissThenHit(EdgeTest):
+    def test_miss_then_hit_byte_exact_one_origin_request(self):
+        p = self.path("obj", size=300_000)
+        first = self.edge.get("/generic" + p)
+        self.assertEqual(first.status, 200)
+        self.assertTrue(first.complete)
+        self.assertEqual(first.body, body_for(p, 300_000))
+        self.assertRegex(first.header("Cache-Status"), r"^sluice; fwd=uri-miss; stored$")
+        self.edge.wait_idle()
+        second = self.edge.get("/generic" + p)
+        self.assertEqual(second.status, 200)
+        self.assertEqual(second.body, first.body)
+        self.assertEqual(second.header("Cache-Status"), "sluice; hit")
+        self.assertEqual(second.header("ETag"), first.header("ETag"))
+        self.assertIsNotNone(second.header("Age"))
+        self.assertIsNotNone(second.header("Last-Modified"))
+        self.assertEqual(self.edge.origin.requests(p), 1)
+
+    def test_chunked_origin_is_stored_with_its_length(self):
+        p = self.path("chunked", size=70_000, chunked=True)
+        first = self.edge.get("/generic" + p)
+        self.assertTrue(first.complete)
+        self.assertEqual(first.body, body_for(p, 70_000))
+        self.edge.wait_idle()
+        second = self.edge.get("/generic" + p)
+        self.assertEqual(second.header("Cache-Status"), "sluice; hit")
+        self.assertEqual(second.header("Content-Length"), "70000")
+        self.assertEqual(second.body, first.body)
+        self.assertEqual(self.edge.origin.requests(p), 1)
+
+    def test_query_is_part_of_the_key(self):
+        p = self.path("q")
+        a = self.edge.get("/generic" + p + "?v=1")
+        b = self.edge.get("/generic" + p + "?v=2")
+        self.assertEqual(a.body, body_for(p + "?v=1"))
+        self.assertEqual(b.body, body_for(p + "?v=2"))
+        self.assertNotEqual(a.body, b.body)
+
+    def test_empty_body_is_cached(self):
+        p = self.path("empty", size=0)
+        self.assertEqual(self.edge.get("/generic" + p).status, 200)
+        self.edge.wait_idle()
+        r = self.edge.get("/generic" + p)
+        self.assertEqual((r.status, r.body, r.header("Cache-Status")), (200, b"", "sluice; hit"))
+
+    def test_origin_404_is_forwarded_and_not_stored(self):
+        p = self.path("missing", status=404, body=b"nope\n")
+        r = self.edge.get("/generic" + p)
+        self.assertEqual((r.status, r.body), (404, b"nope\n"))
+        self.edge.wait_idle()
+        r = self.edge.get("/generic" + p)
+        self.assertEqual(r.status, 404)
+        self.assertEqual(self.edge.origin.requests(p), 2)
+
+
+class ConditionalAndRange(EdgeTest):
+    def setUp(self):
+        self.p = self.path("obj", size=10_000)
+        self.body = body_for(self.p, 10_000)
+        self.edge.get("/generic" + self.p)
+        self.edge.wait_idle()
+
+    def test_head_on_hit(self):
+        r = self.edge.get("/generic" + self.p, method="HEAD")
+        self.assertEqual((r.status, r.body, r.header("Content-Length")), (200, b"", "10000"))
+        self.assertEqual(r.header("Cache-Status"), "sluice; hit")
+
+    def test_if_none_match_gives_304(self):
+        etag = self.edge.get("/generic" + self.p).header("ETag")
+        r = self.edge.get("/generic" + self.p, headers={"If-None-Match": etag})
+        self.assertEqual((r.status, r.body), (304, b""))
+        self.assertEqual(r.header("ETag"), etag)
+        r = self.edge.get("/generic" + self.p, headers={"If-None-Match": '"other"'})
+        self.assertEqual(r.status, 200)
+
+    def test_if_modified_since_gives_304(self):
+        lm = self.edge.get("/generic" + self.p).header("Last-Modified")
+        r = self.edge.get("/generic" + self.p, headers={"If-Modified-Since": lm})
+        self.assertEqual(r.status, 304)
+        r = self.edge.get("/generic" + self.p, headers={"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"})
+        self.assertEqual(r.status, 200)
+
+    def test_single_ranges(self):
+        for rng, first, last in (("bytes=0-99", 0, 99), ("bytes=9990-", 9990, 9999),
+                                 ("bytes=-10", 9990, 9999), ("bytes=5000-99999", 5000, 9999)):
+            r = self.edge.get("/generic" + self.p, headers={"Range": rng})
+            self.assertEqual(r.status, 206, rng)
+            self.assertEqual(r.header("Content-Range"), "bytes %d-%d/10000" % (first, last))
+            self.assertEqual(r.body, self.body[first:last + 1], rng)
+
+    def test_unsatisfiable_range(self):
+        r = self.edge.get("/generic" + self.p, headers={"Range": "bytes=10000-"})
+        self.assertEqual(r.status, 416)
+        self.assertEqual(r.header("Content-Range"), "bytes */10000")
+
+    def test_multi_range_is_answered_with_the_whole_body(self):
+        r = self.edge.get("/generic" + self.p, headers={"Range": "bytes=0-1,5-6"})
+        self.assertEqual((r.status, r.body), (200, self.body))
+
+
+class PassThrough(EdgeTest):
+    def test_post_goes_to_the_origin(self):
+        p = self.path("post")
+        r = self.edge.get("/generic" + p, method="POST", body=b"hello")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json()["method"], "POST")
+        self.assertEqual(r.json()["path"], p)
+        self.assertEqual(r.header("Cache-Status"), "sluice; fwd=bypass")
+        self.assertEqual(self.edge.metric('sluice_verdicts_total{verdict="fill"}') >= 0, True)
+
+    def test_credentials_bypass_the_cache(self):
+        p = self.path("auth")
+        for _ in range(2):
+            r = self.edge.get("/generic" + p, headers={"Authorization": "Bearer x"})
+            self.assertEqual(r.header("Cache-Status"), "sluice; fwd=bypass")
+        self.assertEqual(self.edge.origin.requests(p), 2)
+
+    def test_unknown_prefix_is_404_at_the_edge(self):
+        r = self.edge.get("/nowhere/x")
+        self.assertEqual(r.status, 404)
+        self.assertIn("fwd=bypass", r.header("Cache-Status"))
+
+    def test_path_traversal_is_not_cached(self):
+        r = self.edge.get_agent("/generic/a/../../etc/passwd")
+        self.assertEqual(r.status, 400)
+        r = self.edge.get_agent("/generic/a/%2e%2e/b")
+        self.assertEqual(r.status, 400)
+
+
+class Truncation(EdgeTest):
+    def test_truncated_origin_body_is_an_aborted_transfer_and_not_stored(self):
+        p = self.path("trunc", size=200_000, truncate_after=50_000, fail_times=1)
+        r = self.edge.get("/generic" + p)
+        self.assertFalse(r.complete, "a truncated origin body must not end cleanly")
+        self.assertTrue(body_for(p, 200_000).startswith(r.body))
+        self.edge.wait_idle()
+        self.assertEqual(self.edge.temp_files(), [])
+        # The next request is a fresh fill, complete this time.
+        r = self.edge.get("/generic" + p)
+        self.assertTrue(r.complete)
+        self.assertEqual(r.body, body_for(p, 200_000))
+        self.assertIn("fwd=uri-miss", r.header("Cache-Status"))
+        self.assertEqual(self.edge.origin.requests(p), 2)
+
+    def test_truncated_chunked_origin_body_is_aborted(self):
+        p = self.path("trunc_chunked", size=200_000, chunked=True, reset_after=60_000, fail_times=1)
+        r = self.edge.get("/generic" + p)
+        self.assertFalse(r.complete)
+        self.edge.wait_idle()
+        self.assertEqual(self.edge.temp_files(), [])
+        self.assertGreaterEqual(self.edge.metric("sluice_fills_failed_total"), 1)
+
+
+class FailOpen(unittest.TestCase):
+    def test_agent_killed_serves_from_origin(self):
+        with Edge() as e:
+            p = "/failopen/killed.bin"
+            e.kill_agent()
+            for _ in range(3):
+                r = e.get("/generic" + p, timeout=5)
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.body, body_for(p))
+                self.assertEqual(r.header("Cache-Status"), "sluice; fwd=bypass")
+
+    def test_agent_hung_serves_from_origin_within_the_processing_timeout(self):
+        with Edge() as e:
+            p = "/failopen/hung.bin"
+            e.agent.send_signal(signal.SIGSTOP)
+            try:
+                for _ in range(2):
+                    r = e.get("/generic" + p, timeout=5)
+                    self.assertEqual(r.status, 200)
+                    self.assertEqual(r.body, body_for(p))
+                    self.assertEqual(r.header("Cache-Status"), "sluice; fwd=bypass")
+                    # timeout processing is 500ms; allow scheduling slack.
+                    self.assertLess(r.elapsed, 2.0)
+            finally:
+                e.agent.send_signal(signal.SIGCONT)
+
+
+class Restart(unittest.TestCase):
+    def test_restart_keeps_hits(self):
+        with Edge() as e:
+            p = "/restart/obj.bin"
+            e.origin.set_object(p, size=123_456)
+            self.assertEqual(e.get("/generic" + p).status, 200)
+            e.wait_idle()
+            e.stop_agent()
+            e.start_agent()
+            wait_until(lambda: e.get("/generic" + p).header("Cache-Status") == "sluice; hit", 10,
+                       message="restarted agent never served the hit")
+            r = e.get("/generic" + p)
+            self.assertEqual(r.body, body_for(p, 123_456))
+            self.assertEqual(e.origin.requests(p), 1)
+
+    def test_leftover_temp_files_are_removed_at_start(self):
+        with Edge() as e:
+            e.stop_agent()
+            os.makedirs(os.path.join(e.cache_dir, "tmp"), exist_ok=True)
+            with open(os.path.join(e.cache_dir, "tmp", "deadbeef.1.1"), "wb") as f:
+                f.write(b"x" * 100)
+            e.start_agent()
+            self.assertEqual(e.temp_files(), [])
+            self.assertEqual(e.metric("sluice_temp_files_swept_total"), 1)
+
+
+class Metrics(EdgeTest):
+    def test_metrics_count_verdicts_hits_and_misses(self):
+        before = self.edge.metrics()
+        p = self.path("m")
+        self.edge.get("/generic" + p)
+        self.edge.wait_idle()
+        self.edge.get("/generic" + p)
+        after = self.edge.metrics()
+        delta = lambda k: after.get(k, 0) - before.get(k, 0)  # noqa: E731
+        self.assertEqual(delta('sluice_verdicts_total{verdict="fill"}'), 1)
+        self.assertEqual(delta('sluice_verdicts_total{verdict="hit"}'), 1)
+        self.assertEqual(delta("sluice_hits_total"), 1)
+        self.assertEqual(delta("sluice_misses_total"), 1)
+        self.assertEqual(delta("sluice_fills_committed_total"), 1)
+        self.assertGreater(after["sluice_open_fds"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
