@@ -99,14 +99,13 @@ $(FUZZ_DIR)/%: tests/fuzz/%.c $(AGENT_SRC) $(AGENT_HDR)
 fuzz-build: $(FUZZ_BIN)
 
 fuzz: fuzz-build
-	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p build/fuzz/corpus/$$n; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus/$$n tests/fuzz/corpus/$$n; done
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p $(FUZZ_DIR)/scratch/$$n; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) $(FUZZ_DIR)/scratch/$$n tests/fuzz/corpus/$$n; done
 
 fuzz-replay: fuzz-build
-	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); \
-	  if [ -d tests/fuzz/corpus/$$n ]; then $$f -runs=0 tests/fuzz/corpus/$$n; fi; \
-	  $$f -runs=20000 -seed=1 $$( [ -d tests/fuzz/corpus/$$n ] && echo tests/fuzz/corpus/$$n ) >/dev/null 2>&1 \
-	    || { echo "fuzz target $$n failed"; exit 1; }; echo "fuzz $$n: ok"; done
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p $(FUZZ_DIR)/scratch/$$n; \
+	  $$f -runs=20000 -seed=1 $(FUZZ_DIR)/scratch/$$n tests/fuzz/corpus/$$n >$(FUZZ_DIR)/$$n.log 2>&1 \
+	    || { tail -30 $(FUZZ_DIR)/$$n.log; echo "fuzz target $$n failed"; exit 1; }; echo "fuzz $$n: ok"; done
 
 # ---------------------------------------------------------------- test / run
 test: test-deps

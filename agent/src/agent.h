@@ -15,6 +15,7 @@
 #include "index.h"
 #include "metrics.h"
 #include "route.h"
+#include "slots.h"
 #include "store.h"
 
 struct fill;
@@ -29,6 +30,7 @@ struct agent {
     struct index index;
     struct worker_pool *workers;
     struct origin_client *origins;
+    struct slots slots;
     struct fill *fills[FILL_TABLE_BUCKETS];   /* running fills by key hash */
     struct http_server *http;
     struct http_server *admin;

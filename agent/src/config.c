@@ -35,6 +35,7 @@
 
 #define ENV_PREFIX "SLUICE_"
 #define ORIGIN_PREFIX "origin_"
+#define ROUTE_PREFIX "route_"
 #define CONFIG_FILE_MAX (1024 * 1024) /* a config file is small; refuse junk */
 
 enum setting_type { SET_STRING, SET_DURATION, SET_SIZE, SET_INT };
@@ -51,6 +52,7 @@ struct setting {
     int64_t min, max;       /* bounds for durations (ms), sizes and ints */
     string_check_fn check;  /* strings only; may be NULL */
     const char *doc;
+    bool per_route;         /* may be overridden with route_<route>_<name> */
 };
 
 static const char *check_address(const char *value);
@@ -67,47 +69,51 @@ static const char *check_log_level(const char *value);
  * upper bounds only where a larger value is certainly a mistake. */
 static const struct setting settings[] = {
     { "listen", SET_STRING, "127.0.0.1:8080", FIELD(listen), 0, 0, check_address,
-      "Edge address HAProxy binds for clients (host:port or [ipv6]:port)." },
+      "Edge address HAProxy binds for clients (host:port or [ipv6]:port).", false },
     { "spop_listen", SET_STRING, "127.0.0.1:8091", FIELD(spop_listen), 0, 0, check_address,
-      "Address of the agent's SPOP listener (HAProxy's SPOE connects here)." },
+      "Address of the agent's SPOP listener (HAProxy's SPOE connects here).", false },
     { "http_listen", SET_STRING, "127.0.0.1:8092", FIELD(http_listen), 0, 0, check_address,
-      "Address of the agent's HTTP listener (hits and fills are sent here)." },
+      "Address of the agent's HTTP listener (hits and fills are sent here).", false },
     { "admin_listen", SET_STRING, "127.0.0.1:8093", FIELD(admin_listen), 0, 0, check_address,
-      "Address of the admin listener (metrics, health)." },
+      "Address of the admin listener (metrics, health).", false },
     { "cache_dir", SET_STRING, "./var/cache", FIELD(cache_dir), 0, 0, check_nonempty,
-      "Directory holding the disk cache (objects/, tmp/, index)." },
+      "Directory holding the disk cache (objects/, tmp/, index).", false },
     { "cache_max_size", SET_SIZE, "10G", FIELD(cache_max_size), 1, INT64_MAX, NO_CHECK,
-      "Upper bound on the bytes of committed objects; least recently used go first." },
+      "Upper bound on the bytes of committed objects; least recently used go first.", false },
     { "cache_min_free", SET_SIZE, "1G", FIELD(cache_min_free), 0, INT64_MAX, NO_CHECK,
-      "Free space to keep on the cache filesystem (0 = no reserve)." },
+      "Free space to keep on the cache filesystem (0 = no reserve).", false },
     { "routes_map", SET_STRING, "haproxy/routes.map", FIELD(routes_map), 0, 0, check_nonempty,
-      "Route map shared with HAProxy (path prefix -> route)." },
+      "Route map shared with HAProxy (path prefix -> route).", false },
     { "client_stall_timeout", SET_DURATION, "10s", FIELD(client_stall_timeout), 1, 0, NO_CHECK,
-      "Drop a client that accepts no byte for this long (slow but moving clients stay)." },
+      "Drop a client that accepts no byte for this long (slow but moving clients stay).", false },
     { "origin_connect_timeout", SET_DURATION, "5s", FIELD(origin_connect_timeout), 1, 0, NO_CHECK,
-      "Give up connecting to an origin after this long." },
+      "Give up connecting to an origin after this long.", false },
     { "origin_stall_timeout", SET_DURATION, "30s", FIELD(origin_stall_timeout), 1, 0, NO_CHECK,
-      "Abandon an origin transfer that sends nothing for this long." },
+      "Abandon an origin transfer that sends nothing for this long.", false },
     { "cache_write_timeout", SET_DURATION, "5s", FIELD(cache_write_timeout), 1, 0, NO_CHECK,
-      "Detach the cache writer when one write takes longer than this." },
+      "Detach the cache writer when one write takes longer than this.", false },
     { "fill_buffer_size", SET_SIZE, "8M", FIELD(fill_buffer_size), 64 * KIB, INT64_MAX, NO_CHECK,
-      "In-memory spool window per fill (the origin pauses for clients beyond it)." },
+      "In-memory spool window per fill (the origin pauses for clients beyond it).", false },
     { "fill_background_max_size", SET_SIZE, "1G", FIELD(fill_background_max_size), 0, INT64_MAX,
-      NO_CHECK, "Finish a fill nobody waits for when its size is at most this (0 = never)." },
+      NO_CHECK, "Finish a fill nobody waits for when its size is at most this (0 = never).", false },
     { "object_max_size", SET_SIZE, "8G", FIELD(object_max_size), 1, INT64_MAX, NO_CHECK,
-      "Larger origin bodies are passed through, not cached." },
+      "Larger origin bodies are passed through, not cached.", false },
     { "origin_max_in_flight", SET_INT, "64", FIELD(origin_max_in_flight), 1, 100000, NO_CHECK,
-      "Origin fetches in flight, all origins together." },
+      "Origin fetches in flight, all origins together.", false },
     { "origin_max_in_flight_per_origin", SET_INT, "16", FIELD(origin_max_in_flight_per_origin), 1,
-      100000, NO_CHECK, "Origin fetches in flight per origin." },
+      100000, NO_CHECK, "Origin fetches in flight per origin.", true },
     { "origin_queue_max", SET_INT, "1024", FIELD(origin_queue_max), 0, 1000000, NO_CHECK,
-      "Leaders waiting for an origin slot; past it: 503 + Retry-After (0 = no queue)." },
+      "Leaders waiting for an origin slot; past it: 503 + Retry-After (0 = no queue).", true },
     { "origin_queue_timeout", SET_DURATION, "30s", FIELD(origin_queue_timeout), 1, 0, NO_CHECK,
-      "Longest wait for an origin slot before 503 + Retry-After." },
+      "Longest wait for an origin slot before 503 + Retry-After.", true },
+    { "retry_after_min", SET_DURATION, "1s", FIELD(retry_after_min), 1000, MS_HOUR, NO_CHECK,
+      "Smallest Retry-After sent with a 503 when the origin queue is full (whole seconds).", false },
+    { "retry_after_max", SET_DURATION, "10s", FIELD(retry_after_max), 1000, MS_HOUR, NO_CHECK,
+      "Largest Retry-After sent with a 503 (pip retries with no upper bound: keep it small).", false },
     { "workers", SET_INT, "4", FIELD(workers), 1, 64, NO_CHECK,
-      "Disk worker threads." },
+      "Disk worker threads.", false },
     { "log_level", SET_STRING, "info", FIELD(log_level), 0, 0, check_log_level,
-      "One of debug, info, warn, error." },
+      "One of debug, info, warn, error.", false },
 };
 
 /* Well-known routes and their public origins; "" = no default (off). */
@@ -502,6 +508,77 @@ static int apply_setting(struct sluice_config *cfg, const struct setting *s, con
     return -1;
 }
 
+/* ------------------------------------------------ per-route overrides */
+
+/*
+ * "route_<route>_<setting>": route names may contain '_', so the setting is
+ * found as a suffix among the per-route settings.
+ */
+static const struct setting *split_route_override(const char *name, char *route, size_t routelen)
+{
+    size_t plen = strlen(ROUTE_PREFIX);
+    if (strncmp(name, ROUTE_PREFIX, plen) != 0)
+        return NULL;
+    const char *rest = name + plen;
+    size_t rlen = strlen(rest);
+    for (size_t i = 0; i < SL_ARRAY_LEN(settings); i++) {
+        const struct setting *st = &settings[i];
+        size_t slen = strlen(st->name);
+        if (!st->per_route || rlen < slen + 2 || strcmp(rest + rlen - slen, st->name) != 0 ||
+            rest[rlen - slen - 1] != '_' || rlen - slen - 1 >= routelen)
+            continue;
+        memcpy(route, rest, rlen - slen - 1);
+        route[rlen - slen - 1] = '\0';
+        if (route_name_ok(route))
+            return st;
+    }
+    return NULL;
+}
+
+static int set_route_override(struct sluice_config *cfg, const char *name, const char *value,
+                              char *err, size_t errlen)
+{
+    char route[CONFIG_ROUTE_NAME_MAX];
+    const struct setting *st = split_route_override(name, route, sizeof(route));
+    if (!st) {
+        set_err(err, errlen, "unknown setting (per-route form: route_<route>_<setting>)");
+        return -1;
+    }
+    /* Parse into a scratch config so the same checks and bounds apply. */
+    struct sluice_config *scratch = sl_calloc(1, sizeof(*scratch));
+    int rc = apply_setting(scratch, st, value, err, errlen);
+    int64_t v = *(int64_t *)((char *)scratch + st->offset);
+    free(scratch);
+    if (rc != 0)
+        return -1;
+    for (int i = 0; i < cfg->n_overrides; i++) {
+        struct config_route_override *o = &cfg->overrides[i];
+        if (o->setting == st->name && strcmp(o->route, route) == 0) {
+            o->value = v;
+            return 0;
+        }
+    }
+    if (cfg->n_overrides >= CONFIG_MAX_OVERRIDES) {
+        set_err(err, errlen, "too many per-route overrides (max %d)", CONFIG_MAX_OVERRIDES);
+        return -1;
+    }
+    struct config_route_override *o = &cfg->overrides[cfg->n_overrides++];
+    sl_strlcpy(o->route, route, sizeof(o->route));
+    o->setting = st->name;
+    o->value = v;
+    return 0;
+}
+
+int64_t config_route_int(const struct sluice_config *cfg, const char *setting, const char *route)
+{
+    const struct setting *st = find_setting(setting);
+    SL_ASSERT(st && st->per_route && (st->type == SET_INT || st->type == SET_DURATION));
+    for (int i = 0; i < cfg->n_overrides; i++)
+        if (cfg->overrides[i].setting == st->name && strcmp(cfg->overrides[i].route, route) == 0)
+            return cfg->overrides[i].value;
+    return *(const int64_t *)((const char *)cfg + st->offset);
+}
+
 /* Like config_set, but the message in err carries no "name: " prefix. */
 static int set_by_name(struct sluice_config *cfg, const char *name, const char *value,
                        char *err, size_t errlen)
@@ -511,6 +588,8 @@ static int set_by_name(struct sluice_config *cfg, const char *name, const char *
         return apply_setting(cfg, s, value, err, errlen);
     if (strncmp(name, ORIGIN_PREFIX, strlen(ORIGIN_PREFIX)) == 0)
         return set_origin(cfg, name + strlen(ORIGIN_PREFIX), value, err, errlen);
+    if (strncmp(name, ROUTE_PREFIX, strlen(ROUTE_PREFIX)) == 0)
+        return set_route_override(cfg, name, value, err, errlen);
     set_err(err, errlen, "unknown setting");
     return -1;
 }
@@ -684,7 +763,8 @@ static bool env_setting_name(const char *entry, char *name, size_t namelen, cons
 
 static bool is_setting_name(const char *name)
 {
-    if (find_setting(name))
+    char route[CONFIG_ROUTE_NAME_MAX];
+    if (find_setting(name) || split_route_override(name, route, sizeof(route)))
         return true;
     size_t plen = strlen(ORIGIN_PREFIX);
     return strncmp(name, ORIGIN_PREFIX, plen) == 0 && route_name_ok(name + plen);
@@ -803,6 +883,17 @@ void config_print(const struct sluice_config *cfg, FILE *out)
         snprintf(name, sizeof(name), ORIGIN_PREFIX "%s", cfg->origins[i].route);
         print_value_line(out, name, cfg->origins[i].url);
     }
+    struct sluice_config *scratch = sl_calloc(1, sizeof(*scratch));
+    for (int i = 0; i < cfg->n_overrides; i++) {
+        const struct config_route_override *o = &cfg->overrides[i];
+        const struct setting *st = find_setting(o->setting);
+        char name[sizeof(ROUTE_PREFIX) + CONFIG_ROUTE_NAME_MAX + 64];
+        *(int64_t *)((char *)scratch + st->offset) = o->value;
+        format_setting(scratch, st, value, sizeof(value));
+        snprintf(name, sizeof(name), ROUTE_PREFIX "%s_%s", o->route, o->setting);
+        print_value_line(out, name, value);
+    }
+    free(scratch);
 }
 
 static void print_env_name(FILE *out, const char *name)
@@ -821,7 +912,7 @@ void config_print_markdown(FILE *out)
         const struct setting *s = &settings[i];
         fprintf(out, "| `%s` | `", s->name);
         print_env_name(out, s->name);
-        fprintf(out, "` | `%s` | %s |\n", s->def, s->doc);
+        fprintf(out, "` | `%s` | %s%s |\n", s->def, s->doc, s->per_route ? " Per route." : "");
     }
     for (size_t i = 0; i < SL_ARRAY_LEN(origin_defaults); i++) {
         char name[sizeof(ORIGIN_PREFIX) + CONFIG_ROUTE_NAME_MAX];
@@ -837,4 +928,6 @@ void config_print_markdown(FILE *out)
     }
     fputs("| `origin_<route>` | `SLUICE_ORIGIN_<ROUTE>` | (off) | Origin URL of any other route "
           "of the map (`http://` or `https://` host, optional port and base path). |\n", out);
+    fputs("| `route_<route>_<setting>` | `SLUICE_ROUTE_<ROUTE>_<SETTING>` | (global value) | Override of a "
+          "setting marked *Per route* for one route, e.g. `route_go_origin_queue_timeout = 2m`. |\n", out);
 }

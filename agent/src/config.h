@@ -45,6 +45,19 @@ struct config_origin {
     char url[CONFIG_URL_MAX];          /* "" = route off */
 };
 
+#define CONFIG_MAX_OVERRIDES 128
+
+/*
+ * Some settings can be set per route: `route_<route>_<setting>` (env
+ * SLUICE_ROUTE_<ROUTE>_<SETTING>), e.g. route_go_origin_queue_timeout = 2m.
+ * Those are the settings marked "per route" in docs/configuration.md.
+ */
+struct config_route_override {
+    char route[CONFIG_ROUTE_NAME_MAX];
+    const char *setting;                /* a name from the settings table */
+    int64_t value;
+};
+
 struct sluice_config {
     /* listeners */
     char listen[CONFIG_ADDR_MAX];       /* edge address HAProxy binds: 127.0.0.1:8080 */
@@ -74,6 +87,8 @@ struct sluice_config {
     int64_t origin_max_in_flight_per_origin; /* 16 */
     int64_t origin_queue_max;           /* 1024 */
     int64_t origin_queue_timeout;       /* 30s (ms) */
+    int64_t retry_after_min;            /* 1s (ms): clamp of Retry-After */
+    int64_t retry_after_max;            /* 10s (ms) */
 
     /* process */
     int64_t workers;                    /* 4: disk worker threads */
@@ -82,6 +97,10 @@ struct sluice_config {
     /* origins, one per route */
     struct config_origin origins[CONFIG_MAX_ORIGINS];
     int n_origins;
+
+    /* per-route overrides: route_<route>_<setting> */
+    struct config_route_override overrides[CONFIG_MAX_OVERRIDES];
+    int n_overrides;
 };
 
 /*
@@ -109,6 +128,10 @@ void config_defaults(struct sluice_config *cfg);
  * it). Returns 0, or -1 with a message in err. */
 int config_set(struct sluice_config *cfg, const char *name, const char *value,
                char *err, size_t errlen);
+
+/* A per-route setting's value for `route`: its override, else the global
+ * value. `setting` must be a per-route integer or duration setting. */
+int64_t config_route_int(const struct sluice_config *cfg, const char *setting, const char *route);
 
 /* Origin URL for a route, or NULL when the route has none (off). */
 const char *config_origin(const struct sluice_config *cfg, const char *route);

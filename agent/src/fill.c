@@ -27,6 +27,7 @@
 #include "httpx.h"
 #include "log.h"
 #include "origin.h"
+#include "slots.h"
 #include "workers.h"
 
 #define CHUNK_SIZE (256 * 1024)
@@ -60,9 +61,16 @@ struct fill {
     struct fill *table_next;
     int64_t started_wall;
 
+    /* origin slot: queued for one, or holding one while the transfer runs */
+    struct slot_wait wait;
+    bool queued;
+    bool has_slot;
+    int64_t slot_start_ms;
+
     /* origin */
     struct origin_xfer *xfer;
     bool paused;
+    int retry_after;             /* FILL_HEAD_BUSY: seconds */
     bool origin_done;
     enum origin_result origin_result;
     enum fill_head_state head;
@@ -83,7 +91,6 @@ struct fill {
     enum writer_state wstate;
     struct store_temp temp;
     bool wbusy;
-    uint64_t wbusy_off;
     int64_t wop_start_ms;
     uint64_t written;
     uint64_t file_end;           /* bytes readable from sf */
@@ -134,7 +141,7 @@ static void fill_ref(struct fill *f)
 
 static void fill_free(struct fill *f)
 {
-    SL_ASSERT(!f->in_table && !f->xfer && !f->wbusy && f->n_readers == 0);
+    SL_ASSERT(!f->in_table && !f->xfer && !f->wbusy && f->n_readers == 0 && !f->queued && !f->has_slot);
     ev_timer_stop(f->a->loop, &f->wtimer);
     struct chunk *c = f->head_chunk;
     while (c) {
@@ -171,7 +178,7 @@ static void wake_readers(struct fill *f)
 struct fill_job {
     struct fill *f;
     int rc;
-    const uint8_t *data;
+    uint8_t *data;               /* write: the job's own copy of the bytes */
     size_t len;
     uint64_t off;
 };
@@ -187,6 +194,7 @@ static struct fill_job *job_new(struct fill *f)
 static void job_done_common(struct fill_job *j)
 {
     struct fill *f = j->f;
+    free(j->data);
     free(j);
     fill_unref(f);
 }
@@ -358,14 +366,23 @@ static void writer_pump(struct fill *f)
         return;
     struct agent *a = f->a;
     if (f->written < f->received) {
-        const struct chunk *c = chunk_at(f, f->written);
-        SL_ASSERT(c != NULL);   /* memory is never freed past `written` */
+        /* The job writes its own copy of the bytes, so a write in flight -
+         * however long it hangs - never pins spool memory: detaching a slow
+         * writer (deadline, lag) frees the memory at once and the origin is
+         * never paused for it (C1). */
         struct fill_job *j = job_new(f);
         j->off = f->written;
-        j->data = c->data + (f->written - c->off);
-        j->len = (size_t)SL_MIN((uint64_t)WRITE_MAX, c->off + c->len - f->written);
+        j->len = (size_t)SL_MIN((uint64_t)WRITE_MAX, f->received - f->written);
+        j->data = sl_malloc(j->len);
+        size_t done = 0;
+        for (const struct chunk *c = chunk_at(f, f->written); done < j->len; c = c->next) {
+            SL_ASSERT(c != NULL);   /* memory is never freed past `written` */
+            uint64_t from = j->off + done;
+            size_t n = (size_t)SL_MIN((uint64_t)(j->len - done), c->off + c->len - from);
+            memcpy(j->data + done, c->data + (from - c->off), n);
+            done += n;
+        }
         f->wbusy = true;
-        f->wbusy_off = j->off;
         arm_write_deadline(f);
         workers_submit(a->workers, write_work, write_done, j);
         return;
@@ -375,7 +392,6 @@ static void writer_pump(struct fill *f)
         f->meta.size = f->received;
         f->meta.stored = sl_wall_s();
         f->wbusy = true;
-        f->wbusy_off = f->received;
         arm_write_deadline(f);
         workers_submit(a->workers, commit_work, commit_done, job_new(f));
     }
@@ -387,16 +403,14 @@ static void writer_pump(struct fill *f)
  * The lowest offset anyone may still read from memory. Readers behind the
  * writer's progress are served from the file, so while the file is usable
  * they do not pin memory; otherwise every reader does. The writer pins what
- * it has not written, and a write in flight pins its own bytes whatever the
- * writer's state.
+ * it has not written while it is attached; a write in flight works on its
+ * own copy (writer_pump) and pins nothing.
  */
 static uint64_t free_point(const struct fill *f, bool count_writer)
 {
     uint64_t p = f->received;
     if (count_writer && (f->wstate == W_OPENING || f->wstate == W_ACTIVE))
         p = SL_MIN(p, f->written);
-    if (f->wbusy)
-        p = SL_MIN(p, f->wbusy_off);
     bool file_ok = file_usable(f);
     for (const struct fill_reader *r = f->readers; r; r = r->next)
         if (!(file_ok && r->pos < f->file_end))
@@ -471,10 +485,34 @@ static bool must_pause(struct fill *f, size_t incoming)
 
 /* ------------------------------------------------------------- origin */
 
+static void release_slot(struct fill *f)
+{
+    if (!f->has_slot)
+        return;
+    f->has_slot = false;
+    slot_release(&f->a->slots, f->route, sl_now_ms() - f->slot_start_ms);
+}
+
+/* Leave the origin queue (no client left, or shutdown). */
+static void cancel_wait(struct fill *f)
+{
+    if (!f->queued)
+        return;
+    f->queued = false;
+    slot_cancel(&f->a->slots, &f->wait);
+    f->origin_done = true;
+    f->origin_result = ORIGIN_ERR_OTHER;
+    if (f->head == FILL_HEAD_WAIT)
+        f->head = FILL_HEAD_FAILED;
+    fill_unref(f);   /* the wait's reference */
+}
+
 static void abort_origin(struct fill *f)
 {
+    cancel_wait(f);
     if (!f->xfer)
         return;
+    release_slot(f);
     origin_abort(f->xfer);
     f->xfer = NULL;
     f->origin_done = true;
@@ -488,6 +526,12 @@ static void maybe_abandon(struct fill *f)
 {
     if (f->n_readers > 0 || f->origin_done)
         return;
+    if (f->queued) {
+        /* Its client went away while waiting: leave the queue at once. */
+        cancel_wait(f);
+        table_remove(f);
+        return;
+    }
     bool writer_ok = f->wstate == W_OPENING || f->wstate == W_ACTIVE || f->head == FILL_HEAD_WAIT;
     uint64_t max = f->a->cfg.fill_background_max_size;
     bool small = f->content_length >= 0 ? (uint64_t)f->content_length <= max : f->received <= max;
@@ -581,6 +625,7 @@ static void on_origin_done(void *ctx, enum origin_result res, const char *detail
     struct fill *f = ctx;
     struct agent *a = f->a;
     f->xfer = NULL;
+    release_slot(f);
     f->origin_done = true;
     f->origin_result = res;
     if (f->head == FILL_HEAD_WAIT && res != ORIGIN_OK)
@@ -626,11 +671,43 @@ int fill_origin_url(const struct route *route, const char *rest, size_t rest_len
     return (n > 0 && (size_t)n < outlen) ? 0 : -1;
 }
 
+static void start_transfer(struct fill *f)
+{
+    f->has_slot = true;
+    f->slot_start_ms = sl_now_ms();
+    f->xfer = origin_fetch(f->a->origins, f->url, &fill_origin_cb, f);
+}
+
+static void on_slot_granted(void *ctx)
+{
+    struct fill *f = ctx;
+    f->queued = false;
+    start_transfer(f);   /* the wait's reference becomes the transfer's */
+}
+
+static void on_slot_expired(void *ctx)
+{
+    struct fill *f = ctx;
+    f->queued = false;
+    f->origin_done = true;
+    f->origin_result = ORIGIN_ERR_OTHER;
+    f->head = FILL_HEAD_BUSY;
+    f->retry_after = slots_retry_after(&f->a->slots, f->route);
+    table_remove(f);
+    wake_readers(f);
+    fill_unref(f);
+}
+
 struct fill *fill_start(struct agent *a, const struct route *route, const char *key,
                         const uint8_t hash[KEY_HASH_LEN], const char *url, bool shared)
 {
     SL_ASSERT(!shared || !fill_find(a, hash));
     struct fill *f = sl_calloc(1, sizeof(*f));
+    enum slot_result sr = slot_acquire(&a->slots, route, &f->wait, on_slot_granted, on_slot_expired, f);
+    if (sr == SLOT_REJECTED) {
+        free(f);
+        return NULL;
+    }
     f->a = a;
     memcpy(f->hash, hash, KEY_HASH_LEN);
     f->key = sl_strdup(key);
@@ -643,7 +720,7 @@ struct fill *fill_start(struct agent *a, const struct route *route, const char *
     ev_init(&f->wtimer, on_write_deadline);
     f->wtimer.data = f;
     f->shared = shared;
-    f->refs = 1;   /* the transfer */
+    f->refs = 1;   /* the transfer, or the queue wait that precedes it */
     if (shared) {
         unsigned b = table_bucket(hash);
         f->table_next = a->fills[b];
@@ -653,7 +730,10 @@ struct fill *fill_start(struct agent *a, const struct route *route, const char *
         a->m.fills_in_flight++;
     }
     a->m.misses++;
-    f->xfer = origin_fetch(a->origins, url, &fill_origin_cb, f);
+    if (sr == SLOT_GRANTED)
+        start_transfer(f);
+    else
+        f->queued = true;
     return f;
 }
 
@@ -704,6 +784,11 @@ const struct obj_meta *fill_meta(const struct fill *f)
 {
     SL_ASSERT(f->head == FILL_HEAD_READY);
     return &f->meta;
+}
+
+int fill_retry_after(const struct fill *f)
+{
+    return f->retry_after;
 }
 
 int64_t fill_content_length(const struct fill *f)

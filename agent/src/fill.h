@@ -50,12 +50,19 @@ struct fill_reader {
     struct fill_reader *prev, *next;
 };
 
-enum fill_head_state { FILL_HEAD_WAIT, FILL_HEAD_READY, FILL_HEAD_FAILED };
+enum fill_head_state {
+    FILL_HEAD_WAIT,      /* queued for an origin slot, or waiting for the origin */
+    FILL_HEAD_READY,     /* the origin's head is known */
+    FILL_HEAD_FAILED,    /* the origin failed before its head */
+    FILL_HEAD_BUSY,      /* the queue wait expired: 503 + Retry-After */
+};
 
 /* The running fill for this key, or NULL. */
 struct fill *fill_find(struct agent *a, const uint8_t hash[KEY_HASH_LEN]);
 
 /* Start a fill (the caller becomes its first reader with fill_attach).
+ * The fill first takes an origin slot (slots.h): it may wait in the queue,
+ * and NULL is returned when the origin's queue is full (answer 503).
  * A shared fill is findable by later requests and stores its object; a
  * private one (used when a running fill can no longer take a follower from
  * byte 0) serves only its own readers and stores nothing. */
@@ -71,6 +78,7 @@ enum fill_head_state fill_head_state(const struct fill *f);
 /* Valid once the head is READY. */
 const struct obj_meta *fill_meta(const struct fill *f);
 int64_t fill_content_length(const struct fill *f);   /* -1 when unknown */
+int fill_retry_after(const struct fill *f);          /* FILL_HEAD_BUSY */
 bool fill_is_storing(const struct fill *f);            /* writer attached */
 
 /* Next piece for a reader (see http_server.h for the result meanings). */

@@ -139,6 +139,7 @@ static int run(struct agent *a)
     index_init(&a->index);
     a->workers = workers_start(a->loop, (int)a->cfg.workers);
     a->origins = origin_client_new(a->loop, a->cfg.origin_connect_timeout, a->cfg.origin_stall_timeout);
+    slots_init(&a->slots, a->loop, &a->routes, &a->cfg);
     cache_start_scan(a);
     int rc = start_listeners(a);
     if (rc == 0) {

@@ -101,10 +101,34 @@ static void render_write_failures(struct out *o, const struct metrics *m)
              (unsigned long long)m->write_failures[i]);
 }
 
+static void render_slots(struct out *o, const struct agent *a)
+{
+    const struct slots *s = &a->slots;
+    gauge(o, "sluice_origin_fetches_in_flight", "Origin slots held by running fills.", s->in_flight);
+    gauge(o, "sluice_origin_fetches_queued", "Leaders waiting for an origin slot.", s->queued);
+    emit(o, "# HELP sluice_origin_queue_wait_seconds Time leaders waited for an origin slot, by outcome.\n"
+            "# TYPE sluice_origin_queue_wait_seconds histogram\n");
+    for (int k = 0; k < QWAIT_OUTCOMES; k++) {
+        const char *name = queue_outcome_name((enum queue_outcome)k);
+        for (int b = 0; b < QWAIT_BUCKETS; b++)
+            emit(o, "sluice_origin_queue_wait_seconds_bucket{outcome=\"%s\",le=\"%g\"} %llu\n", name,
+                 slots_wait_bounds[b], (unsigned long long)s->wait_buckets[k][b]);
+        emit(o, "sluice_origin_queue_wait_seconds_bucket{outcome=\"%s\",le=\"+Inf\"} %llu\n", name,
+             (unsigned long long)s->wait_count[k]);
+        emit(o, "sluice_origin_queue_wait_seconds_sum{outcome=\"%s\"} %.6f\n", name, s->wait_sum[k]);
+        emit(o, "sluice_origin_queue_wait_seconds_count{outcome=\"%s\"} %llu\n", name,
+             (unsigned long long)s->wait_count[k]);
+    }
+    emit(o, "# HELP sluice_busy_responses_total 503 + Retry-After answers, by who sent them.\n"
+            "# TYPE sluice_busy_responses_total counter\n"
+            "sluice_busy_responses_total{by=\"edge\"} %llu\nsluice_busy_responses_total{by=\"agent\"} %llu\n",
+         (unsigned long long)a->m.verdicts[VERDICT_BUSY], (unsigned long long)a->m.busy_503_agent);
+}
+
 static void render_origin(struct out *o, const struct origin_stats *s)
 {
     counter(o, "sluice_origin_requests_total", "Origin transfers started.", s->requests);
-    gauge(o, "sluice_origin_fetches_in_flight", "Origin transfers running.", (double)s->in_flight);
+    gauge(o, "sluice_origin_transfers_running", "Origin transfers inside libcurl.", (double)s->in_flight);
     counter(o, "sluice_origin_bytes_total", "Body bytes received from origins.", s->bytes);
     emit(o, "# HELP sluice_origin_errors_total Origin transfers that failed, by kind.\n"
             "# TYPE sluice_origin_errors_total counter\n");
@@ -143,6 +167,7 @@ char *metrics_render(struct agent *a, size_t *len)
     gauge(&o, "sluice_cache_bytes", "Bytes on disk of indexed objects.", (double)a->index.total_bytes);
     gauge(&o, "sluice_cache_max_bytes", "cache_max_size.", (double)a->cfg.cache_max_size);
     gauge(&o, "sluice_index_loading", "1 while the start-up scan runs.", a->index_loading ? 1 : 0);
+    render_slots(&o, a);
     render_origin(&o, origin_client_stats(a->origins));
     if (a->http) {
         const struct http_server_stats *h = http_server_stats(a->http);

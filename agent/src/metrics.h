@@ -41,6 +41,7 @@ struct metrics {
     uint64_t evicted_bytes;
     uint64_t temp_swept;                     /* crash debris removed at start */
     uint64_t bad_requests;                   /* 400/414 from key validation */
+    uint64_t busy_503_agent;                 /* 503 + Retry-After sent by the agent */
 };
 
 const char *write_fail_reason_name(enum write_fail_reason r);

@@ -81,8 +81,14 @@ void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict 
     enum classify_result r = serve_classify(a, route, get_or_head, in->has_auth, in->path ? in->path : "",
                                             in->path ? in->path_len : 0, in->query, in->query_len, &cl);
     enum verdict_kind v = VERDICT_PASS;
-    if (r == CLASS_CACHEABLE)
+    if (r == CLASS_CACHEABLE) {
         v = index_lookup(&a->index, cl.hash) ? VERDICT_HIT : VERDICT_FILL;
+        /* A new leader would be refused: let the edge answer 503 itself. */
+        if (v == VERDICT_FILL && !fill_find(a, cl.hash) && slots_would_reject(&a->slots, route)) {
+            v = VERDICT_BUSY;
+            out->retry_after = slots_retry_after(&a->slots, route);
+        }
+    }
     static const char *const names[] = { "hit", "fill", "pass", "busy" };
     out->verdict = names[v];
     a->m.verdicts[v]++;
@@ -253,6 +259,18 @@ static enum http_head_result fill_resp_head(struct http_response *r, struct http
     switch (fill_head_state(f)) {
     case FILL_HEAD_WAIT:
         return HTTP_HEAD_WAIT;
+    case FILL_HEAD_BUSY:
+        fr->a->m.busy_503_agent++;
+        fr->err_body = "busy: waited too long for an origin slot, retry later\n";
+        fr->err_len = strlen(fr->err_body);
+        if (!put_status_and_date(out, 503) ||
+            !http_head_printf(out, "Content-Type: text/plain\r\nCache-Control: no-store\r\nRetry-After: %d\r\n"
+                                   "Cache-Status: sluice; fwd=miss; detail=busy\r\nContent-Length: %zu\r\n\r\n",
+                              fill_retry_after(f), fr->err_len))
+            return HTTP_HEAD_ABORT;
+        out->mode = HTTP_BODY_LENGTH;
+        out->length = fr->err_len;
+        return HTTP_HEAD_READY;
     case FILL_HEAD_FAILED:
         /* Nothing sent yet, so a clean error is still possible. */
         fr->err_body = "origin unavailable\n";
@@ -319,6 +337,18 @@ static void fill_resp_finish(struct http_response *r, bool completed)
     free(fr);
 }
 
+/* The origin's queue is full: 503 + Retry-After, never cached. */
+static void respond_busy(struct agent *a, struct http_conn *c, const struct route *route)
+{
+    char headers[256];
+    snprintf(headers, sizeof(headers),
+             "Retry-After: %d\r\nCache-Control: no-store\r\nCache-Status: sluice; fwd=miss; detail=busy\r\n",
+             slots_retry_after(&a->slots, route));
+    a->m.busy_503_agent++;
+    static const char body[] = "busy: origin fetch queue is full, retry later\n";
+    http_respond_simple(c, 503, "text/plain", headers, body, sizeof(body) - 1);
+}
+
 static void serve_fill(struct agent *a, struct http_conn *c, const struct classified *cl, bool stale,
                        const char *query, size_t query_len)
 {
@@ -342,6 +372,11 @@ static void serve_fill(struct agent *a, struct http_conn *c, const struct classi
     }
     /* A running fill that cannot take us from byte 0 leaves a private one. */
     f = fill_start(a, cl->route, cl->key, cl->hash, url, f == NULL);
+    if (!f) {
+        free(fr);
+        respond_busy(a, c, cl->route);
+        return;
+    }
     bool attached = fill_attach(f, &fr->reader, fill_resp_wake, fr);
     SL_ASSERT(attached);
     http_respond_with(c, &fr->base);

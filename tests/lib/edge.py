@@ -231,6 +231,19 @@ class Edge:
     def agent_fds(self):
         return count_fds(self.agent.pid)
 
+    def agent_private_fds(self):
+        """The agent's fds minus the connections HAProxy keeps open to it
+        (SPOP and HTTP pools, which HAProxy sizes as it likes): what must
+        return to baseline after every fault (C6)."""
+        for _ in range(5):
+            m = self.metrics()
+            n = count_fds(self.agent.pid)
+            m2 = self.metrics()
+            pooled = m.get("sluice_spop_connections_open", 0) + m.get("sluice_http_connections_open", 0)
+            if pooled == m2.get("sluice_spop_connections_open", 0) + m2.get("sluice_http_connections_open", 0):
+                return n - int(pooled)
+        return n - int(pooled)
+
     def agent_threads(self):
         return threads(self.agent.pid)
 
@@ -240,5 +253,7 @@ class Edge:
             m = self.metrics()
             return (m.get("sluice_fills_in_flight", 0) == 0 and m.get("sluice_worker_jobs_pending", 0) == 0
                     and m.get("sluice_fill_readers_attached", 0) == 0
-                    and m.get("sluice_origin_fetches_in_flight", 0) == 0)
+                    and m.get("sluice_origin_fetches_in_flight", 0) == 0
+                    and m.get("sluice_origin_fetches_queued", 0) == 0
+                    and m.get("sluice_origin_transfers_running", 0) == 0)
         wait_until(idle, timeout, message="agent did not go idle")

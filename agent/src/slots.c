@@ -1,0 +1,189 @@
+/*
+ * slots.c - origin slots and the leader queue (see slots.h).
+ */
+#include "slots.h"
+
+#include <string.h>
+
+#include "common.h"
+#include "config.h"
+
+const double slots_wait_bounds[QWAIT_BUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                  0.5,   1,    2.5,   5,    10,  30 };
+
+const char *queue_outcome_name(enum queue_outcome o)
+{
+    static const char *const names[QWAIT_OUTCOMES] = { "admitted", "timeout", "canceled", "rejected" };
+    return (unsigned)o < QWAIT_OUTCOMES ? names[o] : "unknown";
+}
+
+static int origin_index(const struct slots *s, const struct route *route)
+{
+    int i = (int)(route - s->routes->routes);
+    SL_ASSERT(i >= 0 && i < s->routes->n);
+    return i;
+}
+
+static void observe_wait(struct slots *s, enum queue_outcome o, double seconds)
+{
+    s->wait_count[o]++;
+    s->wait_sum[o] += seconds;
+    for (int b = 0; b < QWAIT_BUCKETS; b++)
+        if (seconds <= slots_wait_bounds[b])
+            s->wait_buckets[o][b]++;
+}
+
+void slots_init(struct slots *s, struct ev_loop *loop, const struct route_table *routes,
+                const struct sluice_config *cfg)
+{
+    memset(s, 0, sizeof(*s));
+    s->loop = loop;
+    s->routes = routes;
+    s->max_in_flight = (int)cfg->origin_max_in_flight;
+    s->retry_after_min = (int)(cfg->retry_after_min / 1000);
+    s->retry_after_max = (int)(cfg->retry_after_max / 1000);
+    s->avg_fill_s = 1.0;
+    for (int i = 0; i < routes->n; i++) {
+        struct slot_origin *o = &s->origins[i];
+        const char *name = routes->routes[i].name;
+        o->max_in_flight = (int)config_route_int(cfg, "origin_max_in_flight_per_origin", name);
+        o->queue_max = (int)config_route_int(cfg, "origin_queue_max", name);
+        o->queue_timeout_ms = config_route_int(cfg, "origin_queue_timeout", name);
+    }
+}
+
+static bool can_run(const struct slots *s, const struct slot_origin *o)
+{
+    return s->in_flight < s->max_in_flight && o->in_flight < o->max_in_flight;
+}
+
+static void take(struct slots *s, struct slot_origin *o)
+{
+    s->in_flight++;
+    o->in_flight++;
+    SL_ASSERT(s->in_flight <= s->max_in_flight && o->in_flight <= o->max_in_flight);
+}
+
+static void unqueue(struct slots *s, struct slot_wait *w)
+{
+    SL_ASSERT(w->queued);
+    struct slot_origin *o = &s->origins[w->origin];
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        o->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        o->tail = w->prev;
+    w->prev = w->next = NULL;
+    w->queued = false;
+    o->queued--;
+    s->queued--;
+    ev_timer_stop(s->loop, &w->timer);
+}
+
+static double waited_s(const struct slot_wait *w)
+{
+    return (double)(sl_now_ms() - w->enqueued_ms) / 1000.0;
+}
+
+static void on_queue_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    SL_UNUSED(loop);
+    SL_UNUSED(revents);
+    struct slot_wait *w = t->data;
+    struct slots *s = w->owner;
+    observe_wait(s, QWAIT_TIMEOUT, waited_s(w));
+    unqueue(s, w);
+    w->expired(w->ctx);
+}
+
+enum slot_result slot_acquire(struct slots *s, const struct route *route, struct slot_wait *w,
+                              void (*granted)(void *ctx), void (*expired)(void *ctx), void *ctx)
+{
+    int i = origin_index(s, route);
+    struct slot_origin *o = &s->origins[i];
+    memset(w, 0, sizeof(*w));
+    w->owner = s;
+    w->origin = i;
+    if (o->queued == 0 && can_run(s, o)) {
+        take(s, o);
+        observe_wait(s, QWAIT_ADMITTED, 0);
+        return SLOT_GRANTED;
+    }
+    if (o->queued >= o->queue_max) {
+        observe_wait(s, QWAIT_REJECTED, 0);
+        return SLOT_REJECTED;
+    }
+    w->granted = granted;
+    w->expired = expired;
+    w->ctx = ctx;
+    w->enqueued_ms = sl_now_ms();
+    w->queued = true;
+    w->prev = o->tail;
+    if (o->tail)
+        o->tail->next = w;
+    else
+        o->head = w;
+    o->tail = w;
+    o->queued++;
+    s->queued++;
+    ev_timer_init(&w->timer, on_queue_timeout, (double)o->queue_timeout_ms / 1000.0, 0.);
+    w->timer.data = w;
+    ev_timer_start(s->loop, &w->timer);
+    return SLOT_QUEUED;
+}
+
+void slot_cancel(struct slots *s, struct slot_wait *w)
+{
+    if (!w->queued)
+        return;
+    observe_wait(s, QWAIT_CANCELED, waited_s(w));
+    unqueue(s, w);
+}
+
+/* Grant free slots to the longest-waiting eligible waiters. */
+static void dispatch(struct slots *s)
+{
+    while (s->queued > 0 && s->in_flight < s->max_in_flight) {
+        struct slot_wait *best = NULL;
+        for (int i = 0; i < s->routes->n; i++) {
+            struct slot_origin *o = &s->origins[i];
+            if (o->head && can_run(s, o) && (!best || o->head->enqueued_ms < best->enqueued_ms))
+                best = o->head;
+        }
+        if (!best)
+            return;
+        observe_wait(s, QWAIT_ADMITTED, waited_s(best));
+        unqueue(s, best);
+        take(s, &s->origins[best->origin]);
+        best->granted(best->ctx);
+    }
+}
+
+void slot_release(struct slots *s, const struct route *route, int64_t held_ms)
+{
+    struct slot_origin *o = &s->origins[origin_index(s, route)];
+    SL_ASSERT(o->in_flight > 0 && s->in_flight > 0);
+    o->in_flight--;
+    s->in_flight--;
+    /* Moving average with a short memory: recent fills predict the queue. */
+    s->avg_fill_s = 0.8 * s->avg_fill_s + 0.2 * ((double)held_ms / 1000.0);
+    dispatch(s);
+}
+
+bool slots_would_reject(const struct slots *s, const struct route *route)
+{
+    const struct slot_origin *o = &s->origins[origin_index(s, route)];
+    return o->queued >= o->queue_max && !(o->queued == 0 && can_run(s, o));
+}
+
+int slots_retry_after(const struct slots *s, const struct route *route)
+{
+    const struct slot_origin *o = &s->origins[origin_index(s, route)];
+    int slots = SL_MAX(1, SL_MIN(s->max_in_flight, o->max_in_flight));
+    double estimate = s->avg_fill_s * (double)(o->queued + 1) / (double)slots;
+    int secs = (int)(estimate + 0.999);
+    return SL_MAX(s->retry_after_min, SL_MIN(s->retry_after_max, secs));
+}

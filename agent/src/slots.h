@@ -1,0 +1,102 @@
+/*
+ * slots.h - origin backpressure: a cap on origin fetches in flight (global
+ * and per origin) and a bounded FIFO queue of waiting leaders.
+ *
+ * Only a fill's leader takes a slot: hits, followers of a running (or
+ * queued) fill and pass-through never do, so they are never delayed by a
+ * cold-cache stampede of distinct keys. Each route is one origin.
+ *
+ * A leader asks for a slot and gets one of three answers:
+ *   GRANTED  a slot is free: fetch now;
+ *   QUEUED   wait in its origin's queue; `granted` or `expired` is called
+ *            later (exactly one of them), unless slot_cancel is called first;
+ *   REJECTED the origin's queue is full: answer 503 + Retry-After.
+ *
+ * When a slot frees, the waiter that has waited longest among the origins
+ * below their own cap gets it (FIFO across origins).
+ *
+ * Retry-After is an estimate of when a slot will free: the moving average
+ * of fill durations times the number of waiters ahead per slot, clamped to
+ * [retry_after_min, retry_after_max].
+ *
+ * Invariants: in_flight <= max_in_flight globally and per origin; a waiter
+ * is on exactly one queue from QUEUED until granted/expired/canceled.
+ */
+#ifndef SLUICE_SLOTS_H
+#define SLUICE_SLOTS_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "route.h"
+
+enum slot_result { SLOT_GRANTED, SLOT_QUEUED, SLOT_REJECTED };
+
+enum queue_outcome { QWAIT_ADMITTED, QWAIT_TIMEOUT, QWAIT_CANCELED, QWAIT_REJECTED, QWAIT_OUTCOMES };
+
+#define QWAIT_BUCKETS 12
+
+struct slots;
+
+struct slot_wait {
+    struct slots *owner;
+    int origin;                      /* route index */
+    int64_t enqueued_ms;
+    ev_timer timer;
+    void (*granted)(void *ctx);
+    void (*expired)(void *ctx);
+    void *ctx;
+    struct slot_wait *prev, *next;
+    bool queued;
+};
+
+struct slot_origin {
+    int in_flight;
+    int queued;
+    int max_in_flight;               /* origin_max_in_flight_per_origin */
+    int queue_max;                   /* origin_queue_max */
+    int64_t queue_timeout_ms;        /* origin_queue_timeout */
+    struct slot_wait *head, *tail;
+};
+
+struct slots {
+    struct ev_loop *loop;
+    const struct route_table *routes;
+    int in_flight;
+    int queued;
+    int max_in_flight;
+    int retry_after_min, retry_after_max;
+    double avg_fill_s;               /* moving average of slot hold times */
+    struct slot_origin origins[ROUTE_MAX];
+    /* queue wait histogram by outcome (Prometheus buckets, seconds) */
+    uint64_t wait_buckets[QWAIT_OUTCOMES][QWAIT_BUCKETS];
+    uint64_t wait_count[QWAIT_OUTCOMES];
+    double wait_sum[QWAIT_OUTCOMES];
+};
+
+extern const double slots_wait_bounds[QWAIT_BUCKETS];
+const char *queue_outcome_name(enum queue_outcome o);
+
+/* Limits come from cfg, with per-route overrides (config_route_int). */
+void slots_init(struct slots *s, struct ev_loop *loop, const struct route_table *routes,
+                const struct sluice_config *cfg);
+
+/* Ask for a slot for `route`. On SLOT_QUEUED, `w` must stay valid until one
+ * of its callbacks ran or slot_cancel was called. */
+enum slot_result slot_acquire(struct slots *s, const struct route *route, struct slot_wait *w,
+                              void (*granted)(void *ctx), void (*expired)(void *ctx), void *ctx);
+
+/* Leave the queue (client gone). No callback runs afterwards. */
+void slot_cancel(struct slots *s, struct slot_wait *w);
+
+/* A granted slot is given back after `held_ms`; the next waiter may run. */
+void slot_release(struct slots *s, const struct route *route, int64_t held_ms);
+
+/* Would a new leader for this route be rejected right now? (the verdict) */
+bool slots_would_reject(const struct slots *s, const struct route *route);
+
+/* Seconds a rejected client should wait before retrying. */
+int slots_retry_after(const struct slots *s, const struct route *route);
+
+#endif

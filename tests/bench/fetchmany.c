@@ -1,0 +1,506 @@
+/*
+ * fetchmany - start many HTTP/1.1 GETs at once and check every body.
+ *
+ * The load driver of the stampede and ENOSPC runs (tests/bench/run builds it
+ * into the bench directory). One client per line on stdin:
+ *
+ *     <path> <expected-file>
+ *
+ * All clients connect (non-blocking) in one tight loop, so they all start
+ * within a few milliseconds; one epoll loop then drives them. Each body is
+ * compared, byte for byte and at its offset, with an mmap of the expected
+ * file while it arrives (`memcmp`, cheap enough for 200 x 256 MiB), and its
+ * length must equal the file's. With -s the body is also SHA-256 hashed and
+ * compared with the file's digest (costs ~1 s of CPU per GB here, so the
+ * harness uses it only when the total is small).
+ *
+ * One line per client on stdout, tab-separated:
+ *
+ *     idx status ok body_bytes ttfb_ms done_ms cache_status error
+ *
+ * ttfb_ms: first response byte, from the common start; done_ms: body
+ * complete (or failure); ok: 1 when status 200 and the body is byte-exact;
+ * cache_status: the Cache-Status (or X-Cache-Status) header, "-" if none;
+ * error: "-" or a short reason (timeout, reset, truncated, mismatch@OFFSET,
+ * ...). Exit status 0 when the run itself worked (not when every client
+ * did; the caller judges that).
+ *
+ *     fetchmany -p PORT [-t TIMEOUT_S] [-s] < clients.txt
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEAD_MAX 65536
+#define RBUF (1 << 20)
+
+struct expected {
+    char *path;
+    const uint8_t *data;
+    uint64_t size;
+    uint8_t sha[32];
+    bool sha_done;
+};
+
+enum cstate { C_CONNECTING, C_HEAD, C_BODY, C_DONE };
+enum framing { F_LENGTH, F_CHUNKED, F_CLOSE };
+enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_CRLF, CH_TRAILER };
+
+struct client {
+    int idx, fd;
+    char *path;
+    struct expected *exp;
+    enum cstate st;
+    char req[4096];
+    size_t req_len, req_sent;
+    char head[HEAD_MAX];
+    size_t head_len;
+    int status;
+    enum framing framing;
+    int64_t clen;
+    uint64_t got;        /* body bytes */
+    bool mismatch;
+    uint64_t mismatch_at;
+    enum chunk_state ch;
+    uint64_t ch_left;
+    char chline[64];
+    size_t chline_len;
+    double ttfb_ms, done_ms;
+    char cache_status[128];
+    char err[96];
+    bool ok;
+    EVP_MD_CTX *md;
+};
+
+static int n_expected;
+static struct expected *expected;
+static bool want_sha;
+static struct timespec t0;
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0.tv_sec) * 1e3 + (double)(t.tv_nsec - t0.tv_nsec) / 1e6;
+}
+
+static struct expected *get_expected(const char *path)
+{
+    for (int i = 0; i < n_expected; i++)
+        if (strcmp(expected[i].path, path) == 0)
+            return &expected[i];
+    expected = realloc(expected, (size_t)(n_expected + 1) * sizeof(*expected));
+    struct expected *e = &expected[n_expected++];
+    memset(e, 0, sizeof(*e));
+    e->path = strdup(path);
+    int fd = open(path, O_RDONLY);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) < 0) {
+        fprintf(stderr, "fetchmany: %s: %s\n", path, strerror(errno));
+        exit(2);
+    }
+    e->size = (uint64_t)sb.st_size;
+    if (e->size) {
+        e->data = mmap(NULL, e->size, PROT_READ, MAP_SHARED, fd, 0);
+        if (e->data == MAP_FAILED) {
+            perror("mmap");
+            exit(2);
+        }
+    }
+    close(fd);
+    return e;
+}
+
+static void finish(struct client *c, const char *err)
+{
+    if (c->st == C_DONE)
+        return;
+    c->done_ms = now_ms();
+    c->st = C_DONE;
+    if (err && !c->err[0])
+        snprintf(c->err, sizeof(c->err), "%s", err);
+    if (c->mismatch && !c->err[0])
+        snprintf(c->err, sizeof(c->err), "mismatch@%llu", (unsigned long long)c->mismatch_at);
+    if (!c->err[0] && c->got != c->exp->size)
+        snprintf(c->err, sizeof(c->err), "length %llu != %llu", (unsigned long long)c->got,
+                 (unsigned long long)c->exp->size);
+    if (!c->err[0] && c->status == 200 && c->md) {
+        uint8_t d[32];
+        unsigned int dl = 0;
+        EVP_DigestFinal_ex(c->md, d, &dl);
+        struct expected *e = c->exp;
+        if (!e->sha_done) {
+            EVP_Digest(e->data, e->size, e->sha, &dl, EVP_sha256(), NULL);
+            e->sha_done = true;
+        }
+        if (memcmp(d, e->sha, 32) != 0)
+            snprintf(c->err, sizeof(c->err), "sha256 mismatch");
+    }
+    c->ok = !c->err[0] && c->status == 200;
+    if (c->md) {
+        EVP_MD_CTX_free(c->md);
+        c->md = NULL;
+    }
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+}
+
+static void body_bytes(struct client *c, const uint8_t *p, size_t n)
+{
+    if (n == 0)
+        return;
+    if (!c->mismatch) {
+        struct expected *e = c->exp;
+        if (c->got + n > e->size) {
+            c->mismatch = true;
+            c->mismatch_at = c->got;
+            if (c->got < e->size && memcmp(p, e->data + c->got, e->size - c->got) != 0) {
+                for (uint64_t i = 0; i < e->size - c->got; i++)
+                    if (p[i] != e->data[c->got + i]) {
+                        c->mismatch_at = c->got + i;
+                        break;
+                    }
+            } else {
+                c->mismatch_at = e->size;
+            }
+        } else if (memcmp(p, e->data + c->got, n) != 0) {
+            c->mismatch = true;
+            for (size_t i = 0; i < n; i++)
+                if (p[i] != e->data[c->got + i]) {
+                    c->mismatch_at = c->got + i;
+                    break;
+                }
+        }
+    }
+    if (c->md)
+        EVP_DigestUpdate(c->md, p, n);
+    c->got += n;
+}
+
+/* Returns false when the body is complete. */
+static bool feed_chunked(struct client *c, const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        switch (c->ch) {
+        case CH_SIZE:
+        case CH_DATA_CRLF:
+        case CH_TRAILER: {
+            char ch = (char)p[i++];
+            if (c->chline_len + 1 >= sizeof(c->chline)) {
+                finish(c, "bad chunk line");
+                return false;
+            }
+            c->chline[c->chline_len++] = ch;
+            if (ch != '\n')
+                break;
+            c->chline[c->chline_len] = 0;
+            bool empty = c->chline_len <= 2;
+            c->chline_len = 0;
+            if (c->ch == CH_DATA_CRLF) {
+                if (!empty) {
+                    finish(c, "bad chunk end");
+                    return false;
+                }
+                c->ch = CH_SIZE;
+            } else if (c->ch == CH_SIZE) {
+                char *end;
+                errno = 0;
+                unsigned long long sz = strtoull(c->chline, &end, 16);
+                if (end == c->chline || errno) {
+                    finish(c, "bad chunk size");
+                    return false;
+                }
+                if (sz == 0)
+                    c->ch = CH_TRAILER;
+                else {
+                    c->ch = CH_DATA;
+                    c->ch_left = sz;
+                }
+            } else if (empty) { /* CH_TRAILER: blank line ends the message */
+                finish(c, NULL);
+                return false;
+            }
+            break;
+        }
+        case CH_DATA: {
+            size_t take = n - i;
+            if (take > c->ch_left)
+                take = (size_t)c->ch_left;
+            body_bytes(c, p + i, take);
+            i += take;
+            c->ch_left -= take;
+            if (c->ch_left == 0)
+                c->ch = CH_DATA_CRLF;
+            break;
+        }
+        }
+    }
+    return true;
+}
+
+static void feed_body(struct client *c, const uint8_t *p, size_t n)
+{
+    if (c->framing == F_CHUNKED) {
+        feed_chunked(c, p, n);
+        return;
+    }
+    if (c->framing == F_LENGTH) {
+        uint64_t left = (uint64_t)c->clen - c->got;
+        if (n > left) {
+            snprintf(c->err, sizeof(c->err), "extra bytes after body");
+            n = (size_t)left;
+        }
+        body_bytes(c, p, n);
+        if (c->got == (uint64_t)c->clen)
+            finish(c, NULL);
+        return;
+    }
+    body_bytes(c, p, n);
+}
+
+static void header_value(const char *head, const char *name, char *out, size_t outlen)
+{
+    size_t nl = strlen(name);
+    const char *p = strstr(head, "\r\n");
+    out[0] = 0;
+    while (p && p[2] != '\r') {
+        p += 2;
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            const char *e = strstr(v, "\r\n");
+            size_t l = e ? (size_t)(e - v) : strlen(v);
+            if (l >= outlen)
+                l = outlen - 1;
+            memcpy(out, v, l);
+            out[l] = 0;
+            return;
+        }
+        p = strstr(p, "\r\n");
+    }
+}
+
+static void on_head(struct client *c)
+{
+    char *end = memmem(c->head, c->head_len, "\r\n\r\n", 4);
+    size_t hlen = (size_t)(end - c->head) + 4;
+    char save = c->head[hlen];
+    c->head[hlen] = 0;
+    if (sscanf(c->head, "HTTP/1.%*d %d", &c->status) != 1) {
+        finish(c, "bad status line");
+        return;
+    }
+    char v[128];
+    header_value(c->head, "Cache-Status", c->cache_status, sizeof(c->cache_status));
+    if (!c->cache_status[0])
+        header_value(c->head, "X-Cache-Status", c->cache_status, sizeof(c->cache_status));
+    header_value(c->head, "Transfer-Encoding", v, sizeof(v));
+    char cl[64];
+    header_value(c->head, "Content-Length", cl, sizeof(cl));
+    c->head[hlen] = save;
+    if (v[0] && strcasestr(v, "chunked"))
+        c->framing = F_CHUNKED;
+    else if (cl[0]) {
+        c->framing = F_LENGTH;
+        c->clen = strtoll(cl, NULL, 10);
+    } else
+        c->framing = F_CLOSE;
+    if (c->status != 200)
+        snprintf(c->err, sizeof(c->err), "status %d", c->status);
+    c->st = C_BODY;
+    if (want_sha && c->status == 200) {
+        c->md = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(c->md, EVP_sha256(), NULL);
+    }
+    size_t rest = c->head_len - hlen;
+    if (c->framing == F_LENGTH && c->clen == 0)
+        finish(c, NULL);
+    else if (rest)
+        feed_body(c, (const uint8_t *)c->head + hlen, rest);
+}
+
+static void on_readable(struct client *c, uint8_t *buf)
+{
+    for (;;) {
+        if (c->st == C_DONE)
+            return;
+        ssize_t r;
+        if (c->st == C_HEAD)
+            r = recv(c->fd, c->head + c->head_len, HEAD_MAX - 1 - c->head_len, 0);
+        else
+            r = recv(c->fd, buf, RBUF, 0);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return;
+            finish(c, errno == ECONNRESET ? "reset" : strerror(errno));
+            return;
+        }
+        if (r == 0) {
+            if (c->st == C_HEAD)
+                finish(c, c->head_len ? "closed in head" : "closed before response");
+            else if (c->framing == F_CLOSE)
+                finish(c, NULL);
+            else
+                finish(c, "truncated");
+            return;
+        }
+        if (c->st == C_HEAD) {
+            if (c->head_len == 0)
+                c->ttfb_ms = now_ms();
+            c->head_len += (size_t)r;
+            c->head[c->head_len] = 0;
+            if (memmem(c->head, c->head_len, "\r\n\r\n", 4))
+                on_head(c);
+            else if (c->head_len >= HEAD_MAX - 1)
+                finish(c, "head too large");
+        } else {
+            feed_body(c, buf, (size_t)r);
+        }
+    }
+}
+
+static void on_writable(struct client *c, int ep)
+{
+    if (c->st == C_CONNECTING) {
+        int err = 0;
+        socklen_t l = sizeof(err);
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        if (err) {
+            finish(c, strerror(err));
+            return;
+        }
+        c->st = C_HEAD;
+    }
+    while (c->req_sent < c->req_len) {
+        ssize_t w = send(c->fd, c->req + c->req_sent, c->req_len - c->req_sent, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EAGAIN)
+                return;
+            finish(c, strerror(errno));
+            return;
+        }
+        c->req_sent += (size_t)w;
+    }
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.ptr = c };
+    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+int main(int argc, char **argv)
+{
+    int port = 0;
+    double timeout_s = 120;
+    int opt;
+    while ((opt = getopt(argc, argv, "p:t:s")) != -1) {
+        if (opt == 'p')
+            port = atoi(optarg);
+        else if (opt == 't')
+            timeout_s = atof(optarg);
+        else if (opt == 's')
+            want_sha = true;
+        else {
+            fprintf(stderr, "usage: fetchmany -p PORT [-t TIMEOUT_S] [-s] < clients\n");
+            return 2;
+        }
+    }
+    if (!port) {
+        fprintf(stderr, "fetchmany: -p PORT is required\n");
+        return 2;
+    }
+    int cap = 16, n = 0;
+    struct client **cs = malloc((size_t)cap * sizeof(*cs));
+    char line[8192];
+    while (fgets(line, sizeof(line), stdin)) {
+        char path[4096], file[4096];
+        if (sscanf(line, "%4095s %4095s", path, file) != 2)
+            continue;
+        if (n == cap)
+            cs = realloc(cs, (size_t)(cap *= 2) * sizeof(*cs));
+        struct client *c = calloc(1, sizeof(*c));
+        c->idx = n;
+        c->fd = -1;
+        c->path = strdup(path);
+        c->exp = get_expected(file);
+        c->req_len = (size_t)snprintf(c->req, sizeof(c->req),
+                                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: sluice-bench/fetchmany\r\n"
+                                      "Accept: */*\r\nConnection: close\r\n\r\n",
+                                      path, port);
+        cs[n++] = c;
+    }
+    /* Fault the expected files in before the clock starts. */
+    for (int i = 0; i < n_expected; i++) {
+        volatile uint8_t s = 0;
+        for (uint64_t o = 0; o < expected[i].size; o += 4096)
+            s ^= expected[i].data[o];
+        (void)s;
+    }
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int open_n = 0;
+    for (int i = 0; i < n; i++) {
+        struct client *c = cs[i];
+        c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+            finish(c, strerror(errno));
+            continue;
+        }
+        struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
+        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+        open_n++;
+    }
+    double started_ms = now_ms();
+    uint8_t *buf = malloc(RBUF);
+    struct epoll_event evs[256];
+    double deadline = timeout_s * 1e3;
+    while (open_n > 0) {
+        double left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        int k = epoll_wait(ep, evs, 256, left > 1000 ? 1000 : (int)left + 1);
+        for (int i = 0; i < k; i++) {
+            struct client *c = evs[i].data.ptr;
+            if (c->st == C_DONE)
+                continue;
+            if (c->st == C_CONNECTING || (evs[i].events & EPOLLOUT))
+                on_writable(c, ep);
+            if (c->st != C_DONE && c->st != C_CONNECTING && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
+                on_readable(c, buf);
+            if (c->st == C_DONE)
+                open_n--;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (cs[i]->st != C_DONE)
+            finish(cs[i], cs[i]->st == C_HEAD && cs[i]->head_len == 0 ? "timeout (no response)" : "timeout");
+    fprintf(stderr, "fetchmany: %d clients connected within %.1f ms\n", n, started_ms);
+    for (int i = 0; i < n; i++) {
+        struct client *c = cs[i];
+        printf("%d\t%d\t%d\t%llu\t%.3f\t%.3f\t%s\t%s\n", c->idx, c->status, c->ok ? 1 : 0,
+               (unsigned long long)c->got, c->ttfb_ms, c->done_ms, c->cache_status[0] ? c->cache_status : "-",
+               c->err[0] ? c->err : "-");
+    }
+    return 0;
+}
