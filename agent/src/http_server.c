@@ -691,8 +691,22 @@ void http_respond_with(struct http_conn *c, struct http_response *r)
 
 void http_conn_wake(struct http_conn *c)
 {
-    if (c->resp && (c->phase == P_HEAD || c->phase == P_BODY))
-        ev_io_start(c->srv->loop, &c->wio);
+    if (!c->resp || (c->phase != P_HEAD && c->phase != P_BODY))
+        return;
+    if (!c->blocked) {
+        /*
+         * The response was waiting for its own data (not a stall) and may
+         * have some now: the stall clock starts here and runs until the
+         * socket takes a byte (progress) or the response waits again. The
+         * writer only runs once the socket is writable, so without this a
+         * client whose socket filled up while the response waited would
+         * never be timed, and never dropped (C4).
+         */
+        c->blocked = true;
+        c->last_progress_ms = sl_now_ms();
+        timer_arm(c, c->srv->stall_s);
+    }
+    ev_io_start(c->srv->loop, &c->wio);
 }
 
 bool http_conn_is_head(const struct http_conn *c)
