@@ -238,6 +238,13 @@ static void writer_fail(struct fill *f, enum write_fail_reason why)
     /* A detached writer no longer holds memory; readers behind may now need
      * it, which reclaim accounts for. */
     reclaim(f);
+    /* Detached after the origin finished (a lagging write that failed or
+     * hit its deadline): nothing will ever be committed, so the fill leaves
+     * the table now and the next request starts a fresh, storing fill.
+     * Left in, it would shadow the key forever (every later request a
+     * private, never-stored fill). Every caller holds its own reference. */
+    if (f->origin_done)
+        table_remove(f);
 }
 
 static void open_work(void *arg)

@@ -365,13 +365,13 @@ static void dispatch(struct http_conn *c)
 {
     struct http_server *srv = c->srv;
     srv->stats.requests++;
+    c->phase = P_HEAD;
     if (!fill_request(c)) {
         respond_error_and_close(c, 400);
         return;
     }
     c->head_only = c->req.method == HTTP_M_HEAD;
     c->close_after = !c->req.keep_alive;
-    c->phase = P_HEAD;
     srv->handler(srv->ctx, c, &c->req);
 }
 
@@ -716,8 +716,31 @@ bool http_conn_is_head(const struct http_conn *c)
 
 /* ------------------------------------------------------------- listener */
 
+void http_server_adopt(struct http_server *srv, int fd)
+{
+    struct http_conn *c = sl_calloc(1, sizeof(*c));
+    c->srv = srv;
+    c->fd = fd;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    ev_io_init(&c->rio, on_read, fd, EV_READ);
+    ev_io_init(&c->wio, on_write, fd, EV_WRITE);
+    ev_init(&c->timer, on_timer);
+    c->rio.data = c->wio.data = c->timer.data = c;
+    c->last_activity_ms = sl_now_ms();
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->stats.connections_total++;
+    srv->stats.connections_open++;
+    ev_io_start(srv->loop, &c->rio);
+    timer_arm(c, IDLE_TIMEOUT_S);
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
+    SL_UNUSED(loop);
     SL_UNUSED(revents);
     struct http_server *srv = w->data;
     for (int i = 0; i < 64; i++) {
@@ -727,25 +750,20 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
                 log_warn("http: accept: %s", strerror(errno));
             return;
         }
-        struct http_conn *c = sl_calloc(1, sizeof(*c));
-        c->srv = srv;
-        c->fd = fd;
-        http_parser_init(&c->parser, HTTP_REQUEST);
-        c->parser.data = c;
-        ev_io_init(&c->rio, on_read, fd, EV_READ);
-        ev_io_init(&c->wio, on_write, fd, EV_WRITE);
-        ev_init(&c->timer, on_timer);
-        c->rio.data = c->wio.data = c->timer.data = c;
-        c->last_activity_ms = sl_now_ms();
-        c->next = srv->conns;
-        if (srv->conns)
-            srv->conns->prev = c;
-        srv->conns = c;
-        srv->stats.connections_total++;
-        srv->stats.connections_open++;
-        ev_io_start(loop, &c->rio);
-        timer_arm(c, IDLE_TIMEOUT_S);
+        http_server_adopt(srv, fd);
     }
+}
+
+struct http_server *http_server_new(struct ev_loop *loop, http_handler_fn handler, void *ctx,
+                                    int64_t stall_timeout_ms)
+{
+    struct http_server *srv = sl_calloc(1, sizeof(*srv));
+    srv->loop = loop;
+    srv->fd = -1;
+    srv->handler = handler;
+    srv->ctx = ctx;
+    srv->stall_s = (double)stall_timeout_ms / 1000.0;
+    return srv;
 }
 
 struct http_server *http_server_start(struct ev_loop *loop, const char *addr,
@@ -755,12 +773,8 @@ struct http_server *http_server_start(struct ev_loop *loop, const char *addr,
     int fd = net_listen(addr, err, errlen);
     if (fd < 0)
         return NULL;
-    struct http_server *srv = sl_calloc(1, sizeof(*srv));
-    srv->loop = loop;
+    struct http_server *srv = http_server_new(loop, handler, ctx, stall_timeout_ms);
     srv->fd = fd;
-    srv->handler = handler;
-    srv->ctx = ctx;
-    srv->stall_s = (double)stall_timeout_ms / 1000.0;
     ev_io_init(&srv->accept_io, on_accept, fd, EV_READ);
     srv->accept_io.data = srv;
     ev_io_start(loop, &srv->accept_io);
@@ -771,8 +785,10 @@ void http_server_stop(struct http_server *srv)
 {
     if (!srv)
         return;
-    ev_io_stop(srv->loop, &srv->accept_io);
-    close(srv->fd);
+    if (srv->fd >= 0) {
+        ev_io_stop(srv->loop, &srv->accept_io);
+        close(srv->fd);
+    }
     while (srv->conns)
         conn_close(srv->conns, true);
     free(srv);

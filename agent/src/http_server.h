@@ -101,6 +101,12 @@ struct http_server *http_server_start(struct ev_loop *loop, const char *addr,
                                       http_handler_fn handler, void *ctx,
                                       int64_t stall_timeout_ms, char *err, size_t errlen);
 void http_server_stop(struct http_server *srv);
+
+/* A server with no listener, fed with http_server_adopt (tests, fuzzing). */
+struct http_server *http_server_new(struct ev_loop *loop, http_handler_fn handler, void *ctx,
+                                    int64_t stall_timeout_ms);
+/* Serve an already-connected, non-blocking socket. */
+void http_server_adopt(struct http_server *srv, int fd);
 const struct http_server_stats *http_server_stats(const struct http_server *srv);
 
 /* Answer with a complete small response. `extra_headers` is "" or lines

@@ -1,0 +1,148 @@
+"""C5/C4: one origin fetch per key, streamed to every client as it arrives;
+a client that stops reading is dropped without slowing anyone else."""
+
+import statistics
+import threading
+import time
+import unittest
+
+from contract import ContractCase, KiB, MiB, body_for, parallel, wait_until
+
+
+class Stampede(ContractCase):
+    """100 concurrent requests for one cold key."""
+
+    N = 100
+    SIZE = 1 * MiB
+    DELAY_MS = 500
+
+    def test_one_origin_request_every_body_exact_followers_stream(self):
+        e = self.edge = self.start_edge()
+        base = self.baseline(e)
+        p = self.path("hot.bin", size=self.SIZE, delay_ms=self.DELAY_MS, rate=2 * MiB)
+        body = body_for(p, self.SIZE)
+        go = threading.Event()
+
+        def client(i):
+            go.wait()
+            return e.get("/generic" + p, timeout=30)
+        with_results = []
+        t = threading.Thread(target=lambda: with_results.extend(parallel(client, range(self.N))))
+        t.start()
+        go.set()
+        t.join()
+        rs = with_results
+        self.assert_exact(rs, body)
+        self.assertEqual(e.origin.requests(p), 1, "singleflight broken: %d origin requests" % e.origin.requests(p))
+        self.assertEqual(e.origin.stats()["paths"][p]["bytes_sent"], self.SIZE)
+        leaders = [r for r in rs if "collapsed" not in r.header("Cache-Status")]
+        followers = [r for r in rs if "collapsed" in r.header("Cache-Status")]
+        self.assertEqual(len(leaders), 1, [r.header("Cache-Status") for r in rs])
+        self.assertEqual(leaders[0].header("Cache-Status"), "sluice; fwd=uri-miss; stored")
+        # Followers stream from the running fill: their first byte comes with
+        # the leader's (the origin's head after delay_ms), not after the
+        # 0.5 s body or the commit.
+        lead = leaders[0].ttfb
+        p50 = statistics.median(r.ttfb for r in followers)
+        self.assertGreaterEqual(lead, self.DELAY_MS / 1000.0)
+        self.assertLess(abs(p50 - lead), 0.3, "leader ttfb %.3f, followers p50 %.3f" % (lead, p50))
+        self.assertLess(max(r.ttfb for r in followers), self.DELAY_MS / 1000.0 + 0.5 * self.SIZE / (2 * MiB),
+                        "a follower waited for the whole body before its first byte")
+        m = e.metrics()
+        self.assertEqual(self.delta(base["metrics"], m, "sluice_followers_total"), self.N - 1)
+        self.assertEqual(self.delta(base["metrics"], m, "sluice_misses_total"), 1)
+        self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
+        e.wait_idle()
+        r = e.get("/generic" + p)
+        self.assert_exact([r], body)
+        self.assertEqual(r.header("Cache-Status"), "sluice; hit")
+        self.assertEqual(e.origin.requests(p), 1)
+
+
+class StalledFollower(ContractCase):
+    """One follower stops reading while 20 others read at full speed.
+
+    The stall reaches the agent only once HAProxy's buffers and the kernel's
+    socket buffers between the client and the agent are full (about 8 MiB
+    here), so the object is 16 MiB and the stalled client has a 16 KiB
+    receive buffer."""
+
+    settings = {"client_stall_timeout": "2s"}
+    SIZE = 16 * MiB
+    RATE = 16 * MiB     # ~1 s of origin time
+    OTHERS = 20
+
+    def run_stall(self, e, p, stalled_timeout=6):
+        body = body_for(p, self.SIZE)
+        go = threading.Barrier(self.OTHERS + 1)
+
+        def client(i):
+            go.wait()
+            if i == 0:
+                return e.get("/generic" + p, timeout=stalled_timeout, stop_reading_after=64 * KiB,
+                             rcvbuf=16 * KiB)
+            return e.get("/generic" + p, timeout=30)
+        t0 = time.monotonic()
+        rs = parallel(client, range(self.OTHERS + 1))
+        stalled, others = rs[0], rs[1:]
+        self.assert_exact(others, body, what="reading follower")
+        self.assertTrue(stalled.stopped_reading)
+        self.assertFalse(stalled.complete)
+        self.assertTrue(body.startswith(stalled.body))
+        return t0, stalled, others
+
+    def test_stalled_follower_is_dropped_others_finish_at_full_speed(self):
+        e = self.edge = self.start_edge()
+        base = self.baseline(e)
+        p = self.path("big.bin", size=self.SIZE, rate=self.RATE, delay_ms=200)
+        dropped_at = []
+
+        def watch():
+            wait_until(lambda: e.metric("sluice_stalled_clients_dropped_total")
+                       > base["metrics"].get("sluice_stalled_clients_dropped_total", 0), 10,
+                       message="the stalled client was never dropped")
+            dropped_at.append(time.monotonic())
+        w = threading.Thread(target=watch)
+        w.start()
+        t0, stalled, others = self.run_stall(e, p)
+        w.join()
+        self.assertTrue(dropped_at, "the stalled client was never dropped")
+        # Full speed: the readers are bounded by the origin (1.2 s) plus the
+        # CPU cost of 20 x 16 MiB through HAProxy; they never wait for the
+        # stall window (2 s) to expire.
+        slowest = max(r.elapsed for r in others)
+        self.assertLess(slowest, 3.5, "readers were slowed by the stalled follower")
+        self.assertGreater(dropped_at[0] - t0, 2.0, "dropped before the stall window")
+        m = e.metrics()
+        self.assertEqual(self.delta(base["metrics"], m, "sluice_stalled_clients_dropped_total"), 1)
+        self.assertEqual(e.origin.requests(p), 1)
+        self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
+        # The writer was healthy: the object is committed.
+        r = e.get("/generic" + p)
+        self.assert_exact([r], body_for(p, self.SIZE))
+        self.assertEqual(r.header("Cache-Status"), "sluice; hit")
+
+    def test_stalled_follower_with_a_failed_writer_holds_others_at_most_the_window(self):
+        # The writer failed at once, so memory is the only spool: the stalled
+        # follower pins it and, once fill_buffer_size is full, the origin is
+        # paused (ordinary flow control) until the stall window drops it.
+        # The others are held by at most that window, never longer.
+        e = self.edge = self.start_edge({"fill_buffer_size": "4M"})
+        base = self.baseline(e)
+        p = self.path("big.bin", size=self.SIZE, rate=self.RATE, delay_ms=200)
+        e.fault("kind=eio&after=0")
+        t0, stalled, others = self.run_stall(e, p)
+        e.fault("kind=none")
+        slowest = max(r.elapsed for r in others)
+        self.assertLess(slowest, 1.2 + 2.0 + 3.0, "readers held longer than the stall window")
+        m = e.metrics()
+        self.assertEqual(self.delta(base["metrics"], m, "sluice_stalled_clients_dropped_total"), 1)
+        self.assertEqual(self.delta(base["metrics"], m, 'sluice_cache_write_failures_total{reason="eio"}'), 1)
+        self.assertEqual(e.origin.requests(p), 1)
+        self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
+        self.assertEqual(e.object_files(), sorted(f for f in e.object_files() if "_warmup" not in f))
+        self.assertIsNone(e.object_file_for(p))
+
+
+if __name__ == "__main__":
+    unittest.main()

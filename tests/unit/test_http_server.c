@@ -1,0 +1,334 @@
+/*
+ * test_http_server.c - the HTTP/1.1 server over a socketpair: keep-alive,
+ * HEAD, limits and error answers, chunked and length framing, and the rule
+ * that a body error after the head is an aborted transfer, never a clean end.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ev.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "http_server.h"
+
+/* A streamed response: `pieces` pieces of "abc", then end or error. */
+struct test_resp {
+    struct http_response base;
+    enum http_body_mode mode;
+    int pieces;
+    int sent;
+    bool fail;
+    bool *finished_ok;
+};
+
+static enum http_head_result t_head(struct http_response *r, struct http_head *out)
+{
+    struct test_resp *t = (struct test_resp *)r;
+    if (t->mode == HTTP_BODY_CHUNKED) {
+        http_head_printf(out, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    } else {
+        http_head_printf(out, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", t->pieces * 3);
+        out->length = (uint64_t)t->pieces * 3;
+    }
+    out->mode = t->mode;
+    return HTTP_HEAD_READY;
+}
+
+static enum http_body_result t_body(struct http_response *r, struct http_piece *out)
+{
+    struct test_resp *t = (struct test_resp *)r;
+    if (t->sent == t->pieces / 2 && t->fail)
+        return HTTP_PIECE_ERROR;
+    if (t->sent == t->pieces)
+        return HTTP_PIECE_END;
+    out->data = (const uint8_t *)"abc";
+    out->len = 3;
+    return HTTP_PIECE_DATA;
+}
+
+static void t_consumed(struct http_response *r, size_t n)
+{
+    struct test_resp *t = (struct test_resp *)r;
+    assert_int_equal(n, 3);
+    t->sent++;
+}
+
+static void t_finish(struct http_response *r, bool completed)
+{
+    struct test_resp *t = (struct test_resp *)r;
+    *t->finished_ok = completed;
+    free(t);
+}
+
+struct fixture {
+    struct ev_loop *loop;
+    struct http_server *srv;
+    int peer;
+    bool finished_ok;
+    bool fail;
+    enum http_body_mode mode;
+};
+
+static void handler(void *ctx, struct http_conn *c, const struct http_request *req)
+{
+    struct fixture *fx = ctx;
+    if (req->path_len == 7 && memcmp(req->path, "/stream", 7) == 0) {
+        struct test_resp *t = sl_calloc(1, sizeof(*t));
+        t->base = (struct http_response){ t_head, t_body, t_consumed, t_finish };
+        t->mode = fx->mode;
+        t->pieces = 4;
+        t->fail = fx->fail;
+        t->finished_ok = &fx->finished_ok;
+        http_respond_with(c, &t->base);
+        return;
+    }
+    char body[64];
+    int n = snprintf(body, sizeof(body), "%.*s|%s|%s", (int)req->path_len, req->path,
+                     req->query ? req->query : "-", req->range ? req->range : "-");
+    http_respond_simple(c, 200, "text/plain", "", body, (size_t)n);
+}
+
+static int setup(void **state)
+{
+    struct fixture *fx = sl_calloc(1, sizeof(*fx));
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    fx->loop = ev_loop_new(EVFLAG_AUTO);
+    fx->srv = http_server_new(fx->loop, handler, fx, 1000);
+    fx->mode = HTTP_BODY_CHUNKED;
+    http_server_adopt(fx->srv, sv[0]);
+    fx->peer = sv[1];
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    http_server_stop(fx->srv);
+    ev_loop_destroy(fx->loop);
+    close(fx->peer);
+    free(fx);
+    return 0;
+}
+
+static void send_all(struct fixture *fx, const char *s)
+{
+    assert_int_equal(write(fx->peer, s, strlen(s)), (ssize_t)strlen(s));
+}
+
+/* Run the loop and collect what the server sends until `want` appears, the
+ * server closes (returns with *closed set), or 2 s pass. */
+static size_t exchange(struct fixture *fx, char *buf, size_t cap, const char *want, bool *closed)
+{
+    size_t len = 0;
+    *closed = false;
+    int64_t deadline = sl_now_ms() + 2000;
+    while (sl_now_ms() < deadline) {
+        ev_run(fx->loop, EVRUN_NOWAIT);
+        ssize_t n = read(fx->peer, buf + len, cap - 1 - len);
+        if (n > 0) {
+            len += (size_t)n;
+            buf[len] = '\0';
+            if (want && strstr(buf, want))
+                return len;
+        } else if (n == 0) {
+            *closed = true;
+            return len;
+        } else if (errno != EAGAIN) {
+            *closed = true;
+            return len;
+        } else {
+            struct pollfd p = { .fd = fx->peer, .events = POLLIN };
+            poll(&p, 1, 5);
+        }
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+static void test_keep_alive_two_requests(void **state)
+{
+    struct fixture *fx = *state;
+    char buf[4096];
+    bool closed;
+    send_all(fx, "GET /a?x=1 HTTP/1.1\r\nRange: bytes=0-1\r\n\r\n");
+    exchange(fx, buf, sizeof(buf), "/a|x=1|bytes=0-1", &closed);
+    assert_false(closed);
+    assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(buf, "Content-Length: 16\r\n"));
+    send_all(fx, "GET /b HTTP/1.1\r\n\r\n");
+    exchange(fx, buf, sizeof(buf), "/b|-|-", &closed);
+    assert_false(closed);
+}
+
+static void test_pipelined_requests_answered_in_order(void **state)
+{
+    struct fixture *fx = *state;
+    char buf[4096];
+    bool closed;
+    send_all(fx, "GET /one HTTP/1.1\r\n\r\nGET /two HTTP/1.1\r\nConnection: close\r\n\r\n");
+    exchange(fx, buf, sizeof(buf), NULL, &closed);
+    assert_true(closed);
+    char *one = strstr(buf, "/one|"), *two = strstr(buf, "/two|");
+    assert_non_null(one);
+    assert_non_null(two);
+    assert_true(one < two);
+    assert_non_null(strstr(buf, "Connection: close"));
+}
+
+static void test_head_has_no_body(void **state)
+{
+    struct fixture *fx = *state;
+    char buf[4096];
+    bool closed;
+    send_all(fx, "HEAD /h HTTP/1.1\r\nConnection: close\r\n\r\n");
+    exchange(fx, buf, sizeof(buf), NULL, &closed);
+    assert_true(closed);
+    assert_non_null(strstr(buf, "Content-Length: 6\r\n"));
+    assert_null(strstr(buf, "/h|"));
+}
+
+static void expect_error(struct fixture *fx, const char *request, const char *status)
+{
+    char buf[8192];
+    bool closed;
+    send_all(fx, request);
+    exchange(fx, buf, sizeof(buf), NULL, &closed);
+    assert_true(closed);
+    assert_non_null(strstr(buf, status));
+}
+
+static void test_post_is_405(void **state)
+{
+    expect_error(*state, "POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", "HTTP/1.1 405 ");
+}
+
+static void test_bad_target_is_400(void **state)
+{
+    expect_error(*state, "GET *a HTTP/1.1\r\n\r\n", "HTTP/1.1 400 ");
+}
+
+static void test_garbage_is_400(void **state)
+{
+    expect_error(*state, "\x01\x02\x03 nonsense\r\n\r\n", "HTTP/1.1 400 ");
+}
+
+static void test_long_url_is_414(void **state)
+{
+    struct fixture *fx = *state;
+    char *req = sl_malloc(HTTP_URL_MAX + 64);
+    strcpy(req, "GET /");
+    memset(req + 5, 'a', HTTP_URL_MAX + 10);
+    strcpy(req + 5 + HTTP_URL_MAX + 10, " HTTP/1.1\r\n\r\n");
+    expect_error(fx, req, "HTTP/1.1 414 ");
+    free(req);
+}
+
+static void test_huge_headers_are_431(void **state)
+{
+    struct fixture *fx = *state;
+    size_t n = HTTP_HEADERS_MAX + 100;
+    char *req = sl_malloc(n + 64);
+    strcpy(req, "GET / HTTP/1.1\r\nX: ");
+    size_t off = strlen(req);
+    memset(req + off, 'v', n);
+    strcpy(req + off + n, "\r\n\r\n");
+    /* The socketpair buffer may not take it all at once: write in steps. */
+    char buf[4096] = "";
+    bool closed = false;
+    size_t len = strlen(req), sent = 0;
+    while (sent < len && !closed) {
+        ssize_t w = write(fx->peer, req + sent, len - sent);
+        if (w > 0)
+            sent += (size_t)w;
+        ev_run(fx->loop, EVRUN_NOWAIT);
+        if (strstr(buf, "431"))
+            break;
+        if (w <= 0)
+            exchange(fx, buf, sizeof(buf), "431", &closed);
+    }
+    exchange(fx, buf, sizeof(buf), "431", &closed);
+    assert_non_null(strstr(buf, "HTTP/1.1 431 "));
+    free(req);
+}
+
+static void test_chunked_stream_ends_cleanly(void **state)
+{
+    struct fixture *fx = *state;
+    char buf[4096];
+    bool closed;
+    send_all(fx, "GET /stream HTTP/1.1\r\n\r\n");
+    exchange(fx, buf, sizeof(buf), "0\r\n\r\n", &closed);
+    assert_false(closed);
+    assert_non_null(strstr(buf, "\r\n\r\n3\r\nabc\r\n3\r\nabc\r\n3\r\nabc\r\n3\r\nabc\r\n0\r\n\r\n"));
+    ev_run(fx->loop, EVRUN_NOWAIT);
+    assert_true(fx->finished_ok);
+}
+
+static void test_chunked_body_error_is_an_abort(void **state)
+{
+    struct fixture *fx = *state;
+    fx->fail = true;
+    char buf[4096];
+    bool closed;
+    send_all(fx, "GET /stream HTTP/1.1\r\n\r\n");
+    exchange(fx, buf, sizeof(buf), NULL, &closed);
+    assert_true(closed);
+    assert_non_null(strstr(buf, "3\r\nabc\r\n3\r\nabc\r\n"));
+    assert_null(strstr(buf, "0\r\n\r\n"));
+    assert_false(fx->finished_ok);
+}
+
+static void test_length_body_error_is_short_and_closed(void **state)
+{
+    struct fixture *fx = *state;
+    fx->fail = true;
+    fx->mode = HTTP_BODY_LENGTH;
+    char buf[4096];
+    bool closed;
+    send_all(fx, "GET /stream HTTP/1.1\r\n\r\n");
+    exchange(fx, buf, sizeof(buf), NULL, &closed);
+    assert_true(closed);
+    assert_non_null(strstr(buf, "Content-Length: 12\r\n\r\nabcabc"));
+    assert_null(strstr(buf, "abcabcabc"));
+}
+
+static void test_client_gone_mid_response_finishes_incomplete(void **state)
+{
+    struct fixture *fx = *state;
+    send_all(fx, "GET /stream HTTP/1.1\r\n\r\n");
+    shutdown(fx->peer, SHUT_RDWR);
+    for (int i = 0; i < 50; i++)
+        ev_run(fx->loop, EVRUN_NOWAIT);
+    assert_int_equal(http_server_stats(fx->srv)->connections_open, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_keep_alive_two_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_requests_answered_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_has_no_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_post_is_405, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_target_is_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_is_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_url_is_414, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_headers_are_431, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_stream_ends_cleanly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_body_error_is_an_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_length_body_error_is_short_and_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_gone_mid_response_finishes_incomplete, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
