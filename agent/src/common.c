@@ -3,6 +3,7 @@
  */
 #include "common.h"
 
+#include <stdarg.h>
 #include <string.h>
 #include <time.h>
 
@@ -80,4 +81,14 @@ int64_t sl_now_ms(void)
 int64_t sl_wall_s(void)
 {
     return (int64_t)time(NULL);
+}
+
+void sl_set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }

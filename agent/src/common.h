@@ -38,6 +38,9 @@ char *sl_strndup(const char *s, size_t n);
  * NUL-terminated copy) when it did not fit. */
 bool sl_strlcpy(char *dst, const char *src, size_t dstlen);
 
+/* printf into an error buffer (err may be NULL or errlen 0: no-op). */
+void sl_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Monotonic clock in milliseconds and wall clock in seconds. */
 int64_t sl_now_ms(void);
 int64_t sl_wall_s(void);

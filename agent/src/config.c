@@ -133,18 +133,6 @@ static const struct {
 
 /* ------------------------------------------------------------ error text */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Prepend "<prefix>: " to the message already in err. */
 static void prefix_err(char *err, size_t errlen, const char *prefix)
@@ -152,7 +140,7 @@ static void prefix_err(char *err, size_t errlen, const char *prefix)
     if (!err || errlen == 0)
         return;
     char *tmp = sl_strdup(err);
-    set_err(err, errlen, "%s: %s", prefix, tmp);
+    sl_set_err(err, errlen, "%s: %s", prefix, tmp);
     free(tmp);
 }
 
@@ -381,26 +369,26 @@ static int set_origin(struct sluice_config *cfg, const char *route, const char *
                       char *err, size_t errlen)
 {
     if (!route_name_ok(route)) {
-        set_err(err, errlen, "bad route name '%s' (want [a-z0-9_], at most %d characters)",
+        sl_set_err(err, errlen, "bad route name '%s' (want [a-z0-9_], at most %d characters)",
                 route, CONFIG_ROUTE_NAME_MAX - 1);
         return -1;
     }
     if (strlen(url) >= CONFIG_URL_MAX) {
-        set_err(err, errlen, "URL too long (max %d bytes)", CONFIG_URL_MAX - 1);
+        sl_set_err(err, errlen, "URL too long (max %d bytes)", CONFIG_URL_MAX - 1);
         return -1;
     }
     if (url[0]) {
         struct origin_url parsed;
         char why[256];
         if (origin_url_parse(url, &parsed, why, sizeof(why)) != 0) {
-            set_err(err, errlen, "%s", why);
+            sl_set_err(err, errlen, "%s", why);
             return -1;
         }
     }
     struct config_origin *o = find_origin(cfg, route);
     if (!o) {
         if (cfg->n_origins >= CONFIG_MAX_ORIGINS) {
-            set_err(err, errlen, "too many origins (max %d)", CONFIG_MAX_ORIGINS);
+            sl_set_err(err, errlen, "too many origins (max %d)", CONFIG_MAX_ORIGINS);
             return -1;
         }
         o = &cfg->origins[cfg->n_origins++];
@@ -432,12 +420,12 @@ static const struct setting *find_setting(const char *name)
 static int check_bounds(const struct setting *s, int64_t v, char *err, size_t errlen)
 {
     if (v < s->min) {
-        set_err(err, errlen, "must be at least %lld%s", (long long)s->min,
+        sl_set_err(err, errlen, "must be at least %lld%s", (long long)s->min,
                 s->type == SET_DURATION ? " ms" : s->type == SET_SIZE ? " bytes" : "");
         return -1;
     }
     if (s->max > 0 && v > s->max) {
-        set_err(err, errlen, "must be at most %lld", (long long)s->max);
+        sl_set_err(err, errlen, "must be at most %lld", (long long)s->max);
         return -1;
     }
     return 0;
@@ -454,11 +442,11 @@ static int apply_setting(struct sluice_config *cfg, const struct setting *s, con
                           : s->check                ? s->check(value)
                                                     : NULL;
         if (why) {
-            set_err(err, errlen, "bad value '%s': %s", value, why);
+            sl_set_err(err, errlen, "bad value '%s': %s", value, why);
             return -1;
         }
         if (strlen(value) >= s->size) {
-            set_err(err, errlen, "value too long (max %zu bytes)", s->size - 1);
+            sl_set_err(err, errlen, "value too long (max %zu bytes)", s->size - 1);
             return -1;
         }
         sl_strlcpy(field, value, s->size);
@@ -468,7 +456,7 @@ static int apply_setting(struct sluice_config *cfg, const struct setting *s, con
         int64_t ms;
         enum num_err e = parse_duration(value, &ms);
         if (e != NUM_OK) {
-            set_err(err, errlen, "bad duration '%s': %s (e.g. 500ms, 3s, 2m, 1h)", value,
+            sl_set_err(err, errlen, "bad duration '%s': %s (e.g. 500ms, 3s, 2m, 1h)", value,
                     num_err_text(e));
             return -1;
         }
@@ -483,7 +471,7 @@ static int apply_setting(struct sluice_config *cfg, const struct setting *s, con
         if (e == NUM_OK && bytes > INT64_MAX)
             e = NUM_OVERFLOW;
         if (e != NUM_OK) {
-            set_err(err, errlen, "bad size '%s': %s (e.g. 512, 64K, 8M, 10G, 1T)", value,
+            sl_set_err(err, errlen, "bad size '%s': %s (e.g. 512, 64K, 8M, 10G, 1T)", value,
                     num_err_text(e));
             return -1;
         }
@@ -495,7 +483,7 @@ static int apply_setting(struct sluice_config *cfg, const struct setting *s, con
     case SET_INT: {
         int64_t v;
         if (parse_int(value, &v) != 0) {
-            set_err(err, errlen, "bad integer '%s'", value);
+            sl_set_err(err, errlen, "bad integer '%s'", value);
             return -1;
         }
         if (check_bounds(s, v, err, errlen) != 0)
@@ -541,7 +529,7 @@ static int set_route_override(struct sluice_config *cfg, const char *name, const
     char route[CONFIG_ROUTE_NAME_MAX];
     const struct setting *st = split_route_override(name, route, sizeof(route));
     if (!st) {
-        set_err(err, errlen, "unknown setting (per-route form: route_<route>_<setting>)");
+        sl_set_err(err, errlen, "unknown setting (per-route form: route_<route>_<setting>)");
         return -1;
     }
     /* Parse into a scratch config so the same checks and bounds apply. */
@@ -559,7 +547,7 @@ static int set_route_override(struct sluice_config *cfg, const char *name, const
         }
     }
     if (cfg->n_overrides >= CONFIG_MAX_OVERRIDES) {
-        set_err(err, errlen, "too many per-route overrides (max %d)", CONFIG_MAX_OVERRIDES);
+        sl_set_err(err, errlen, "too many per-route overrides (max %d)", CONFIG_MAX_OVERRIDES);
         return -1;
     }
     struct config_route_override *o = &cfg->overrides[cfg->n_overrides++];
@@ -590,7 +578,7 @@ static int set_by_name(struct sluice_config *cfg, const char *name, const char *
         return set_origin(cfg, name + strlen(ORIGIN_PREFIX), value, err, errlen);
     if (strncmp(name, ROUTE_PREFIX, strlen(ROUTE_PREFIX)) == 0)
         return set_route_override(cfg, name, value, err, errlen);
-    set_err(err, errlen, "unknown setting");
+    sl_set_err(err, errlen, "unknown setting");
     return -1;
 }
 
@@ -648,13 +636,13 @@ static char *line_value(char *v, char *err, size_t errlen)
     }
     char *close = strchr(v + 1, '"');
     if (!close) {
-        set_err(err, errlen, "unterminated quote");
+        sl_set_err(err, errlen, "unterminated quote");
         return NULL;
     }
     *close = '\0';
     char *after = trim(close + 1);
     if (*after && *after != '#') {
-        set_err(err, errlen, "unexpected text after closing quote");
+        sl_set_err(err, errlen, "unexpected text after closing quote");
         return NULL;
     }
     return v + 1;
@@ -668,13 +656,13 @@ static int parse_line(struct sluice_config *cfg, char *line, char *err, size_t e
         return 0;
     char *eq = strchr(s, '=');
     if (!eq) {
-        set_err(err, errlen, "expected 'name = value'");
+        sl_set_err(err, errlen, "expected 'name = value'");
         return -1;
     }
     *eq = '\0';
     char *name = trim(s);
     if (*name == '\0') {
-        set_err(err, errlen, "missing setting name");
+        sl_set_err(err, errlen, "missing setting name");
         return -1;
     }
     char *value = line_value(eq + 1, err, errlen);
@@ -714,7 +702,7 @@ static char *read_small_file(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        sl_set_err(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     char *buf = sl_malloc(CONFIG_FILE_MAX + 1);
@@ -722,12 +710,12 @@ static char *read_small_file(const char *path, char *err, size_t errlen)
     bool failed = ferror(f);
     fclose(f);
     if (failed || n > CONFIG_FILE_MAX) {
-        set_err(err, errlen, "%s: %s", path, failed ? "read error" : "file too large");
+        sl_set_err(err, errlen, "%s: %s", path, failed ? "read error" : "file too large");
         free(buf);
         return NULL;
     }
     if (memchr(buf, '\0', n)) {
-        set_err(err, errlen, "%s: contains a NUL byte", path);
+        sl_set_err(err, errlen, "%s: contains a NUL byte", path);
         free(buf);
         return NULL;
     }

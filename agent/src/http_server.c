@@ -38,8 +38,7 @@ enum hdr_kind { H_OTHER, H_RANGE, H_INM, H_IMS, H_AUTH, H_COOKIE };
 
 struct http_server {
     struct ev_loop *loop;
-    int fd;
-    ev_io accept_io;
+    struct net_listener listener;     /* fd < 0: no listener (adopt only) */
     http_handler_fn handler;
     void *ctx;
     double stall_s;
@@ -738,20 +737,11 @@ void http_server_adopt(struct http_server *srv, int fd)
     timer_arm(c, IDLE_TIMEOUT_S);
 }
 
-static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+static void on_accept(void *ctx, int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
-    SL_UNUSED(loop);
-    SL_UNUSED(revents);
-    struct http_server *srv = w->data;
-    for (int i = 0; i < 64; i++) {
-        int fd = net_accept(srv->fd);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                log_warn("http: accept: %s", strerror(errno));
-            return;
-        }
-        http_server_adopt(srv, fd);
-    }
+    SL_UNUSED(peer);
+    SL_UNUSED(peerlen);
+    http_server_adopt(ctx, fd);
 }
 
 struct http_server *http_server_new(struct ev_loop *loop, http_handler_fn handler, void *ctx,
@@ -759,7 +749,7 @@ struct http_server *http_server_new(struct ev_loop *loop, http_handler_fn handle
 {
     struct http_server *srv = sl_calloc(1, sizeof(*srv));
     srv->loop = loop;
-    srv->fd = -1;
+    srv->listener.fd = -1;
     srv->handler = handler;
     srv->ctx = ctx;
     srv->stall_s = (double)stall_timeout_ms / 1000.0;
@@ -770,14 +760,11 @@ struct http_server *http_server_start(struct ev_loop *loop, const char *addr,
                                       http_handler_fn handler, void *ctx,
                                       int64_t stall_timeout_ms, char *err, size_t errlen)
 {
-    int fd = net_listen(addr, err, errlen);
-    if (fd < 0)
-        return NULL;
     struct http_server *srv = http_server_new(loop, handler, ctx, stall_timeout_ms);
-    srv->fd = fd;
-    ev_io_init(&srv->accept_io, on_accept, fd, EV_READ);
-    srv->accept_io.data = srv;
-    ev_io_start(loop, &srv->accept_io);
+    if (net_listener_start(&srv->listener, loop, "http", addr, on_accept, srv, err, errlen) != 0) {
+        free(srv);
+        return NULL;
+    }
     return srv;
 }
 
@@ -785,10 +772,7 @@ void http_server_stop(struct http_server *srv)
 {
     if (!srv)
         return;
-    if (srv->fd >= 0) {
-        ev_io_stop(srv->loop, &srv->accept_io);
-        close(srv->fd);
-    }
+    net_listener_stop(&srv->listener);
     while (srv->conns)
         conn_close(srv->conns, true);
     free(srv);

@@ -1,90 +1,168 @@
 /*
- * net.c - socket helpers shared by every listener (see net.h).
+ * net.c - the one listener implementation shared by the SPOP, HTTP and
+ * admin servers (see net.h).
  */
 #include "net.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "common.h"
+#include "log.h"
 
-int net_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len,
-                   char *err, size_t errlen)
+#define ACCEPT_BATCH 64
+#define ACCEPT_BACKOFF_S 0.1
+
+/* Splits "host:port" or "[v6]:port"; an empty host or "*" means any. */
+static bool split_addr(const char *addr, char *host, size_t hostlen, char *port,
+                       size_t portlen, bool *bracketed)
 {
-    char host[128];
-    const char *colon = strrchr(addr, ':');
-    if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(host)) {
-        snprintf(err, errlen, "bad address '%s' (want host:port)", addr);
-        return -1;
+    const char *colon;
+    size_t hlen;
+    *bracketed = addr[0] == '[';
+    if (*bracketed) {
+        const char *close = strchr(addr, ']');
+        if (!close || close[1] != ':')
+            return false;
+        hlen = (size_t)(close - addr - 1);
+        addr++;
+        colon = close + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon || memchr(addr, ':', (size_t)(colon - addr)))
+            return false;   /* no port, or an IPv6 address without brackets */
+        hlen = (size_t)(colon - addr);
     }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || port < 0 || port > 65535 || end == colon + 1) {
-        snprintf(err, errlen, "bad port in '%s'", addr);
-        return -1;
-    }
-    memset(ss, 0, sizeof(*ss));
-    size_t hl = strlen(host);
-    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-        host[hl - 1] = '\0';
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-        if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
-            goto bad_host;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)port);
-        *len = sizeof(*s6);
-        return 0;
-    }
-    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-    if (strcmp(host, "localhost") == 0)
-        strcpy(host, "127.0.0.1");
-    if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
-        goto bad_host;
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons((uint16_t)port);
-    *len = sizeof(*s4);
-    return 0;
-bad_host:
-    snprintf(err, errlen, "bad host in '%s' (want a numeric address)", addr);
-    return -1;
+    if (hlen >= hostlen || strlen(colon + 1) >= portlen || colon[1] == '\0')
+        return false;
+    memcpy(host, addr, hlen);
+    host[hlen] = '\0';
+    strcpy(port, colon + 1);
+    for (const char *p = port; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    if (atoi(port) > 65535)
+        return false;
+    if (!*bracketed && (host[0] == '\0' || strcmp(host, "*") == 0))
+        strcpy(host, "0.0.0.0");
+    return true;
 }
 
-int net_listen(const char *addr, char *err, size_t errlen)
+static int listen_on(const struct addrinfo *ai, int *port, char *err, size_t errlen)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    if (net_parse_addr(addr, &ss, &len, err, errlen) != 0)
-        return -1;
-    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "socket: %s", strerror(errno));
         return -1;
     }
-    int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&ss, len) == -1 || listen(fd, 1024) == -1) {
-        snprintf(err, errlen, "cannot listen on %s: %s", addr, strerror(errno));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+        snprintf(err, errlen, "bind/listen: %s", strerror(errno));
         close(fd);
         return -1;
     }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
     return fd;
 }
 
-int net_accept(int listen_fd)
+static int open_listener(const char *addr, int *port, char *err, size_t errlen)
 {
-    int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    char host[256], portstr[8];
+    bool bracketed;
+    if (!split_addr(addr, host, sizeof(host), portstr, sizeof(portstr), &bracketed)) {
+        snprintf(err, errlen, "bad listen address \"%s\" (want host:port or [v6]:port)", addr);
+        return -1;
     }
+    struct addrinfo hints, *res;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = bracketed ? AF_INET6 : AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | (bracketed ? AI_NUMERICHOST : 0);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "bad listen address \"%s\": %s", addr, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
+        fd = listen_on(ai, port, err, errlen);
+    freeaddrinfo(res);
     return fd;
+}
+
+
+static void accept_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct net_listener *l = w->data;
+    SL_UNUSED(revents);
+    ev_io_start(loop, &l->io);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct net_listener *l = w->data;
+    SL_UNUSED(revents);
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            int one = 1;
+            /* Small frames and heads: never let Nagle hold them back. */
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            l->on_conn(l->ctx, fd, (struct sockaddr *)&ss, len);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        /* Out of descriptors or memory: the listener stays readable, so
+         * stop watching it for a moment instead of spinning. */
+        log_warn("%s: accept: %s", l->name, strerror(errno));
+        ev_io_stop(loop, &l->io);
+        ev_timer_start(loop, &l->backoff);
+        return;
+    }
+}
+
+int net_listener_start(struct net_listener *l, struct ev_loop *loop, const char *name,
+                       const char *addr, net_conn_fn on_conn, void *ctx, char *err, size_t errlen)
+{
+    memset(l, 0, sizeof(*l));
+    l->fd = open_listener(addr, &l->port, err, errlen);
+    if (l->fd < 0)
+        return -1;
+    l->loop = loop;
+    l->name = name;
+    l->on_conn = on_conn;
+    l->ctx = ctx;
+    ev_io_init(&l->io, accept_cb, l->fd, EV_READ);
+    ev_timer_init(&l->backoff, accept_backoff_cb, ACCEPT_BACKOFF_S, 0.0);
+    l->io.data = l;
+    l->backoff.data = l;
+    ev_io_start(loop, &l->io);
+    return 0;
+}
+
+void net_listener_stop(struct net_listener *l)
+{
+    if (l->fd < 0 || !l->loop)
+        return;
+    ev_io_stop(l->loop, &l->io);
+    ev_timer_stop(l->loop, &l->backoff);
+    close(l->fd);
+    l->fd = -1;
 }

@@ -29,18 +29,6 @@
 
 #define MAP_FILE_MAX (1024 * 1024)
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ------------------------------------------------------ character sets */
 
@@ -116,14 +104,14 @@ static int parse_authority(const char *s, size_t n, struct origin_url *out, char
     if (n > 0 && s[0] == '[') {
         const char *close = memchr(s, ']', n);
         if (!close) {
-            set_err(err, errlen, "unterminated IPv6 literal");
+            sl_set_err(err, errlen, "unterminated IPv6 literal");
             return -1;
         }
         host = s + 1;
         host_len = (size_t)(close - host);
         const char *after = close + 1;
         if (after < s + n && *after != ':') {
-            set_err(err, errlen, "unexpected text after IPv6 literal");
+            sl_set_err(err, errlen, "unexpected text after IPv6 literal");
             return -1;
         }
         if (after < s + n)
@@ -135,7 +123,7 @@ static int parse_authority(const char *s, size_t n, struct origin_url *out, char
             port = colon + 1;
     }
     if (host_len == 0 || host_len >= sizeof(out->host)) {
-        set_err(err, errlen, host_len ? "host too long" : "missing host");
+        sl_set_err(err, errlen, host_len ? "host too long" : "missing host");
         return -1;
     }
     memcpy(out->host, host, host_len);
@@ -143,17 +131,17 @@ static int parse_authority(const char *s, size_t n, struct origin_url *out, char
     if (host != s) {
         struct in6_addr a;
         if (inet_pton(AF_INET6, out->host, &a) != 1) {
-            set_err(err, errlen, "bad IPv6 address '%s'", out->host);
+            sl_set_err(err, errlen, "bad IPv6 address '%s'", out->host);
             return -1;
         }
     } else if (!host_name_ok(out->host, host_len)) {
-        set_err(err, errlen, "bad host '%s'", out->host);
+        sl_set_err(err, errlen, "bad host '%s'", out->host);
         return -1;
     }
     for (char *p = out->host; *p; p++) /* host names are case-insensitive */
         *p = (char)tolower((unsigned char)*p);
     if (port && parse_port(port, (size_t)(s + n - port), &out->port) != 0) {
-        set_err(err, errlen, "bad port (want 1..65535)");
+        sl_set_err(err, errlen, "bad port (want 1..65535)");
         return -1;
     }
     return 0;
@@ -164,13 +152,13 @@ static int parse_base_path(const char *s, size_t n, struct origin_url *out, char
                            size_t errlen)
 {
     if (!path_text_ok(s, n)) {
-        set_err(err, errlen, "bad character or escape in path");
+        sl_set_err(err, errlen, "bad character or escape in path");
         return -1;
     }
     while (n > 0 && s[n - 1] == '/')
         n--;
     if (n >= sizeof(out->base_path)) {
-        set_err(err, errlen, "path too long");
+        sl_set_err(err, errlen, "path too long");
         return -1;
     }
     memcpy(out->base_path, s, n);
@@ -182,11 +170,11 @@ static int check_url_chars(const char *url, char *err, size_t errlen)
 {
     for (const unsigned char *p = (const unsigned char *)url; *p; p++) {
         if (*p <= 0x20 || *p >= 0x7f) {
-            set_err(err, errlen, "space, control or non-ASCII character in URL");
+            sl_set_err(err, errlen, "space, control or non-ASCII character in URL");
             return -1;
         }
         if (*p == '?' || *p == '#') {
-            set_err(err, errlen, "origin URL must not have a %s",
+            sl_set_err(err, errlen, "origin URL must not have a %s",
                     *p == '?' ? "query" : "fragment");
             return -1;
         }
@@ -209,13 +197,13 @@ int origin_url_parse(const char *url, struct origin_url *out, char *err, size_t 
         out->port = 80;
         p = url + 7;
     } else {
-        set_err(err, errlen, "origin URL must start with http:// or https://");
+        sl_set_err(err, errlen, "origin URL must start with http:// or https://");
         return -1;
     }
     const char *slash = strchr(p, '/');
     size_t auth_len = slash ? (size_t)(slash - p) : strlen(p);
     if (memchr(p, '@', auth_len)) {
-        set_err(err, errlen, "origin URL must not carry user-info");
+        sl_set_err(err, errlen, "origin URL must not carry user-info");
         return -1;
     }
     if (parse_authority(p, auth_len, out, err, errlen) != 0)
@@ -261,7 +249,7 @@ static int attach_origin(struct route *r, const struct sluice_config *cfg, char 
         return 0;
     char why[256];
     if (origin_url_parse(url, &r->url, why, sizeof(why)) != 0) {
-        set_err(err, errlen, "origin_%s: %s", r->name, why);
+        sl_set_err(err, errlen, "origin_%s: %s", r->name, why);
         return -1;
     }
     sl_strlcpy(r->origin, url, sizeof(r->origin));
@@ -289,26 +277,26 @@ static int parse_map_line(struct route_table *rt, const char *line, size_t len,
         i++;
 
     if (nlen == 0 || i < len) {
-        set_err(err, errlen, "expected '<prefix> <route>'");
+        sl_set_err(err, errlen, "expected '<prefix> <route>'");
         return -1;
     }
     const char *prefix = line + pstart, *name = line + nstart;
     if (prefix[0] != '/' || !path_text_ok(prefix, plen)) {
-        set_err(err, errlen, "bad prefix '%.*s' (must start with '/', path characters only)",
+        sl_set_err(err, errlen, "bad prefix '%.*s' (must start with '/', path characters only)",
                 (int)SL_MIN(plen, 200), prefix);
         return -1;
     }
     if (plen >= ROUTE_PREFIX_MAX) {
-        set_err(err, errlen, "prefix too long (max %d bytes)", ROUTE_PREFIX_MAX - 1);
+        sl_set_err(err, errlen, "prefix too long (max %d bytes)", ROUTE_PREFIX_MAX - 1);
         return -1;
     }
     if (!route_name_ok(name, nlen)) {
-        set_err(err, errlen, "bad route name '%.*s' (want [a-z0-9_], at most %d characters)",
+        sl_set_err(err, errlen, "bad route name '%.*s' (want [a-z0-9_], at most %d characters)",
                 (int)SL_MIN(nlen, 200), name, CONFIG_ROUTE_NAME_MAX - 1);
         return -1;
     }
     if (rt->n >= ROUTE_MAX) {
-        set_err(err, errlen, "too many routes (max %d)", ROUTE_MAX);
+        sl_set_err(err, errlen, "too many routes (max %d)", ROUTE_MAX);
         return -1;
     }
 
@@ -318,11 +306,11 @@ static int parse_map_line(struct route_table *rt, const char *line, size_t len,
     r->prefix_len = plen;
     memcpy(r->name, name, nlen);
     if (find_prefix(rt, r->prefix)) {
-        set_err(err, errlen, "duplicate prefix '%s'", r->prefix);
+        sl_set_err(err, errlen, "duplicate prefix '%s'", r->prefix);
         return -1;
     }
     if (route_by_name(rt, r->name, nlen)) {
-        set_err(err, errlen, "route '%s' already has a prefix", r->name);
+        sl_set_err(err, errlen, "route '%s' already has a prefix", r->name);
         return -1;
     }
     if (attach_origin(r, cfg, err, errlen) != 0)
@@ -353,7 +341,7 @@ static int parse_map(struct route_table *rt, const char *text, const char *sourc
             parse_map_line(rt, line, len, cfg, err, errlen) != 0) {
             if (err && errlen) {
                 char *why = sl_strdup(err);
-                set_err(err, errlen, "%s:%d: %s", source, lineno, why);
+                sl_set_err(err, errlen, "%s:%d: %s", source, lineno, why);
                 free(why);
             }
             memset(rt, 0, sizeof(*rt));
@@ -379,7 +367,7 @@ int route_table_load(struct route_table *rt, const char *map_path,
     SL_ASSERT(rt && map_path);
     FILE *f = fopen(map_path, "r");
     if (!f) {
-        set_err(err, errlen, "%s: %s", map_path, strerror(errno));
+        sl_set_err(err, errlen, "%s: %s", map_path, strerror(errno));
         return -1;
     }
     char *buf = sl_malloc(MAP_FILE_MAX + 1);
@@ -388,9 +376,9 @@ int route_table_load(struct route_table *rt, const char *map_path,
     fclose(f);
     int rc = -1;
     if (failed || n > MAP_FILE_MAX)
-        set_err(err, errlen, "%s: %s", map_path, failed ? "read error" : "file too large");
+        sl_set_err(err, errlen, "%s: %s", map_path, failed ? "read error" : "file too large");
     else if (memchr(buf, '\0', n))
-        set_err(err, errlen, "%s: contains a NUL byte", map_path);
+        sl_set_err(err, errlen, "%s: contains a NUL byte", map_path);
     else {
         buf[n] = '\0';
         rc = parse_map(rt, buf, map_path, cfg, err, errlen);

@@ -39,14 +39,13 @@
 
 #include "common.h"
 #include "log.h"
+#include "net.h"
 #include "spop_codec.h"
 
 #define RBUF_INITIAL 4096
 #define OBUF_LIMIT (1024 * 1024)   /* peer stopped reading: give up */
 #define SMALL_FRAME_MAX 1024       /* every frame the agent sends fits */
 #define CLOSE_GRACE_S 5.0
-#define ACCEPT_BATCH 64
-#define ACCEPT_BACKOFF_S 0.1       /* pause after EMFILE and friends */
 #define PEER_MAX (INET6_ADDRSTRLEN + 16)
 
 enum conn_state { CONN_HELLO, CONN_READY, CONN_CLOSING };
@@ -71,10 +70,7 @@ struct spop_conn {
 
 struct spop_server {
     struct ev_loop *loop;
-    int fd;
-    int port;
-    ev_io accept_io;
-    ev_timer accept_backoff;
+    struct net_listener listener;
     spop_verdict_fn fn;
     void *ctx;
     struct spop_conn *conns;
@@ -579,9 +575,6 @@ static void conn_create(struct spop_server *srv, int fd, const struct sockaddr *
                         socklen_t salen)
 {
     struct spop_conn *c = sl_calloc(1, sizeof(*c));
-    int one = 1;
-    /* Small frames both ways: do not let Nagle hold an ACK back. */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->srv = srv;
     c->fd = fd;
     c->state = CONN_HELLO;
@@ -607,118 +600,9 @@ static void conn_create(struct spop_server *srv, int fd, const struct sockaddr *
 
 /* --------------------------------------------------------- listener */
 
-static void accept_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void on_accept(void *ctx, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-    struct spop_server *srv = w->data;
-    SL_UNUSED(revents);
-    ev_io_start(loop, &srv->accept_io);
-}
-
-static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    struct spop_server *srv = w->data;
-    SL_UNUSED(revents);
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        int fd = accept4(srv->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd >= 0) {
-            conn_create(srv, fd, (struct sockaddr *)&ss, len);
-            continue;
-        }
-        if (errno == EINTR || errno == ECONNABORTED)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return;
-        /* Out of descriptors or memory: the listener stays readable, so
-         * stop watching it for a moment instead of spinning. */
-        log_warn("spop: accept: %s", strerror(errno));
-        ev_io_stop(loop, &srv->accept_io);
-        ev_timer_start(loop, &srv->accept_backoff);
-        return;
-    }
-}
-
-/* Splits "host:port" or "[v6]:port"; an empty host or "*" means any. */
-static bool split_addr(const char *addr, char *host, size_t hostlen, char *port,
-                       size_t portlen, bool *bracketed)
-{
-    const char *colon;
-    size_t hlen;
-    *bracketed = addr[0] == '[';
-    if (*bracketed) {
-        const char *close = strchr(addr, ']');
-        if (!close || close[1] != ':')
-            return false;
-        hlen = (size_t)(close - addr - 1);
-        addr++;
-        colon = close + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (!colon || memchr(addr, ':', (size_t)(colon - addr)))
-            return false;   /* no port, or an IPv6 address without brackets */
-        hlen = (size_t)(colon - addr);
-    }
-    if (hlen >= hostlen || strlen(colon + 1) >= portlen || colon[1] == '\0')
-        return false;
-    memcpy(host, addr, hlen);
-    host[hlen] = '\0';
-    strcpy(port, colon + 1);
-    for (const char *p = port; *p; p++)
-        if (*p < '0' || *p > '9')
-            return false;
-    if (atoi(port) > 65535)
-        return false;
-    if (!*bracketed && (host[0] == '\0' || strcmp(host, "*") == 0))
-        strcpy(host, "0.0.0.0");
-    return true;
-}
-
-static int listen_on(const struct addrinfo *ai, int *port, char *err, size_t errlen)
-{
-    int one = 1;
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -1;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
-        snprintf(err, errlen, "bind/listen: %s", strerror(errno));
-        close(fd);
-        return -1;
-    }
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    getsockname(fd, (struct sockaddr *)&ss, &len);
-    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                           : ((struct sockaddr_in *)&ss)->sin_port);
-    return fd;
-}
-
-static int open_listener(const char *addr, int *port, char *err, size_t errlen)
-{
-    char host[256], portstr[8];
-    bool bracketed;
-    if (!split_addr(addr, host, sizeof(host), portstr, sizeof(portstr), &bracketed)) {
-        snprintf(err, errlen, "bad listen address \"%s\" (want host:port or [v6]:port)", addr);
-        return -1;
-    }
-    struct addrinfo hints, *res;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = bracketed ? AF_INET6 : AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV | (bracketed ? AI_NUMERICHOST : 0);
-    int rc = getaddrinfo(host, portstr, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errlen, "bad listen address \"%s\": %s", addr, gai_strerror(rc));
-        return -1;
-    }
-    int fd = -1;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next)
-        fd = listen_on(ai, port, err, errlen);
-    freeaddrinfo(res);
-    return fd;
+    conn_create(ctx, fd, sa, salen);
 }
 
 struct spop_server *spop_server_start(struct ev_loop *loop, const char *addr,
@@ -726,22 +610,15 @@ struct spop_server *spop_server_start(struct ev_loop *loop, const char *addr,
                                       char *err, size_t errlen)
 {
     SL_ASSERT(loop && addr && fn);
-    int port = 0;
-    int fd = open_listener(addr, &port, err, errlen);
-    if (fd < 0)
-        return NULL;
     struct spop_server *srv = sl_calloc(1, sizeof(*srv));
     srv->loop = loop;
-    srv->fd = fd;
-    srv->port = port;
     srv->fn = fn;
     srv->ctx = ctx;
-    ev_io_init(&srv->accept_io, accept_cb, fd, EV_READ);
-    ev_timer_init(&srv->accept_backoff, accept_backoff_cb, ACCEPT_BACKOFF_S, 0.0);
-    srv->accept_io.data = srv;
-    srv->accept_backoff.data = srv;
-    ev_io_start(loop, &srv->accept_io);
-    log_info("spop: listening on %s (port %d)", addr, port);
+    if (net_listener_start(&srv->listener, loop, "spop", addr, on_accept, srv, err, errlen) != 0) {
+        free(srv);
+        return NULL;
+    }
+    log_info("spop: listening on %s (port %d)", addr, srv->listener.port);
     return srv;
 }
 
@@ -766,9 +643,7 @@ void spop_server_stop(struct spop_server *srv)
 {
     if (!srv)
         return;
-    ev_io_stop(srv->loop, &srv->accept_io);
-    ev_timer_stop(srv->loop, &srv->accept_backoff);
-    close(srv->fd);
+    net_listener_stop(&srv->listener);
     if (srv->conns)
         log_info("spop: stopping, disconnecting %llu connection(s)",
                  (unsigned long long)srv->stats.connections_open);
@@ -784,5 +659,5 @@ const struct spop_stats *spop_server_stats(const struct spop_server *srv)
 
 int spop_server_port(const struct spop_server *srv)
 {
-    return srv->port;
+    return srv->listener.port;
 }
