@@ -8,6 +8,7 @@
 #include "cache.h"
 
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -64,34 +65,89 @@ static void submit_unlinks(struct agent *a, uint8_t (*hashes)[KEY_HASH_LEN], int
     workers_submit(a->workers, unlink_work, unlink_done, j);
 }
 
-bool cache_open_hit(struct agent *a, struct index_entry *e, const char *key, int *fd,
-                    struct obj_meta *meta)
+static bool same_file(const struct stat *x, const struct stat *y)
 {
+    return x->st_dev == y->st_dev && x->st_ino == y->st_ino && x->st_size == y->st_size &&
+           x->st_mtim.tv_sec == y->st_mtim.tv_sec && x->st_mtim.tv_nsec == y->st_mtim.tv_nsec &&
+           x->st_ctim.tv_sec == y->st_ctim.tv_sec && x->st_ctim.tv_nsec == y->st_ctim.tv_nsec;
+}
+
+/*
+ * The cached open file is still the validated object: linked, same inode,
+ * same size, not written since. Anything else (deleted, replaced, truncated,
+ * overwritten) sends the hit through full validation again.
+ */
+static bool open_file_still_valid(const struct index_entry *e)
+{
+    struct stat st;
+    return fstat(e->fd, &st) == 0 && st.st_nlink > 0 && same_file(&st, &e->st);
+}
+
+static void keep_open(struct agent *a, struct index_entry *e, struct cache_hit *h)
+{
+    struct obj_meta *m = sl_malloc(sizeof(*m));
+    *m = h->own_meta;
+    memset(&h->own_meta, 0, sizeof(h->own_meta));
+    index_fd_attach(&a->index, e, h->fd, m, &h->st);
+    h->meta = m;
+    h->owned = false;
+    while (a->index.open_files > (size_t)a->cfg.open_file_cache_size) {
+        struct index_entry *old = index_fd_oldest_unpinned(&a->index);
+        if (!old)
+            break;
+        index_fd_release(&a->index, old);
+    }
+}
+
+bool cache_open_hit(struct agent *a, struct index_entry *e, const char *key, struct cache_hit *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->e = e;
+    if (e->fd >= 0) {
+        if (open_file_still_valid(e)) {
+            e->pins++;
+            index_touch(&a->index, e);
+            h->fd = e->fd;
+            h->meta = e->meta;
+            return true;
+        }
+        if (e->pins == 0)
+            index_fd_release(&a->index, e);
+    }
     const char *why = NULL;
-    enum store_open_result r = store_open_object(&a->store, e->hash, key, fd, meta, &why);
+    enum store_open_result r = store_open_object(&a->store, e->hash, key, &h->fd, &h->own_meta, &h->st, &why);
     if (r == STORE_OPEN_OK) {
         e->pins++;
         index_touch(&a->index, e);
+        h->owned = true;
+        h->meta = &h->own_meta;
+        if (e->fd < 0 && a->cfg.open_file_cache_size > 0)
+            keep_open(a, e, h);
         return true;
     }
     a->m.stale_index_dropped++;
     log_warn("cache: index entry without a usable object (%s), serving as a miss: %s", why, key);
     if (e->pins == 0) {
         if (r == STORE_OPEN_CORRUPT) {
-            uint8_t (*h)[KEY_HASH_LEN] = sl_malloc(KEY_HASH_LEN);
-            memcpy(h[0], e->hash, KEY_HASH_LEN);
-            submit_unlinks(a, h, 1);
+            uint8_t (*doomed)[KEY_HASH_LEN] = sl_malloc(KEY_HASH_LEN);
+            memcpy(doomed[0], e->hash, KEY_HASH_LEN);
+            submit_unlinks(a, doomed, 1);
         }
         index_remove(&a->index, e);
     }
     return false;
 }
 
-void cache_release_hit(struct agent *a, const uint8_t hash[KEY_HASH_LEN])
+void cache_release_hit(struct agent *a, struct cache_hit *h)
 {
-    struct index_entry *e = index_lookup(&a->index, hash);
-    SL_ASSERT(e && e->pins > 0);
-    e->pins--;
+    SL_UNUSED(a);
+    SL_ASSERT(h->e && h->e->pins > 0);
+    h->e->pins--;
+    if (h->owned) {
+        close(h->fd);
+        obj_meta_free(&h->own_meta);
+    }
+    h->e = NULL;
 }
 
 /* ------------------------------------------------------------ eviction */

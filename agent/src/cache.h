@@ -8,20 +8,32 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "agent.h"
 #include "objfile.h"
 
+/* An object opened for one hit response. */
+struct cache_hit {
+    struct index_entry *e;        /* pinned while the hit lives */
+    int fd;                       /* read with pread/sendfile at explicit offsets */
+    const struct obj_meta *meta;
+    bool owned;                   /* fd and meta belong to this hit, not the open-file cache */
+    struct obj_meta own_meta;
+    struct stat st;
+};
+
 /*
  * Open the object behind an index entry and validate it before any
- * response byte. On success pins the entry and returns true with *fd and
- * *meta set (release with cache_release_hit). On failure the entry is
- * dropped (when no one is serving it), the file removed if corrupt, the
- * stale metric bumped, and false returned: the caller continues as a miss.
+ * response byte: from the open-file cache when its file is unchanged (one
+ * fstat), else by reading and checking the header (store_open_object). On
+ * success pins the entry and returns true (release with cache_release_hit).
+ * On failure the entry is dropped (when no one is serving it), the file
+ * removed if corrupt, the stale metric bumped, and false returned: the
+ * caller continues as a miss.
  */
-bool cache_open_hit(struct agent *a, struct index_entry *e, const char *key, int *fd,
-                    struct obj_meta *meta);
-void cache_release_hit(struct agent *a, const uint8_t hash[KEY_HASH_LEN]);
+bool cache_open_hit(struct agent *a, struct index_entry *e, const char *key, struct cache_hit *h);
+void cache_release_hit(struct agent *a, struct cache_hit *h);
 
 /* A fill committed an object: index it and evict if over the limits. */
 void cache_committed(struct agent *a, const uint8_t hash[KEY_HASH_LEN], uint64_t disk_bytes,

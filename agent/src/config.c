@@ -112,6 +112,8 @@ static const struct setting settings[] = {
       "Largest Retry-After sent with a 503 (pip retries with no upper bound: keep it small).", false },
     { "workers", SET_INT, "4", FIELD(workers), 1, 64, NO_CHECK,
       "Disk worker threads.", false },
+    { "open_file_cache_size", SET_INT, "1000", FIELD(open_file_cache_size), 0, 1000000, NO_CHECK,
+      "Hot objects kept open with their decoded header (0 = off); each is one fd.", false },
     { "log_level", SET_STRING, "info", FIELD(log_level), 0, 0, check_log_level,
       "One of debug, info, warn, error.", false },
 };

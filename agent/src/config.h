@@ -92,6 +92,7 @@ struct sluice_config {
 
     /* process */
     int64_t workers;                    /* 4: disk worker threads */
+    int64_t open_file_cache_size;       /* 1000: hot objects kept open */
     char log_level[16];                 /* info */
 
     /* origins, one per route */

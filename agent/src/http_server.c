@@ -87,12 +87,25 @@ struct http_conn {
     bool head_only;
     bool close_after;
     bool blocked;
+    bool body_ready;     /* the response said its body is available at once */
     int64_t last_progress_ms;
     int64_t last_activity_ms;
 };
 
 static void conn_write(struct http_conn *c);
 static void conn_parse(struct http_conn *c);
+
+/*
+ * Run the writer later in this loop iteration. Feeding the event instead of
+ * starting the watcher saves two epoll_ctl calls per response when the
+ * socket is writable, which it nearly always is; only a full socket starts
+ * the watcher (block_on_socket). Stopping the watcher also clears a fed
+ * event, so a connection closed meanwhile is never written to.
+ */
+static void schedule_write(struct http_conn *c)
+{
+    ev_feed_event(c->srv->loop, &c->wio, EV_WRITE);
+}
 
 /* ------------------------------------------------------------------ utils */
 
@@ -489,6 +502,7 @@ static void start_head(struct http_conn *c, const struct http_head *h)
     c->body_left = h->length;
     c->chunk_left = 0;
     c->chunk_open = false;
+    c->body_ready = h->body_ready;
     c->phase = (c->head_only || h->mode == HTTP_BODY_NONE) ? P_END : P_BODY;
 }
 
@@ -576,7 +590,9 @@ static void conn_write(struct http_conn *c)
 {
     for (;;) {
         if (c->out_off < c->out_len) {
-            ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+            /* A head whose body follows at once goes out with it. */
+            int more = (c->phase == P_BODY && c->body_ready) ? MSG_MORE : 0;
+            ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | more);
             if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
                 block_on_socket(c);
                 return;
@@ -602,6 +618,7 @@ static void conn_write(struct http_conn *c)
             c->head.len = 0;
             c->head.mode = HTTP_BODY_NONE;
             c->head.length = 0;
+            c->head.body_ready = false;
             enum http_head_result hr = c->resp->head(c->resp, &c->head);
             if (hr == HTTP_HEAD_WAIT) {
                 wait_for_response(c);
@@ -678,14 +695,14 @@ void http_respond_simple(struct http_conn *c, int status, const char *content_ty
     if (!c->head_only && len)
         out_append(c, body, len);
     c->phase = P_END;
-    ev_io_start(c->srv->loop, &c->wio);
+    schedule_write(c);
 }
 
 void http_respond_with(struct http_conn *c, struct http_response *r)
 {
     SL_ASSERT(c->phase == P_HEAD && !c->resp);
     c->resp = r;
-    ev_io_start(c->srv->loop, &c->wio);
+    schedule_write(c);
 }
 
 void http_conn_wake(struct http_conn *c)
@@ -705,7 +722,7 @@ void http_conn_wake(struct http_conn *c)
         c->last_progress_ms = sl_now_ms();
         timer_arm(c, c->srv->stall_s);
     }
-    ev_io_start(c->srv->loop, &c->wio);
+    schedule_write(c);
 }
 
 bool http_conn_is_head(const struct http_conn *c)

@@ -65,6 +65,8 @@ struct http_head {
     size_t len;
     enum http_body_mode mode;
     uint64_t length;          /* HTTP_BODY_LENGTH: bytes that body() will yield */
+    bool body_ready;          /* hint: body() has data at once (lets the head
+                                 share a TCP segment with the body) */
 };
 
 enum http_body_result { HTTP_PIECE_DATA, HTTP_PIECE_WAIT, HTTP_PIECE_END, HTTP_PIECE_ERROR };

@@ -8,6 +8,7 @@
 #include "index.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -25,11 +26,75 @@ void index_init(struct index *ix)
     ix->buckets = sl_calloc(ix->n_buckets, sizeof(*ix->buckets));
 }
 
+static void fd_unlink(struct index *ix, struct index_entry *e)
+{
+    if (e->fd_prev)
+        e->fd_prev->fd_next = e->fd_next;
+    else
+        ix->fd_head = e->fd_next;
+    if (e->fd_next)
+        e->fd_next->fd_prev = e->fd_prev;
+    else
+        ix->fd_tail = e->fd_prev;
+    e->fd_prev = e->fd_next = NULL;
+}
+
+static void fd_push_head(struct index *ix, struct index_entry *e)
+{
+    e->fd_prev = NULL;
+    e->fd_next = ix->fd_head;
+    if (ix->fd_head)
+        ix->fd_head->fd_prev = e;
+    ix->fd_head = e;
+    if (!ix->fd_tail)
+        ix->fd_tail = e;
+}
+
+static void close_open_file(struct index *ix, struct index_entry *e)
+{
+    if (e->fd < 0)
+        return;
+    fd_unlink(ix, e);
+    close(e->fd);
+    e->fd = -1;
+    obj_meta_free(e->meta);
+    free(e->meta);
+    e->meta = NULL;
+    SL_ASSERT(ix->open_files > 0);
+    ix->open_files--;
+}
+
+void index_fd_attach(struct index *ix, struct index_entry *e, int fd, struct obj_meta *meta,
+                     const struct stat *st)
+{
+    SL_ASSERT(e->fd < 0 && fd >= 0 && meta);
+    e->fd = fd;
+    e->meta = meta;
+    e->st = *st;
+    fd_push_head(ix, e);
+    ix->open_files++;
+}
+
+void index_fd_release(struct index *ix, struct index_entry *e)
+{
+    SL_ASSERT(e->pins == 0);
+    close_open_file(ix, e);
+}
+
+struct index_entry *index_fd_oldest_unpinned(struct index *ix)
+{
+    for (struct index_entry *e = ix->fd_tail; e; e = e->fd_prev)
+        if (e->pins == 0)
+            return e;
+    return NULL;
+}
+
 void index_free(struct index *ix)
 {
     struct index_entry *e = ix->lru_head;
     while (e) {
         struct index_entry *next = e->lru_next;
+        close_open_file(ix, e);
         free(e);
         e = next;
     }
@@ -93,12 +158,16 @@ struct index_entry *index_put(struct index *ix, const uint8_t hash[KEY_HASH_LEN]
 {
     struct index_entry *e = index_lookup(ix, hash);
     if (e) {
+        /* A new object replaced the file: the cached one is stale. */
+        if (e->pins == 0)
+            close_open_file(ix, e);
         ix->total_bytes -= e->disk_bytes;
         lru_unlink(ix, e);
     } else {
         if (ix->count >= ix->n_buckets)
             grow(ix);
         e = sl_calloc(1, sizeof(*e));
+        e->fd = -1;
         memcpy(e->hash, hash, KEY_HASH_LEN);
         size_t b = bucket_of(ix, hash);
         e->bucket_next = ix->buckets[b];
@@ -122,6 +191,7 @@ void index_remove(struct index *ix, struct index_entry *e)
         pp = &(*pp)->bucket_next;
     }
     *pp = e->bucket_next;
+    close_open_file(ix, e);
     lru_unlink(ix, e);
     SL_ASSERT(ix->total_bytes >= e->disk_bytes && ix->count > 0);
     ix->total_bytes -= e->disk_bytes;
@@ -131,10 +201,14 @@ void index_remove(struct index *ix, struct index_entry *e)
 
 void index_touch(struct index *ix, struct index_entry *e)
 {
-    if (ix->lru_head == e)
-        return;
-    lru_unlink(ix, e);
-    lru_push_head(ix, e);
+    if (ix->lru_head != e) {
+        lru_unlink(ix, e);
+        lru_push_head(ix, e);
+    }
+    if (e->fd >= 0 && ix->fd_head != e) {
+        fd_unlink(ix, e);
+        fd_push_head(ix, e);
+    }
 }
 
 struct index_entry *index_oldest_unpinned(struct index *ix)

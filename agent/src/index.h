@@ -9,17 +9,25 @@
  * is validated on every hit, and an entry whose file is gone or bad is
  * dropped (C3). It is rebuilt by scanning the disk at start.
  *
+ * The index also holds the open-file cache: a hot entry keeps its object
+ * open with its decoded header, so a hit costs one fstat instead of open,
+ * pread, fstat and close. Those entries are on a second LRU list, bounded
+ * by the caller (cache.c).
+ *
  * Invariants: every entry is in exactly one hash bucket and on the LRU list;
  * total_bytes is the sum of disk_bytes over all entries; an entry with
- * pins > 0 is never chosen for eviction.
+ * pins > 0 is never chosen for eviction and never loses its open file;
+ * an entry is on the open-file list iff fd >= 0, and then meta != NULL.
  */
 #ifndef SLUICE_INDEX_H
 #define SLUICE_INDEX_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "key.h"
+#include "objfile.h"
 
 struct index_entry {
     uint8_t hash[KEY_HASH_LEN];
@@ -29,6 +37,12 @@ struct index_entry {
     uint32_t pins;             /* responses being served from it */
     struct index_entry *bucket_next;
     struct index_entry *lru_prev, *lru_next;   /* head = most recent */
+
+    /* open-file cache */
+    int fd;                    /* -1 when not open */
+    struct obj_meta *meta;     /* decoded header of that file */
+    struct stat st;            /* identity when validated: a change means revalidate */
+    struct index_entry *fd_prev, *fd_next;
 };
 
 struct index {
@@ -37,6 +51,8 @@ struct index {
     size_t count;
     uint64_t total_bytes;
     struct index_entry *lru_head, *lru_tail;
+    size_t open_files;
+    struct index_entry *fd_head, *fd_tail;
 };
 
 void index_init(struct index *ix);
@@ -48,7 +64,15 @@ struct index_entry *index_lookup(struct index *ix, const uint8_t hash[KEY_HASH_L
 struct index_entry *index_put(struct index *ix, const uint8_t hash[KEY_HASH_LEN],
                               uint64_t disk_bytes, uint64_t body_size, int64_t stored);
 
-/* Remove and free. Must not be pinned. */
+/* Keep `fd` and `meta` (ownership moves to the entry) as its open file. */
+void index_fd_attach(struct index *ix, struct index_entry *e, int fd, struct obj_meta *meta,
+                     const struct stat *st);
+/* Close the entry's open file. Must not be pinned. */
+void index_fd_release(struct index *ix, struct index_entry *e);
+/* Least recently used open file that is not pinned, or NULL. */
+struct index_entry *index_fd_oldest_unpinned(struct index *ix);
+
+/* Remove and free (closing its open file). Must not be pinned. */
 void index_remove(struct index *ix, struct index_entry *e);
 
 /* Mark as just used. */

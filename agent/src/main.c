@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -78,6 +79,18 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     drain_started = ev_now(loop);
     ev_timer_init(&drain_timer, on_drain_tick, 0.01, 0.05);
     ev_timer_start(loop, &drain_timer);
+}
+
+/* Every client, origin connection, spool file and cached open object is a
+ * descriptor: use all the process may have (like nginx's rlimit_nofile). */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            log_warn("cannot raise the descriptor limit: %s", strerror(errno));
+    }
 }
 
 static int load(struct agent *a, const char *config_path)
@@ -205,6 +218,7 @@ int main(int argc, char **argv)
     default: break;
     }
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = run(a);
     curl_global_cleanup();

@@ -166,6 +166,8 @@ char *metrics_render(struct agent *a, size_t *len)
     gauge(&o, "sluice_cache_objects", "Objects in the index.", (double)a->index.count);
     gauge(&o, "sluice_cache_bytes", "Bytes on disk of indexed objects.", (double)a->index.total_bytes);
     gauge(&o, "sluice_cache_max_bytes", "cache_max_size.", (double)a->cfg.cache_max_size);
+    gauge(&o, "sluice_open_file_cache_files", "Hot objects kept open (open_file_cache_size).",
+          (double)a->index.open_files);
     gauge(&o, "sluice_index_loading", "1 while the start-up scan runs.", a->index_loading ? 1 : 0);
     render_slots(&o, a);
     render_origin(&o, origin_client_stats(a->origins));

@@ -99,8 +99,7 @@ void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict 
 struct hit_resp {
     struct http_response base;
     struct agent *a;
-    uint8_t hash[KEY_HASH_LEN];
-    int fd;
+    struct cache_hit hit;
     struct http_head head;
     uint64_t first;          /* body range to send */
     uint64_t len;
@@ -120,7 +119,7 @@ static enum http_body_result hit_body(struct http_response *r, struct http_piece
     if (h->sent == h->len)
         return HTTP_PIECE_END;
     out->data = NULL;
-    out->fd = h->fd;
+    out->fd = h->hit.fd;
     out->file_off = OBJ_HEADER_SIZE + h->first + h->sent;
     out->len = (size_t)SL_MIN(h->len - h->sent, (uint64_t)1 << 30);
     return HTTP_PIECE_DATA;
@@ -137,8 +136,7 @@ static void hit_finish(struct http_response *r, bool completed)
 {
     SL_UNUSED(completed);
     struct hit_resp *h = (struct hit_resp *)r;
-    close(h->fd);
-    cache_release_hit(h->a, h->hash);
+    cache_release_hit(h->a, &h->hit);
     free(h);
 }
 
@@ -205,6 +203,7 @@ static bool build_hit_head(struct hit_resp *h, const struct http_request *req, c
     ok = ok && http_head_printf(hd, "\r\n");
     hd->mode = (status == 304 || status == 416) ? HTTP_BODY_NONE : HTTP_BODY_LENGTH;
     hd->length = h->len;
+    hd->body_ready = h->len > 0;
     return ok;
 }
 
@@ -212,17 +211,14 @@ static bool build_hit_head(struct hit_resp *h, const struct http_request *req, c
 static bool serve_hit(struct agent *a, struct http_conn *c, const struct http_request *req,
                       struct index_entry *e, const struct classified *cl)
 {
-    int fd;
-    struct obj_meta meta;
-    if (!cache_open_hit(a, e, cl->key, &fd, &meta))
-        return false;
     struct hit_resp *h = sl_calloc(1, sizeof(*h));
+    if (!cache_open_hit(a, e, cl->key, &h->hit)) {
+        free(h);
+        return false;
+    }
     h->base = (struct http_response){ hit_head, hit_body, hit_consumed, hit_finish };
     h->a = a;
-    h->fd = fd;
-    memcpy(h->hash, cl->hash, KEY_HASH_LEN);
-    bool ok = build_hit_head(h, req, &meta);
-    obj_meta_free(&meta);
+    bool ok = build_hit_head(h, req, h->hit.meta);
     if (!ok) {
         hit_finish(&h->base, false);
         http_respond_simple(c, 500, "text/plain", "", "stored headers too large\n", 25);

@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "key.h"
@@ -60,12 +61,13 @@ int store_sweep_temp(struct store *st);
 /*
  * Open a committed object and validate it against `key`: header decodes,
  * key matches, file length is exactly header + size. On STORE_OPEN_OK sets
- * *fd_out (caller closes) and fills *meta (caller frees with obj_meta_free).
+ * *fd_out (caller closes) and fills *meta (caller frees with obj_meta_free)
+ * and *st_out (the file's stat, identifying this version of it).
  * `why` gets a short reason on failure (for logs), may be NULL.
  */
 enum store_open_result store_open_object(struct store *st, const uint8_t hash[KEY_HASH_LEN],
                                          const char *key, int *fd_out, struct obj_meta *meta,
-                                         const char **why);
+                                         struct stat *st_out, const char **why);
 
 /* Create a temp file for a fill. 0 or -errno. */
 int store_temp_create(struct store *st, const uint8_t hash[KEY_HASH_LEN], struct store_temp *t);

@@ -128,7 +128,7 @@ static void object_path(const uint8_t hash[KEY_HASH_LEN], char *out, size_t outl
 
 enum store_open_result store_open_object(struct store *st, const uint8_t hash[KEY_HASH_LEN],
                                          const char *key, int *fd_out, struct obj_meta *meta,
-                                         const char **why)
+                                         struct stat *st_out, const char **why)
 {
     const char *dummy;
     if (!why)
@@ -156,6 +156,7 @@ enum store_open_result store_open_object(struct store *st, const uint8_t hash[KE
         *why = "size mismatch";
     } else {
         *fd_out = fd;
+        *st_out = sb;
         return STORE_OPEN_OK;
     }
     obj_meta_free(meta);

@@ -233,14 +233,17 @@ class Edge:
 
     def agent_private_fds(self):
         """The agent's fds minus the connections HAProxy keeps open to it
-        (SPOP and HTTP pools, which HAProxy sizes as it likes): what must
-        return to baseline after every fault (C6)."""
+        (SPOP and HTTP pools, which HAProxy sizes as it likes) and the
+        open-file cache of hot objects: what must return to baseline after
+        every fault (C6)."""
         for _ in range(5):
             m = self.metrics()
             n = count_fds(self.agent.pid)
             m2 = self.metrics()
-            pooled = m.get("sluice_spop_connections_open", 0) + m.get("sluice_http_connections_open", 0)
-            if pooled == m2.get("sluice_spop_connections_open", 0) + m2.get("sluice_http_connections_open", 0):
+            pooled = (m.get("sluice_spop_connections_open", 0) + m.get("sluice_http_connections_open", 0)
+                      + m.get("sluice_open_file_cache_files", 0))
+            if pooled == (m2.get("sluice_spop_connections_open", 0) + m2.get("sluice_http_connections_open", 0)
+                          + m2.get("sluice_open_file_cache_files", 0)):
                 return n - int(pooled)
         return n - int(pooled)
 
