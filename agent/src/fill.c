@@ -31,15 +31,31 @@
 #include "workers.h"
 
 #define CHUNK_SIZE (256 * 1024)
-#define WRITE_MAX (1024 * 1024)
+/* One write job takes everything received and not yet written, up to this:
+ * the writer keeps pace with a fast origin by writing large batches. */
+#define WRITE_MAX (16 * 1024 * 1024)
 
+/*
+ * A spool chunk. The spool list holds one reference; a write job in flight
+ * holds one on each chunk it writes, so a write that hangs keeps only its
+ * own chunks alive and never stops the spool from releasing memory (the
+ * loop thread alone touches refs; the worker only reads data).
+ */
 struct chunk {
     struct chunk *next;
     uint64_t off;
     size_t len;
     size_t cap;
+    int refs;
     uint8_t data[];
 };
+
+static void chunk_unref(struct chunk *c)
+{
+    SL_ASSERT(c->refs > 0);
+    if (--c->refs == 0)
+        free(c);
+}
 
 /* The spool file as readers see it: a dup of the writer's temp file, kept
  * open (and readable even once unlinked) as long as the fill lives. */
@@ -146,7 +162,7 @@ static void fill_free(struct fill *f)
     struct chunk *c = f->head_chunk;
     while (c) {
         struct chunk *next = c->next;
-        free(c);
+        chunk_unref(c);
         c = next;
     }
     if (f->sf) {
@@ -178,7 +194,9 @@ static void wake_readers(struct fill *f)
 struct fill_job {
     struct fill *f;
     int rc;
-    uint8_t *data;               /* write: the job's own copy of the bytes */
+    struct iovec iov[STORE_IOV_MAX];   /* write: the bytes, in the chunks below */
+    struct chunk *chunks[STORE_IOV_MAX];
+    int iovcnt;
     size_t len;
     uint64_t off;
 };
@@ -194,7 +212,8 @@ static struct fill_job *job_new(struct fill *f)
 static void job_done_common(struct fill_job *j)
 {
     struct fill *f = j->f;
-    free(j->data);
+    for (int i = 0; i < j->iovcnt; i++)
+        chunk_unref(j->chunks[i]);
     free(j);
     fill_unref(f);
 }
@@ -282,7 +301,7 @@ static void open_done(void *arg)
 static void write_work(void *arg)
 {
     struct fill_job *j = arg;
-    j->rc = store_temp_write(&j->f->temp, j->data, j->len, j->off);
+    j->rc = store_temp_writev(&j->f->temp, j->iov, j->iovcnt, j->off);
 }
 
 static void write_done(void *arg)
@@ -373,21 +392,25 @@ static void writer_pump(struct fill *f)
         return;
     struct agent *a = f->a;
     if (f->written < f->received) {
-        /* The job writes its own copy of the bytes, so a write in flight -
-         * however long it hangs - never pins spool memory: detaching a slow
-         * writer (deadline, lag) frees the memory at once and the origin is
-         * never paused for it (C1). */
+        /* The job holds references on the chunks it writes, so a write in
+         * flight - however long it hangs - never pins spool memory:
+         * detaching a slow writer (deadline, lag) releases the spool at once
+         * and the origin is never paused for it (C1). It covers only bytes
+         * already received; the loop may append past them meanwhile. */
         struct fill_job *j = job_new(f);
         j->off = f->written;
-        j->len = (size_t)SL_MIN((uint64_t)WRITE_MAX, f->received - f->written);
-        j->data = sl_malloc(j->len);
-        size_t done = 0;
-        for (const struct chunk *c = chunk_at(f, f->written); done < j->len; c = c->next) {
-            SL_ASSERT(c != NULL);   /* memory is never freed past `written` */
-            uint64_t from = j->off + done;
-            size_t n = (size_t)SL_MIN((uint64_t)(j->len - done), c->off + c->len - from);
-            memcpy(j->data + done, c->data + (from - c->off), n);
-            done += n;
+        uint64_t pos = f->written;
+        struct chunk *c = (struct chunk *)chunk_at(f, pos);
+        SL_ASSERT(c != NULL);   /* memory is never freed past `written` */
+        for (; c && j->iovcnt < STORE_IOV_MAX && j->len < WRITE_MAX; c = c->next) {
+            size_t n = (size_t)(c->off + c->len - pos);
+            j->iov[j->iovcnt].iov_base = c->data + (pos - c->off);
+            j->iov[j->iovcnt].iov_len = n;
+            j->chunks[j->iovcnt] = c;
+            c->refs++;
+            j->iovcnt++;
+            j->len += n;
+            pos += n;
         }
         f->wbusy = true;
         arm_write_deadline(f);
@@ -425,6 +448,27 @@ static uint64_t free_point(const struct fill *f, bool count_writer)
     return p;
 }
 
+/*
+ * Once the writer has failed, its (already unlinked) temp file is only
+ * needed by readers still behind memory; memory is no longer freed past any
+ * reader, so when none is behind, none ever will be again. Closing the file
+ * then gives its disk space back at once instead of when the fill ends:
+ * when the disk is full, the sooner failed fills return their space, the
+ * fewer of the other running fills fail too.
+ */
+static void release_spool_file(struct fill *f)
+{
+    if (!f->sf || f->wstate != W_FAILED)
+        return;
+    for (const struct fill_reader *r = f->readers; r; r = r->next)
+        if (r->pos < f->mem_start)
+            return;
+    close(f->sf->fd);
+    free(f->sf);
+    f->sf = NULL;
+    f->file_end = 0;
+}
+
 static void reclaim(struct fill *f)
 {
     uint64_t p = free_point(f, true);
@@ -435,11 +479,12 @@ static void reclaim(struct fill *f)
         if (!f->head_chunk)
             f->tail_chunk = NULL;
         f->mem_bytes -= c->cap;
-        free(c);
+        chunk_unref(c);
     }
     f->mem_start = f->head_chunk ? f->head_chunk->off : f->received;
     SL_ASSERT(f->mem_start <= f->received);
     SL_ASSERT(!file_usable(f) || f->mem_start <= f->file_end || f->mem_start == f->received);
+    release_spool_file(f);
     if (f->paused && f->mem_bytes <= f->a->cfg.fill_buffer_size / 2 && f->xfer) {
         f->paused = false;
         origin_resume(f->xfer);
@@ -456,6 +501,7 @@ static void append(struct fill *f, const uint8_t *data, size_t len)
             c->off = f->received;
             c->len = 0;
             c->cap = CHUNK_SIZE;
+            c->refs = 1;
             if (f->tail_chunk)
                 f->tail_chunk->next = c;
             else

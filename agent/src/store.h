@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "key.h"
 #include "objfile.h"
@@ -44,6 +45,8 @@ enum store_open_result {
     STORE_OPEN_CORRUPT = -2,   /* bad header, wrong key, wrong size */
     STORE_OPEN_ERROR = -3,     /* any other I/O error */
 };
+
+#define STORE_IOV_MAX 64
 
 /* A temp file being written by a fill. */
 struct store_temp {
@@ -79,6 +82,9 @@ int store_temp_create(struct store *st, const uint8_t hash[KEY_HASH_LEN], struct
  * seam (fault.h).
  */
 int store_temp_write(struct store_temp *t, const void *data, size_t len, uint64_t off);
+
+/* The same for several buffers in a row (one pwritev when it can). */
+int store_temp_writev(struct store_temp *t, const struct iovec *iov, int iovcnt, uint64_t off);
 
 /*
  * Commit: write the header block for `meta`, fsync, rename into

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -174,6 +175,60 @@ int store_temp_create(struct store *st, const uint8_t hash[KEY_HASH_LEN], struct
     if (t->fd < 0) {
         t->name[0] = '\0';
         return -errno;
+    }
+    return 0;
+}
+
+int store_temp_writev(struct store_temp *t, const struct iovec *iov_in, int iovcnt, uint64_t off)
+{
+    struct iovec iov[STORE_IOV_MAX];
+    SL_ASSERT(iovcnt > 0 && iovcnt <= STORE_IOV_MAX);
+    memcpy(iov, iov_in, (size_t)iovcnt * sizeof(*iov));
+    struct iovec *v = iov;
+    while (iovcnt > 0) {
+        size_t total = 0;
+        for (int i = 0; i < iovcnt; i++)
+            total += v[i].iov_len;
+        size_t n = total;
+#ifdef SLUICE_TESTING
+        int f = fault_before_write(&n, off);
+        if (f < 0)
+            return f;
+#endif
+        /* A shortened write (fault seam) covers only the first n bytes. */
+        int cnt = 0;
+        size_t acc = 0;
+        struct iovec last = { 0 };
+        while (cnt < iovcnt && acc < n) {
+            last = v[cnt];
+            acc += v[cnt].iov_len;
+            cnt++;
+        }
+        if (acc > n) {
+            v[cnt - 1].iov_len -= acc - n;
+        }
+        ssize_t w = pwritev(t->fd, v, cnt, (off_t)(OBJ_HEADER_SIZE + off));
+        if (acc > n)
+            v[cnt - 1] = last;
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (w == 0)
+            return -EIO;
+        off += (uint64_t)w;
+        /* Skip what was written. */
+        size_t left = (size_t)w;
+        while (iovcnt > 0 && left >= v->iov_len) {
+            left -= v->iov_len;
+            v++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            v->iov_base = (char *)v->iov_base + left;
+            v->iov_len -= left;
+        }
     }
     return 0;
 }

@@ -1,0 +1,100 @@
+"""C1 and the spool: readers beyond the in-memory window.
+
+A fill keeps at most fill_buffer_size of body in memory; a reader behind
+that window reads the spool file (the temp file the writer is filling). These
+tests put such readers in the path of a failing writer: whatever happens to
+the cache write, every reader gets the byte-exact body.
+"""
+
+import threading
+import time
+import unittest
+
+from contract import ContractCase, KiB, MiB, body_for, parallel, wait_until, wfail
+
+
+class LateFollower(ContractCase):
+    settings = {"fill_buffer_size": "2M"}
+    SIZE = 16 * MiB
+    RATE = 16 * MiB     # ~1 s of origin time
+
+    def start_leader(self, e, p):
+        out = {}
+        t = threading.Thread(target=lambda: out.setdefault("r", e.get("/generic" + p, timeout=30)))
+        t.start()
+        # Join once most of the body has gone by: far past the 2 MiB window.
+        wait_until(lambda: e.origin.bytes_sent(p) >= 10 * MiB, 10, message="fill never got under way")
+        return t, out
+
+    def test_late_follower_reads_the_spool_file_then_the_live_tail(self):
+        e = self.edge = self.start_edge()
+        base = self.baseline(e)
+        p = self.path("late.bin", size=self.SIZE, rate=self.RATE)
+        t, out = self.start_leader(e, p)
+        late = e.get("/generic" + p, timeout=30)
+        t.join()
+        body = body_for(p, self.SIZE)
+        self.assert_exact([out["r"], late], body)
+        self.assertEqual(late.header("Cache-Status"), "sluice; fwd=uri-miss; collapsed; stored")
+        self.assertEqual(e.origin.requests(p), 1)
+        self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
+
+    def test_late_follower_after_the_writer_failed_gets_a_private_fill(self):
+        # The early bytes are neither in memory nor in a file any more: the
+        # late request cannot follow from byte 0, so it is served by a fill
+        # of its own (a second origin request) - whole and exact.
+        e = self.edge = self.start_edge()
+        base = self.baseline(e)
+        p = self.path("late.bin", size=self.SIZE, rate=self.RATE)
+        e.fault("kind=eio&after=1M")
+        t, out = self.start_leader(e, p)
+        e.fault("kind=none")
+        late = e.get("/generic" + p, timeout=30)
+        t.join()
+        body = body_for(p, self.SIZE)
+        self.assert_exact([out["r"], late], body)
+        self.assertEqual(e.origin.requests(p), 2)
+        m = e.metrics()
+        self.assertEqual(self.delta(base["metrics"], m, wfail("eio")), 1)
+        self.assertEqual(self.delta(base["metrics"], m, "sluice_fills_committed_total"), 0)
+        self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 2)
+
+
+class WriterFailsUnderASpoolReader(ContractCase):
+    """A slow reader is behind the memory window (reading the spool file)
+    when the writer fails: it finishes from the unlinked file it already has
+    open, then from memory - byte-exact - and the disk space of the failed
+    temp file is returned once no reader needs it."""
+
+    settings = {"fill_buffer_size": "2M"}
+    SIZE = 16 * MiB
+
+    def test_slow_reader_behind_memory_survives_the_writer_failing(self):
+        e = self.edge = self.start_edge()
+        base = self.baseline(e)
+        # The origin runs at 32 MiB/s, the slow reader at 4 MiB/s: when the
+        # write fails at 10 MiB the reader is several MiB behind the memory
+        # window, socket buffers included.
+        p = self.path("o.bin", size=self.SIZE, rate=32 * MiB, delay_ms=100)
+        e.fault("kind=eio&after=10M")
+
+        def client(i):
+            if i == 0:   # straight to the agent so HAProxy cannot absorb the lag
+                return e.get_agent("/generic" + p, timeout=30, rcvbuf=16 * KiB, read_rate=4 * MiB)
+            return e.get("/generic" + p, timeout=30)
+        rs = parallel(client, range(3))
+        e.fault("kind=none")
+        self.assert_exact(rs, body_for(p, self.SIZE))
+        # Detached by the injected EIO - or, on a loaded machine, for lagging
+        # behind the 32 MiB/s origin first: either way the writer went away
+        # while the slow reader was behind the memory window.
+        m = e.metrics()
+        self.assertEqual(self.delta(base["metrics"], m, wfail("eio")) + self.delta(base["metrics"], m, wfail("lag")),
+                         1, "the writer was not detached")
+        self.assertEqual(e.origin.requests(p), 1)
+        self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
+        self.assertIsNone(e.object_file_for(p))
+
+
+if __name__ == "__main__":
+    unittest.main()
