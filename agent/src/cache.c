@@ -91,6 +91,15 @@ static void keep_open(struct agent *a, struct index_entry *e, struct cache_hit *
     index_fd_attach(&a->index, e, h->fd, m, &h->st);
     h->meta = m;
     h->owned = false;
+    if (m->size <= CACHE_SMALL_BODY_MAX && m->size > 0) {
+        /* Small objects also keep their body: a hit is then one send. */
+        uint8_t *body = sl_malloc((size_t)m->size);
+        if (pread(h->fd, body, (size_t)m->size, OBJ_HEADER_SIZE) == (ssize_t)m->size)
+            e->body = body;
+        else
+            free(body);
+        h->body = e->body;
+    }
     while (a->index.open_files > (size_t)a->cfg.open_file_cache_size) {
         struct index_entry *old = index_fd_oldest_unpinned(&a->index);
         if (!old)
@@ -109,6 +118,7 @@ bool cache_open_hit(struct agent *a, struct index_entry *e, const char *key, str
             index_touch(&a->index, e);
             h->fd = e->fd;
             h->meta = e->meta;
+            h->body = e->body;
             return true;
         }
         if (e->pins == 0)

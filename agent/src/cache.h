@@ -13,11 +13,15 @@
 #include "agent.h"
 #include "objfile.h"
 
+/* Bodies up to this size are kept in memory with their open file. */
+#define CACHE_SMALL_BODY_MAX (16 * 1024)
+
 /* An object opened for one hit response. */
 struct cache_hit {
     struct index_entry *e;        /* pinned while the hit lives */
     int fd;                       /* read with pread/sendfile at explicit offsets */
     const struct obj_meta *meta;
+    const uint8_t *body;          /* the whole body when it is small and cached, else NULL */
     bool owned;                   /* fd and meta belong to this hit, not the open-file cache */
     struct obj_meta own_meta;
     struct stat st;

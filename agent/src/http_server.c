@@ -498,6 +498,14 @@ static void response_done(struct http_conn *c)
 static void start_head(struct http_conn *c, const struct http_head *h)
 {
     out_append(c, h->buf, h->len);
+    if (h->inline_body) {
+        /* Head and body in one write: nothing left for the body phase. */
+        SL_ASSERT(h->mode == HTTP_BODY_LENGTH && h->length == h->inline_len);
+        if (!c->head_only)
+            out_append(c, h->inline_body, h->inline_len);
+        c->phase = P_END;
+        return;
+    }
     c->mode = h->mode;
     c->body_left = h->length;
     c->chunk_left = 0;
@@ -619,6 +627,8 @@ static void conn_write(struct http_conn *c)
             c->head.mode = HTTP_BODY_NONE;
             c->head.length = 0;
             c->head.body_ready = false;
+            c->head.inline_body = NULL;
+            c->head.inline_len = 0;
             enum http_head_result hr = c->resp->head(c->resp, &c->head);
             if (hr == HTTP_HEAD_WAIT) {
                 wait_for_response(c);

@@ -67,6 +67,9 @@ struct http_head {
     uint64_t length;          /* HTTP_BODY_LENGTH: bytes that body() will yield */
     bool body_ready;          /* hint: body() has data at once (lets the head
                                  share a TCP segment with the body) */
+    const uint8_t *inline_body;   /* small bodies: the whole body, sent with the
+                                     head in one write (body() is not called) */
+    size_t inline_len;
 };
 
 enum http_body_result { HTTP_PIECE_DATA, HTTP_PIECE_WAIT, HTTP_PIECE_END, HTTP_PIECE_ERROR };

@@ -60,6 +60,8 @@ static void close_open_file(struct index *ix, struct index_entry *e)
     obj_meta_free(e->meta);
     free(e->meta);
     e->meta = NULL;
+    free(e->body);
+    e->body = NULL;
     SL_ASSERT(ix->open_files > 0);
     ix->open_files--;
 }

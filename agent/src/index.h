@@ -41,6 +41,7 @@ struct index_entry {
     /* open-file cache */
     int fd;                    /* -1 when not open */
     struct obj_meta *meta;     /* decoded header of that file */
+    uint8_t *body;             /* small objects: the body itself, or NULL */
     struct stat st;            /* identity when validated: a change means revalidate */
     struct index_entry *fd_prev, *fd_next;
 };
