@@ -103,7 +103,7 @@ struct client {
 };
 
 static int n_expected;
-static struct expected *expected;
+static struct expected **expected;   /* stable pointers: clients keep them */
 static bool want_sha;
 static struct timespec t0;
 static bool loop_mode;
@@ -126,11 +126,11 @@ static double now_ms(void)
 static struct expected *get_expected(const char *path)
 {
     for (int i = 0; i < n_expected; i++)
-        if (strcmp(expected[i].path, path) == 0)
-            return &expected[i];
+        if (strcmp(expected[i]->path, path) == 0)
+            return expected[i];
     expected = realloc(expected, (size_t)(n_expected + 1) * sizeof(*expected));
-    struct expected *e = &expected[n_expected++];
-    memset(e, 0, sizeof(*e));
+    struct expected *e = calloc(1, sizeof(*e));
+    expected[n_expected++] = e;
     e->path = strdup(path);
     int fd = open(path, O_RDONLY);
     struct stat sb;
@@ -572,8 +572,8 @@ int main(int argc, char **argv)
     /* Fault the expected files in before the clock starts. */
     for (int i = 0; i < n_expected; i++) {
         volatile uint8_t s = 0;
-        for (uint64_t o = 0; o < expected[i].size; o += 4096)
-            s ^= expected[i].data[o];
+        for (uint64_t o = 0; o < expected[i]->size; o += 4096)
+            s ^= expected[i]->data[o];
         (void)s;
     }
     int ep = epoll_create1(EPOLL_CLOEXEC);

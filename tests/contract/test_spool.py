@@ -14,15 +14,17 @@ from contract import ContractCase, KiB, MiB, body_for, parallel, wait_until, wfa
 
 
 class LateFollower(ContractCase):
-    settings = {"fill_buffer_size": "2M"}
+    # A 4 MiB window at 8 MiB/s: slack enough for the ASan build's writer on
+    # a loaded machine (a lagging writer would be detached, see test_writer_faults).
+    settings = {"fill_buffer_size": "4M"}
     SIZE = 16 * MiB
-    RATE = 16 * MiB     # ~1 s of origin time
+    RATE = 8 * MiB      # 2 s of origin time
 
     def start_leader(self, e, p):
         out = {}
         t = threading.Thread(target=lambda: out.setdefault("r", e.get("/generic" + p, timeout=30)))
         t.start()
-        # Join once most of the body has gone by: far past the 2 MiB window.
+        # Join once most of the body has gone by: far past the 4 MiB window.
         wait_until(lambda: e.origin.bytes_sent(p) >= 10 * MiB, 10, message="fill never got under way")
         return t, out
 
@@ -35,6 +37,8 @@ class LateFollower(ContractCase):
         t.join()
         body = body_for(p, self.SIZE)
         self.assert_exact([out["r"], late], body)
+        self.assertEqual(self.delta(base["metrics"], e.metrics(), "sluice_writers_detached_total"), 0,
+                         "the writer was detached (lagging?): the late follower could not use the file")
         self.assertEqual(late.header("Cache-Status"), "sluice; fwd=uri-miss; collapsed; stored")
         self.assertEqual(e.origin.requests(p), 1)
         self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
