@@ -94,6 +94,8 @@ static const struct setting settings[] = {
       "Detach the cache writer when one write takes longer than this.", false },
     { "fill_buffer_size", SET_SIZE, "8M", FIELD(fill_buffer_size), 64 * KIB, INT64_MAX, NO_CHECK,
       "In-memory spool window per fill (the origin pauses for clients beyond it).", false },
+    { "cache_write_lag_max", SET_SIZE, "32M", FIELD(cache_write_lag_max), 0, INT64_MAX, NO_CHECK,
+      "Bytes the cache writer may fall behind the origin before it is detached (the origin never waits for it).", false },
     { "fill_background_max_size", SET_SIZE, "1G", FIELD(fill_background_max_size), 0, INT64_MAX,
       NO_CHECK, "Finish a fill nobody waits for when its size is at most this (0 = never).", false },
     { "object_max_size", SET_SIZE, "8G", FIELD(object_max_size), 1, INT64_MAX, NO_CHECK,

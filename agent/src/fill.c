@@ -72,7 +72,6 @@ struct fill {
     char *url;
     const struct route *route;
     int refs;
-    bool shared;                 /* in the table, may be stored */
     bool in_table;
     struct fill *table_next;
     int64_t started_wall;
@@ -260,8 +259,9 @@ static void writer_fail(struct fill *f, enum write_fail_reason why)
     /* Detached after the origin finished (a lagging write that failed or
      * hit its deadline): nothing will ever be committed, so the fill leaves
      * the table now and the next request starts a fresh, storing fill.
-     * Left in, it would shadow the key forever (every later request a
-     * private, never-stored fill). Every caller holds its own reference. */
+     * Left in, it would shadow the key: later requests would follow a fill
+     * that can never store the object, and it would count as in flight
+     * forever. Every caller holds its own reference. */
     if (f->origin_done)
         table_remove(f);
 }
@@ -528,6 +528,11 @@ static bool must_pause(struct fill *f, size_t incoming)
     if (f->mem_bytes + incoming <= budget)
         return false;
     if ((f->wstate == W_OPENING || f->wstate == W_ACTIVE) && free_point(f, false) > free_point(f, true)) {
+        /* The writer holds the memory. Give it cache_write_lag_max of slack
+         * (a busy loop or a short disk hiccup must not cost the object);
+         * past that it is detached, never waited for. */
+        if (f->received + incoming - f->written <= f->a->cfg.cache_write_lag_max)
+            return false;
         writer_fail(f, WFAIL_LAG);
         reclaim(f);
         if (f->mem_bytes + incoming <= budget)
@@ -644,7 +649,7 @@ static void on_origin_headers(void *ctx, int status, const struct origin_headers
     build_meta(f, status, h);
     f->content_length = h->content_length;
     f->head = FILL_HEAD_READY;
-    bool cacheable = f->shared && status == 200 && f->route->policy == ROUTE_IMMUTABLE &&
+    bool cacheable = status == 200 && f->route->policy == ROUTE_IMMUTABLE &&
                      (h->content_length < 0 || (uint64_t)h->content_length <= a->cfg.object_max_size);
     if (cacheable) {
         f->wstate = W_OPENING;
@@ -751,10 +756,15 @@ static void on_slot_expired(void *ctx)
     fill_unref(f);
 }
 
-struct fill *fill_start(struct agent *a, const struct route *route, const char *key,
-                        const uint8_t hash[KEY_HASH_LEN], const char *url, bool shared)
+void fill_retire(struct fill *f)
 {
-    SL_ASSERT(!shared || !fill_find(a, hash));
+    table_remove(f);
+}
+
+struct fill *fill_start(struct agent *a, const struct route *route, const char *key,
+                        const uint8_t hash[KEY_HASH_LEN], const char *url)
+{
+    SL_ASSERT(!fill_find(a, hash));
     struct fill *f = sl_calloc(1, sizeof(*f));
     enum slot_result sr = slot_acquire(&a->slots, route, &f->wait, on_slot_granted, on_slot_expired, f);
     if (sr == SLOT_REJECTED) {
@@ -772,16 +782,12 @@ struct fill *fill_start(struct agent *a, const struct route *route, const char *
     f->head = FILL_HEAD_WAIT;
     ev_init(&f->wtimer, on_write_deadline);
     f->wtimer.data = f;
-    f->shared = shared;
-    f->refs = 1;   /* the transfer, or the queue wait that precedes it */
-    if (shared) {
-        unsigned b = table_bucket(hash);
-        f->table_next = a->fills[b];
-        a->fills[b] = f;
-        f->in_table = true;
-        f->refs++;
-        a->m.fills_in_flight++;
-    }
+    f->refs = 2;   /* the table, and the transfer or the queue wait that precedes it */
+    unsigned b = table_bucket(hash);
+    f->table_next = a->fills[b];
+    a->fills[b] = f;
+    f->in_table = true;
+    a->m.fills_in_flight++;
     a->m.misses++;
     if (sr == SLOT_GRANTED)
         start_transfer(f);

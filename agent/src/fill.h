@@ -62,12 +62,16 @@ struct fill *fill_find(struct agent *a, const uint8_t hash[KEY_HASH_LEN]);
 
 /* Start a fill (the caller becomes its first reader with fill_attach).
  * The fill first takes an origin slot (slots.h): it may wait in the queue,
- * and NULL is returned when the origin's queue is full (answer 503).
- * A shared fill is findable by later requests and stores its object; a
- * private one (used when a running fill can no longer take a follower from
- * byte 0) serves only its own readers and stores nothing. */
+ * and NULL is returned when the origin's queue is full (answer 503). */
 struct fill *fill_start(struct agent *a, const struct route *route, const char *key,
-                        const uint8_t hash[KEY_HASH_LEN], const char *url, bool shared);
+                        const uint8_t hash[KEY_HASH_LEN], const char *url);
+
+/* Take a fill out of the table: it goes on serving its readers, and the
+ * next request for its key starts a new fill (a new generation). Used when
+ * a running fill can no longer take a follower from byte 0 (its writer
+ * failed and its early bytes are gone), so that late arrivals share one new
+ * origin fetch instead of each making their own. */
+void fill_retire(struct fill *f);
 
 /* Attach a reader at byte 0. False when the fill can no longer serve from
  * the start (its early bytes are gone and there is no file holding them). */

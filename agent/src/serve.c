@@ -372,8 +372,11 @@ static void serve_fill(struct agent *a, struct http_conn *c, const struct classi
         http_respond_simple(c, 414, "text/plain", "", "origin URL too long\n", 20);
         return;
     }
-    /* A running fill that cannot take us from byte 0 leaves a private one. */
-    f = fill_start(a, cl->route, cl->key, cl->hash, url, f == NULL);
+    /* A running fill that cannot take us from byte 0 gives way to a new
+     * generation, which every later arrival shares. */
+    if (f)
+        fill_retire(f);
+    f = fill_start(a, cl->route, cl->key, cl->hash, url);
     if (!f) {
         free(fr);
         respond_busy(a, c, cl->route);
