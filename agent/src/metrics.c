@@ -15,6 +15,7 @@
 #include "http_server.h"
 #include "origin.h"
 #include "spop_server.h"
+#include "store.h"
 #include "workers.h"
 
 static const char *const wfail_names[WFAIL_REASONS] = {
@@ -32,6 +33,7 @@ enum write_fail_reason write_fail_reason_from_errno(int err)
     case ENOSPC: return WFAIL_ENOSPC;
     case EDQUOT: return WFAIL_EDQUOT;
     case EIO:    return WFAIL_EIO;
+    case STORE_ESHORT: return WFAIL_SHORT;
     default:     return WFAIL_OTHER;
     }
 }

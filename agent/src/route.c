@@ -495,11 +495,12 @@ static void print_server_line(FILE *out, const struct origin_url *u)
         fprintf(out, "    server origin [%s]:%d", u->host, u->port);
     else
         fprintf(out, "    server origin %s:%d", u->host, u->port);
-    /* Names are resolved at start and then kept fresh (CDN addresses move);
-     * an unresolvable name disables the server instead of refusing to start,
-     * so hits keep being served while DNS is down. */
+    /* Names are resolved by HAProxy's resolvers once it runs, and kept
+     * fresh (CDN addresses move); start-up never waits for DNS, and a name
+     * that does not resolve leaves the server down instead of refusing to
+     * start, so hits keep being served while DNS is down. */
     if (!host_is_ip(u))
-        fputs(" resolvers sluice_dns resolve-prefer ipv4 init-addr libc,none", out);
+        fputs(" resolvers sluice_dns resolve-prefer ipv4 init-addr none", out);
     if (u->tls) {
         fputs(" ssl verify required ca-file @system-ca", out);
         if (!host_is_ip(u)) /* SNI carries names only (RFC 6066) */

@@ -48,6 +48,10 @@ enum store_open_result {
 
 #define STORE_IOV_MAX 64
 
+/* Returned (negated) when a write stopped making progress after writing
+ * part of its bytes and then failed with EIO: counted as a short write. */
+#define STORE_ESHORT 10000
+
 /* A temp file being written by a fill. */
 struct store_temp {
     int fd;
@@ -76,14 +80,12 @@ enum store_open_result store_open_object(struct store *st, const uint8_t hash[KE
 int store_temp_create(struct store *st, const uint8_t hash[KEY_HASH_LEN], struct store_temp *t);
 
 /*
- * Write len bytes at body offset `off` (the header block is skipped). Writes
- * everything or fails: returns 0, or -errno (a short write that cannot make
- * progress is reported as -EIO). Test builds route this through the fault
+ * Write the buffers, in order, at body offset `off` (the header block is
+ * skipped), as one pwritev when it can. Writes everything or fails: returns
+ * 0, or -errno; a write that stops making progress after part of its bytes
+ * is reported as -STORE_ESHORT. Test builds route this through the fault
  * seam (fault.h).
  */
-int store_temp_write(struct store_temp *t, const void *data, size_t len, uint64_t off);
-
-/* The same for several buffers in a row (one pwritev when it can). */
 int store_temp_writev(struct store_temp *t, const struct iovec *iov, int iovcnt, uint64_t off);
 
 /*

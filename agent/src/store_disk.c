@@ -184,6 +184,7 @@ int store_temp_writev(struct store_temp *t, const struct iovec *iov_in, int iovc
     struct iovec iov[STORE_IOV_MAX];
     SL_ASSERT(iovcnt > 0 && iovcnt <= STORE_IOV_MAX);
     memcpy(iov, iov_in, (size_t)iovcnt * sizeof(*iov));
+    bool wrote_some = false;
     struct iovec *v = iov;
     while (iovcnt > 0) {
         size_t total = 0;
@@ -193,7 +194,7 @@ int store_temp_writev(struct store_temp *t, const struct iovec *iov_in, int iovc
 #ifdef SLUICE_TESTING
         int f = fault_before_write(&n, off);
         if (f < 0)
-            return f;
+            return (f == -EIO && wrote_some) ? -STORE_ESHORT : f;
 #endif
         /* A shortened write (fault seam) covers only the first n bytes. */
         int cnt = 0;
@@ -213,10 +214,11 @@ int store_temp_writev(struct store_temp *t, const struct iovec *iov_in, int iovc
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return -errno;
+            return (errno == EIO && wrote_some) ? -STORE_ESHORT : -errno;
         }
         if (w == 0)
-            return -EIO;
+            return wrote_some ? -STORE_ESHORT : -EIO;
+        wrote_some = true;
         off += (uint64_t)w;
         /* Skip what was written. */
         size_t left = (size_t)w;
@@ -229,31 +231,6 @@ int store_temp_writev(struct store_temp *t, const struct iovec *iov_in, int iovc
             v->iov_base = (char *)v->iov_base + left;
             v->iov_len -= left;
         }
-    }
-    return 0;
-}
-
-int store_temp_write(struct store_temp *t, const void *data, size_t len, uint64_t off)
-{
-    const uint8_t *p = data;
-    while (len > 0) {
-        size_t n = len;
-#ifdef SLUICE_TESTING
-        int f = fault_before_write(&n, off);
-        if (f < 0)
-            return f;
-#endif
-        ssize_t w = pwrite(t->fd, p, n, (off_t)(OBJ_HEADER_SIZE + off));
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (w == 0)
-            return -EIO;
-        p += w;
-        len -= (size_t)w;
-        off += (uint64_t)w;
     }
     return 0;
 }

@@ -7,7 +7,6 @@ the cache write, every reader gets the byte-exact body.
 """
 
 import threading
-import time
 import unittest
 
 from contract import ContractCase, KiB, MiB, body_for, parallel, wait_until, wfail
@@ -43,10 +42,12 @@ class LateFollower(ContractCase):
         self.assertEqual(e.origin.requests(p), 1)
         self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
 
-    def test_late_follower_after_the_writer_failed_gets_a_private_fill(self):
+    def test_late_follower_after_the_writer_failed_starts_a_new_generation(self):
         # The early bytes are neither in memory nor in a file any more: the
-        # late request cannot follow from byte 0, so it is served by a fill
-        # of its own (a second origin request) - whole and exact.
+        # late request cannot follow from byte 0. The old fill is retired (it
+        # goes on serving its leader) and the late request leads a new fill
+        # of the key - a second origin request - which is whole, exact and
+        # stored: the next request is a hit.
         e = self.edge = self.start_edge()
         base = self.baseline(e)
         p = self.path("late.bin", size=self.SIZE, rate=self.RATE)
@@ -57,11 +58,16 @@ class LateFollower(ContractCase):
         t.join()
         body = body_for(p, self.SIZE)
         self.assert_exact([out["r"], late], body)
+        self.assertEqual(late.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
         self.assertEqual(e.origin.requests(p), 2)
+        self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 2)
         m = e.metrics()
         self.assertEqual(self.delta(base["metrics"], m, wfail("eio")), 1)
-        self.assertEqual(self.delta(base["metrics"], m, "sluice_fills_committed_total"), 0)
-        self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 2)
+        self.assertEqual(self.delta(base["metrics"], m, "sluice_fills_committed_total"), 1)
+        r = e.get("/generic" + p)
+        self.assert_exact([r], body)
+        self.assertEqual(r.header("Cache-Status"), "sluice; hit")
+        self.assertEqual(e.origin.requests(p), 2)
 
 
 class WriterFailsUnderASpoolReader(ContractCase):

@@ -175,9 +175,11 @@ class HangingWrite(ContractCase):
 
     def test_hang_on_an_object_larger_than_the_spool_window(self):
         # 12 MiB through a 2 MiB in-memory window while the write hangs 5 s
-        # (deadline 30 s): the writer is detached for lagging, the origin is
-        # never paused for it, the clients finish at origin speed.
-        e = self.edge = self.start_edge({"cache_write_timeout": "30s", "fill_buffer_size": "2M"})
+        # (deadline 30 s): once the writer is cache_write_lag_max (4 MiB)
+        # behind, it is detached for lagging; the origin is never paused for
+        # it, the clients finish at origin speed.
+        e = self.edge = self.start_edge({"cache_write_timeout": "30s", "fill_buffer_size": "2M",
+                                         "cache_write_lag_max": "4M"})
         base = self.baseline(e)
         size = 12 * MiB
         p = self.path("big.bin", size=size, rate=12 * MiB, delay_ms=100)

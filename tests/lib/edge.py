@@ -77,6 +77,10 @@ class Edge:
         }
         if self.origin:
             s["origin_generic"] = "http://127.0.0.1:%d" % self.origin.port
+        # The public registries are unreachable from tests: turn their routes
+        # off so neither HAProxy nor the agent ever waits on DNS for them.
+        for route in ("npm", "pypi", "pypi_files", "cargo_index", "cargo_dl", "maven", "go"):
+            s["origin_" + route] = '""'
         s.update(self.settings)
         self.config_path = os.path.join(self.tmp, "sluice.conf")
         with open(self.config_path, "w") as f:

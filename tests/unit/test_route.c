@@ -443,7 +443,7 @@ static void test_haproxy_shipped(void **state)
     expect_line(text, "    http-request set-path \"%[path,regsub('^/crates/dl/','/')]\"");
     expect_line(text, "    http-request set-path \"%[path,regsub('^/maven/','/maven2/')]\"");
     expect_line(text, "    server origin repo.maven.apache.org:443 resolvers sluice_dns "
-                      "resolve-prefer ipv4 init-addr libc,none ssl verify required "
+                      "resolve-prefer ipv4 init-addr none ssl verify required "
                       "ca-file @system-ca sni str(repo.maven.apache.org)");
     expect_line(text, "resolvers sluice_dns");
     assert_null(strstr(text, "be_origin_generic")); /* off: no backend */
@@ -480,7 +480,7 @@ static void test_haproxy_literals_and_ports(void **state)
     expect_line(text, "    http-request set-header Host mirror.example"); /* default port */
     expect_line(text, "    http-request set-path \"%[path,regsub('^/named/','/m/')]\"");
     expect_line(text, "    server origin mirror.example:80 resolvers sluice_dns "
-                      "resolve-prefer ipv4 init-addr libc,none");
+                      "resolve-prefer ipv4 init-addr none");
     free(text);
 
     /* only addresses: no resolvers section */
