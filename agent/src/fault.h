@@ -12,8 +12,8 @@
  *
  * `after`: the fault hits the first write that would take a temp file past
  * BYTES of body (default 0). `count`: how many writes fail before the seam
- * disarms itself (default unlimited). `short` makes the write return fewer
- * bytes and then fail with no progress; `hang` blocks the write for the
+ * disarms itself (default unlimited). `short` makes the write crossing
+ * `after` stop there and every later write make no progress; `hang` blocks the write for the
  * given duration (default 1h) before it succeeds.
  *
  * Thread-safe: workers call fault_before_write concurrently.

@@ -196,6 +196,8 @@ int store_temp_writev(struct store_temp *t, const struct iovec *iov_in, int iovc
         if (f < 0)
             return (f == -EIO && wrote_some) ? -STORE_ESHORT : f;
 #endif
+        if (n == 0)
+            return -STORE_ESHORT;   /* the seam's "no progress" */
         /* A shortened write (fault seam) covers only the first n bytes. */
         int cnt = 0;
         size_t acc = 0;
