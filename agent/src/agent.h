@@ -32,6 +32,8 @@ struct agent {
     struct origin_client *origins;
     struct slots slots;
     struct fill *fills[FILL_TABLE_BUCKETS];   /* running fills by key hash */
+    uint64_t spool_bytes;                     /* memory of every fill's spool */
+    struct fill *paused;                      /* fills whose origin is paused */
     struct http_server *http;
     struct http_server *admin;
     struct spop_server *spop;

@@ -85,6 +85,7 @@ struct fill {
     /* origin */
     struct origin_xfer *xfer;
     bool paused;
+    struct fill *paused_prev, *paused_next;   /* on a->paused while paused */
     int retry_after;             /* FILL_HEAD_BUSY: seconds */
     bool origin_done;
     enum origin_result origin_result;
@@ -116,6 +117,7 @@ struct fill {
 static void fill_unref(struct fill *f);
 static void writer_pump(struct fill *f);
 static void reclaim(struct fill *f);
+static void resume_paused(struct agent *a);
 
 /* --------------------------------------------------------------- table */
 
@@ -154,8 +156,13 @@ static void fill_ref(struct fill *f)
     f->refs++;
 }
 
+static void unpause_list_remove(struct fill *f);
+
 static void fill_free(struct fill *f)
 {
+    unpause_list_remove(f);
+    SL_ASSERT(f->a->spool_bytes >= f->mem_bytes);
+    f->a->spool_bytes -= f->mem_bytes;
     SL_ASSERT(!f->in_table && !f->xfer && !f->wbusy && f->n_readers == 0 && !f->queued && !f->has_slot);
     ev_timer_stop(f->a->loop, &f->wtimer);
     struct chunk *c = f->head_chunk;
@@ -479,16 +486,14 @@ static void reclaim(struct fill *f)
         if (!f->head_chunk)
             f->tail_chunk = NULL;
         f->mem_bytes -= c->cap;
+        f->a->spool_bytes -= c->cap;
         chunk_unref(c);
     }
     f->mem_start = f->head_chunk ? f->head_chunk->off : f->received;
     SL_ASSERT(f->mem_start <= f->received);
     SL_ASSERT(!file_usable(f) || f->mem_start <= f->file_end || f->mem_start == f->received);
     release_spool_file(f);
-    if (f->paused && f->mem_bytes <= f->a->cfg.fill_buffer_size / 2 && f->xfer) {
-        f->paused = false;
-        origin_resume(f->xfer);
-    }
+    resume_paused(f->a);
 }
 
 static void append(struct fill *f, const uint8_t *data, size_t len)
@@ -508,6 +513,7 @@ static void append(struct fill *f, const uint8_t *data, size_t len)
                 f->head_chunk = c;
             f->tail_chunk = c;
             f->mem_bytes += c->cap;
+            f->a->spool_bytes += c->cap;
         }
         size_t n = SL_MIN(len, c->cap - c->len);
         memcpy(c->data + c->len, data, n);
@@ -518,27 +524,83 @@ static void append(struct fill *f, const uint8_t *data, size_t len)
     }
 }
 
+/* Memory over this fill's window, or all fills over spool_memory_max. */
+static bool over_budget(const struct fill *f, size_t incoming)
+{
+    const struct sluice_config *cfg = &f->a->cfg;
+    return f->mem_bytes + incoming > cfg->fill_buffer_size ||
+           f->a->spool_bytes + incoming > cfg->spool_memory_max;
+}
+
 /* Over budget: detach a lagging writer, else pause. True = pause. */
 static bool must_pause(struct fill *f, size_t incoming)
 {
-    uint64_t budget = f->a->cfg.fill_buffer_size;
-    if (f->mem_bytes + incoming <= budget)
+    if (!over_budget(f, incoming))
         return false;
     reclaim(f);
-    if (f->mem_bytes + incoming <= budget)
+    if (!over_budget(f, incoming))
         return false;
     if ((f->wstate == W_OPENING || f->wstate == W_ACTIVE) && free_point(f, false) > free_point(f, true)) {
         /* The writer holds the memory. Give it cache_write_lag_max of slack
-         * (a busy loop or a short disk hiccup must not cost the object);
-         * past that it is detached, never waited for. */
-        if (f->received + incoming - f->written <= f->a->cfg.cache_write_lag_max)
+         * within the global cap (a busy loop or a short disk hiccup must not
+         * cost the object); past that it is detached, never waited for. */
+        if (f->received + incoming - f->written <= f->a->cfg.cache_write_lag_max &&
+            f->a->spool_bytes + incoming <= f->a->cfg.spool_memory_max)
             return false;
         writer_fail(f, WFAIL_LAG);
         reclaim(f);
-        if (f->mem_bytes + incoming <= budget)
+        if (!over_budget(f, incoming))
             return false;
     }
+    /* A fill holding nothing has nothing its readers could free: let it
+     * take one chunk rather than wait for other fills. */
     return f->mem_bytes > 0;
+}
+
+static void unpause_list_remove(struct fill *f)
+{
+    if (!f->paused)
+        return;
+    if (f->paused_prev)
+        f->paused_prev->paused_next = f->paused_next;
+    else
+        f->a->paused = f->paused_next;
+    if (f->paused_next)
+        f->paused_next->paused_prev = f->paused_prev;
+    f->paused_prev = f->paused_next = NULL;
+    f->paused = false;
+}
+
+static void pause_origin(struct fill *f)
+{
+    SL_ASSERT(!f->paused);
+    f->paused = true;
+    f->paused_prev = NULL;
+    f->paused_next = f->a->paused;
+    if (f->a->paused)
+        f->a->paused->paused_prev = f;
+    f->a->paused = f;
+}
+
+/*
+ * Resume paused origins once memory is back under both budgets (with
+ * hysteresis, so a fill does not flap between paused and running). Memory
+ * freed by any fill can resume another, since the global cap is shared.
+ */
+static void resume_paused(struct agent *a)
+{
+    if (!a->paused || a->spool_bytes > a->cfg.spool_memory_max / 4 * 3)
+        return;
+    struct fill *f = a->paused;
+    while (f) {
+        struct fill *next = f->paused_next;
+        if (f->mem_bytes <= a->cfg.fill_buffer_size / 2) {
+            unpause_list_remove(f);
+            if (f->xfer)
+                origin_resume(f->xfer);
+        }
+        f = next;
+    }
 }
 
 /* ------------------------------------------------------------- origin */
@@ -665,7 +727,7 @@ static size_t on_origin_data(void *ctx, const uint8_t *data, size_t len)
 {
     struct fill *f = ctx;
     if (must_pause(f, len)) {
-        f->paused = true;
+        pause_origin(f);
         return ORIGIN_PAUSE;
     }
     append(f, data, len);

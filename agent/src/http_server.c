@@ -30,6 +30,10 @@
 #include "net.h"
 
 #define IN_CAP (HTTP_HEADERS_MAX + HTTP_URL_MAX + 1024)
+/* Bytes one connection may write before letting the loop poll again: with
+ * hundreds of followers on one fill, filling every empty socket in a single
+ * pass would hold the loop (and the cache writer's completions) for seconds. */
+#define WRITE_BUDGET (512 * 1024)
 #define IDLE_TIMEOUT_S 60.0
 
 enum phase { P_READING, P_HEAD, P_BODY, P_END };
@@ -594,9 +598,21 @@ static bool body_step(struct http_conn *c)
     return true;
 }
 
+/* Out of budget for this pass: continue when the poller says writable. */
+static bool budget_spent(struct http_conn *c, size_t written)
+{
+    if (written < WRITE_BUDGET)
+        return false;
+    ev_io_start(c->srv->loop, &c->wio);
+    return true;
+}
+
 static void conn_write(struct http_conn *c)
 {
+    size_t before = (size_t)c->srv->stats.bytes_sent;
     for (;;) {
+        if (budget_spent(c, (size_t)c->srv->stats.bytes_sent - before))
+            return;
         if (c->out_off < c->out_len) {
             /* A head whose body follows at once goes out with it. */
             int more = (c->phase == P_BODY && c->body_ready) ? MSG_MORE : 0;

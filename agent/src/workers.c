@@ -109,6 +109,9 @@ struct worker_pool *workers_start(struct ev_loop *loop, int n_threads)
     pthread_mutex_init(&pool->mu, NULL);
     pthread_cond_init(&pool->cv, NULL);
     ev_async_init(&pool->wake, on_wake);
+    /* Completions first: a cache writer waiting for its next job must not
+     * queue behind a loop pass full of client writes. */
+    ev_set_priority(&pool->wake, EV_MAXPRI);
     pool->wake.data = pool;
     ev_async_start(loop, &pool->wake);
     ev_unref(loop); /* an idle pool must not keep the loop alive */
