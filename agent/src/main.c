@@ -136,6 +136,11 @@ static int run(struct agent *a)
         log_error("%s", err);
         return 1;
     }
+    int64_t fs_size = store_fs_size(&a->store);
+    if (fs_size > 0 && a->cfg.cache_min_free >= (uint64_t)fs_size / 2)
+        log_warn("cache_min_free (%llu bytes) is at least half of the cache filesystem (%lld bytes): "
+                 "most committed objects will be evicted at once; lower cache_min_free",
+                 (unsigned long long)a->cfg.cache_min_free, (long long)fs_size);
     int swept = store_sweep_temp(&a->store);
     a->m.temp_swept = (uint64_t)swept;
     if (swept)

@@ -106,6 +106,9 @@ int store_remove_object(struct store *st, const uint8_t hash[KEY_HASH_LEN]);
 /* Bytes free for unprivileged users on the cache filesystem, or -1. */
 int64_t store_fs_free(struct store *st);
 
+/* Total size of the cache filesystem in bytes, or -1. */
+int64_t store_fs_size(struct store *st);
+
 /*
  * Walk objects/ calling fn for each valid object file found (hash parsed
  * from the name, disk bytes, body size, stored time, atime). Files whose

@@ -297,6 +297,14 @@ int store_remove_object(struct store *st, const uint8_t hash[KEY_HASH_LEN])
     return unlinkat(st->objects_fd, path, 0) == 0 ? 0 : -errno;
 }
 
+int64_t store_fs_size(struct store *st)
+{
+    struct statvfs sv;
+    if (fstatvfs(st->dir_fd, &sv) == -1)
+        return -1;
+    return (int64_t)sv.f_blocks * (int64_t)sv.f_frsize;
+}
+
 int64_t store_fs_free(struct store *st)
 {
     struct statvfs sv;
