@@ -96,7 +96,7 @@ static const struct setting settings[] = {
       "In-memory spool window per fill (the origin pauses for clients beyond it).", false },
     { "cache_write_lag_max", SET_SIZE, "32M", FIELD(cache_write_lag_max), 0, INT64_MAX, NO_CHECK,
       "Bytes the cache writer may fall behind the origin before it is detached (the origin never waits for it).", false },
-    { "spool_memory_max", SET_SIZE, "48M", FIELD(spool_memory_max), 1 * MIB, INT64_MAX, NO_CHECK,
+    { "spool_memory_max", SET_SIZE, "32M", FIELD(spool_memory_max), 1 * MIB, INT64_MAX, NO_CHECK,
       "Spool memory of all fills together; past it writers that lag are detached and origins paused.", false },
     { "fill_background_max_size", SET_SIZE, "1G", FIELD(fill_background_max_size), 0, INT64_MAX,
       NO_CHECK, "Finish a fill nobody waits for when its size is at most this (0 = never).", false },
