@@ -14,7 +14,7 @@
 SHELL := /bin/bash
 CC ?= cc
 
-APT_PKGS := build-essential clang libev-dev libcurl4-openssl-dev libssl-dev \
+APT_PKGS := build-essential clang libclang-rt-14-dev libev-dev libcurl4-openssl-dev libssl-dev \
             libcmocka-dev libhttp-parser-dev haproxy curl python3 ca-certificates
 TEST_PKGS := $(APT_PKGS) iproute2 procps util-linux
 
