@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "index.h"
+#include "list.h"
 #include "metrics.h"
 #include "route.h"
 #include "slots.h"
@@ -33,7 +34,7 @@ struct agent {
     struct slots slots;
     struct fill *fills[FILL_TABLE_BUCKETS];   /* running fills by key hash */
     uint64_t spool_bytes;                     /* memory of every fill's spool */
-    struct fill *paused;                      /* fills whose origin is paused */
+    struct sl_list paused;                    /* fills whose origin is paused */
     struct http_server *http;
     struct http_server *admin;
     struct spop_server *spop;

@@ -85,7 +85,7 @@ struct fill {
     /* origin */
     struct origin_xfer *xfer;
     bool paused;
-    struct fill *paused_prev, *paused_next;   /* on a->paused while paused */
+    struct sl_list paused_link;  /* on a->paused while paused */
     int retry_after;             /* FILL_HEAD_BUSY: seconds */
     bool origin_done;
     enum origin_result origin_result;
@@ -561,13 +561,7 @@ static void unpause_list_remove(struct fill *f)
 {
     if (!f->paused)
         return;
-    if (f->paused_prev)
-        f->paused_prev->paused_next = f->paused_next;
-    else
-        f->a->paused = f->paused_next;
-    if (f->paused_next)
-        f->paused_next->paused_prev = f->paused_prev;
-    f->paused_prev = f->paused_next = NULL;
+    list_remove(&f->paused_link);
     f->paused = false;
 }
 
@@ -575,11 +569,7 @@ static void pause_origin(struct fill *f)
 {
     SL_ASSERT(!f->paused);
     f->paused = true;
-    f->paused_prev = NULL;
-    f->paused_next = f->a->paused;
-    if (f->a->paused)
-        f->a->paused->paused_prev = f;
-    f->a->paused = f;
+    list_push_back(&f->a->paused, &f->paused_link);
 }
 
 /*
@@ -589,17 +579,17 @@ static void pause_origin(struct fill *f)
  */
 static void resume_paused(struct agent *a)
 {
-    if (!a->paused || a->spool_bytes > a->cfg.spool_memory_max / 4 * 3)
+    if (list_empty(&a->paused) || a->spool_bytes > a->cfg.spool_memory_max / 4 * 3)
         return;
-    struct fill *f = a->paused;
-    while (f) {
-        struct fill *next = f->paused_next;
+    struct sl_list *n = a->paused.next;
+    while (n != &a->paused) {
+        struct fill *f = SL_CONTAINER_OF(n, struct fill, paused_link);
+        n = n->next;
         if (f->mem_bytes <= a->cfg.fill_buffer_size / 2) {
             unpause_list_remove(f);
             if (f->xfer)
                 origin_resume(f->xfer);
         }
-        f = next;
     }
 }
 

@@ -24,37 +24,15 @@ void index_init(struct index *ix)
     memset(ix, 0, sizeof(*ix));
     ix->n_buckets = 1024;
     ix->buckets = sl_calloc(ix->n_buckets, sizeof(*ix->buckets));
-}
-
-static void fd_unlink(struct index *ix, struct index_entry *e)
-{
-    if (e->fd_prev)
-        e->fd_prev->fd_next = e->fd_next;
-    else
-        ix->fd_head = e->fd_next;
-    if (e->fd_next)
-        e->fd_next->fd_prev = e->fd_prev;
-    else
-        ix->fd_tail = e->fd_prev;
-    e->fd_prev = e->fd_next = NULL;
-}
-
-static void fd_push_head(struct index *ix, struct index_entry *e)
-{
-    e->fd_prev = NULL;
-    e->fd_next = ix->fd_head;
-    if (ix->fd_head)
-        ix->fd_head->fd_prev = e;
-    ix->fd_head = e;
-    if (!ix->fd_tail)
-        ix->fd_tail = e;
+    list_init(&ix->lru);
+    list_init(&ix->open_lru);
 }
 
 static void close_open_file(struct index *ix, struct index_entry *e)
 {
     if (e->fd < 0)
         return;
-    fd_unlink(ix, e);
+    list_remove(&e->open);
     close(e->fd);
     e->fd = -1;
     obj_meta_free(e->meta);
@@ -73,7 +51,7 @@ void index_fd_attach(struct index *ix, struct index_entry *e, int fd, struct obj
     e->fd = fd;
     e->meta = meta;
     e->st = *st;
-    fd_push_head(ix, e);
+    list_push_front(&ix->open_lru, &e->open);
     ix->open_files++;
 }
 
@@ -85,47 +63,24 @@ void index_fd_release(struct index *ix, struct index_entry *e)
 
 struct index_entry *index_fd_oldest_unpinned(struct index *ix)
 {
-    for (struct index_entry *e = ix->fd_tail; e; e = e->fd_prev)
+    for (struct sl_list *n = ix->open_lru.prev; n != &ix->open_lru; n = n->prev) {
+        struct index_entry *e = SL_CONTAINER_OF(n, struct index_entry, open);
         if (e->pins == 0)
             return e;
+    }
     return NULL;
 }
 
 void index_free(struct index *ix)
 {
-    struct index_entry *e = ix->lru_head;
-    while (e) {
-        struct index_entry *next = e->lru_next;
+    while (!list_empty(&ix->lru)) {
+        struct index_entry *e = SL_CONTAINER_OF(ix->lru.next, struct index_entry, lru);
+        list_remove(&e->lru);
         close_open_file(ix, e);
         free(e);
-        e = next;
     }
     free(ix->buckets);
     memset(ix, 0, sizeof(*ix));
-}
-
-static void lru_unlink(struct index *ix, struct index_entry *e)
-{
-    if (e->lru_prev)
-        e->lru_prev->lru_next = e->lru_next;
-    else
-        ix->lru_head = e->lru_next;
-    if (e->lru_next)
-        e->lru_next->lru_prev = e->lru_prev;
-    else
-        ix->lru_tail = e->lru_prev;
-    e->lru_prev = e->lru_next = NULL;
-}
-
-static void lru_push_head(struct index *ix, struct index_entry *e)
-{
-    e->lru_prev = NULL;
-    e->lru_next = ix->lru_head;
-    if (ix->lru_head)
-        ix->lru_head->lru_prev = e;
-    ix->lru_head = e;
-    if (!ix->lru_tail)
-        ix->lru_tail = e;
 }
 
 static void grow(struct index *ix)
@@ -164,12 +119,14 @@ struct index_entry *index_put(struct index *ix, const uint8_t hash[KEY_HASH_LEN]
         if (e->pins == 0)
             close_open_file(ix, e);
         ix->total_bytes -= e->disk_bytes;
-        lru_unlink(ix, e);
+        list_remove(&e->lru);
     } else {
         if (ix->count >= ix->n_buckets)
             grow(ix);
         e = sl_calloc(1, sizeof(*e));
         e->fd = -1;
+        list_init(&e->lru);
+        list_init(&e->open);
         memcpy(e->hash, hash, KEY_HASH_LEN);
         size_t b = bucket_of(ix, hash);
         e->bucket_next = ix->buckets[b];
@@ -180,7 +137,7 @@ struct index_entry *index_put(struct index *ix, const uint8_t hash[KEY_HASH_LEN]
     e->body_size = body_size;
     e->stored = stored;
     ix->total_bytes += disk_bytes;
-    lru_push_head(ix, e);
+    list_push_front(&ix->lru, &e->lru);
     return e;
 }
 
@@ -194,7 +151,7 @@ void index_remove(struct index *ix, struct index_entry *e)
     }
     *pp = e->bucket_next;
     close_open_file(ix, e);
-    lru_unlink(ix, e);
+    list_remove(&e->lru);
     SL_ASSERT(ix->total_bytes >= e->disk_bytes && ix->count > 0);
     ix->total_bytes -= e->disk_bytes;
     ix->count--;
@@ -203,20 +160,20 @@ void index_remove(struct index *ix, struct index_entry *e)
 
 void index_touch(struct index *ix, struct index_entry *e)
 {
-    if (ix->lru_head != e) {
-        lru_unlink(ix, e);
-        lru_push_head(ix, e);
-    }
-    if (e->fd >= 0 && ix->fd_head != e) {
-        fd_unlink(ix, e);
-        fd_push_head(ix, e);
+    list_remove(&e->lru);
+    list_push_front(&ix->lru, &e->lru);
+    if (e->fd >= 0) {
+        list_remove(&e->open);
+        list_push_front(&ix->open_lru, &e->open);
     }
 }
 
 struct index_entry *index_oldest_unpinned(struct index *ix)
 {
-    for (struct index_entry *e = ix->lru_tail; e; e = e->lru_prev)
+    for (struct sl_list *n = ix->lru.prev; n != &ix->lru; n = n->prev) {
+        struct index_entry *e = SL_CONTAINER_OF(n, struct index_entry, lru);
         if (e->pins == 0)
             return e;
+    }
     return NULL;
 }

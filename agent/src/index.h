@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 
 #include "key.h"
+#include "list.h"
 #include "objfile.h"
 
 struct index_entry {
@@ -36,14 +37,14 @@ struct index_entry {
     int64_t stored;            /* unix seconds */
     uint32_t pins;             /* responses being served from it */
     struct index_entry *bucket_next;
-    struct index_entry *lru_prev, *lru_next;   /* head = most recent */
+    struct sl_list lru;        /* on index.lru; front = most recent */
 
     /* open-file cache */
     int fd;                    /* -1 when not open */
     struct obj_meta *meta;     /* decoded header of that file */
     uint8_t *body;             /* small objects: the body itself, or NULL */
     struct stat st;            /* identity when validated: a change means revalidate */
-    struct index_entry *fd_prev, *fd_next;
+    struct sl_list open;       /* on index.open_lru while fd >= 0 */
 };
 
 struct index {
@@ -51,9 +52,9 @@ struct index {
     size_t n_buckets;          /* power of two */
     size_t count;
     uint64_t total_bytes;
-    struct index_entry *lru_head, *lru_tail;
+    struct sl_list lru;
     size_t open_files;
-    struct index_entry *fd_head, *fd_tail;
+    struct sl_list open_lru;
 };
 
 void index_init(struct index *ix);

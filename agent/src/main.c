@@ -155,6 +155,7 @@ static int run(struct agent *a)
     a->loop = ev_default_loop(EVFLAG_AUTO);
     a->started_wall = sl_wall_s();
     index_init(&a->index);
+    list_init(&a->paused);
     a->workers = workers_start(a->loop, (int)a->cfg.workers);
     a->origins = origin_client_new(a->loop, a->cfg.origin_connect_timeout, a->cfg.origin_stall_timeout);
     slots_init(&a->slots, a->loop, &a->routes, &a->cfg);

@@ -45,6 +45,7 @@ void slots_init(struct slots *s, struct ev_loop *loop, const struct route_table 
     s->avg_fill_s = 1.0;
     for (int i = 0; i < routes->n; i++) {
         struct slot_origin *o = &s->origins[i];
+        list_init(&o->queue);
         const char *name = routes->routes[i].name;
         o->max_in_flight = (int)config_route_int(cfg, "origin_max_in_flight_per_origin", name);
         o->queue_max = (int)config_route_int(cfg, "origin_queue_max", name);
@@ -68,15 +69,7 @@ static void unqueue(struct slots *s, struct slot_wait *w)
 {
     SL_ASSERT(w->queued);
     struct slot_origin *o = &s->origins[w->origin];
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        o->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        o->tail = w->prev;
-    w->prev = w->next = NULL;
+    list_remove(&w->link);
     w->queued = false;
     o->queued--;
     s->queued--;
@@ -121,12 +114,7 @@ enum slot_result slot_acquire(struct slots *s, const struct route *route, struct
     w->ctx = ctx;
     w->enqueued_ms = sl_now_ms();
     w->queued = true;
-    w->prev = o->tail;
-    if (o->tail)
-        o->tail->next = w;
-    else
-        o->head = w;
-    o->tail = w;
+    list_push_back(&o->queue, &w->link);
     o->queued++;
     s->queued++;
     ev_timer_init(&w->timer, on_queue_timeout, (double)o->queue_timeout_ms / 1000.0, 0.);
@@ -150,8 +138,11 @@ static void dispatch(struct slots *s)
         struct slot_wait *best = NULL;
         for (int i = 0; i < s->routes->n; i++) {
             struct slot_origin *o = &s->origins[i];
-            if (o->head && can_run(s, o) && (!best || o->head->enqueued_ms < best->enqueued_ms))
-                best = o->head;
+            if (list_empty(&o->queue) || !can_run(s, o))
+                continue;
+            struct slot_wait *head = SL_CONTAINER_OF(o->queue.next, struct slot_wait, link);
+            if (!best || head->enqueued_ms < best->enqueued_ms)
+                best = head;
         }
         if (!best)
             return;

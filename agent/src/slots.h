@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "list.h"
 #include "route.h"
 
 enum slot_result { SLOT_GRANTED, SLOT_QUEUED, SLOT_REJECTED };
@@ -47,7 +48,7 @@ struct slot_wait {
     void (*granted)(void *ctx);
     void (*expired)(void *ctx);
     void *ctx;
-    struct slot_wait *prev, *next;
+    struct sl_list link;             /* on its origin's queue while queued */
     bool queued;
 };
 
@@ -57,7 +58,7 @@ struct slot_origin {
     int max_in_flight;               /* origin_max_in_flight_per_origin */
     int queue_max;                   /* origin_queue_max */
     int64_t queue_timeout_ms;        /* origin_queue_timeout */
-    struct slot_wait *head, *tail;
+    struct sl_list queue;            /* of struct slot_wait, oldest first */
 };
 
 struct slots {
