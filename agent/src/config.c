@@ -118,6 +118,9 @@ static const struct setting settings[] = {
       "Disk worker threads.", false },
     { "open_file_cache_size", SET_INT, "1000", FIELD(open_file_cache_size), 0, 1000000, NO_CHECK,
       "Hot objects kept open with their decoded header (0 = off); each is one fd.", false },
+    { "inline_hit_max", SET_SIZE, "12k", FIELD(inline_hit_max), 0, 16 * KIB, NO_CHECK,
+      "Plain GET hits up to this size are answered inside the SPOP reply, HAProxy sends them (0 = off).",
+      false },
     { "log_level", SET_STRING, "info", FIELD(log_level), 0, 0, check_log_level,
       "One of debug, info, warn, error.", false },
 };

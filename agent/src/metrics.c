@@ -85,13 +85,14 @@ static int count_open_fds(void)
     return n - 1;   /* the directory's own fd */
 }
 
+const char *const verdict_names[VERDICT_KINDS] = { "hit", "fill", "pass", "busy", "inline" };
+
 static void render_verdicts(struct out *o, const struct metrics *m)
 {
-    static const char *const names[VERDICT_KINDS] = { "hit", "fill", "pass", "busy" };
     emit(o, "# HELP sluice_verdicts_total SPOP verdicts answered, by kind.\n"
             "# TYPE sluice_verdicts_total counter\n");
     for (int i = 0; i < VERDICT_KINDS; i++)
-        emit(o, "sluice_verdicts_total{verdict=\"%s\"} %llu\n", names[i], (unsigned long long)m->verdicts[i]);
+        emit(o, "sluice_verdicts_total{verdict=\"%s\"} %llu\n", verdict_names[i], (unsigned long long)m->verdicts[i]);
 }
 
 static void render_write_failures(struct out *o, const struct metrics *m)

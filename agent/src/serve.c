@@ -70,27 +70,71 @@ static enum classify_result serve_classify(struct agent *a, const struct route *
 
 /* ------------------------------------------------------------- verdict */
 
+/* Storage of the inline answer handed to the SPOP server: valid until the
+ * next verdict (the loop thread is the only caller). */
+static struct {
+    struct http_head head;
+    uint8_t body[CACHE_SMALL_BODY_MAX];
+} inline_answer;
+
+static bool put_hit_headers(struct http_head *hd, const struct obj_meta *m);
+
+/*
+ * A plain GET for a small object whose body is in memory: answer it inside
+ * the SPOP ACK, so HAProxy sends the response itself (haproxy/sluice.lua)
+ * without a second hop to the HTTP side. The object is validated exactly as
+ * for an HTTP hit; any doubt answers "hit" and the HTTP side decides.
+ */
+static bool verdict_inline(struct agent *a, struct index_entry *e, const struct classified *cl,
+                           struct spop_verdict *out)
+{
+    if (e->body_size == 0 || e->body_size > (uint64_t)a->cfg.inline_hit_max)
+        return false;
+    struct cache_hit hit;
+    if (!cache_open_hit(a, e, cl->key, &hit))
+        return false;
+    bool ok = hit.body != NULL && hit.meta->size <= sizeof(inline_answer.body);
+    if (ok) {
+        inline_answer.head.len = 0;
+        ok = put_hit_headers(&inline_answer.head, hit.meta);
+    }
+    if (ok) {
+        memcpy(inline_answer.body, hit.body, (size_t)hit.meta->size);
+        out->fallback = "hit";
+        out->hdrs = inline_answer.head.buf;
+        out->hdrs_len = inline_answer.head.len;
+        out->body = inline_answer.body;
+        out->body_len = (size_t)hit.meta->size;
+        a->m.hits++;
+        a->m.bytes_hit += hit.meta->size;
+    }
+    cache_release_hit(a, &hit);
+    return ok;
+}
+
 void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict *out)
 {
     struct agent *a = ctx;
     out->retry_after = -1;
     const struct route *route = in->route ? route_by_name(&a->routes, in->route, in->route_len) : NULL;
-    bool get_or_head = (in->method_len == 3 && memcmp(in->method, "GET", 3) == 0) ||
-                       (in->method_len == 4 && memcmp(in->method, "HEAD", 4) == 0);
+    bool get = in->method_len == 3 && memcmp(in->method, "GET", 3) == 0;
+    bool get_or_head = get || (in->method_len == 4 && memcmp(in->method, "HEAD", 4) == 0);
     struct classified cl;
     enum classify_result r = serve_classify(a, route, get_or_head, in->has_auth, in->path ? in->path : "",
                                             in->path ? in->path_len : 0, in->query, in->query_len, &cl);
     enum verdict_kind v = VERDICT_PASS;
     if (r == CLASS_CACHEABLE) {
-        v = index_lookup(&a->index, cl.hash) ? VERDICT_HIT : VERDICT_FILL;
+        struct index_entry *e = index_lookup(&a->index, cl.hash);
+        v = e ? VERDICT_HIT : VERDICT_FILL;
+        if (e && get && in->plain && verdict_inline(a, e, &cl, out))
+            v = VERDICT_INLINE;
         /* A new leader would be refused: let the edge answer 503 itself. */
         if (v == VERDICT_FILL && !fill_find(a, cl.hash) && slots_would_reject(&a->slots, route)) {
             v = VERDICT_BUSY;
             out->retry_after = slots_retry_after(&a->slots, route);
         }
     }
-    static const char *const names[] = { "hit", "fill", "pass", "busy" };
-    out->verdict = names[v];
+    out->verdict = verdict_names[v];
     a->m.verdicts[v]++;
 }
 
@@ -158,6 +202,17 @@ static bool put_status_and_date(struct http_head *h, int status)
     return http_head_printf(h, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_status_text(status), date);
 }
 
+/* The header lines of every hit after its status line (HTTP or inline). */
+static bool put_hit_headers(struct http_head *hd, const struct obj_meta *m)
+{
+    char date[40];
+    httpx_format_date(time(NULL), date, sizeof(date));
+    int64_t age = sl_wall_s() - m->stored;
+    return http_head_printf(hd, "Date: %s\r\n", date) && put_meta_headers(hd, m) &&
+           http_head_printf(hd, "Age: %lld\r\nAccept-Ranges: bytes\r\nCache-Status: sluice; hit\r\n",
+                            (long long)(age > 0 ? age : 0));
+}
+
 /* Build the full head of a hit: 200, 206, 304 or 416. */
 static bool build_hit_head(struct hit_resp *h, const struct http_request *req, const struct obj_meta *m)
 {
@@ -189,10 +244,8 @@ static bool build_hit_head(struct hit_resp *h, const struct http_request *req, c
         status = 416;
         h->len = 0;
     }
-    int64_t age = sl_wall_s() - m->stored;
-    bool ok = put_status_and_date(hd, status) && put_meta_headers(hd, m) &&
-              http_head_printf(hd, "Age: %lld\r\nAccept-Ranges: bytes\r\nCache-Status: sluice; hit\r\n",
-                               (long long)(age > 0 ? age : 0));
+    bool ok = http_head_printf(hd, "HTTP/1.1 %d %s\r\n", status, http_status_text(status)) &&
+              put_hit_headers(hd, m);
     if (status == 206)
         ok = ok && http_head_printf(hd, "Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)first,
                                     (unsigned long long)last, (unsigned long long)m->size);

@@ -75,6 +75,7 @@ struct spop_server {
     void *ctx;
     struct spop_conn *conns;
     struct spop_stats stats;
+    uint8_t ack[SPOP_SERVER_MAX_FRAME + SPOP_FRAME_LEN_SIZE];   /* ACKs are built here */
 };
 
 static const char empty_string[] = "";
@@ -278,8 +279,16 @@ static bool data_truthy(const struct spop_data *v)
     }
 }
 
-static void lookup_take_arg(struct spop_lookup *in, const struct spop_arg *a)
+/* Args that decide whether the request is "plain" (see spop_server.h). */
+enum { PLAIN_RANGE = 1, PLAIN_INM = 2, PLAIN_IMS = 4, PLAIN_ALL = 7 };
+
+/* Takes one arg; returns its PLAIN_* bit when it is one of those args and
+ * false, so the caller can tell "sent and false" from "missing". */
+static unsigned lookup_take_arg(struct spop_lookup *in, const struct spop_arg *a)
 {
+    static const struct { const char *name; unsigned bit; } plain_args[] = {
+        { "range", PLAIN_RANGE }, { "inm", PLAIN_INM }, { "ims", PLAIN_IMS },
+    };
     if (bytes_are(a->name, a->name_len, "route"))
         take_string(&a->value, &in->route, &in->route_len);
     else if (bytes_are(a->name, a->name_len, "method"))
@@ -290,18 +299,27 @@ static void lookup_take_arg(struct spop_lookup *in, const struct spop_arg *a)
         take_string(&a->value, &in->query, &in->query_len);
     else if (bytes_are(a->name, a->name_len, "auth"))
         in->has_auth = data_truthy(&a->value);
-    else if (bytes_are(a->name, a->name_len, "range"))
-        in->has_range = data_truthy(&a->value);
+    for (size_t i = 0; i < SL_ARRAY_LEN(plain_args); i++) {
+        if (!bytes_are(a->name, a->name_len, plain_args[i].name))
+            continue;
+        bool set = data_truthy(&a->value);
+        if (plain_args[i].bit == PLAIN_RANGE)
+            in->has_range = set;
+        return set ? 0 : plain_args[i].bit;
+    }
+    return 0;
 }
 
 static void lookup_decode(struct spop_message *msg, struct spop_lookup *in)
 {
     struct spop_arg arg;
+    unsigned plain = 0;
     memset(in, 0, sizeof(*in));
     in->method = empty_string;
     in->path = empty_string;
     while (spop_arg_next(msg, &arg) == 1)
-        lookup_take_arg(in, &arg);
+        plain |= lookup_take_arg(in, &arg);
+    in->plain = plain == PLAIN_ALL;
 }
 
 /* Finds the "lookup" message. The whole list is walked first so a
@@ -325,7 +343,7 @@ static int notify_find_lookup(const struct spop_frame *f, struct spop_message *l
 static size_t build_verdict_ack(uint8_t *buf, size_t cap, const struct spop_frame *f,
                                 const struct spop_verdict *v)
 {
-    struct spop_action acts[2];
+    struct spop_action acts[3];
     size_t n = 0;
     acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "verdict", 7,
                                       spop_data_cstr(v->verdict) };
@@ -334,6 +352,13 @@ static size_t build_verdict_ack(uint8_t *buf, size_t cap, const struct spop_fram
         acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "retry_after", 11,
                                           spop_data_int32(secs) };
     }
+    if (v->fallback) {
+        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "hdrs", 4,
+                                          spop_data_string(v->hdrs, v->hdrs_len) };
+        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "body", 4,
+                                          spop_data_binary(v->body, v->body_len) };
+    }
+    SL_ASSERT(n <= SL_ARRAY_LEN(acts));
     return spop_build_ack(buf, cap, f->stream_id, f->frame_id, acts, n);
 }
 
@@ -341,7 +366,7 @@ static void conn_handle_notify(struct spop_conn *c, const struct spop_frame *f)
 {
     struct spop_server *srv = c->srv;
     struct spop_message msg;
-    struct spop_verdict out = { "pass", -1 };
+    struct spop_verdict out = { .verdict = "pass", .retry_after = -1 };
     int found = notify_find_lookup(f, &msg);
     if (found < 0) {
         conn_fail(c, SPOP_STATUS_INVALID, "malformed NOTIFY");
@@ -355,17 +380,23 @@ static void conn_handle_notify(struct spop_conn *c, const struct spop_frame *f)
         if (!out.verdict)
             out.verdict = "pass";
     }
-    uint8_t frame[SMALL_FRAME_MAX];
-    size_t n = build_verdict_ack(frame, conn_frame_cap(c), f, &out);
+    size_t cap = SL_MIN(sizeof(srv->ack), (size_t)c->max_frame + SPOP_FRAME_LEN_SIZE);
+    size_t n = build_verdict_ack(srv->ack, cap, f, &out);
+    if (n == 0 && out.fallback) {
+        /* The inline answer does not fit the negotiated frame size. */
+        srv->stats.inline_too_large++;
+        out = (struct spop_verdict){ .verdict = out.fallback, .retry_after = out.retry_after };
+        n = build_verdict_ack(srv->ack, cap, f, &out);
+    }
     if (n == 0) {
         /* Only a verdict string longer than any sane one gets here; still
          * answer, since HAProxy would otherwise wait out its timeout. */
         log_error("spop %s: verdict \"%.40s...\" does not fit in an ACK", c->peer, out.verdict);
-        out = (struct spop_verdict){ "pass", -1 };
-        n = build_verdict_ack(frame, conn_frame_cap(c), f, &out);
+        out = (struct spop_verdict){ .verdict = "pass", .retry_after = -1 };
+        n = build_verdict_ack(srv->ack, cap, f, &out);
         SL_ASSERT(n > 0);
     }
-    conn_queue(c, frame, n);
+    conn_queue(c, srv->ack, n);
     srv->stats.acks++;
 }
 

@@ -16,11 +16,20 @@
  *   query  STRING  raw query without '?' (NULL when none)
  *   auth   BOOL    the request carries credentials (Authorization/Cookie)
  *   range  BOOL    the request carries a Range header
- * Unknown args are ignored; missing ones are treated as empty/false. Other
- * messages are acknowledged with verdict "pass".
+ *   inm    BOOL    the request carries If-None-Match
+ *   ims    BOOL    the request carries If-Modified-Since
+ * Unknown args are ignored; missing ones are treated as empty/false, except
+ * that the request counts as "plain" (no Range, no conditional: a full 200
+ * is the right answer) only when range, inm and ims were all sent and all
+ * false. Other messages are acknowledged with verdict "pass".
  *
  * ACK actions (always at least one): set-var txn "verdict" STRING, and when
- * retry_after >= 0, set-var txn "retry_after" INT32.
+ * retry_after >= 0, set-var txn "retry_after" INT32. An inline answer (verdict
+ * "inline": HAProxy sends the response itself, haproxy/sluice.lua) adds
+ * set-var txn "hdrs" STRING ("Name: value\r\n" lines) and "body" BINARY;
+ * when that does not fit in one frame of the negotiated size the ACK carries
+ * the verdict's fallback instead (an inline answer is an optimisation, never
+ * the only way to serve a request).
  */
 #ifndef SLUICE_SPOP_SERVER_H
 #define SLUICE_SPOP_SERVER_H
@@ -37,11 +46,17 @@ struct spop_lookup {
     const char *query;   size_t query_len;   /* query == NULL: no query */
     bool has_auth;
     bool has_range;
+    bool plain;          /* range, inm and ims all present and false */
 };
 
 struct spop_verdict {
-    const char *verdict;   /* "hit", "fill", "pass", "busy" (static string) */
+    const char *verdict;   /* "hit", "fill", "pass", "busy", "inline" (static) */
     int64_t retry_after;   /* seconds, or -1 for none */
+    /* verdict "inline" only; the pointers stay valid until the callback
+     * runs again (the callback owns the storage). */
+    const char *fallback;            /* sent instead when the frame is too small */
+    const char *hdrs;   size_t hdrs_len;
+    const uint8_t *body; size_t body_len;
 };
 
 typedef void (*spop_verdict_fn)(void *ctx, const struct spop_lookup *in,
@@ -60,6 +75,7 @@ struct spop_stats {
     uint64_t hellos;
     uint64_t healthchecks;
     uint64_t notifies;
+    uint64_t inline_too_large;   /* inline answers sent as their fallback */
     uint64_t acks;
     uint64_t disconnects_received;
     uint64_t protocol_errors;   /* connections closed with a status != 0 */

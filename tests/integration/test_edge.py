@@ -259,10 +259,78 @@ class Restart(unittest.TestCase):
             self.assertEqual(e.metric("sluice_temp_files_swept_total"), 1)
 
 
+class InlineHits(EdgeTest):
+    """Small hits travel inside the SPOP reply and HAProxy sends them
+    (haproxy/sluice.lua): same bytes and headers as the HTTP side's hit."""
+
+    def cached(self, name, size):
+        p = self.path(name, size=size)
+        first = self.edge.get("/generic" + p)
+        self.assertEqual(first.body, body_for(p, size))
+        self.edge.wait_idle()
+        return p, first.body
+
+    def verdict_delta(self, fn):
+        before = self.edge.metrics()
+        result = fn()
+        after = self.edge.metrics()
+        return result, {v: after.get('sluice_verdicts_total{verdict="%s"}' % v, 0) -
+                        before.get('sluice_verdicts_total{verdict="%s"}' % v, 0) for v in ("hit", "inline")}
+
+    def test_small_hit_is_inline_byte_exact_with_the_http_sides_headers(self):
+        p, body = self.cached("small", 5000)
+        self.assertIn(b"\0", body)   # binary-safe all the way through Lua
+        requests = self.edge.metric("sluice_http_requests_total")
+        r, d = self.verdict_delta(lambda: self.edge.get("/generic" + p))
+        self.assertEqual((r.status, r.body, d), (200, body, {"hit": 0, "inline": 1}))
+        self.assertEqual(r.header("Content-Length"), "5000")
+        self.assertEqual(self.edge.metric("sluice_http_requests_total"), requests)
+        # The same hit from the agent's HTTP side (a non-matching condition
+        # sends it there): the same header fields, Date and Age aside.
+        h, d = self.verdict_delta(lambda: self.edge.get("/generic" + p, headers={"If-None-Match": '"x"'}))
+        self.assertEqual((h.status, h.body, d), (200, body, {"hit": 1, "inline": 0}))
+        fields = lambda res: sorted((k.lower(), v) for k, v in res.headers.items()  # noqa: E731
+                                    if k.lower() not in ("date", "age"))
+        self.assertEqual(fields(r), fields(h))
+        self.assertEqual(r.header("Cache-Status"), "sluice; hit")
+
+    def test_head_range_and_large_objects_take_the_http_side(self):
+        p, body = self.cached("mid", 3000)
+        r, d = self.verdict_delta(lambda: self.edge.get("/generic" + p, method="HEAD"))
+        self.assertEqual((r.status, r.body, r.header("Content-Length"), d), (200, b"", "3000", {"hit": 1, "inline": 0}))
+        r, d = self.verdict_delta(lambda: self.edge.get("/generic" + p, headers={"Range": "bytes=10-19"}))
+        self.assertEqual((r.status, r.body, d), (206, body[10:20], {"hit": 1, "inline": 0}))
+        big, big_body = self.cached("big", 20_000)
+        r, d = self.verdict_delta(lambda: self.edge.get("/generic" + big))
+        self.assertEqual((r.status, r.body, d), (200, big_body, {"hit": 1, "inline": 0}))
+
+    def test_deleted_object_is_a_miss_not_an_inline_answer(self):
+        p, body = self.cached("gone", 2000)
+        for f in self.edge.object_files():
+            os.unlink(f)
+        r = self.edge.get("/generic" + p)
+        self.assertEqual((r.status, r.body), (200, body))
+        self.assertNotEqual(r.header("Cache-Status"), "sluice; hit")
+        self.assertEqual(self.edge.origin.requests(p), 2)
+
+
+class InlineOff(EdgeTest):
+    settings = {"inline_hit_max": "0"}
+
+    def test_inline_hit_max_0_serves_every_hit_from_the_http_side(self):
+        p = self.path("off", size=1000)
+        self.edge.get("/generic" + p)
+        self.edge.wait_idle()
+        r = self.edge.get("/generic" + p)
+        self.assertEqual((r.status, r.body, r.header("Cache-Status")), (200, body_for(p, 1000), "sluice; hit"))
+        self.assertEqual(self.edge.metric('sluice_verdicts_total{verdict="inline"}'), 0)
+        self.assertEqual(self.edge.metric('sluice_verdicts_total{verdict="hit"}'), 1)
+
+
 class Metrics(EdgeTest):
     def test_metrics_count_verdicts_hits_and_misses(self):
         before = self.edge.metrics()
-        p = self.path("m")
+        p = self.path("m", size=50_000)   # above inline_hit_max: an HTTP-side hit
         self.edge.get("/generic" + p)
         self.edge.wait_idle()
         self.edge.get("/generic" + p)

@@ -38,7 +38,7 @@ struct stub {
     int calls;
     bool route_null, query_null;
     char route[64], method[16], path[256], query[256];
-    bool auth, range;
+    bool auth, range, plain;
 };
 
 static struct ev_loop *loop;
@@ -53,7 +53,13 @@ static void copy_field(char *dst, size_t cap, const char *p, size_t len)
     dst[n] = '\0';
 }
 
-/* Verdict by path: "/busy" -> busy + retry 30, "/hit" -> hit, else fill. */
+/* Body of the inline answers: binary, NUL bytes included. */
+static uint8_t inline_body[20000];
+static const char inline_hdrs[] = "ETag: \"e1\"\r\nCache-Status: sluice; hit\r\n";
+
+/* Verdict by path: "/busy" -> busy + retry 30, "/hit" -> hit, "/inline" ->
+ * an inline answer of 1000 bytes, "/inline-big" -> one of 20000 bytes
+ * (more than a 16380-byte frame holds), else fill. */
 static void stub_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict *out)
 {
     struct stub *s = ctx;
@@ -68,12 +74,20 @@ static void stub_verdict(void *ctx, const struct spop_lookup *in, struct spop_ve
         copy_field(s->query, sizeof(s->query), in->query, in->query_len);
     s->auth = in->has_auth;
     s->range = in->has_range;
+    s->plain = in->plain;
     out->retry_after = -1;
     if (in->path_len == 5 && memcmp(in->path, "/busy", 5) == 0) {
         out->verdict = "busy";
         out->retry_after = 30;
     } else if (in->path_len == 4 && memcmp(in->path, "/hit", 4) == 0) {
         out->verdict = "hit";
+    } else if (in->path_len >= 7 && memcmp(in->path, "/inline", 7) == 0) {
+        out->verdict = "inline";
+        out->fallback = "hit";
+        out->hdrs = inline_hdrs;
+        out->hdrs_len = strlen(inline_hdrs);
+        out->body = inline_body;
+        out->body_len = in->path_len == 7 ? 1000 : sizeof(inline_body);
     } else {
         out->verdict = "fill";
     }
@@ -278,6 +292,8 @@ struct lookup_args {
     const char *path;
     const char *query;   /* NULL: sent as NULL */
     bool auth, range;
+    bool inm, ims;
+    bool omit_cond;      /* send neither inm nor ims (an older spoe.conf) */
 };
 
 static void put_str_or_null(struct spop_writer *w, const char *name, const char *v)
@@ -296,7 +312,7 @@ static size_t build_notify(uint8_t *buf, size_t cap, uint64_t sid, uint64_t fid,
     spop_writer_init(&w, buf, cap);
     spop_frame_begin(&w, SPOP_FRAME_NOTIFY, SPOP_FLAG_FIN, sid, fid);
     spop_put_raw_string(&w, "lookup", 6);
-    spop_put_u8(&w, 6);
+    spop_put_u8(&w, a->omit_cond ? 6 : 8);
     put_str_or_null(&w, "route", a->route);
     put_str_or_null(&w, "method", a->method);
     put_str_or_null(&w, "path", a->path);
@@ -305,12 +321,19 @@ static size_t build_notify(uint8_t *buf, size_t cap, uint64_t sid, uint64_t fid,
     spop_put_data(&w, &auth);
     spop_put_raw_string(&w, "range", 5);
     spop_put_data(&w, &range);
+    if (!a->omit_cond) {
+        struct spop_data inm = spop_data_bool(a->inm), ims = spop_data_bool(a->ims);
+        spop_put_raw_string(&w, "inm", 3);
+        spop_put_data(&w, &inm);
+        spop_put_raw_string(&w, "ims", 3);
+        spop_put_data(&w, &ims);
+    }
     size_t n = spop_frame_end(&w);
     assert_true(n > 0);
     return n;
 }
 
-static const struct lookup_args hit_args = { "npm", "GET", "/hit", NULL, false, false };
+static const struct lookup_args hit_args = { "npm", "GET", "/hit", NULL, false, false, false, false, false };
 
 /* ---------------------------------------------------- expectations */
 
@@ -449,7 +472,7 @@ static void test_notify_lookup(void **state)
     (void)state;
     uint8_t buf[512];
     struct client *c = client_ready();
-    struct lookup_args busy = { "npm", "GET", "/busy", "a=1&b", true, false };
+    struct lookup_args busy = { "npm", "GET", "/busy", "a=1&b", true, false, false, false, false };
     client_send(c, buf, build_notify(buf, sizeof(buf), 0, 1, &busy));
     expect_ack(c, 0, 1, "busy", 30);
     assert_int_equal(stub.calls, 1);
@@ -463,7 +486,7 @@ static void test_notify_lookup(void **state)
     assert_false(stub.range);
 
     /* NULL route and query; large ids echoed exactly. */
-    struct lookup_args hit = { NULL, "HEAD", "/hit", NULL, false, true };
+    struct lookup_args hit = { NULL, "HEAD", "/hit", NULL, false, true, false, false, false };
     client_send(c, buf, build_notify(buf, sizeof(buf), 300000, 4294967295u, &hit));
     expect_ack(c, 300000, 4294967295u, "hit", -1);
     assert_true(stub.route_null);
@@ -472,6 +495,75 @@ static void test_notify_lookup(void **state)
     assert_true(stub.range);
     assert_int_equal(spop_server_stats(srv)->notifies, 2);
     assert_int_equal(spop_server_stats(srv)->acks, 2);
+    client_close(c);
+}
+
+/* "plain" needs range, inm and ims all sent and all false. */
+static void test_notify_plain(void **state)
+{
+    (void)state;
+    uint8_t buf[512];
+    struct client *c = client_ready();
+    const struct lookup_args cases[] = {
+        { "npm", "GET", "/x", NULL, false, false, false, false, false },
+        { "npm", "GET", "/x", NULL, false, true, false, false, false },
+        { "npm", "GET", "/x", NULL, false, false, true, false, false },
+        { "npm", "GET", "/x", NULL, false, false, false, true, false },
+        { "npm", "GET", "/x", NULL, false, false, false, false, true },
+    };
+    const bool want[] = { true, false, false, false, false };
+    for (size_t i = 0; i < SL_ARRAY_LEN(cases); i++) {
+        client_send(c, buf, build_notify(buf, sizeof(buf), 1, i + 1, &cases[i]));
+        expect_ack(c, 1, i + 1, "fill", -1);
+        assert_int_equal(stub.plain, want[i]);
+    }
+    client_close(c);
+}
+
+/* An inline answer: verdict, header lines and the binary body as sent. */
+static void expect_inline_ack(struct client *c, uint64_t sid, uint64_t fid, size_t body_len)
+{
+    struct spop_frame f;
+    struct spop_action_iter it;
+    struct spop_action act;
+    client_expect_frame(c, &f);
+    assert_int_equal(f.type, SPOP_FRAME_ACK);
+    assert_true(f.stream_id == sid && f.frame_id == fid);
+    spop_action_iter_init(&it, f.payload, f.payload_len);
+    assert_int_equal(spop_action_next(&it, &act), 1);
+    assert_true(str_is(act.name, act.name_len, "verdict"));
+    assert_true(str_is(act.value.u.str.ptr, act.value.u.str.len, "inline"));
+    assert_int_equal(spop_action_next(&it, &act), 1);
+    assert_true(str_is(act.name, act.name_len, "hdrs"));
+    assert_int_equal(act.value.type, SPOP_DATA_STRING);
+    assert_true(str_is(act.value.u.str.ptr, act.value.u.str.len, inline_hdrs));
+    assert_int_equal(spop_action_next(&it, &act), 1);
+    assert_true(str_is(act.name, act.name_len, "body"));
+    assert_int_equal(act.value.type, SPOP_DATA_BINARY);
+    assert_int_equal(act.value.u.str.len, body_len);
+    assert_memory_equal(act.value.u.str.ptr, inline_body, body_len);
+    assert_int_equal(spop_action_next(&it, &act), 0);
+}
+
+/* A body that does not fit the negotiated frame goes out as the fallback
+ * verdict, on the same connection, with nothing else lost. */
+static void test_inline_answer(void **state)
+{
+    (void)state;
+    uint8_t buf[512];
+    for (size_t i = 0; i < sizeof(inline_body); i++)
+        inline_body[i] = (uint8_t)(i * 7);   /* NUL every 256 bytes */
+    struct client *c = client_ready();
+    struct lookup_args small = { "npm", "GET", "/inline", NULL, false, false, false, false, false };
+    struct lookup_args big = { "npm", "GET", "/inline-big", NULL, false, false, false, false, false };
+    client_send(c, buf, build_notify(buf, sizeof(buf), 1, 1, &small));
+    expect_inline_ack(c, 1, 1, 1000);
+    client_send(c, buf, build_notify(buf, sizeof(buf), 1, 2, &big));
+    expect_ack(c, 1, 2, "hit", -1);
+    client_send(c, buf, build_notify(buf, sizeof(buf), 1, 3, &small));
+    expect_inline_ack(c, 1, 3, 1000);
+    assert_int_equal(spop_server_stats(srv)->inline_too_large, 1);
+    assert_int_equal(spop_server_stats(srv)->protocol_errors, 0);
     client_close(c);
 }
 
@@ -506,8 +598,8 @@ static void test_pipelined_notifies(void **state)
     (void)state;
     uint8_t buf[2048];
     size_t n = 0;
-    struct lookup_args busy = { "npm", "GET", "/busy", NULL, false, false };
-    struct lookup_args fill = { "npm", "GET", "/other", NULL, false, false };
+    struct lookup_args busy = { "npm", "GET", "/busy", NULL, false, false, false, false, false };
+    struct lookup_args fill = { "npm", "GET", "/other", NULL, false, false, false, false, false };
     struct client *c = client_open();
     /* HELLO and three NOTIFYs in a single write. */
     n += build_hello(buf + n, sizeof(buf) - n, &std_hello);
@@ -618,7 +710,7 @@ static void test_large_frame(void **state)
     memset(path, 'p', sizeof(path) - 1);
     path[0] = '/';
     path[sizeof(path) - 1] = '\0';
-    struct lookup_args big = { "npm", "GET", path, NULL, false, false };
+    struct lookup_args big = { "npm", "GET", path, NULL, false, false, false, false, false };
     size_t n = build_notify(buf, sizeof(buf), 1, 1, &big);
     assert_true(n > 60000 && n <= SPOP_SERVER_MAX_FRAME + 4);
     client_send(c, buf, n);
@@ -861,6 +953,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_healthcheck, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_missing_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notify_plain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_notifies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_without_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_haproxy_disconnect, setup, teardown),
