@@ -22,6 +22,7 @@
 #include "key.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -209,11 +210,24 @@ const char *key_strerror(int err)
     return err > 0 ? "ok" : "unknown key error";
 }
 
+/* SHA-256 fetched once: OpenSSL 3 otherwise looks the algorithm up (a
+ * locked table) on every digest, which showed in the hit path's profile.
+ * Never freed; it lives as long as the process. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    SL_ASSERT(sha256_md != NULL);
+}
+
 void key_hash(const char *key, size_t key_len, uint8_t out[KEY_HASH_LEN])
 {
     SL_ASSERT(key && out);
+    pthread_once(&sha256_once, sha256_fetch);
     unsigned int n = 0;
-    int ok = EVP_Digest(key, key_len, out, &n, EVP_sha256(), NULL);
+    int ok = EVP_Digest(key, key_len, out, &n, sha256_md, NULL);
     SL_ASSERT(ok == 1 && n == KEY_HASH_LEN);
 }
 

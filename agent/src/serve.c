@@ -195,20 +195,29 @@ static bool put_meta_headers(struct http_head *h, const struct obj_meta *m)
     return ok;
 }
 
+/* The Date header's value, formatted once per second (loop thread only). */
+static const char *date_now(void)
+{
+    static time_t formatted_at = -1;
+    static char date[40];
+    time_t now = time(NULL);
+    if (now != formatted_at) {
+        httpx_format_date(now, date, sizeof(date));
+        formatted_at = now;
+    }
+    return date;
+}
+
 static bool put_status_and_date(struct http_head *h, int status)
 {
-    char date[40];
-    httpx_format_date(time(NULL), date, sizeof(date));
-    return http_head_printf(h, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_status_text(status), date);
+    return http_head_printf(h, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_status_text(status), date_now());
 }
 
 /* The header lines of every hit after its status line (HTTP or inline). */
 static bool put_hit_headers(struct http_head *hd, const struct obj_meta *m)
 {
-    char date[40];
-    httpx_format_date(time(NULL), date, sizeof(date));
     int64_t age = sl_wall_s() - m->stored;
-    return http_head_printf(hd, "Date: %s\r\n", date) && put_meta_headers(hd, m) &&
+    return http_head_printf(hd, "Date: %s\r\n", date_now()) && put_meta_headers(hd, m) &&
            http_head_printf(hd, "Age: %lld\r\nAccept-Ranges: bytes\r\nCache-Status: sluice; hit\r\n",
                             (long long)(age > 0 ? age : 0));
 }
