@@ -190,6 +190,9 @@ char *metrics_render(struct agent *a, size_t *len)
         counter(&o, "sluice_spop_connections_total", "SPOP connections accepted.", s->connections_total);
         gauge(&o, "sluice_spop_connections_open", "SPOP connections open.", (double)s->connections_open);
         counter(&o, "sluice_spop_notify_total", "SPOP NOTIFY frames handled.", s->notifies);
+        counter(&o, "sluice_spop_inline_too_large_total",
+                "Inline answers over the SPOP frame size, sent as verdict hit (served again by the HTTP side).",
+                s->inline_too_large);
         counter(&o, "sluice_spop_healthchecks_total", "SPOP health-check HELLOs.", s->healthchecks);
         counter(&o, "sluice_spop_protocol_errors_total", "SPOP connections closed for a protocol error.",
                 s->protocol_errors);

@@ -44,7 +44,7 @@
 
 #define RBUF_INITIAL 4096
 #define OBUF_LIMIT (1024 * 1024)   /* peer stopped reading: give up */
-#define SMALL_FRAME_MAX 1024       /* every frame the agent sends fits */
+#define SMALL_FRAME_MAX 1024       /* HELLO and DISCONNECT replies fit; ACKs use srv->ack */
 #define CLOSE_GRACE_S 5.0
 #define PEER_MAX (INET6_ADDRSTRLEN + 16)
 
@@ -343,7 +343,7 @@ static int notify_find_lookup(const struct spop_frame *f, struct spop_message *l
 static size_t build_verdict_ack(uint8_t *buf, size_t cap, const struct spop_frame *f,
                                 const struct spop_verdict *v)
 {
-    struct spop_action acts[3];
+    struct spop_action acts[4];
     size_t n = 0;
     acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "verdict", 7,
                                       spop_data_cstr(v->verdict) };
@@ -353,12 +353,12 @@ static size_t build_verdict_ack(uint8_t *buf, size_t cap, const struct spop_fram
                                           spop_data_int32(secs) };
     }
     if (v->fallback) {
+        SL_ASSERT(n + 2 <= SL_ARRAY_LEN(acts));
         acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "hdrs", 4,
                                           spop_data_string(v->hdrs, v->hdrs_len) };
         acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "body", 4,
                                           spop_data_binary(v->body, v->body_len) };
     }
-    SL_ASSERT(n <= SL_ARRAY_LEN(acts));
     return spop_build_ack(buf, cap, f->stream_id, f->frame_id, acts, n);
 }
 
