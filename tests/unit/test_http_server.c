@@ -2,6 +2,8 @@
  * test_http_server.c - the HTTP/1.1 server over a socketpair: keep-alive,
  * HEAD, limits and error answers, chunked and length framing, and the rule
  * that a body error after the head is an aborted transfer, never a clean end.
+ * Over TCP: a large file body is sent corked and the socket is uncorked once
+ * the body is done or has to wait, so no byte is ever held back by the cork.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -77,7 +81,60 @@ struct fixture {
     bool finished_ok;
     bool fail;
     enum http_body_mode mode;
+    int server_fd;
+    int file_fd;        /* /file: FILE_LEN bytes, served from this fd */
+    size_t file_stop;   /* /file stops with WAIT after this many bytes */
+    bool waiting;       /* /file's body has reported WAIT */
 };
+
+#define FILE_LEN (1024 * 1024)
+
+/* A file-backed response (as a cache hit sends): Content-Length FILE_LEN,
+ * body as one file piece, WAIT after file_stop bytes (as a fill's reader
+ * that caught up with the origin). */
+struct file_resp {
+    struct http_response base;
+    struct fixture *fx;
+    size_t sent;
+};
+
+static enum http_head_result f_head(struct http_response *r, struct http_head *out)
+{
+    SL_UNUSED(r);
+    http_head_printf(out, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", FILE_LEN);
+    out->length = FILE_LEN;
+    out->mode = HTTP_BODY_LENGTH;
+    out->body_ready = true;
+    return HTTP_HEAD_READY;
+}
+
+static enum http_body_result f_body(struct http_response *r, struct http_piece *out)
+{
+    struct file_resp *t = (struct file_resp *)r;
+    if (t->sent == FILE_LEN)
+        return HTTP_PIECE_END;
+    if (t->sent == t->fx->file_stop) {
+        t->fx->waiting = true;
+        return HTTP_PIECE_WAIT;
+    }
+    out->data = NULL;
+    out->fd = t->fx->file_fd;
+    out->file_off = t->sent;
+    out->len = t->fx->file_stop - t->sent;
+    return HTTP_PIECE_DATA;
+}
+
+static void f_consumed(struct http_response *r, size_t n)
+{
+    ((struct file_resp *)r)->sent += n;
+}
+
+static void f_finish(struct http_response *r, bool completed)
+{
+    struct file_resp *t = (struct file_resp *)r;
+    t->fx->finished_ok = completed;
+    free(t);
+}
 
 static void handler(void *ctx, struct http_conn *c, const struct http_request *req)
 {
@@ -89,6 +146,13 @@ static void handler(void *ctx, struct http_conn *c, const struct http_request *r
         t->pieces = 4;
         t->fail = fx->fail;
         t->finished_ok = &fx->finished_ok;
+        http_respond_with(c, &t->base);
+        return;
+    }
+    if (req->path_len == 5 && memcmp(req->path, "/file", 5) == 0) {
+        struct file_resp *t = sl_calloc(1, sizeof(*t));
+        t->base = (struct http_response){ f_head, f_body, f_consumed, f_finish };
+        t->fx = fx;
         http_respond_with(c, &t->base);
         return;
     }
@@ -107,7 +171,40 @@ static int setup(void **state)
     fx->srv = http_server_new(fx->loop, handler, fx, 1000);
     fx->mode = HTTP_BODY_CHUNKED;
     http_server_adopt(fx->srv, sv[0]);
+    fx->server_fd = sv[0];
     fx->peer = sv[1];
+    fx->file_fd = -1;
+    *state = fx;
+    return 0;
+}
+
+/* Loopback TCP (TCP_CORK means nothing on a socketpair) and a 1 MiB file. */
+static int setup_tcp(void **state)
+{
+    struct fixture *fx = sl_calloc(1, sizeof(*fx));
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 1), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    fx->peer = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    assert_true(connect(fx->peer, (struct sockaddr *)&sa, sizeof(sa)) == 0 || errno == EINPROGRESS);
+    fx->server_fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+    assert_true(fx->server_fd >= 0);
+    close(lfd);
+    FILE *tf = tmpfile();
+    assert_non_null(tf);
+    for (int i = 0; i < FILE_LEN; i++)
+        fputc('a' + i % 26, tf);
+    assert_int_equal(fflush(tf), 0);
+    fx->file_fd = dup(fileno(tf));
+    fclose(tf);
+    fx->file_stop = FILE_LEN;
+    fx->loop = ev_loop_new(EVFLAG_AUTO);
+    fx->srv = http_server_new(fx->loop, handler, fx, 1000);
+    http_server_adopt(fx->srv, fx->server_fd);
     *state = fx;
     return 0;
 }
@@ -118,8 +215,47 @@ static int teardown(void **state)
     http_server_stop(fx->srv);
     ev_loop_destroy(fx->loop);
     close(fx->peer);
+    if (fx->file_fd >= 0)
+        close(fx->file_fd);
     free(fx);
     return 0;
+}
+
+static int corked(struct fixture *fx)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+    assert_int_equal(getsockopt(fx->server_fd, IPPROTO_TCP, TCP_CORK, &v, &len), 0);
+    return v;
+}
+
+/* Read until `want` bytes came (head + body), checking the body pattern. */
+static size_t read_file_response(struct fixture *fx, size_t want_body)
+{
+    static char buf[FILE_LEN + 4096];
+    size_t len = 0;
+    const char *body = NULL;
+    int64_t deadline = sl_now_ms() + 5000;
+    while (sl_now_ms() < deadline) {
+        ev_run(fx->loop, EVRUN_NOWAIT);
+        ssize_t n = read(fx->peer, buf + len, sizeof(buf) - 1 - len);
+        if (n > 0) {
+            len += (size_t)n;
+            buf[len] = '\0';
+            body = body ? body : strstr(buf, "\r\n\r\n");
+            if (body && (size_t)(buf + len - (body + 4)) >= want_body)
+                break;
+        } else {
+            assert_true(n < 0 && errno == EAGAIN);
+            struct pollfd p = { .fd = fx->peer, .events = POLLIN };
+            poll(&p, 1, 5);
+        }
+    }
+    assert_non_null(body);
+    size_t got = (size_t)(buf + len - (body + 4));
+    for (size_t i = 0; i < got; i++)
+        assert_int_equal(body[4 + i], 'a' + (int)(i % 26));
+    return got;
 }
 
 static void send_all(struct fixture *fx, const char *s)
@@ -314,6 +450,26 @@ static void test_client_gone_mid_response_finishes_incomplete(void **state)
     assert_int_equal(http_server_stats(fx->srv)->connections_open, 0);
 }
 
+static void test_large_file_body_leaves_the_socket_uncorked(void **state)
+{
+    struct fixture *fx = *state;
+    send_all(fx, "GET /file HTTP/1.1\r\n\r\n");
+    assert_int_equal(read_file_response(fx, FILE_LEN), FILE_LEN);
+    assert_true(fx->finished_ok);
+    assert_int_equal(corked(fx), 0);
+}
+
+static void test_body_that_waits_is_uncorked_while_it_waits(void **state)
+{
+    struct fixture *fx = *state;
+    fx->file_stop = 300 * 1024;   /* past CORK_MIN: sent corked */
+    send_all(fx, "GET /file HTTP/1.1\r\n\r\n");
+    /* Every byte before the wait reaches the client, none held by a cork. */
+    assert_int_equal(read_file_response(fx, fx->file_stop), fx->file_stop);
+    assert_true(fx->waiting);
+    assert_int_equal(corked(fx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +485,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chunked_body_error_is_an_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_length_body_error_is_short_and_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_gone_mid_response_finishes_incomplete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_file_body_leaves_the_socket_uncorked, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(test_body_that_waits_is_uncorked_while_it_waits, setup_tcp, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
