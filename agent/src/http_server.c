@@ -28,6 +28,7 @@
 
 #include "common.h"
 #include "httpx.h"
+#include "list.h"
 #include "log.h"
 #include "net.h"
 
@@ -51,13 +52,13 @@ struct http_server {
     http_handler_fn handler;
     void *ctx;
     double stall_s;
-    struct http_conn *conns;
+    struct sl_list conns;        /* every open connection */
     struct http_server_stats stats;
 };
 
 struct http_conn {
     struct http_server *srv;
-    struct http_conn *prev, *next;
+    struct sl_list link;         /* on srv->conns */
     int fd;
     ev_io rio, wio;
     ev_timer timer;
@@ -193,12 +194,7 @@ static void conn_close(struct http_conn *c, bool aborted)
     ev_io_stop(srv->loop, &c->wio);
     ev_timer_stop(srv->loop, &c->timer);
     close(c->fd);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_remove(&c->link);
     srv->stats.connections_open--;
     free(c->out);
     free(c);
@@ -799,10 +795,7 @@ void http_server_adopt(struct http_server *srv, int fd)
     ev_init(&c->timer, on_timer);
     c->rio.data = c->wio.data = c->timer.data = c;
     c->last_activity_ms = sl_now_ms();
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
+    list_push_front(&srv->conns, &c->link);
     srv->stats.connections_total++;
     srv->stats.connections_open++;
     ev_io_start(srv->loop, &c->rio);
@@ -820,6 +813,7 @@ struct http_server *http_server_new(struct ev_loop *loop, http_handler_fn handle
                                     int64_t stall_timeout_ms)
 {
     struct http_server *srv = sl_calloc(1, sizeof(*srv));
+    list_init(&srv->conns);
     srv->loop = loop;
     srv->listener.fd = -1;
     srv->handler = handler;
@@ -845,8 +839,8 @@ void http_server_stop(struct http_server *srv)
     if (!srv)
         return;
     net_listener_stop(&srv->listener);
-    while (srv->conns)
-        conn_close(srv->conns, true);
+    while (!list_empty(&srv->conns))
+        conn_close(SL_CONTAINER_OF(srv->conns.next, struct http_conn, link), true);
     free(srv);
 }
 

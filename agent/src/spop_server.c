@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "list.h"
 #include "log.h"
 #include "net.h"
 #include "spop_codec.h"
@@ -52,7 +53,7 @@ enum conn_state { CONN_HELLO, CONN_READY, CONN_CLOSING };
 
 struct spop_conn {
     struct spop_server *srv;
-    struct spop_conn *prev, *next;
+    struct sl_list link;         /* on srv->conns */
     int fd;
     ev_io read_io;
     ev_io write_io;
@@ -73,7 +74,7 @@ struct spop_server {
     struct net_listener listener;
     spop_verdict_fn fn;
     void *ctx;
-    struct spop_conn *conns;
+    struct sl_list conns;        /* every open connection */
     struct spop_stats stats;
     uint8_t ack[SPOP_SERVER_MAX_FRAME + SPOP_FRAME_LEN_SIZE];   /* ACKs are built here */
 };
@@ -116,12 +117,7 @@ static void conn_destroy(struct spop_conn *c)
     ev_io_stop(srv->loop, &c->write_io);
     ev_timer_stop(srv->loop, &c->close_timer);
     close(c->fd);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_remove(&c->link);
     SL_ASSERT(srv->stats.connections_open > 0);
     srv->stats.connections_open--;
     log_debug("spop %s: closed", c->peer);
@@ -619,10 +615,7 @@ static void conn_create(struct spop_server *srv, int fd, const struct sockaddr *
     c->read_io.data = c;
     c->write_io.data = c;
     c->close_timer.data = c;
-    c->next = srv->conns;
-    if (srv->conns)
-        srv->conns->prev = c;
-    srv->conns = c;
+    list_push_front(&srv->conns, &c->link);
     srv->stats.connections_total++;
     srv->stats.connections_open++;
     ev_io_start(srv->loop, &c->read_io);
@@ -642,6 +635,7 @@ struct spop_server *spop_server_start(struct ev_loop *loop, const char *addr,
 {
     SL_ASSERT(loop && addr && fn);
     struct spop_server *srv = sl_calloc(1, sizeof(*srv));
+    list_init(&srv->conns);
     srv->loop = loop;
     srv->fn = fn;
     srv->ctx = ctx;
@@ -675,11 +669,11 @@ void spop_server_stop(struct spop_server *srv)
     if (!srv)
         return;
     net_listener_stop(&srv->listener);
-    if (srv->conns)
+    if (!list_empty(&srv->conns))
         log_info("spop: stopping, disconnecting %llu connection(s)",
                  (unsigned long long)srv->stats.connections_open);
-    while (srv->conns)
-        conn_stop(srv->conns);
+    while (!list_empty(&srv->conns))
+        conn_stop(SL_CONTAINER_OF(srv->conns.next, struct spop_conn, link));
     free(srv);
 }
 

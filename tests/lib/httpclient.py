@@ -48,6 +48,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import random
 import select
 import socket
 import time
@@ -565,11 +566,38 @@ def wait_until(predicate: Callable[[], object], timeout: float = 5.0,
         time.sleep(min(interval, left))
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORTS_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port that was free on 127.0.0.1 a moment ago, taken from below
+    the kernel's ephemeral range. A port from inside that range (what
+    binding port 0 returns) can be taken by any outgoing connection - HAProxy
+    to an origin, a test client - between this check and the server's own
+    bind, which made a test fail with "Address already in use" now and then.
+    A port is never handed out twice in one process."""
+    high = min(_ephemeral_low(), 32768) - 1
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randint(10000, high)
+        if port in _PORTS_GIVEN:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_GIVEN.add(port)
+        return port
+    raise RuntimeError("no free TCP port below the ephemeral range")
 
 
 def count_fds(pid: int) -> int:
