@@ -100,6 +100,9 @@ static const struct setting settings[] = {
       "Spool memory of all fills together; past it writers that lag are detached and origins paused.", false },
     { "fill_background_max_size", SET_SIZE, "1G", FIELD(fill_background_max_size), 0, INT64_MAX,
       NO_CHECK, "Finish a fill nobody waits for when its size is at most this (0 = never).", false },
+    { "cache_refetch_max_size", SET_SIZE, "1G", FIELD(cache_refetch_max_size), 0, INT64_MAX, NO_CHECK,
+      "When a cache writer was detached for lagging behind a fast origin, fetch the object once more in the "
+      "background, paced by the writer, if it is at most this size (0 = never).", false },
     { "object_max_size", SET_SIZE, "8G", FIELD(object_max_size), 1, INT64_MAX, NO_CHECK,
       "Larger origin bodies are passed through, not cached.", false },
     { "origin_max_in_flight", SET_INT, "64", FIELD(origin_max_in_flight), 1, 100000, NO_CHECK,

@@ -82,6 +82,7 @@ struct sluice_config {
     uint64_t cache_write_lag_max;       /* 32M: unwritten bytes before the writer is detached */
     uint64_t spool_memory_max;          /* 32M: spool memory of all fills together */
     uint64_t fill_background_max_size;  /* 1G: finish a fill with no client up to this size */
+    uint64_t cache_refetch_max_size;    /* 1G: refetch, paced by the writer, after a lag detach */
     uint64_t object_max_size;           /* 8G: larger origin bodies are passed, not cached */
 
     /* origin backpressure (issue 4 uses these) */

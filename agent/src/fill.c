@@ -112,6 +112,8 @@ struct fill {
     uint64_t file_end;           /* bytes readable from sf */
     struct spool_file *sf;
     ev_timer wtimer;
+    enum write_fail_reason wfail;  /* why the writer was detached (W_FAILED) */
+    bool refetch;                  /* started by refetch_after_lag */
 };
 
 static void fill_unref(struct fill *f);
@@ -248,6 +250,7 @@ static void writer_fail(struct fill *f, enum write_fail_reason why)
     struct agent *a = f->a;
     bool was_opening = f->wstate == W_OPENING;
     f->wstate = W_FAILED;
+    f->wfail = why;
     ev_timer_stop(a->loop, &f->wtimer);
     a->m.write_failures[why]++;
     a->m.writers_detached++;
@@ -541,6 +544,10 @@ static bool must_pause(struct fill *f, size_t incoming)
     if (!over_budget(f, incoming))
         return false;
     if ((f->wstate == W_OPENING || f->wstate == W_ACTIVE) && free_point(f, false) > free_point(f, true)) {
+        /* Nobody reads this fill (a background refetch, or its clients
+         * left): pausing the origin for the writer holds no client (C1). */
+        if (f->n_readers == 0)
+            return true;
         /* The writer holds the memory. Give it cache_write_lag_max of slack
          * within the global cap (a busy loop or a short disk hiccup must not
          * cost the object); past that it is detached, never waited for. */
@@ -730,6 +737,28 @@ static size_t on_origin_data(void *ctx, const uint8_t *data, size_t len)
     return len;
 }
 
+/*
+ * A complete body whose writer was detached for lagging (a fast origin, a
+ * busy machine) is fetched once more in the background, with nobody
+ * attached, so must_pause paces that origin by the writer and the object
+ * gets stored: otherwise every later request would be a miss that lags the
+ * same way. It is one more origin fetch for the key, one at a time (C5),
+ * never for a refetch itself, and it takes an origin slot like any fill.
+ */
+static void refetch_after_lag(struct fill *f)
+{
+    struct agent *a = f->a;
+    if (f->wstate != W_FAILED || f->wfail != WFAIL_LAG || f->refetch ||
+        f->received > a->cfg.cache_refetch_max_size || fill_find(a, f->hash))
+        return;
+    struct fill *g = fill_start(a, f->route, f->key, f->hash, f->url);
+    if (!g)
+        return;   /* no origin slot now: the next request fills as usual */
+    g->refetch = true;
+    a->m.refetches++;
+    log_info("fill: refetching key=%s in the background, paced by the cache writer", f->key);
+}
+
 static void on_origin_done(void *ctx, enum origin_result res, const char *detail)
 {
     struct fill *f = ctx;
@@ -750,6 +779,7 @@ static void on_origin_done(void *ctx, enum origin_result res, const char *detail
         table_remove(f);
     } else if (f->wstate == W_NONE || f->wstate == W_FAILED) {
         table_remove(f);   /* nothing will be committed */
+        refetch_after_lag(f);
     } else {
         writer_pump(f);
     }

@@ -160,6 +160,9 @@ char *metrics_render(struct agent *a, size_t *len)
     gauge(&o, "sluice_fill_readers_attached", "Client responses attached to fills.", (double)m->followers_attached);
     render_write_failures(&o, m);
     counter(&o, "sluice_writers_detached_total", "Cache writers detached for any reason.", m->writers_detached);
+    counter(&o, "sluice_fill_refetches_total",
+            "Background refetches of objects whose writer was detached for lagging (paced by the writer).",
+            m->refetches);
     counter(&o, "sluice_stale_index_dropped_total", "Index entries whose object was missing or invalid.",
             m->stale_index_dropped);
     counter(&o, "sluice_evictions_total", "Objects evicted.", m->evictions);

@@ -39,6 +39,7 @@ struct metrics {
     uint64_t followers_attached;             /* gauge: readers attached to fills */
     uint64_t write_failures[WFAIL_REASONS];
     uint64_t writers_detached;
+    uint64_t refetches;          /* background refetches after a lag detach */
     uint64_t stale_index_dropped;            /* C3: entry whose object was gone/bad */
     uint64_t evictions;
     uint64_t evicted_bytes;

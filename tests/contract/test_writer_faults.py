@@ -172,13 +172,13 @@ class HangingWrite(ContractCase):
         self.assert_exact([r], body_for(p, self.SIZE))
         self.assertEqual(r.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
 
-    def test_hang_on_an_object_larger_than_the_spool_window(self):
-        # 12 MiB through a 2 MiB in-memory window while the write hangs 5 s
-        # (deadline 30 s): once the writer is cache_write_lag_max (4 MiB)
-        # behind, it is detached for lagging; the origin is never paused for
-        # it, the clients finish at origin speed.
-        e = self.edge = self.start_edge({"cache_write_timeout": "30s", "fill_buffer_size": "2M",
-                                         "cache_write_lag_max": "4M"})
+    def lag_run(self, extra):
+        """12 MiB through a 2 MiB in-memory window while the write hangs 5 s
+        (deadline 30 s): once the writer is cache_write_lag_max (4 MiB)
+        behind, it is detached for lagging; the origin is never paused for
+        it, the clients finish at origin speed."""
+        e = self.edge = self.start_edge(dict({"cache_write_timeout": "30s", "fill_buffer_size": "2M",
+                                              "cache_write_lag_max": "4M"}, **extra))
         base = self.baseline(e)
         size = 12 * MiB
         p = self.path("big.bin", size=size, rate=12 * MiB, delay_ms=100)
@@ -186,11 +186,30 @@ class HangingWrite(ContractCase):
         rs = parallel(lambda i: e.get("/generic" + p, timeout=40), range(5))
         self.assert_exact(rs, body_for(p, size))
         self.assertLess(max(r.elapsed for r in rs), 3.0, "the origin was paused for the cache writer")
+        return e, base, p, size
+
+    def test_hang_on_an_object_larger_than_the_spool_window(self):
+        # Then, with nobody attached, the object is fetched once more and
+        # that origin is paced by the writer: it gets stored.
+        e, base, p, size = self.lag_run({})
+        self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
+        m = e.metrics()
+        self.assertEqual(self.delta(base["metrics"], m, wfail("lag")), 1)
+        self.assertEqual(self.delta(base["metrics"], m, "sluice_fill_refetches_total"), 1)
+        self.assertEqual(self.delta(base["metrics"], m, "sluice_fills_committed_total"), 1)
+        self.assertEqual(e.origin.requests(p), 2)
+        r = e.get("/generic" + p)
+        self.assert_exact([r], body_for(p, size))
+        self.assertEqual(r.header("Cache-Status"), "sluice; hit")
+
+    def test_lag_without_refetch(self):
+        e, base, p, size = self.lag_run({"cache_refetch_max_size": "0"})
         self.assert_contract(e, base)
         m = e.metrics()
         self.assertEqual(self.delta(base["metrics"], m, wfail("lag")), 1)
+        self.assertEqual(self.delta(base["metrics"], m, "sluice_fill_refetches_total"), 0)
         self.assertIsNone(e.object_file_for(p))
-
+        self.assertEqual(e.origin.requests(p), 1)
 
 if __name__ == "__main__":
     unittest.main()
