@@ -34,6 +34,8 @@ struct agent {
     struct slots slots;
     struct fill *fills[FILL_TABLE_BUCKETS];   /* running fills by key hash */
     uint64_t spool_bytes;                     /* memory of every fill's spool */
+    int refetches_running;                    /* background refetches in flight (at most one) */
+    int64_t storage_error_ms;                 /* last write failed by the disk itself, or 0 */
     struct sl_list paused;                    /* fills whose origin is paused */
     struct http_server *http;
     struct http_server *admin;

@@ -178,6 +178,8 @@ static void fill_free(struct fill *f)
         free(f->sf);
     }
     SL_ASSERT(f->temp.fd < 0);
+    if (f->refetch)
+        f->a->refetches_running--;
     obj_meta_free(&f->meta);
     free(f->key);
     free(f->url);
@@ -251,6 +253,9 @@ static void writer_fail(struct fill *f, enum write_fail_reason why)
     bool was_opening = f->wstate == W_OPENING;
     f->wstate = W_FAILED;
     f->wfail = why;
+    if (why == WFAIL_ENOSPC || why == WFAIL_EDQUOT || why == WFAIL_EIO || why == WFAIL_SHORT ||
+        why == WFAIL_TIMEOUT)
+        a->storage_error_ms = sl_now_ms();   /* the disk itself failed (see refetch_after_lag) */
     ev_timer_stop(a->loop, &f->wtimer);
     a->m.write_failures[why]++;
     a->m.writers_detached++;
@@ -744,17 +749,24 @@ static size_t on_origin_data(void *ctx, const uint8_t *data, size_t len)
  * gets stored: otherwise every later request would be a miss that lags the
  * same way. It is one more origin fetch for the key, one at a time (C5),
  * never for a refetch itself, and it takes an origin slot like any fill.
+ * One refetch runs at a time, and none while the disk has failed a write
+ * in the last minute: writers that lag because a full disk makes every
+ * fill fail at once must not turn into a second round of origin fetches.
  */
+#define REFETCH_DISK_QUIET_MS (60 * 1000)
+
 static void refetch_after_lag(struct fill *f)
 {
     struct agent *a = f->a;
     if (f->wstate != W_FAILED || f->wfail != WFAIL_LAG || f->refetch ||
-        f->received > a->cfg.cache_refetch_max_size || fill_find(a, f->hash))
+        f->received > a->cfg.cache_refetch_max_size || fill_find(a, f->hash) || a->refetches_running > 0 ||
+        (a->storage_error_ms && sl_now_ms() - a->storage_error_ms < REFETCH_DISK_QUIET_MS))
         return;
     struct fill *g = fill_start(a, f->route, f->key, f->hash, f->url);
     if (!g)
         return;   /* no origin slot now: the next request fills as usual */
     g->refetch = true;
+    a->refetches_running++;
     a->m.refetches++;
     log_info("fill: refetching key=%s in the background, paced by the cache writer", f->key);
 }

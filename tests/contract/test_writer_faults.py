@@ -10,7 +10,7 @@ process returns to its baseline; the matching metric moved.
 import os
 import unittest
 
-from contract import (ContractCase, KiB, MiB, body_for, mount_tmpfs, parallel, umount, wfail)
+from contract import (ContractCase, KiB, MiB, body_for, mount_tmpfs, parallel, umount, wait_until, wfail)
 
 
 class RealEnospc(ContractCase):
@@ -172,13 +172,15 @@ class HangingWrite(ContractCase):
         self.assert_exact([r], body_for(p, self.SIZE))
         self.assertEqual(r.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
 
-    def lag_run(self, extra):
+    def lag_run(self, extra, before=None):
         """12 MiB through a 2 MiB in-memory window while the write hangs 5 s
         (deadline 30 s): once the writer is cache_write_lag_max (4 MiB)
         behind, it is detached for lagging; the origin is never paused for
         it, the clients finish at origin speed."""
         e = self.edge = self.start_edge(dict({"cache_write_timeout": "30s", "fill_buffer_size": "2M",
                                               "cache_write_lag_max": "4M"}, **extra))
+        if before:
+            before(e)
         base = self.baseline(e)
         size = 12 * MiB
         p = self.path("big.bin", size=size, rate=12 * MiB, delay_ms=100)
@@ -201,6 +203,21 @@ class HangingWrite(ContractCase):
         r = e.get("/generic" + p)
         self.assert_exact([r], body_for(p, size))
         self.assertEqual(r.header("Cache-Status"), "sluice; hit")
+
+    def test_no_refetch_while_the_disk_fails_writes(self):
+        # A full or failing disk makes every fill lag or fail at once; a
+        # round of refetches would only fetch everything again to fail again.
+        def disk_error(e):
+            q = self.path("small.bin", size=256 * 1024)
+            e.fault("kind=enospc&after=0&count=1")
+            self.assert_exact([e.get("/generic" + q)], body_for(q, 256 * 1024))
+            wait_until(lambda: e.metrics().get(wfail("enospc"), 0) >= 1, 5, message="no ENOSPC recorded")
+        e, base, p, size = self.lag_run({}, before=disk_error)
+        self.assert_contract(e, base)
+        m = e.metrics()
+        self.assertEqual(self.delta(base["metrics"], m, wfail("lag")), 1)
+        self.assertEqual(self.delta(base["metrics"], m, "sluice_fill_refetches_total"), 0)
+        self.assertEqual(e.origin.requests(p), 1)
 
     def test_lag_without_refetch(self):
         e, base, p, size = self.lag_run({"cache_refetch_max_size": "0"})
