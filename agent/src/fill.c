@@ -550,8 +550,11 @@ static bool must_pause(struct fill *f, size_t incoming)
         return false;
     if ((f->wstate == W_OPENING || f->wstate == W_ACTIVE) && free_point(f, false) > free_point(f, true)) {
         /* Nobody reads this fill (a background refetch, or its clients
-         * left): pausing the origin for the writer holds no client (C1). */
-        if (f->n_readers == 0)
+         * left): pausing the origin for the writer holds no client (C1).
+         * Only for an open writer: each of its writes has a deadline, so
+         * the pause is bounded (an open that hangs has none; it gets the
+         * lag rule below). */
+        if (f->n_readers == 0 && f->wstate == W_ACTIVE)
             return true;
         /* The writer holds the memory. Give it cache_write_lag_max of slack
          * within the global cap (a busy loop or a short disk hiccup must not
@@ -882,7 +885,6 @@ struct fill *fill_start(struct agent *a, const struct route *route, const char *
     a->fills[b] = f;
     f->in_table = true;
     a->m.fills_in_flight++;
-    a->m.misses++;
     if (sr == SLOT_GRANTED)
         start_transfer(f);
     else

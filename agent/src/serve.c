@@ -444,6 +444,7 @@ static void serve_fill(struct agent *a, struct http_conn *c, const struct classi
         respond_busy(a, c, cl->route);
         return;
     }
+    a->m.misses++;   /* this request leads the fill (a refetch has no request) */
     bool attached = fill_attach(f, &fr->reader, fill_resp_wake, fr);
     SL_ASSERT(attached);
     http_respond_with(c, &fr->base);

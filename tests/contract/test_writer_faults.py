@@ -198,6 +198,7 @@ class HangingWrite(ContractCase):
         m = e.metrics()
         self.assertEqual(self.delta(base["metrics"], m, wfail("lag")), 1)
         self.assertEqual(self.delta(base["metrics"], m, "sluice_fill_refetches_total"), 1)
+        self.assertEqual(self.delta(base["metrics"], m, "sluice_misses_total"), 1)   # a refetch is no request
         self.assertEqual(self.delta(base["metrics"], m, "sluice_fills_committed_total"), 1)
         self.assertEqual(e.origin.requests(p), 2)
         r = e.get("/generic" + p)
