@@ -99,6 +99,7 @@ struct http_conn {
     bool blocked;
     bool corked;
     bool body_ready;     /* the response said its body is available at once */
+    bool head_alone;     /* the head was sent; the body waits for the next poll */
     int64_t last_progress_ms;
     int64_t last_activity_ms;
 };
@@ -538,6 +539,7 @@ static void start_head(struct http_conn *c, const struct http_head *h)
     c->chunk_left = 0;
     c->chunk_open = false;
     c->body_ready = h->body_ready;
+    c->head_alone = h->head_alone && !h->body_ready;
     c->phase = (c->head_only || h->mode == HTTP_BODY_NONE) ? P_END : P_BODY;
 }
 
@@ -670,6 +672,7 @@ static void conn_write(struct http_conn *c)
             c->head.body_ready = false;
             c->head.inline_body = NULL;
             c->head.inline_len = 0;
+            c->head.head_alone = false;
             enum http_head_result hr = c->resp->head(c->resp, &c->head);
             if (hr == HTTP_HEAD_WAIT) {
                 wait_for_response(c);
@@ -683,6 +686,13 @@ static void conn_write(struct http_conn *c)
             continue;
         }
         case P_BODY:
+            if (c->head_alone) {
+                /* Let every connection woken in this pass send its head
+                 * before this one sends body bytes (see http_head). */
+                c->head_alone = false;
+                ev_io_start(c->srv->loop, &c->wio);
+                return;
+            }
             if (!body_step(c))
                 return;
             continue;

@@ -70,6 +70,12 @@ struct http_head {
     const uint8_t *inline_body;   /* small bodies: the whole body, sent with the
                                      head in one write (body() is not called) */
     size_t inline_len;
+    bool head_alone;          /* send the head in a write pass of its own, the
+                                 body from the next poll on: when one event
+                                 wakes hundreds of responses (a fill's
+                                 followers), every head then leaves before
+                                 any body, rather than head N waiting behind
+                                 N-1 bodies' write budgets */
 };
 
 enum http_body_result { HTTP_PIECE_DATA, HTTP_PIECE_WAIT, HTTP_PIECE_END, HTTP_PIECE_ERROR };

@@ -358,6 +358,7 @@ static enum http_head_result fill_resp_head(struct http_response *r, struct http
     else
         for (int i = 0; i < m->n_headers && ok; i++)
             ok = http_head_printf(out, "%s: %s\r\n", m->headers[i].name, m->headers[i].value);
+    out->head_alone = true;   /* followers woken together: heads first */
     ok = ok && http_head_printf(out, "Cache-Status: sluice; %s%s%s\r\n", fr->cache_status,
                                 fr->follower ? "; collapsed" : "", fill_is_storing(f) ? "; stored" : "");
     if (cl >= 0) {

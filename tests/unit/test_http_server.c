@@ -1,7 +1,8 @@
 /*
  * test_http_server.c - the HTTP/1.1 server over a socketpair: keep-alive,
  * HEAD, limits and error answers, chunked and length framing, and the rule
- * that a body error after the head is an aborted transfer, never a clean end.
+ * that a body error after the head is an aborted transfer, never a clean end;
+ * a head marked head_alone leaves in a loop pass of its own.
  * Over TCP: a large file body is sent corked and the socket is uncorked once
  * the body is done or has to wait, so no byte is ever held back by the cork.
  */
@@ -32,6 +33,7 @@ struct test_resp {
     int pieces;
     int sent;
     bool fail;
+    bool head_alone;
     bool *finished_ok;
 };
 
@@ -45,6 +47,7 @@ static enum http_head_result t_head(struct http_response *r, struct http_head *o
         out->length = (uint64_t)t->pieces * 3;
     }
     out->mode = t->mode;
+    out->head_alone = t->head_alone;
     return HTTP_HEAD_READY;
 }
 
@@ -80,6 +83,7 @@ struct fixture {
     int peer;
     bool finished_ok;
     bool fail;
+    bool head_alone;    /* /stream asks for its head in a pass of its own */
     enum http_body_mode mode;
     int server_fd;
     int file_fd;        /* /file: FILE_LEN bytes, served from this fd */
@@ -145,6 +149,7 @@ static void handler(void *ctx, struct http_conn *c, const struct http_request *r
         t->mode = fx->mode;
         t->pieces = 4;
         t->fail = fx->fail;
+        t->head_alone = fx->head_alone;
         t->finished_ok = &fx->finished_ok;
         http_respond_with(c, &t->base);
         return;
@@ -470,6 +475,39 @@ static void test_body_that_waits_is_uncorked_while_it_waits(void **state)
     assert_int_equal(corked(fx), 0);
 }
 
+/* A head sent alone leaves in one loop pass and its body only from the next:
+ * when a fill wakes hundreds of followers in one pass, every head goes out
+ * before any body. Without head_alone the first pass carries both. */
+static void test_head_alone_leaves_in_a_pass_of_its_own(void **state)
+{
+    struct fixture *fx = *state;
+    fx->mode = HTTP_BODY_LENGTH;
+    fx->head_alone = true;
+    send_all(fx, "GET /stream HTTP/1.1\r\n\r\n");
+    char first[512];
+    ssize_t n = -1;
+    int64_t deadline = sl_now_ms() + 2000;
+    while (n <= 0 && sl_now_ms() < deadline) {
+        ev_run(fx->loop, EVRUN_NOWAIT);
+        n = recv(fx->peer, first, sizeof(first) - 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n <= 0) {
+            struct pollfd p = { .fd = fx->peer, .events = POLLIN };
+            poll(&p, 1, 5);
+        }
+    }
+    assert_true(n > 0);
+    first[n] = '\0';
+    const char *end = strstr(first, "\r\n\r\n");
+    assert_non_null(end);
+    assert_int_equal(end + 4 - first, n);   /* the head and nothing else */
+    char buf[1024];
+    bool closed;
+    exchange(fx, buf, sizeof(buf), "abcabcabcabc", &closed);
+    assert_false(closed);
+    assert_non_null(strstr(buf, "Content-Length: 12\r\n\r\nabcabcabcabc"));
+    assert_true(fx->finished_ok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -485,6 +523,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chunked_body_error_is_an_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_length_body_error_is_short_and_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_gone_mid_response_finishes_incomplete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_alone_leaves_in_a_pass_of_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_file_body_leaves_the_socket_uncorked, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(test_body_that_waits_is_uncorked_while_it_waits, setup_tcp, teardown),
     };
