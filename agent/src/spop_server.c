@@ -43,7 +43,11 @@
 #include "net.h"
 #include "spop_codec.h"
 
-#define RBUF_INITIAL 4096
+/* One read takes this much: about 140 lookup NOTIFYs. A burst of requests
+ * (a stampede) queues its NOTIFYs on a few connections, and a 4 KiB read
+ * answered only ~35 of them per loop pass; the rest waited a pass each,
+ * behind everything else the pass did (accepts, fill fan-out). */
+#define RBUF_INITIAL (16 * 1024)
 #define OBUF_LIMIT (1024 * 1024)   /* peer stopped reading: give up */
 #define SMALL_FRAME_MAX 1024       /* HELLO and DISCONNECT replies fit; ACKs use srv->ack */
 #define CLOSE_GRACE_S 5.0
