@@ -625,12 +625,15 @@ static bool body_step(struct http_conn *c)
     return true;
 }
 
-/* Out of budget for this pass: continue when the poller says writable. */
+/* Out of budget for this pass: continue when the poller says writable.
+ * This is a wait on the socket like any other: the stall clock runs, or a
+ * client that stops reading just as the budget ran out would never be
+ * timed (C4). */
 static bool budget_spent(struct http_conn *c, size_t written)
 {
     if (written < WRITE_BUDGET)
         return false;
-    ev_io_start(c->srv->loop, &c->wio);
+    block_on_socket(c);
     return true;
 }
 
@@ -690,7 +693,7 @@ static void conn_write(struct http_conn *c)
                 /* Let every connection woken in this pass send its head
                  * before this one sends body bytes (see http_head). */
                 c->head_alone = false;
-                ev_io_start(c->srv->loop, &c->wio);
+                block_on_socket(c);   /* a wait on the socket: stall clock runs */
                 return;
             }
             if (!body_step(c))
