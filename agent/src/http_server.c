@@ -539,6 +539,7 @@ static void start_head(struct http_conn *c, const struct http_head *h)
     c->chunk_left = 0;
     c->chunk_open = false;
     c->body_ready = h->body_ready;
+    /* body_ready asks for the opposite (head and body in one segment); it wins. */
     c->head_alone = h->head_alone && !h->body_ready;
     c->phase = (c->head_only || h->mode == HTTP_BODY_NONE) ? P_END : P_BODY;
 }

@@ -146,7 +146,7 @@ char *metrics_render(struct agent *a, size_t *len)
     const struct metrics *m = &a->m;
     render_verdicts(&o, m);
     counter(&o, "sluice_hits_total", "Responses served from a committed object.", m->hits);
-    counter(&o, "sluice_misses_total", "Fills started (the request became a leader).", m->misses);
+    counter(&o, "sluice_misses_total", "Requests that started a fill (became its leader); background refetches are not counted.", m->misses);
     counter(&o, "sluice_followers_total", "Requests attached to a running fill.", m->followers);
     counter(&o, "sluice_not_modified_total", "304 responses.", m->not_modified);
     counter(&o, "sluice_range_responses_total", "206 responses.", m->range_responses);
