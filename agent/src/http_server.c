@@ -98,6 +98,7 @@ struct http_conn {
     bool close_after;
     bool blocked;
     bool corked;
+    bool tcp;                  /* a TCP socket (cork applies); not UNIX */
     bool body_ready;     /* the response said its body is available at once */
     bool head_alone;     /* the head was sent; the body waits for the next poll */
     int64_t last_progress_ms;
@@ -486,7 +487,7 @@ static void block_on_socket(struct http_conn *c)
  */
 static void set_cork(struct http_conn *c, bool on)
 {
-    if (c->corked == on)
+    if (c->corked == on || !c->tcp)
         return;
     int v = on;
     /* A failure only costs the optimisation; the body still goes out. */
@@ -802,6 +803,10 @@ void http_server_adopt(struct http_server *srv, int fd)
     struct http_conn *c = sl_calloc(1, sizeof(*c));
     c->srv = srv;
     c->fd = fd;
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    c->tcp = getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0 &&
+             (ss.ss_family == AF_INET || ss.ss_family == AF_INET6);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     ev_io_init(&c->rio, on_read, fd, EV_READ);

@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,12 +79,79 @@ static int listen_on(const struct addrinfo *ai, int *port, char *err, size_t err
     return fd;
 }
 
-static int open_listener(const char *addr, int *port, char *err, size_t errlen)
+/* A socket file left at path by an agent that is gone is removed; one a
+ * live process still accepts on is not (two agents on one path would
+ * split HAProxy's connections between them), nor is any other file. */
+static int clear_stale_socket(const char *path, const struct sockaddr_un *sun, char *err,
+                              size_t errlen)
 {
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : (snprintf(err, errlen, "%s: %s", path, strerror(errno)), -1);
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(err, errlen, "%s exists and is not a socket", path);
+        return -1;
+    }
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (probe < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int live = connect(probe, (const struct sockaddr *)sun, sizeof(*sun)) == 0;
+    close(probe);
+    if (live) {
+        snprintf(err, errlen, "%s is in use by another process", path);
+        return -1;
+    }
+    if (unlink(path) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "unlink %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int open_unix_listener(struct net_listener *l, const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    if (path[0] == '\0' || strlen(path) >= sizeof(sun.sun_path)) {
+        snprintf(err, errlen, "bad listen address \"unix:%s\" (want a path of 1..%zu bytes)", path,
+                 sizeof(sun.sun_path) - 1);
+        return -1;
+    }
+    strcpy(sun.sun_path, path);
+    if (clear_stale_socket(path, &sun, err, errlen) != 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, SOMAXCONN) < 0 ||
+        stat(path, &st) < 0) {
+        snprintf(err, errlen, "bind/listen %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    snprintf(l->path, sizeof(l->path), "%s", path);
+    l->path_dev = st.st_dev;
+    l->path_ino = st.st_ino;
+    return fd;
+}
+
+static int open_listener(struct net_listener *l, const char *addr, char *err, size_t errlen)
+{
+    if (strncmp(addr, NET_UNIX_PREFIX, strlen(NET_UNIX_PREFIX)) == 0)
+        return open_unix_listener(l, addr + strlen(NET_UNIX_PREFIX), err, errlen);
+    int *port = &l->port;
+    l->tcp = true;
     char host[256], portstr[8];
     bool bracketed;
     if (!split_addr(addr, host, sizeof(host), portstr, sizeof(portstr), &bracketed)) {
-        snprintf(err, errlen, "bad listen address \"%s\" (want host:port or [v6]:port)", addr);
+        snprintf(err, errlen, "bad listen address \"%s\" (want host:port, [v6]:port or unix:/path)",
+                 addr);
         return -1;
     }
     struct addrinfo hints, *res;
@@ -121,7 +190,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         if (fd >= 0) {
             int one = 1;
             /* Small frames and heads: never let Nagle hold them back. */
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            if (l->tcp)
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
             l->on_conn(l->ctx, fd, (struct sockaddr *)&ss, len);
             continue;
         }
@@ -142,7 +212,7 @@ int net_listener_start(struct net_listener *l, struct ev_loop *loop, const char 
                        const char *addr, net_conn_fn on_conn, void *ctx, char *err, size_t errlen)
 {
     memset(l, 0, sizeof(*l));
-    l->fd = open_listener(addr, &l->port, err, errlen);
+    l->fd = open_listener(l, addr, err, errlen);
     if (l->fd < 0)
         return -1;
     l->loop = loop;
@@ -165,4 +235,10 @@ void net_listener_stop(struct net_listener *l)
     ev_timer_stop(l->loop, &l->backoff);
     close(l->fd);
     l->fd = -1;
+    /* Remove the socket file only if it is still ours: a successor that
+     * bound the same path meanwhile (a reload) keeps its own. */
+    struct stat st;
+    if (l->path[0] && stat(l->path, &st) == 0 && st.st_dev == l->path_dev &&
+        st.st_ino == l->path_ino)
+        unlink(l->path);
 }

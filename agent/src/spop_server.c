@@ -95,6 +95,10 @@ static bool errno_is_transient(int err)
 static void format_peer(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen)
 {
     char host[INET6_ADDRSTRLEN], port[8];
+    if (sa->sa_family == AF_UNIX) {
+        snprintf(out, outlen, "unix");
+        return;
+    }
     if (getnameinfo(sa, len, host, sizeof(host), port, sizeof(port),
                     NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
         snprintf(out, outlen, "?");
@@ -647,7 +651,10 @@ struct spop_server *spop_server_start(struct ev_loop *loop, const char *addr,
         free(srv);
         return NULL;
     }
-    log_info("spop: listening on %s (port %d)", addr, srv->listener.port);
+    if (srv->listener.tcp)
+        log_info("spop: listening on %s (port %d)", addr, srv->listener.port);
+    else
+        log_info("spop: listening on %s", addr);
     return srv;
 }
 

@@ -4,7 +4,9 @@ cache + a test origin. Each test states one behaviour a user relies on.
 
 import os
 import signal
+import stat
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
@@ -16,10 +18,11 @@ from origin import body_for  # noqa: E402
 
 class EdgeTest(unittest.TestCase):
     settings = {}
+    transport = "tcp"
 
     @classmethod
     def setUpClass(cls):
-        cls.edge = Edge(settings=cls.settings)
+        cls.edge = Edge(settings=cls.settings, transport=cls.transport)
         cls.edge.__enter__()
 
     @classmethod
@@ -342,6 +345,80 @@ class Metrics(EdgeTest):
         self.assertEqual(delta("sluice_misses_total"), 1)
         self.assertEqual(delta("sluice_fills_committed_total"), 1)
         self.assertGreater(after["sluice_open_fds"], 0)
+
+
+# The shipped configurations put HAProxy's hop to the agent on UNIX sockets
+# (haproxy/sluice.conf, examples/sluice.conf): the same behaviours over them.
+class MissThenHitOverUnixSockets(MissThenHit):
+    transport = "unix"
+
+
+class InlineHitsOverUnixSockets(InlineHits):
+    transport = "unix"
+
+
+class UnixSockets(unittest.TestCase):
+    def test_shared_fill_and_large_hit_byte_exact(self):
+        # A fill streamed to several clients at once, then a hit large
+        # enough to take many sendfile passes, all over the UNIX hop.
+        with Edge(transport="unix") as e:
+            size = 3_000_000
+            p = "/unix/shared.bin"
+            e.origin.set_object(p, size=size, delay_ms=200, rate=4_000_000)
+            results = []
+            go = threading.Barrier(5)
+
+            def client():
+                go.wait()
+                results.append(e.get("/generic" + p, timeout=30))
+            threads = [threading.Thread(target=client) for _ in range(5)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual([(r.status, r.complete, r.body == body_for(p, size)) for r in results],
+                             [(200, True, True)] * 5)
+            self.assertEqual(e.origin.requests(p), 1)
+            e.wait_idle()
+            hit = e.get("/generic" + p)
+            self.assertEqual((hit.status, hit.header("Cache-Status")), (200, "sluice; hit"))
+            self.assertEqual(hit.body, body_for(p, size))
+            self.assertEqual(e.get_agent("/generic" + p).body, hit.body)
+
+    def test_killed_agent_fails_open_and_its_successor_takes_the_stale_sockets(self):
+        with Edge(transport="unix") as e:
+            p = "/unix/restart.bin"
+            e.get("/generic" + p)
+            e.wait_idle()
+            e.kill_agent()
+            for path in e.sockets.values():   # SIGKILL leaves the files behind
+                self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode))
+            r = e.get("/generic" + p, timeout=5)
+            self.assertEqual((r.status, r.body), (200, body_for(p)))
+            self.assertEqual(r.header("Cache-Status"), "sluice; fwd=bypass")
+            e.start_agent()
+            wait_until(lambda: e.get("/generic" + p).header("Cache-Status") == "sluice; hit", 10,
+                       message="the restarted agent never served the hit over its UNIX sockets")
+            before = e.origin.requests(p)   # fail-open requests while HAProxy saw it down
+            self.assertEqual(e.get("/generic" + p).body, body_for(p))
+            self.assertEqual(e.origin.requests(p), before)
+            e.stop_agent()
+            for path in e.sockets.values():   # a clean stop removes them
+                self.assertFalse(os.path.exists(path), path)
+
+    def test_second_agent_on_the_same_sockets_refuses_to_start(self):
+        with Edge(transport="unix", haproxy=False) as e:
+            e2 = Edge(transport="unix", haproxy=False, origin=False)
+            try:
+                e2.sockets = e.sockets
+                e2.write_config()
+                e2.start_agent(wait_ready=False)
+                self.assertEqual(e2.agent.wait(15), 1)
+                self.assertIn("is in use by another process", e2.agent_log())
+            finally:
+                e2.stop()
+            # The first agent still owns and answers on them.
+            self.assertEqual(e.get_agent("/_sluice/healthz").status, 200)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 
 class Edge:
-    def __init__(self, settings=None, origin=True, haproxy=True, env=None, cache_dir=None):
+    def __init__(self, settings=None, origin=True, haproxy=True, env=None, cache_dir=None,
+                 transport="tcp"):
         self.tmp = tempfile.mkdtemp(prefix="sluice-test-")
         self.cache_dir = cache_dir or os.path.join(self.tmp, "cache")
         self.settings = dict(settings or {})
@@ -40,6 +41,11 @@ class Edge:
         self.agent = None
         self.haproxy = None
         self.ports = {k: free_port() for k in ("listen", "spop", "http", "admin")}
+        # "unix": HAProxy reaches the agent's SPOP and HTTP sides over UNIX
+        # sockets in tmp, as the shipped configs do.
+        assert transport in ("tcp", "unix")
+        self.transport = transport
+        self.sockets = {k: os.path.join(self.tmp, k + ".sock") for k in ("spop", "http")}
         self._agent_log = None
         self._haproxy_log = None
 
@@ -75,6 +81,9 @@ class Edge:
             "workers": "4",
             "log_level": "info",
         }
+        if self.transport == "unix":
+            for k, path in self.sockets.items():
+                s[k + "_listen"] = "unix:" + path
         if self.origin:
             s["origin_generic"] = "http://127.0.0.1:%d" % self.origin.port
         # The public registries are unreachable from tests: turn their routes
@@ -95,6 +104,8 @@ class Edge:
         return env
 
     def start_agent(self, wait_ready=True):
+        if self._agent_log:
+            self._agent_log.close()
         self._agent_log = open(os.path.join(self.tmp, "agent.log"), "ab")
         self.agent = subprocess.Popen([AGENT_BIN, "-c", self.config_path], env=self.agent_env(),
                                       stdout=self._agent_log, stderr=subprocess.STDOUT)
@@ -201,6 +212,8 @@ class Edge:
 
     def get_agent(self, path, **kw):
         """A request straight to the agent's HTTP side."""
+        if self.transport == "unix":
+            return fetch(self.sockets["http"], 0, path, **kw)
         return fetch("127.0.0.1", self.ports["http"], path, **kw)
 
     def metrics(self):

@@ -411,7 +411,7 @@ def _build_request(host: str, port: int, method: str, path: str,
     pairs = list(headers.items()) if isinstance(headers, dict) else list(headers or ())
     names = {k.lower() for k, _ in pairs}
     if "host" not in names:
-        pairs.insert(0, ("Host", f"{host}:{port}"))
+        pairs.insert(0, ("Host", "localhost" if host.startswith("/") else f"{host}:{port}"))
     if body is not None and "content-length" not in names \
             and "transfer-encoding" not in names:
         pairs.append(("Content-Length", str(len(body))))
@@ -452,15 +452,19 @@ class Session:
         return self._wire is not None
 
     def _connect(self, deadline: float) -> _Wire:
-        family, stype, proto, _, addr = socket.getaddrinfo(
-            self.host, self.port, type=socket.SOCK_STREAM)[0]
+        if self.host.startswith("/"):   # a UNIX socket's path (port unused)
+            family, stype, proto, addr = socket.AF_UNIX, socket.SOCK_STREAM, 0, self.host
+        else:
+            family, stype, proto, _, addr = socket.getaddrinfo(
+                self.host, self.port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, stype, proto)
         try:
             if self.rcvbuf:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             sock.connect(addr)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if family != socket.AF_UNIX:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             sock.close()
             raise

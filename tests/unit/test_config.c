@@ -206,6 +206,10 @@ static void test_set_each_type(void **state)
     assert_string_equal(cfg.log_level, "debug");
     assert_int_equal(config_set(&cfg, "listen", "[::1]:443", err, sizeof(err)), 0);
     assert_string_equal(cfg.listen, "[::1]:443");
+    assert_int_equal(config_set(&cfg, "http_listen", "unix:/run/sluice/http.sock", err, sizeof(err)), 0);
+    assert_string_equal(cfg.http_listen, "unix:/run/sluice/http.sock");
+    assert_int_equal(config_set(&cfg, "spop_listen", "unix:var/run/spop.sock", err, sizeof(err)), 0);
+    assert_string_equal(cfg.spop_listen, "unix:var/run/spop.sock");
     assert_int_equal(config_set(&cfg, "cache_dir", "/var/cache/sluice", err, sizeof(err)), 0);
     assert_string_equal(cfg.cache_dir, "/var/cache/sluice");
     assert_int_equal(config_set(&cfg, "cache_min_free", "0", err, sizeof(err)), 0);
@@ -261,6 +265,11 @@ static void test_set_validation(void **state)
     expect_set_error("listen", "[::1]", "host:port");
     expect_set_error("listen", "[::g]:80", "IPv6");
     expect_set_error("listen", "a b:80", "host:port");
+    expect_set_error("http_listen", "unix:", "empty UNIX socket path");
+    char longpath[160] = "unix:/";
+    memset(longpath + 6, 'p', 120);
+    longpath[126] = '\0';
+    expect_set_error("http_listen", longpath, "too long");
     expect_set_error("cache_dir", "", "must not be empty");
     expect_set_error("cache_dir", "/tmp/a\nb", "control character");
     expect_set_error("routes_map", "", "must not be empty");

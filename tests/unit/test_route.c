@@ -450,6 +450,29 @@ static void test_haproxy_shipped(void **state)
     free(text);
 }
 
+/* The agent's "unix:PATH" is HAProxy's "unix@PATH", made absolute so
+ * HAProxy finds the socket from any working directory. */
+static void test_haproxy_unix_addresses(void **state)
+{
+    (void)state;
+    struct sluice_config cfg;
+    struct route_table rt;
+    config_defaults(&cfg);
+    assert_int_equal(config_set(&cfg, "http_listen", "unix:/run/sluice/http.sock", err,
+                                sizeof(err)),
+                     0);
+    assert_int_equal(config_set(&cfg, "spop_listen", "unix:var/spop.sock", err, sizeof(err)), 0);
+    assert_int_equal(route_table_parse(&rt, shipped_map, &cfg, err, sizeof(err)), 0);
+    char *text = haproxy_text(&rt, &cfg);
+    char cwd[1024], want[1200];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    expect_line(text, "    setenv SLUICE_HTTP_ADDR unix@/run/sluice/http.sock");
+    snprintf(want, sizeof(want), "    setenv SLUICE_SPOP_ADDR unix@%s/var/spop.sock", cwd);
+    expect_line(text, want);
+    expect_line(text, "    setenv SLUICE_ADMIN_ADDR 127.0.0.1:8093");
+    free(text);
+}
+
 static void test_haproxy_literals_and_ports(void **state)
 {
     (void)state;
@@ -622,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_map_origins_attach),
         cmocka_unit_test(test_map_load_file),
         cmocka_unit_test(test_haproxy_shipped),
+        cmocka_unit_test(test_haproxy_unix_addresses),
         cmocka_unit_test(test_haproxy_literals_and_ports),
         cmocka_unit_test(test_haproxy_escaping),
         cmocka_unit_test(test_haproxy_config_check),
