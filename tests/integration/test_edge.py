@@ -391,7 +391,7 @@ class UnixSockets(unittest.TestCase):
             e.get("/generic" + p)
             e.wait_idle()
             e.kill_agent()
-            for path in e.sockets.values():   # SIGKILL leaves the files behind
+            for path in e.unix_paths.values():   # SIGKILL leaves the files behind
                 self.assertTrue(stat.S_ISSOCK(os.lstat(path).st_mode))
             r = e.get("/generic" + p, timeout=5)
             self.assertEqual((r.status, r.body), (200, body_for(p)))
@@ -403,14 +403,14 @@ class UnixSockets(unittest.TestCase):
             self.assertEqual(e.get("/generic" + p).body, body_for(p))
             self.assertEqual(e.origin.requests(p), before)
             e.stop_agent()
-            for path in e.sockets.values():   # a clean stop removes them
+            for path in e.unix_paths.values():   # a clean stop removes them
                 self.assertFalse(os.path.exists(path), path)
 
     def test_second_agent_on_the_same_sockets_refuses_to_start(self):
         with Edge(transport="unix", haproxy=False) as e:
             e2 = Edge(transport="unix", haproxy=False, origin=False)
             try:
-                e2.sockets = e.sockets
+                e2.unix_paths = e.unix_paths
                 e2.write_config()
                 e2.start_agent(wait_ready=False)
                 self.assertEqual(e2.agent.wait(15), 1)

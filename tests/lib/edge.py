@@ -45,7 +45,7 @@ class Edge:
         # sockets in tmp, as the shipped configs do.
         assert transport in ("tcp", "unix")
         self.transport = transport
-        self.sockets = {k: os.path.join(self.tmp, k + ".sock") for k in ("spop", "http")}
+        self.unix_paths = {k: os.path.join(self.tmp, k + ".sock") for k in ("spop", "http")}
         self._agent_log = None
         self._haproxy_log = None
 
@@ -82,7 +82,7 @@ class Edge:
             "log_level": "info",
         }
         if self.transport == "unix":
-            for k, path in self.sockets.items():
+            for k, path in self.unix_paths.items():
                 s[k + "_listen"] = "unix:" + path
         if self.origin:
             s["origin_generic"] = "http://127.0.0.1:%d" % self.origin.port
@@ -213,7 +213,7 @@ class Edge:
     def get_agent(self, path, **kw):
         """A request straight to the agent's HTTP side."""
         if self.transport == "unix":
-            return fetch(self.sockets["http"], 0, path, **kw)
+            return fetch(self.unix_paths["http"], 0, path, **kw)
         return fetch("127.0.0.1", self.ports["http"], path, **kw)
 
     def metrics(self):
