@@ -5,6 +5,8 @@
  * a head marked head_alone leaves in a loop pass of its own.
  * Over TCP: a large file body is sent corked and the socket is uncorked once
  * the body is done or has to wait, so no byte is ever held back by the cork.
+ * Over a UNIX socket: a large file body raises the send buffer, a body from
+ * memory restores it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -183,6 +185,30 @@ static int setup(void **state)
     return 0;
 }
 
+/* A FILE_LEN file of the pattern read_file_response checks, for /file. */
+static int pattern_file(void)
+{
+    FILE *tf = tmpfile();
+    assert_non_null(tf);
+    for (int i = 0; i < FILE_LEN; i++)
+        fputc('a' + i % 26, tf);
+    assert_int_equal(fflush(tf), 0);
+    int fd = dup(fileno(tf));
+    fclose(tf);
+    return fd;
+}
+
+/* The socketpair of setup (a UNIX socket, as the shipped configs use) and a
+ * 1 MiB file. */
+static int setup_unix_file(void **state)
+{
+    setup(state);
+    struct fixture *fx = *state;
+    fx->file_fd = pattern_file();
+    fx->file_stop = FILE_LEN;
+    return 0;
+}
+
 /* Loopback TCP (TCP_CORK means nothing on a socketpair) and a 1 MiB file. */
 static int setup_tcp(void **state)
 {
@@ -199,13 +225,7 @@ static int setup_tcp(void **state)
     fx->server_fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
     assert_true(fx->server_fd >= 0);
     close(lfd);
-    FILE *tf = tmpfile();
-    assert_non_null(tf);
-    for (int i = 0; i < FILE_LEN; i++)
-        fputc('a' + i % 26, tf);
-    assert_int_equal(fflush(tf), 0);
-    fx->file_fd = dup(fileno(tf));
-    fclose(tf);
+    fx->file_fd = pattern_file();
     fx->file_stop = FILE_LEN;
     fx->loop = ev_loop_new(EVFLAG_AUTO);
     fx->srv = http_server_new(fx->loop, handler, fx, 1000);
@@ -475,6 +495,45 @@ static void test_body_that_waits_is_uncorked_while_it_waits(void **state)
     assert_int_equal(corked(fx), 0);
 }
 
+static int sndbuf(struct fixture *fx)
+{
+    int v = -1;
+    socklen_t len = sizeof(v);
+    assert_int_equal(getsockopt(fx->server_fd, SOL_SOCKET, SO_SNDBUF, &v, &len), 0);
+    return v;
+}
+
+/* Over a UNIX socket a large file body is sent with a raised send buffer
+ * (page references, no copies); a body from memory, as a fill's followers
+ * get, brings it back to the default. */
+static void test_unix_send_buffer_grows_for_files_only(void **state)
+{
+    struct fixture *fx = *state;
+    int initial = sndbuf(fx);
+    send_all(fx, "GET /file HTTP/1.1\r\n\r\n");
+    assert_int_equal(read_file_response(fx, FILE_LEN), FILE_LEN);
+    /* The last bytes can reach the peer a loop pass before the server
+     * finishes the response. */
+    for (int64_t deadline = sl_now_ms() + 2000; !fx->finished_ok && sl_now_ms() < deadline;)
+        ev_run(fx->loop, EVRUN_NOWAIT);
+    assert_true(fx->finished_ok);
+    FILE *f = fopen("/proc/sys/net/core/wmem_max", "r");
+    int wmem_max = 0;
+    if (f) {
+        assert_int_equal(fscanf(f, "%d", &wmem_max), 1);
+        fclose(f);
+    }
+    if (wmem_max > initial / 2)   /* else the kernel allows nothing larger */
+        assert_true(sndbuf(fx) > initial);
+    fx->mode = HTTP_BODY_LENGTH;
+    send_all(fx, "GET /stream HTTP/1.1\r\n\r\n");
+    char buf[1024];
+    bool closed;
+    exchange(fx, buf, sizeof(buf), "abcabcabcabc", &closed);
+    assert_false(closed);
+    assert_int_equal(sndbuf(fx), initial);
+}
+
 /* A head sent alone leaves in one loop pass and its body only from the next:
  * when a fill wakes hundreds of followers in one pass, every head goes out
  * before any body. Without head_alone the first pass carries both. */
@@ -526,6 +585,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_head_alone_leaves_in_a_pass_of_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_file_body_leaves_the_socket_uncorked, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(test_body_that_waits_is_uncorked_while_it_waits, setup_tcp, teardown),
+        cmocka_unit_test_setup_teardown(test_unix_send_buffer_grows_for_files_only, setup_unix_file, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
