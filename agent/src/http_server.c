@@ -504,12 +504,16 @@ static void set_cork(struct http_conn *c, bool on)
 /*
  * UNIX sockets have no send-buffer autotuning (TCP grows its own up to
  * tcp_wmem), so at the default ~208 KiB a sendfile moves little before the
- * connection must wait a loop pass for HAProxy to drain it. For a file piece
- * the buffer holds references to page-cache pages, not copies, so a large
- * one costs little memory: about a fifth more throughput on 64 MiB hits
- * (docs/performance.md section 7). Memory pieces (a fill fanned out to many
- * followers) are copied into the buffer, so they go back to the default
- * size: hundreds of followers must not each queue megabytes of copies.
+ * connection must wait a loop pass for HAProxy to drain it. A hit's body
+ * (http_head.bulk) is a file, and the buffer then holds references to
+ * page-cache pages, not copies: a large one costs little memory and gives
+ * large hits about a fifth more throughput (docs/performance.md section 7).
+ * Every other response goes back to the default size. A fill's followers
+ * must not: with a large buffer each one writes its whole write budget per
+ * loop pass, the passes grow, and the heads of the followers still
+ * arriving wait behind them (measured: followers' first bytes 25-35 ms
+ * after the leader's became 75-100 ms). Fill bodies from memory are copies,
+ * too.
  */
 static void set_bulk_sndbuf(struct http_conn *c, bool on)
 {
@@ -552,6 +556,7 @@ static void response_done(struct http_conn *c)
 
 static void start_head(struct http_conn *c, const struct http_head *h)
 {
+    set_bulk_sndbuf(c, h->bulk);
     out_append(c, h->buf, h->len);
     if (h->inline_body) {
         /* Head and body in one write: nothing left for the body phase. */
@@ -576,13 +581,10 @@ static ssize_t send_piece(struct http_conn *c, const struct http_piece *pc, size
 {
     ssize_t n;
     if (pc->data) {
-        set_bulk_sndbuf(c, false);
         n = send(c->fd, pc->data, len, MSG_NOSIGNAL);
     } else {
-        if (len > CORK_MIN) {
+        if (len > CORK_MIN)
             set_cork(c, true);
-            set_bulk_sndbuf(c, true);
-        }
         off_t off = (off_t)pc->file_off;
         n = sendfile(c->fd, pc->fd, &off, len);
         if (n == 0)
@@ -707,6 +709,7 @@ static void conn_write(struct http_conn *c)
             c->head.inline_body = NULL;
             c->head.inline_len = 0;
             c->head.head_alone = false;
+            c->head.bulk = false;
             enum http_head_result hr = c->resp->head(c->resp, &c->head);
             if (hr == HTTP_HEAD_WAIT) {
                 wait_for_response(c);

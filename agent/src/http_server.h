@@ -76,6 +76,10 @@ struct http_head {
                                  followers), every head then leaves before
                                  any body, rather than head N waiting behind
                                  N-1 bodies' write budgets */
+    bool bulk;                /* a complete body from a file (a hit): over a
+                                 UNIX socket it is sent with a large send
+                                 buffer; fills fanned out to many followers
+                                 are not (see set_bulk_sndbuf) */
 };
 
 enum http_body_result { HTTP_PIECE_DATA, HTTP_PIECE_WAIT, HTTP_PIECE_END, HTTP_PIECE_ERROR };

@@ -266,6 +266,7 @@ static bool build_hit_head(struct hit_resp *h, const struct http_request *req, c
     hd->mode = (status == 304 || status == 416) ? HTTP_BODY_NONE : HTTP_BODY_LENGTH;
     hd->length = h->len;
     hd->body_ready = h->len > 0;
+    hd->bulk = true;   /* the object's file: a large send buffer is cheap */
     if (h->hit.body && h->len > 0) {
         hd->inline_body = h->hit.body + h->first;
         hd->inline_len = (size_t)h->len;

@@ -5,8 +5,8 @@
  * a head marked head_alone leaves in a loop pass of its own.
  * Over TCP: a large file body is sent corked and the socket is uncorked once
  * the body is done or has to wait, so no byte is ever held back by the cork.
- * Over a UNIX socket: a large file body raises the send buffer, a body from
- * memory restores it.
+ * Over a UNIX socket: a bulk (hit) body raises the send buffer, any other
+ * response restores it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -111,6 +111,7 @@ static enum http_head_result f_head(struct http_response *r, struct http_head *o
     out->length = FILE_LEN;
     out->mode = HTTP_BODY_LENGTH;
     out->body_ready = true;
+    out->bulk = true;
     return HTTP_HEAD_READY;
 }
 
@@ -503,9 +504,9 @@ static int sndbuf(struct fixture *fx)
     return v;
 }
 
-/* Over a UNIX socket a large file body is sent with a raised send buffer
- * (page references, no copies); a body from memory, as a fill's followers
- * get, brings it back to the default. */
+/* Over a UNIX socket a bulk body (a hit's file) is sent with a raised send
+ * buffer; any other response, as a fill's followers get, brings it back to
+ * the default. */
 static void test_unix_send_buffer_grows_for_files_only(void **state)
 {
     struct fixture *fx = *state;
