@@ -42,8 +42,9 @@
  * set_cork); a smaller one goes out whole in one sendfile anyway. */
 #define CORK_MIN (64 * 1024)
 
-/* Send buffer asked for while a UNIX socket carries a large file piece (see
- * set_bulk_sndbuf); the kernel doubles it and caps it at net.core.wmem_max. */
+/* Send buffer asked for while a UNIX socket carries a hit (http_head.bulk,
+ * see set_bulk_sndbuf); the kernel doubles it and caps it at
+ * net.core.wmem_max. */
 #define BULK_SNDBUF (1024 * 1024)
 
 enum phase { P_READING, P_HEAD, P_BODY, P_END };

@@ -150,7 +150,7 @@ static int open_listener(struct net_listener *l, const char *addr, char *err, si
     char host[256], portstr[8];
     bool bracketed;
     if (!split_addr(addr, host, sizeof(host), portstr, sizeof(portstr), &bracketed)) {
-        snprintf(err, errlen, "bad listen address \"%s\" (want host:port, [v6]:port or unix:/path)",
+        snprintf(err, errlen, "bad listen address \"%s\" (want host:port, [v6]:port or unix:PATH)",
                  addr);
         return -1;
     }
