@@ -20,11 +20,12 @@ TEST_PKGS := $(APT_PKGS) iproute2 procps util-linux
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wformat=2 -Wno-format-nonliteral
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Iagent/src
+AGENT_DIRS := $(sort $(dir $(wildcard agent/src/*/*.c agent/src/*/*.h)))
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Iagent/src $(addprefix -I,$(AGENT_DIRS))
 LIBS := -lev -lcurl -lcrypto -lhttp_parser -lpthread -lm
 
-AGENT_SRC := $(filter-out agent/src/main.c,$(wildcard agent/src/*.c))
-AGENT_HDR := $(wildcard agent/src/*.h)
+AGENT_SRC := $(wildcard agent/src/*/*.c)
+AGENT_HDR := $(wildcard agent/src/*.h agent/src/*/*.h)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
