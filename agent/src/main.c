@@ -20,17 +20,17 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "agent.h"
-#include "cache.h"
-#include "common.h"
-#include "fault.h"
-#include "fill.h"
-#include "http_server.h"
-#include "log.h"
-#include "origin.h"
-#include "serve.h"
-#include "spop_server.h"
-#include "workers.h"
+#include "core/agent.h"
+#include "store/cache.h"
+#include "core/common.h"
+#include "store/fault.h"
+#include "fill/fill.h"
+#include "http/http_server.h"
+#include "core/log.h"
+#include "origin/origin.h"
+#include "serve/serve.h"
+#include "spop/spop_server.h"
+#include "core/workers.h"
 
 extern char **environ;
 

@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "http_server.h"
+#include "http/http_server.h"
 
 struct stream_resp {
     struct http_response base;

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "httpx.h"
+#include "http/httpx.h"
 
 #define NOW_2026 ((time_t)1767225600)
 #define DATE_MAX_T INT64_C(253402300799)

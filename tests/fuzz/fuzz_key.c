@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "key.h"
-#include "route.h"
+#include "core/config.h"
+#include "store/key.h"
+#include "route/route.h"
 
 static void check(int ok, const char *what)
 {

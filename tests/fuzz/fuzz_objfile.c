@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "objfile.h"
+#include "store/objfile.h"
 
 #define META_OFF 16
 #define META_MAX (OBJ_HEADER_SIZE - META_OFF)

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "spop_codec.h"
+#include "spop/spop_codec.h"
 
 #define FUZZ_MAX_FRAME (1u << 24)
 

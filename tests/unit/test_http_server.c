@@ -25,8 +25,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "http_server.h"
+#include "core/common.h"
+#include "http/http_server.h"
 
 /* A streamed response: `pieces` pieces of "abc", then end or error. */
 struct test_resp {

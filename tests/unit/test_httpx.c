@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "httpx.h"
+#include "http/httpx.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 

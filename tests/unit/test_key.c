@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "key.h"
+#include "store/key.h"
 
 static char out[KEY_MAX + 1];
 

@@ -22,8 +22,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "net.h"
+#include "core/common.h"
+#include "core/net.h"
 
 struct fixture {
     struct ev_loop *loop;

@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "objfile.h"
+#include "store/objfile.h"
 
 #define META_OFF 16
 #define META_MAX (OBJ_HEADER_SIZE - META_OFF)

@@ -14,8 +14,8 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "route.h"
+#include "core/config.h"
+#include "route/route.h"
 
 static char err[512];
 

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "spop_codec.h"
+#include "spop/spop_codec.h"
 
 /* Byte arrays written as concatenated string literals; drop the NUL. */
 #define BYTES(a) (const uint8_t *)(a), (sizeof(a) - 1)

@@ -24,10 +24,10 @@
 
 #include <ev.h>
 
-#include "common.h"
-#include "log.h"
-#include "spop_codec.h"
-#include "spop_server.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "spop/spop_codec.h"
+#include "spop/spop_server.h"
 
 #define DEADLINE_MS 10000
 #define CLIENT_BUF (2 * SPOP_SERVER_MAX_FRAME)

@@ -11,13 +11,13 @@
 #include <ev.h>
 #include <stdbool.h>
 
-#include "config.h"
-#include "index.h"
-#include "list.h"
-#include "metrics.h"
-#include "route.h"
-#include "slots.h"
-#include "store.h"
+#include "core/config.h"
+#include "store/index.h"
+#include "core/list.h"
+#include "core/metrics.h"
+#include "route/route.h"
+#include "origin/slots.h"
+#include "store/store.h"
 
 struct fill;
 

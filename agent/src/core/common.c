@@ -1,13 +1,13 @@
 /*
  * common.c - allocation, string and clock helpers shared by every module.
  */
-#include "common.h"
+#include "core/common.h"
 
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
 
-#include "log.h"
+#include "core/log.h"
 
 void sl_assert_fail(const char *expr, const char *file, int line, const char *func)
 {

@@ -18,7 +18,7 @@
  *    programming error and trips an assertion in config_defaults);
  *  - config_print output parses back to the same configuration.
  */
-#include "config.h"
+#include "core/config.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -29,10 +29,10 @@
 #include <strings.h>
 #include <arpa/inet.h>
 
-#include "common.h"
-#include "log.h"
-#include "net.h"
-#include "route.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "core/net.h"
+#include "route/route.h"
 
 #define ENV_PREFIX "SLUICE_"
 #define ORIGIN_PREFIX "origin_"

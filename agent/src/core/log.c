@@ -1,7 +1,7 @@
 /*
  * log.c - leveled logging to stderr (see log.h).
  */
-#include "log.h"
+#include "core/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

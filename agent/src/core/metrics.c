@@ -3,20 +3,20 @@
  * metrics.h). Names follow Prometheus conventions: `_total` for counters,
  * base units (bytes, seconds).
  */
-#include "metrics.h"
+#include "core/metrics.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 
-#include "agent.h"
-#include "common.h"
-#include "http_server.h"
-#include "origin.h"
-#include "spop_server.h"
-#include "store.h"
-#include "workers.h"
+#include "core/agent.h"
+#include "core/common.h"
+#include "http/http_server.h"
+#include "origin/origin.h"
+#include "spop/spop_server.h"
+#include "store/store.h"
+#include "core/workers.h"
 
 static const char *const wfail_names[WFAIL_REASONS] = {
     "enospc", "edquot", "eio", "short_write", "timeout", "lag", "too_large", "origin", "other",

@@ -2,7 +2,7 @@
  * net.c - the one listener implementation shared by the SPOP, HTTP and
  * admin servers (see net.h).
  */
-#include "net.h"
+#include "core/net.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -16,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "log.h"
+#include "core/common.h"
+#include "core/log.h"
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_BACKOFF_S 0.1

@@ -5,12 +5,12 @@
  * `finished` (work ran, done not yet called). Workers wait on a condition
  * variable; the loop is woken through one ev_async and drains `finished`.
  */
-#include "workers.h"
+#include "core/workers.h"
 
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "common.h"
+#include "core/common.h"
 
 struct job {
     work_fn work;

@@ -15,20 +15,20 @@
  * origin transfer each hold one, so nothing a worker or libcurl still uses
  * can be freed under it.
  */
-#include "fill.h"
+#include "fill/fill.h"
 
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
-#include "cache.h"
-#include "common.h"
-#include "httpx.h"
-#include "log.h"
-#include "origin.h"
-#include "slots.h"
-#include "workers.h"
+#include "store/cache.h"
+#include "core/common.h"
+#include "http/httpx.h"
+#include "core/log.h"
+#include "origin/origin.h"
+#include "origin/slots.h"
+#include "core/workers.h"
 
 #define CHUNK_SIZE (256 * 1024)
 /* One write job takes everything received and not yet written, up to this:

@@ -36,9 +36,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "agent.h"
-#include "http_server.h"
-#include "objfile.h"
+#include "core/agent.h"
+#include "http/http_server.h"
+#include "store/objfile.h"
 
 struct fill;
 

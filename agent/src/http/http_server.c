@@ -12,7 +12,7 @@
  * http_conn_wake. This keeps every callback short and never re-enters a
  * response from inside its own callbacks.
  */
-#include "http_server.h"
+#include "http/http_server.h"
 
 #include <errno.h>
 #include <http_parser.h>
@@ -26,11 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "httpx.h"
-#include "list.h"
-#include "log.h"
-#include "net.h"
+#include "core/common.h"
+#include "http/httpx.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/net.h"
 
 #define IN_CAP (HTTP_HEADERS_MAX + HTTP_URL_MAX + 1024)
 /* Bytes one connection may write before letting the loop poll again: with

@@ -16,11 +16,11 @@
  * accept exactly that and nothing else ("bytes = 0-1" and "bytes=0 - 1" are
  * malformed, because the ABNF has no OWS around '=' or '-').
  */
-#include "httpx.h"
+#include "http/httpx.h"
 
 #include <string.h>
 
-#include "common.h"
+#include "core/common.h"
 
 /* ------------------------------------------------------------ small helpers */
 

@@ -8,15 +8,15 @@
  * out by a zero-delay "kick" timer, outside libcurl. Completion (on_done) is
  * reported from check_done, which also runs outside libcurl.
  */
-#include "origin.h"
+#include "origin/origin.h"
 
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
-#include "common.h"
-#include "log.h"
+#include "core/common.h"
+#include "core/log.h"
 
 struct origin_xfer {
     struct origin_client *oc;

@@ -1,12 +1,12 @@
 /*
  * slots.c - origin slots and the leader queue (see slots.h).
  */
-#include "slots.h"
+#include "origin/slots.h"
 
 #include <string.h>
 
-#include "common.h"
-#include "config.h"
+#include "core/common.h"
+#include "core/config.h"
 
 const double slots_wait_bounds[QWAIT_BUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                   0.5,   1,    2.5,   5,    10,  30 };

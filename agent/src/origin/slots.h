@@ -29,8 +29,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "list.h"
-#include "route.h"
+#include "core/list.h"
+#include "route/route.h"
 
 enum slot_result { SLOT_GRANTED, SLOT_QUEUED, SLOT_REJECTED };
 

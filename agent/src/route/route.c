@@ -15,7 +15,7 @@
  *  - has_origin is true exactly when cfg has a non-empty origin_<route>, and
  *    then `url` is its parsed form.
  */
-#include "route.h"
+#include "route/route.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -26,8 +26,8 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "common.h"
-#include "net.h"
+#include "core/common.h"
+#include "core/net.h"
 
 #define MAP_FILE_MAX (1024 * 1024)
 

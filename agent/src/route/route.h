@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "config.h"
+#include "core/config.h"
 
 #define ROUTE_PREFIX_MAX 128
 #define ROUTE_MAX 64

@@ -11,19 +11,19 @@
  * "stored" means the cache writer was attached when the head was sent; the
  * object is committed only if the body then completes and verifies.
  */
-#include "serve.h"
+#include "serve/serve.h"
 
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "cache.h"
-#include "common.h"
-#include "fault.h"
-#include "fill.h"
-#include "httpx.h"
-#include "key.h"
-#include "log.h"
+#include "store/cache.h"
+#include "core/common.h"
+#include "store/fault.h"
+#include "fill/fill.h"
+#include "http/httpx.h"
+#include "store/key.h"
+#include "core/log.h"
 
 enum classify_result {
     CLASS_CACHEABLE,

@@ -10,9 +10,9 @@
 #ifndef SLUICE_SERVE_H
 #define SLUICE_SERVE_H
 
-#include "agent.h"
-#include "http_server.h"
-#include "spop_server.h"
+#include "core/agent.h"
+#include "http/http_server.h"
+#include "spop/spop_server.h"
 
 /* SPOP verdict callback (ctx = struct agent *). */
 void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict *out);

@@ -10,11 +10,11 @@
  *  - Nothing here allocates, logs or asserts on peer input. SL_ASSERT only
  *    guards against misuse by our own callers.
  */
-#include "spop_codec.h"
+#include "spop/spop_codec.h"
 
 #include <string.h>
 
-#include "common.h"
+#include "core/common.h"
 
 /* ------------------------------------------------------------- helpers */
 

@@ -26,7 +26,7 @@
  *    event callbacks after all use of the connection is over, or from
  *    spop_server_stop().
  */
-#include "spop_server.h"
+#include "spop/spop_server.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -37,11 +37,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "list.h"
-#include "log.h"
-#include "net.h"
-#include "spop_codec.h"
+#include "core/common.h"
+#include "core/list.h"
+#include "core/log.h"
+#include "core/net.h"
+#include "spop/spop_codec.h"
 
 /* One read takes this much: about 140 lookup NOTIFYs. A burst of requests
  * (a stampede) queues its NOTIFYs on a few connections, and a 4 KiB read

@@ -5,15 +5,15 @@
  * The index is loop-owned; everything that touches the disk beyond the one
  * open+pread+fstat of a hit runs on the worker pool and reports back.
  */
-#include "cache.h"
+#include "store/cache.h"
 
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "log.h"
-#include "workers.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "core/workers.h"
 
 /* ---------------------------------------------------------------- hits */
 

@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "agent.h"
-#include "objfile.h"
+#include "core/agent.h"
+#include "store/objfile.h"
 
 /* Bodies up to this size are kept in memory with their open file. */
 #define CACHE_SMALL_BODY_MAX (16 * 1024)

@@ -1,7 +1,7 @@
 /*
  * fault.c - storage fault injection for test builds (see fault.h).
  */
-#include "fault.h"
+#include "store/fault.h"
 
 #ifdef SLUICE_TESTING
 
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "common.h"
-#include "config.h"
+#include "core/common.h"
+#include "core/config.h"
 
 enum fault_kind { FAULT_NONE, FAULT_ERRNO, FAULT_SHORT, FAULT_HANG };
 

@@ -5,12 +5,12 @@
  * simply the first 8 bytes masked to the table size. The table doubles when
  * the load factor passes 1.
  */
-#include "index.h"
+#include "store/index.h"
 
 #include <string.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "core/common.h"
 
 static size_t bucket_of(const struct index *ix, const uint8_t hash[KEY_HASH_LEN])
 {

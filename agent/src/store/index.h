@@ -26,9 +26,9 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "key.h"
-#include "list.h"
-#include "objfile.h"
+#include "store/key.h"
+#include "core/list.h"
+#include "store/objfile.h"
 
 struct index_entry {
     uint8_t hash[KEY_HASH_LEN];

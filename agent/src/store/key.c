@@ -19,7 +19,7 @@
  *  - building a key from its own path and query gives the same key
  *    (normalisation is idempotent; the fuzzer checks it).
  */
-#include "key.h"
+#include "store/key.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -29,8 +29,8 @@
 
 #include <openssl/evp.h>
 
-#include "common.h"
-#include "config.h"
+#include "core/common.h"
+#include "core/config.h"
 
 /* The key being written: out[0..len), never longer than KEY_MAX. */
 struct key_buf {

@@ -21,13 +21,13 @@
  * polynomial 0xEDB88320 and checked against the bitwise algorithm by the
  * unit tests), so there is no lazy initialisation to race on.
  */
-#include "objfile.h"
+#include "store/objfile.h"
 
 #include <stdarg.h>
 #include <string.h>
 
-#include "common.h"
-#include "httpx.h"
+#include "core/common.h"
+#include "http/httpx.h"
 
 #define META_OFF 16                              /* magic + length + CRC */
 #define META_MAX (OBJ_HEADER_SIZE - META_OFF)    /* room for the text */

@@ -28,8 +28,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "key.h"
-#include "objfile.h"
+#include "store/key.h"
+#include "store/objfile.h"
 
 struct store {
     char *dir;

@@ -5,7 +5,7 @@
  * taken at init, so the agent never builds a path from request bytes: object
  * names are hex digests produced by key.c.
  */
-#include "store.h"
+#include "store/store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,10 +18,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "config.h"
-#include "fault.h"
-#include "log.h"
+#include "core/common.h"
+#include "core/config.h"
+#include "store/fault.h"
+#include "core/log.h"
 
 static atomic_ulong temp_seq;
 
