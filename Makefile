@@ -20,8 +20,7 @@ TEST_PKGS := $(APT_PKGS) iproute2 procps util-linux
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wformat=2 -Wno-format-nonliteral
-AGENT_DIRS := $(sort $(dir $(wildcard agent/src/*/*.c agent/src/*/*.h)))
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Iagent/src $(addprefix -I,$(AGENT_DIRS))
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Iagent/src
 LIBS := -lev -lcurl -lcrypto -lhttp_parser -lpthread -lm
 
 AGENT_SRC := $(wildcard agent/src/*/*.c)
@@ -53,13 +52,17 @@ test-deps:
 REL_OBJ := $(patsubst agent/src/%.c,$(REL_DIR)/obj/%.o,$(AGENT_SRC))
 ASAN_OBJ := $(patsubst agent/src/%.c,$(ASAN_DIR)/obj/%.o,$(AGENT_SRC))
 
-$(REL_DIR)/obj/%.o: agent/src/%.c $(AGENT_HDR)
-	@mkdir -p $(@D)
-	@echo "  CC $@"; $(CC) $(REL_CFLAGS) -c $< -o $@
+# -MMD -MP: every object (and test binary) also writes the list of headers
+# it included, so changing a header rebuilds exactly what includes it.
+DEPFLAGS = -MMD -MP
 
-$(ASAN_DIR)/obj/%.o: agent/src/%.c $(AGENT_HDR)
+$(REL_DIR)/obj/%.o: agent/src/%.c
 	@mkdir -p $(@D)
-	@echo "  CC $@"; $(CC) $(ASAN_CFLAGS) -c $< -o $@
+	@echo "  CC $@"; $(CC) $(REL_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(ASAN_DIR)/obj/%.o: agent/src/%.c
+	@mkdir -p $(@D)
+	@echo "  CC $@"; $(CC) $(ASAN_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(REL_DIR)/libsluice.a: $(REL_OBJ)
 	@ar rcs $@ $^
@@ -67,11 +70,11 @@ $(REL_DIR)/libsluice.a: $(REL_OBJ)
 $(ASAN_DIR)/libsluice.a: $(ASAN_OBJ)
 	@ar rcs $@ $^
 
-$(REL_DIR)/sluice: agent/src/main.c $(REL_DIR)/libsluice.a $(AGENT_HDR)
-	@echo "  CC $@"; $(CC) $(REL_CFLAGS) agent/src/main.c $(REL_DIR)/libsluice.a $(LIBS) -o $@
+$(REL_DIR)/sluice: agent/src/main.c $(REL_DIR)/libsluice.a
+	@echo "  CC $@"; $(CC) $(REL_CFLAGS) $(DEPFLAGS) -MF $@.d agent/src/main.c $(REL_DIR)/libsluice.a $(LIBS) -o $@
 
-$(ASAN_DIR)/sluice: agent/src/main.c $(ASAN_DIR)/libsluice.a $(AGENT_HDR)
-	@echo "  CC $@"; $(CC) $(ASAN_CFLAGS) agent/src/main.c $(ASAN_DIR)/libsluice.a $(LIBS) -o $@
+$(ASAN_DIR)/sluice: agent/src/main.c $(ASAN_DIR)/libsluice.a
+	@echo "  CC $@"; $(CC) $(ASAN_CFLAGS) $(DEPFLAGS) -MF $@.d agent/src/main.c $(ASAN_DIR)/libsluice.a $(LIBS) -o $@
 
 release: $(REL_DIR)/sluice
 asan: $(ASAN_DIR)/sluice
@@ -79,9 +82,9 @@ asan: $(ASAN_DIR)/sluice
 # --------------------------------------------------------------- unit tests
 UNIT_BIN := $(patsubst tests/unit/%.c,$(ASAN_DIR)/unit/%,$(UNIT_SRC))
 
-$(ASAN_DIR)/unit/%: tests/unit/%.c $(ASAN_DIR)/libsluice.a $(AGENT_HDR)
+$(ASAN_DIR)/unit/%: tests/unit/%.c $(ASAN_DIR)/libsluice.a
 	@mkdir -p $(@D)
-	@echo "  CC $@"; $(CC) $(ASAN_CFLAGS) $< $(ASAN_DIR)/libsluice.a $(LIBS) -lcmocka -o $@
+	@echo "  CC $@"; $(CC) $(ASAN_CFLAGS) $(DEPFLAGS) -MF $@.d $< $(ASAN_DIR)/libsluice.a $(LIBS) -lcmocka -o $@
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -123,3 +126,6 @@ bench: deps
 
 clean:
 	rm -rf build
+
+# The header lists written by -MMD (absent before the first build).
+-include $(shell find build -name '*.d' 2>/dev/null)
