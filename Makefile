@@ -25,6 +25,9 @@ LIBS := -lev -lcurl -lcrypto -lhttp_parser -lpthread -lm
 
 AGENT_SRC := $(wildcard agent/src/*/*.c)
 AGENT_HDR := $(wildcard agent/src/*.h agent/src/*/*.h)
+ifneq ($(words $(notdir $(AGENT_SRC))),$(words $(sort $(notdir $(AGENT_SRC)))))
+$(error two agent sources share a file name: libsluice.a keeps base names only)
+endif
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
@@ -64,11 +67,12 @@ $(ASAN_DIR)/obj/%.o: agent/src/%.c
 	@mkdir -p $(@D)
 	@echo "  CC $@"; $(CC) $(ASAN_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
+# Made afresh each time: `ar r` never drops a member whose source is gone.
 $(REL_DIR)/libsluice.a: $(REL_OBJ)
-	@ar rcs $@ $^
+	@rm -f $@; ar rcs $@ $^
 
 $(ASAN_DIR)/libsluice.a: $(ASAN_OBJ)
-	@ar rcs $@ $^
+	@rm -f $@; ar rcs $@ $^
 
 $(REL_DIR)/sluice: agent/src/main.c $(REL_DIR)/libsluice.a
 	@echo "  CC $@"; $(CC) $(REL_CFLAGS) $(DEPFLAGS) -MF $@.d agent/src/main.c $(REL_DIR)/libsluice.a $(LIBS) -o $@
