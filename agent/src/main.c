@@ -28,6 +28,7 @@
 #include "http/http_server.h"
 #include "core/log.h"
 #include "origin/origin.h"
+#include "route/haproxy_gen.h"
 #include "serve/serve.h"
 #include "spop/spop_server.h"
 #include "core/workers.h"
@@ -215,12 +216,13 @@ int main(int argc, char **argv)
         return 0;
     }
     struct agent *a = &the_agent;
+    a->magic = AGENT_MAGIC;
     if (load(a, config_path) != 0)
         return 1;
     switch (action) {
     case 'k': printf("configuration ok: %d routes\n", a->routes.n); return 0;
     case 'p': config_print(&a->cfg, stdout); return 0;
-    case 'H': route_table_print_haproxy(&a->routes, &a->cfg, stdout); return 0;
+    case 'H': haproxy_gen_print(&a->routes, &a->cfg, stdout); return 0;
     default: break;
     }
     signal(SIGPIPE, SIG_IGN);

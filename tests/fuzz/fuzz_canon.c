@@ -1,11 +1,13 @@
 /*
- * fuzz_key.c - libFuzzer target for everything that parses operator or
- * request text in the key, route and config modules.
+ * fuzz_canon.c - libFuzzer target for everything that parses operator or
+ * request text in the canonical-request, route and config modules.
  *
  * One input feeds four parsers:
- *  - key_build: the input split at the first two '\n' into route, rest and
- *    query; checks that a built key is one printable line within KEY_MAX and
- *    that building it again from its own path and query gives the same key;
+ *  - canon_request: the input split at the first two '\n' into a route
+ *    selector, the path after the prefix and the query; checks that a key
+ *    is one printable line within KEY_MAX, that canonicalising its own path
+ *    and query gives the same key, and that the origin URL is the origin's
+ *    base followed by exactly the key's path and query;
  *  - route_table_parse: the input as a map; every route's own prefix must
  *    match that route, and the HAProxy output must not crash;
  *  - config_parse_duration_ms / config_parse_size: the input as a value;
@@ -18,69 +20,90 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "store/key.h"
+#include "eco/eco.h"
+#include "route/canon.h"
+#include "route/haproxy_gen.h"
 #include "route/route.h"
 
 static void check(int ok, const char *what)
 {
     if (!ok) {
-        fprintf(stderr, "fuzz_key: invariant failed: %s\n", what);
+        fprintf(stderr, "fuzz_canon: invariant failed: %s\n", what);
         abort();
     }
 }
 
-static void check_key_text(const char *key, int n)
+static void check_key_text(const struct canon *c)
 {
-    check(n > 0 && n <= KEY_MAX && (size_t)n == strlen(key), "key length");
-    for (int i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)key[i];
-        check(c >= 0x20 && c != 0x7f && c != '#', "key has a control character or '#'");
+    check(c->key_len > 0 && c->key_len <= KEY_MAX && c->key_len == strlen(c->key), "key length");
+    for (size_t i = 0; i < c->key_len; i++) {
+        unsigned char ch = (unsigned char)c->key[i];
+        check(ch > 0x20 && ch < 0x7f && ch != '#', "key is printable, without blanks or '#'");
     }
-    check(strchr(key, ':') != NULL, "key has a route");
+    check(c->path_off > 0 && c->key[c->path_off - 1] == ':', "key has a route");
+    check(c->path_len > 0 && c->key[c->path_off] != '/', "path is not empty and relative");
 }
 
-static void fuzz_key_build(const uint8_t *data, size_t size)
+/* The origin URL is the base, '/', the key's path, and '?' + its query. */
+static void check_origin_url(const struct canon *c)
 {
+    static char url[KEY_MAX + CONFIG_URL_MAX + 8], want[KEY_MAX + CONFIG_URL_MAX + 8];
+    check(canon_origin_url(c, url, sizeof(url)) == 0, "origin URL fits");
+    size_t n = origin_url_format_base(&c->route->url, want, sizeof(want));
+    snprintf(want + n, sizeof(want) - n, "/%.*s%s%.*s", (int)c->path_len, c->key + c->path_off,
+             c->query_len ? "?" : "", (int)c->query_len, c->key + c->query_off);
+    check(strcmp(url, want) == 0, "origin URL derives from the key");
+}
+
+static enum eco_class all_immutable(const struct canon *c)
+{
+    (void)c;
+    return ECO_IMMUTABLE;
+}
+
+static void fuzz_canon(const uint8_t *data, size_t size)
+{
+    static struct route_table rt;
+    static const struct eco no_query = { .name = "noq", .classify = all_immutable };
+    if (rt.n == 0) {
+        static struct sluice_config cfg;
+        char err[256];
+        config_defaults(&cfg);
+        config_set(&cfg, "origin_generic", "http://127.0.0.1:9000/base", err, sizeof(err));
+        config_set(&cfg, "origin_noq", "https://[::1]:8443", err, sizeof(err));
+        check(route_table_parse(&rt, "/generic/ generic\n/noq/ noq\n", &cfg, err, sizeof(err)) == 0, "map");
+        rt.routes[1].eco = &no_query;
+    }
     const char *p = (const char *)data;
     const char *nl1 = memchr(p, '\n', size);
     if (!nl1)
         return;
-    size_t route_len = (size_t)(nl1 - p);
-    if (route_len >= 64)
-        return;
-    char route[64];
-    memcpy(route, p, route_len);
-    route[route_len] = '\0';
+    const struct route *r = &rt.routes[(nl1 - p) & 1];
     const char *rest = nl1 + 1;
-    size_t left = size - route_len - 1;
+    size_t left = size - (size_t)(rest - p);
     const char *nl2 = memchr(rest, '\n', left);
     size_t rest_len = nl2 ? (size_t)(nl2 - rest) : left;
     const char *query = nl2 ? nl2 + 1 : NULL;
     size_t query_len = nl2 ? left - rest_len - 1 : 0;
-    int with_query = route_len > 0 && (route[0] & 1);
 
-    static char key[KEY_MAX + 1];
-    int n = key_build(route, rest, rest_len, query, query_len, with_query, key);
-    if (n < 0) {
-        check(key_strerror(n) != NULL, "strerror");
+    static char path[KEY_MAX * 8];
+    if (r->prefix_len + rest_len > sizeof(path))
+        return;
+    memcpy(path, r->prefix, r->prefix_len);
+    memcpy(path + r->prefix_len, rest, rest_len);
+    static struct canon c, again;
+    int rc = canon_request(r, path, r->prefix_len + rest_len, query, query_len, &c);
+    if (rc != CANON_OK) {
+        check(canon_strerror(rc) != NULL && c.key[0] == '\0', "a refusal leaves no key");
         return;
     }
-    check_key_text(key, n);
-
-    /* idempotence: the key's own path (and query) normalise to themselves */
-    static char again[KEY_MAX + 1];
-    const char *path = strchr(key, ':') + 1;
-    const char *q = with_query ? strchr(path, '?') : NULL;
-    size_t path_len = q ? (size_t)(q - path) : strlen(path);
-    int m = key_build(route, path, path_len, q ? q + 1 : NULL, q ? strlen(q + 1) : 0,
-                      with_query, again);
-    check(m == n && strcmp(key, again) == 0, "key normalisation is idempotent");
-
-    uint8_t hash[KEY_HASH_LEN];
-    char rel[96];
-    key_hash(key, (size_t)n, hash);
-    key_rel_path(hash, rel, sizeof(rel));
-    check(strlen(rel) == 78, "rel path length");
+    check_key_text(&c);
+    check_origin_url(&c);
+    /* idempotence: the key's own path (and query) canonicalise to themselves */
+    memcpy(path + r->prefix_len, c.key + c.path_off, c.path_len);
+    rc = canon_request(r, path, r->prefix_len + c.path_len, c.key + c.query_off, c.query_len, &again);
+    check(rc == CANON_OK && strcmp(c.key, again.key) == 0, "canonical form is idempotent");
+    check(memcmp(c.hash, again.hash, KEY_HASH_LEN) == 0, "same key, same hash");
 }
 
 static void fuzz_route_table(const char *text, const struct sluice_config *cfg)
@@ -100,7 +123,7 @@ static void fuzz_route_table(const char *text, const struct sluice_config *cfg)
     }
     FILE *devnull = fopen("/dev/null", "w");
     if (devnull) {
-        route_table_print_haproxy(&rt, cfg, devnull);
+        haproxy_gen_print(&rt, cfg, devnull);
         fclose(devnull);
     }
 }
@@ -145,7 +168,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         config_defaults(&defaults);
         ready = 1;
     }
-    fuzz_key_build(data, size);
+    fuzz_canon(data, size);
 
     char *text = malloc(size + 1);
     if (!text)

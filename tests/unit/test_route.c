@@ -1,7 +1,6 @@
 /*
- * test_route.c - origin URLs, the route map, longest-prefix matching and the
- * generated HAProxy configuration (checked with `haproxy -c` when haproxy is
- * installed).
+ * test_route.c - origin URLs, redirect host lists, the route map,
+ * longest-prefix matching, and each route's ecosystem.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +14,9 @@
 #include <cmocka.h>
 
 #include "core/config.h"
+#include "eco/eco.h"
 #include "route/route.h"
+#include "shipped_map.h"
 
 static char err[512];
 
@@ -25,17 +26,7 @@ static void assert_err_contains(const char *needle)
         fail_msg("error '%s' does not contain '%s'", err, needle);
 }
 
-/* The shipped map, as in haproxy/routes.map. */
-static const char *shipped_map =
-    "# comment\n"
-    "/generic/     generic\n"
-    "/npm/         npm\n"
-    "/pypi/files/  pypi_files\n"
-    "/pypi/        pypi\n"
-    "/crates/dl/   cargo_dl\n"
-    "/crates/      cargo_index\n"
-    "/maven/       maven\n"
-    "/go/          go\n";
+static const char *shipped_map = SHIPPED_MAP;
 
 /* ------------------------------------------------------- origin URLs */
 
@@ -171,12 +162,14 @@ static void test_map_shipped(void **state)
     assert_string_equal(r->origin, "https://files.pythonhosted.org");
     assert_true(r->url.tls);
     assert_string_equal(r->url.host, "files.pythonhosted.org");
-    assert_int_equal(r->policy, ROUTE_PASS);
+    assert_string_equal(r->eco->name, "pypi_files");
+    assert_null(r->eco->classify); /* nothing of it cached yet */
 
     r = route_by_name(&rt, "generic", 7);
     assert_non_null(r);
     assert_false(r->has_origin); /* no default: off */
-    assert_int_equal(r->policy, ROUTE_IMMUTABLE);
+    assert_string_equal(r->eco->name, "generic");
+    assert_non_null(r->eco->classify);
 
     r = route_by_name(&rt, "maven", 5);
     assert_string_equal(r->url.base_path, "/maven2");
@@ -366,18 +359,71 @@ static void test_map_origins_attach(void **state)
     assert_true(g->has_origin);
     assert_string_equal(g->url.host, "::1");
     assert_string_equal(g->url.base_path, "/files");
-    assert_int_equal(g->policy, ROUTE_IMMUTABLE);
+    assert_ptr_equal(g->eco, eco_find("generic", 7));
     const struct route *c = route_by_name(&rt, "custom", 6);
     assert_true(c->has_origin);
     assert_int_equal(c->url.port, 8443);
-    assert_int_equal(c->policy, ROUTE_PASS);
+    assert_ptr_equal(c->eco, &eco_unknown); /* not an ecosystem: nothing cached */
     assert_false(route_by_name(&rt, "nowhere", 7)->has_origin);
 
     /* a config built by hand with a bad URL is caught at attach time */
     struct sluice_config bad = cfg;
-    strcpy(bad.origins[0].url, "ftp://nope");
+    for (int i = 0; i < bad.n_origins; i++)
+        if (strcmp(bad.origins[i].route, "npm") == 0)
+            strcpy(bad.origins[i].url, "ftp://nope");
     assert_int_equal(route_table_parse(&rt, "/npm/ npm\n", &bad, err, sizeof(err)), -1);
     assert_err_contains("origin_npm");
+}
+
+static void test_redirect_hosts(void **state)
+{
+    (void)state;
+    struct route_host h[4];
+    int n = -1;
+    assert_int_equal(route_hosts_parse("", h, 4, &n, err, sizeof(err)), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(route_hosts_parse(" CDN.Example , dl.example:8443\t[2001:DB8::1]:9,10.0.0.1", h, 4, &n, err,
+                                       sizeof(err)), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(h[0].host, "cdn.example");
+    assert_int_equal(h[0].port, 0);   /* the redirect scheme's default */
+    assert_string_equal(h[1].host, "dl.example");
+    assert_int_equal(h[1].port, 8443);
+    assert_string_equal(h[2].host, "2001:db8::1");
+    assert_int_equal(h[2].port, 9);
+    assert_string_equal(h[3].host, "10.0.0.1");
+    assert_int_equal(route_hosts_parse("a,b,c,d,e", h, 4, &n, err, sizeof(err)), -1);
+    assert_err_contains("too many hosts");
+    static const char *bad[] = { "https://cdn.example/", "a..b", "host:0", "host:x", "[::1", "-a.example" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (route_hosts_parse(bad[i], h, 4, &n, err, sizeof(err)) != -1)
+            fail_msg("'%s' should be refused", bad[i]);
+    /* the setting reaches the route; an unset one is the ecosystem's default (none) */
+    struct sluice_config cfg;
+    struct route_table rt;
+    config_defaults(&cfg);
+    assert_int_equal(config_set(&cfg, "origin_generic", "http://127.0.0.1:9", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&cfg, "origin_generic_redirect_hosts", "cdn.example", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&cfg, "origin_generic_redirect_hosts", "x/y", err, sizeof(err)), -1);
+    assert_err_contains("a host, not a URL");
+    assert_int_equal(route_table_parse(&rt, "/generic/ generic\n/npm/ npm\n", &cfg, err, sizeof(err)), 0);
+    assert_int_equal(route_by_name(&rt, "generic", 7)->n_redirect_hosts, 1);
+    assert_int_equal(route_by_name(&rt, "npm", 3)->n_redirect_hosts, 0);
+}
+
+static void test_origin_url_format(void **state)
+{
+    (void)state;
+    struct origin_url u;
+    char out[256];
+    assert_int_equal(origin_url_parse("https://Files.Example:443/base/", &u, err, sizeof(err)), 0);
+    assert_int_equal(origin_url_format_base(&u, out, sizeof(out)), strlen("https://files.example/base"));
+    assert_string_equal(out, "https://files.example/base");
+    assert_int_equal(origin_url_parse("http://[::1]:9000", &u, err, sizeof(err)), 0);
+    origin_url_format_base(&u, out, sizeof(out));
+    assert_string_equal(out, "http://[::1]:9000");
+    assert_true(origin_url_host_is_ip(&u) && origin_url_host_is_ipv6(&u));
+    assert_int_equal(origin_url_format_base(&u, out, 8), 0);   /* does not fit */
 }
 
 static void test_map_load_file(void **state)
@@ -399,236 +445,6 @@ static void test_map_load_file(void **state)
     assert_err_contains("/nonexistent.map");
 }
 
-/* ----------------------------------------------------- HAProxy output */
-
-static char *haproxy_text(const struct route_table *rt, const struct sluice_config *cfg)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    assert_non_null(f);
-    route_table_print_haproxy(rt, cfg, f);
-    fclose(f);
-    return buf;
-}
-
-static void expect_line(const char *text, const char *line)
-{
-    char want[1024];
-    snprintf(want, sizeof(want), "\n%s\n", line);
-    if (!strstr(text, want))
-        fail_msg("haproxy config lacks line '%s':\n%s", line, text);
-}
-
-static void test_haproxy_shipped(void **state)
-{
-    (void)state;
-    struct sluice_config cfg;
-    struct route_table rt;
-    config_defaults(&cfg);
-    assert_int_equal(route_table_parse(&rt, shipped_map, &cfg, err, sizeof(err)), 0);
-    char *text = haproxy_text(&rt, &cfg);
-    expect_line(text, "global");
-    expect_line(text, "    setenv SLUICE_LISTEN 127.0.0.1:8080");
-    expect_line(text, "    setenv SLUICE_SPOP_ADDR 127.0.0.1:8091");
-    expect_line(text, "    setenv SLUICE_HTTP_ADDR 127.0.0.1:8092");
-    expect_line(text, "    setenv SLUICE_ADMIN_ADDR 127.0.0.1:8093");
-    expect_line(text, "backend be_origin_pypi_files");
-    expect_line(text, "    mode http");
-    expect_line(text, "    timeout connect 5000ms");
-    expect_line(text, "    timeout server 30000ms");
-    expect_line(text, "    http-request set-path \"%[path,regsub('^/pypi/files/','/')]\"");
-    expect_line(text, "    http-request set-header Host files.pythonhosted.org");
-    expect_line(text, "    http-response add-header Cache-Status \"sluice; fwd=bypass\"");
-    expect_line(text, "    http-request set-path \"%[path,regsub('^/crates/dl/','/')]\"");
-    expect_line(text, "    http-request set-path \"%[path,regsub('^/maven/','/maven2/')]\"");
-    expect_line(text, "    server origin repo.maven.apache.org:443 resolvers sluice_dns "
-                      "resolve-prefer ipv4 init-addr none ssl verify required "
-                      "ca-file @system-ca sni str(repo.maven.apache.org)");
-    expect_line(text, "resolvers sluice_dns");
-    assert_null(strstr(text, "be_origin_generic")); /* off: no backend */
-    free(text);
-}
-
-/* The agent's "unix:PATH" is HAProxy's "unix@PATH", made absolute so
- * HAProxy finds the socket from any working directory. */
-static void test_haproxy_unix_addresses(void **state)
-{
-    (void)state;
-    struct sluice_config cfg;
-    struct route_table rt;
-    config_defaults(&cfg);
-    assert_int_equal(config_set(&cfg, "http_listen", "unix:/run/sluice/http.sock", err,
-                                sizeof(err)),
-                     0);
-    assert_int_equal(config_set(&cfg, "spop_listen", "unix:var/spop.sock", err, sizeof(err)), 0);
-    assert_int_equal(route_table_parse(&rt, shipped_map, &cfg, err, sizeof(err)), 0);
-    char *text = haproxy_text(&rt, &cfg);
-    char cwd[1024], want[1200];
-    assert_non_null(getcwd(cwd, sizeof(cwd)));
-    expect_line(text, "    setenv SLUICE_HTTP_ADDR unix@/run/sluice/http.sock");
-    snprintf(want, sizeof(want), "    setenv SLUICE_SPOP_ADDR unix@%s/var/spop.sock", cwd);
-    expect_line(text, want);
-    expect_line(text, "    setenv SLUICE_ADMIN_ADDR 127.0.0.1:8093");
-    free(text);
-}
-
-static void test_haproxy_literals_and_ports(void **state)
-{
-    (void)state;
-    struct sluice_config cfg;
-    struct route_table rt;
-    config_defaults(&cfg);
-    for (int i = 0; i < cfg.n_origins; i++)
-        cfg.origins[i].url[0] = '\0';
-    assert_int_equal(config_set(&cfg, "listen", "[::]:80", err, sizeof(err)), 0);
-    assert_int_equal(config_set(&cfg, "origin_v6", "https://[2001:db8::1]:8443/b", err,
-                                sizeof(err)),
-                     0);
-    assert_int_equal(config_set(&cfg, "origin_v4", "http://127.0.0.1:8081", err, sizeof(err)),
-                     0);
-    assert_int_equal(config_set(&cfg, "origin_named", "http://Mirror.Example:80/m/", err,
-                                sizeof(err)),
-                     0);
-    const char *map = "/v6/ v6\n/v4 v4\n/named/ named\n";
-    assert_int_equal(route_table_parse(&rt, map, &cfg, err, sizeof(err)), 0);
-    char *text = haproxy_text(&rt, &cfg);
-    expect_line(text, "    setenv SLUICE_LISTEN [::]:80");
-    expect_line(text, "    http-request set-header Host [2001:db8::1]:8443");
-    expect_line(text, "    server origin [2001:db8::1]:8443 ssl verify required "
-                      "ca-file @system-ca"); /* no SNI for an address */
-    expect_line(text, "    http-request set-path \"%[path,regsub('^/v4/?','/')]\"");
-    expect_line(text, "    http-request set-header Host 127.0.0.1:8081");
-    expect_line(text, "    server origin 127.0.0.1:8081");
-    expect_line(text, "    http-request set-header Host mirror.example"); /* default port */
-    expect_line(text, "    http-request set-path \"%[path,regsub('^/named/','/m/')]\"");
-    expect_line(text, "    server origin mirror.example:80 resolvers sluice_dns "
-                      "resolve-prefer ipv4 init-addr none");
-    free(text);
-
-    /* only addresses: no resolvers section */
-    assert_int_equal(config_set(&cfg, "origin_named", "", err, sizeof(err)), 0);
-    assert_int_equal(route_table_parse(&rt, map, &cfg, err, sizeof(err)), 0);
-    text = haproxy_text(&rt, &cfg);
-    assert_null(strstr(text, "resolvers"));
-    assert_null(strstr(text, "be_origin_named"));
-    free(text);
-}
-
-static void test_haproxy_escaping(void **state)
-{
-    (void)state;
-    struct sluice_config cfg;
-    struct route_table rt;
-    config_defaults(&cfg);
-    assert_int_equal(config_set(&cfg, "origin_w", "http://127.0.0.1/b'a$s,e(1)", err,
-                                sizeof(err)),
-                     0);
-    assert_int_equal(route_table_parse(&rt, "/a.b+c(d)$e*f,g'h/ w\n", &cfg, err, sizeof(err)),
-                     0);
-    char *text = haproxy_text(&rt, &cfg);
-    /* regex metacharacters get a backslash (doubled for the config line), '$'
-     * is protected from env expansion, a quote leaves and re-enters quoting */
-    expect_line(text, "    http-request set-path \"%[path,regsub("
-                      "'^/a\\\\.b\\\\+c\\\\(d\\\\)\\\\\\$e\\\\*f,g'\\\\''h/',"
-                      "'/b'\\\\''a\\$s,e(1)/')]\"");
-    free(text);
-}
-
-/* Write text, then (with rt) the generated fragment, then tail to a temp file. */
-static void write_temp(char *path, const char *text, const struct route_table *rt,
-                       const struct sluice_config *cfg, const char *tail)
-{
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    FILE *f = fdopen(fd, "w");
-    assert_non_null(f);
-    if (text)
-        fputs(text, f);
-    if (rt)
-        route_table_print_haproxy(rt, cfg, f);
-    if (tail)
-        fputs(tail, f);
-    fclose(f);
-}
-
-/* `haproxy -c` on the given files; fails on any alert, and on any warning
- * except "could not resolve" (tests may run without DNS). */
-static void haproxy_check(const char *files)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "haproxy -c %s 2>&1", files);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char line[1024];
-    bool bad = false;
-    while (fgets(line, sizeof(line), p)) {
-        if (strstr(line, "ALERT") ||
-            (strstr(line, "WARNING") && !strstr(line, "could not resolve address")))
-            bad = true;
-        if (bad)
-            fputs(line, stderr);
-    }
-    int rc = pclose(p);
-    if (bad || rc != 0)
-        fail_msg("haproxy -c %s failed (status %d)", files, rc);
-}
-
-/*
- * The fragment as deployed: loaded first (its setenv lines must precede the
- * frontend that uses them), then a config with defaults and a frontend that
- * routes with map_beg on the same map. Also the other way round, after a
- * defaults section, as a standalone check.
- */
-static void test_haproxy_config_check(void **state)
-{
-    (void)state;
-    if (system("command -v haproxy >/dev/null 2>&1") != 0)
-        skip();
-    struct sluice_config cfg;
-    struct route_table rt;
-    config_defaults(&cfg);
-    assert_int_equal(config_set(&cfg, "origin_generic", "http://[::1]:9/g", err, sizeof(err)),
-                     0);
-    assert_int_equal(config_set(&cfg, "origin_odd", "http://127.0.0.1:9/b'a$s,e", err,
-                                sizeof(err)),
-                     0);
-    char map[1024];
-    snprintf(map, sizeof(map), "%s/o.d+d(x)$y,z'q/ odd\n/short short\n", shipped_map);
-    assert_int_equal(config_set(&cfg, "origin_short", "https://127.0.0.1", err, sizeof(err)),
-                     0);
-    char map_path[] = "/tmp/sluice-test-hmap-XXXXXX";
-    write_temp(map_path, map, NULL, NULL, NULL);
-    assert_int_equal(route_table_load(&rt, map_path, &cfg, err, sizeof(err)), 0);
-
-    static const char defaults[] = "defaults\n    mode http\n    timeout connect 5s\n"
-                                   "    timeout client 30s\n    timeout server 30s\n";
-    char frontend[256], rest[512];
-    snprintf(frontend, sizeof(frontend),
-             "\nfrontend edge\n    bind \"$SLUICE_LISTEN\"\n"
-             "    use_backend be_origin_%%[path,map_beg(%s)]\n",
-             map_path);
-    snprintf(rest, sizeof(rest), "%s%s", defaults, frontend);
-
-    char frag_path[] = "/tmp/sluice-test-hfrag-XXXXXX";
-    char rest_path[] = "/tmp/sluice-test-hrest-XXXXXX";
-    char both_path[] = "/tmp/sluice-test-hboth-XXXXXX";
-    write_temp(frag_path, NULL, &rt, &cfg, NULL);
-    write_temp(rest_path, rest, NULL, NULL, NULL);
-    write_temp(both_path, defaults, &rt, &cfg, frontend);
-
-    char files[256];
-    snprintf(files, sizeof(files), "-f %s -f %s", frag_path, rest_path);
-    haproxy_check(files);
-    snprintf(files, sizeof(files), "-f %s", both_path);
-    haproxy_check(files);
-
-    unlink(map_path);
-    unlink(frag_path);
-    unlink(rest_path);
-    unlink(both_path);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -644,11 +460,8 @@ int main(void)
         cmocka_unit_test(test_map_too_many),
         cmocka_unit_test(test_map_origins_attach),
         cmocka_unit_test(test_map_load_file),
-        cmocka_unit_test(test_haproxy_shipped),
-        cmocka_unit_test(test_haproxy_unix_addresses),
-        cmocka_unit_test(test_haproxy_literals_and_ports),
-        cmocka_unit_test(test_haproxy_escaping),
-        cmocka_unit_test(test_haproxy_config_check),
+        cmocka_unit_test(test_redirect_hosts),
+        cmocka_unit_test(test_origin_url_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

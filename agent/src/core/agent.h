@@ -22,8 +22,10 @@
 struct fill;
 
 #define FILL_TABLE_BUCKETS 4096
+#define AGENT_MAGIC 0x534c4147u   /* "SLAG": checked where a void * becomes an agent */
 
 struct agent {
+    unsigned magic;
     struct ev_loop *loop;
     struct sluice_config cfg;
     struct route_table routes;

@@ -21,11 +21,24 @@
 #define SL_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define SL_UNUSED(x) ((void)(x))
 
+/* A string literal and its length, as two arguments: f(SL_LIT("ok\n")).
+ * Only for literals (sizeof of a pointer would be wrong); never count by hand. */
+#define SL_LIT(s) ("" s ""), (sizeof(s) - 1)
+
 void sl_assert_fail(const char *expr, const char *file, int line, const char *func)
     __attribute__((noreturn));
 
 #define SL_ASSERT(e) \
     ((e) ? (void)0 : sl_assert_fail(#e, __FILE__, __LINE__, __func__))
+
+/*
+ * Objects reached through a void * or a pointer to their embedded base
+ * (struct http_response, worker job arguments, callback contexts) carry a
+ * `magic` field set when they are made and cleared when they are freed;
+ * every such cast checks it (as Varnish's CHECK_OBJ does), so a stale or
+ * mistaken pointer stops the agent instead of serving the wrong bytes.
+ */
+#define SL_CHECK_OBJ(p, m) SL_ASSERT((p) != NULL && (p)->magic == (m))
 
 /* Allocation that cannot fail: the agent treats out-of-memory as fatal. */
 void *sl_malloc(size_t n);

@@ -7,9 +7,9 @@
  * environment overrides, config_print and the markdown reference all walk the
  * table, so adding a setting is adding a row.
  *
- * Origins are the exception: their set is open (one `origin_<route>` per route
- * of the map), so they live in cfg->origins[] and have their own small table
- * of well-known defaults.
+ * Origins are the exception: their set is open (one `origin_<route>` and one
+ * `origin_<route>_redirect_hosts` per route of the map), so they live in
+ * cfg->origins[], with their defaults from the ecosystem table (eco/eco.h).
  *
  * Invariants:
  *  - a value is stored only after it parsed and passed its bounds, so a failed
@@ -32,10 +32,12 @@
 #include "core/common.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "eco/eco.h"
 #include "route/route.h"
 
 #define ENV_PREFIX "SLUICE_"
 #define ORIGIN_PREFIX "origin_"
+#define REDIRECT_HOSTS_SUFFIX "_redirect_hosts"
 #define ROUTE_PREFIX "route_"
 #define CONFIG_FILE_MAX (1024 * 1024) /* a config file is small; refuse junk */
 
@@ -131,20 +133,6 @@ static const struct setting settings[] = {
       "One of debug, info, warn, error.", false },
 };
 
-/* Well-known routes and their public origins; "" = no default (off). */
-static const struct {
-    const char *route;
-    const char *url;
-} origin_defaults[] = {
-    { "npm", "https://registry.npmjs.org" },
-    { "pypi", "https://pypi.org" },
-    { "pypi_files", "https://files.pythonhosted.org" },
-    { "cargo_index", "https://index.crates.io" },
-    { "cargo_dl", "https://static.crates.io" },
-    { "maven", "https://repo.maven.apache.org/maven2" },
-    { "go", "https://proxy.golang.org" },
-    { "generic", "" },
-};
 
 /* ------------------------------------------------------------ error text */
 
@@ -370,16 +358,9 @@ static const char *check_log_level(const char *value)
 
 /* ------------------------------------------------------------- origins */
 
-/* Route names: [a-z0-9_]+, short enough for struct config_origin. */
 static bool route_name_ok(const char *name)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n >= CONFIG_ROUTE_NAME_MAX)
-        return false;
-    for (const char *p = name; *p; p++)
-        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_'))
-            return false;
-    return true;
+    return route_name_valid(name, strlen(name));
 }
 
 static struct config_origin *find_origin(struct sluice_config *cfg, const char *route)
@@ -390,14 +371,31 @@ static struct config_origin *find_origin(struct sluice_config *cfg, const char *
     return NULL;
 }
 
-static int set_origin(struct sluice_config *cfg, const char *route, const char *url,
-                      char *err, size_t errlen)
+/* The entry of `route`, made (with no URL: off) when it has none yet. */
+static struct config_origin *origin_entry(struct sluice_config *cfg, const char *route, char *err,
+                                          size_t errlen)
 {
     if (!route_name_ok(route)) {
         sl_set_err(err, errlen, "bad route name '%s' (want [a-z0-9_], at most %d characters)",
                 route, CONFIG_ROUTE_NAME_MAX - 1);
-        return -1;
+        return NULL;
     }
+    struct config_origin *o = find_origin(cfg, route);
+    if (o)
+        return o;
+    if (cfg->n_origins >= CONFIG_MAX_ORIGINS) {
+        sl_set_err(err, errlen, "too many origins (max %d)", CONFIG_MAX_ORIGINS);
+        return NULL;
+    }
+    o = &cfg->origins[cfg->n_origins++];
+    memset(o, 0, sizeof(*o));
+    sl_strlcpy(o->route, route, sizeof(o->route));
+    return o;
+}
+
+static int set_origin(struct sluice_config *cfg, const char *route, const char *url,
+                      char *err, size_t errlen)
+{
     if (strlen(url) >= CONFIG_URL_MAX) {
         sl_set_err(err, errlen, "URL too long (max %d bytes)", CONFIG_URL_MAX - 1);
         return -1;
@@ -410,17 +408,48 @@ static int set_origin(struct sluice_config *cfg, const char *route, const char *
             return -1;
         }
     }
-    struct config_origin *o = find_origin(cfg, route);
-    if (!o) {
-        if (cfg->n_origins >= CONFIG_MAX_ORIGINS) {
-            sl_set_err(err, errlen, "too many origins (max %d)", CONFIG_MAX_ORIGINS);
-            return -1;
-        }
-        o = &cfg->origins[cfg->n_origins++];
-        sl_strlcpy(o->route, route, sizeof(o->route));
-    }
+    struct config_origin *o = origin_entry(cfg, route, err, errlen);
+    if (!o)
+        return -1;
     sl_strlcpy(o->url, url, sizeof(o->url));
     return 0;
+}
+
+static int set_redirect_hosts(struct sluice_config *cfg, const char *route, const char *hosts,
+                              char *err, size_t errlen)
+{
+    struct route_host parsed[ROUTE_REDIRECT_HOSTS_MAX];
+    int n;
+    if (strlen(hosts) >= CONFIG_URL_MAX) {
+        sl_set_err(err, errlen, "list too long (max %d bytes)", CONFIG_URL_MAX - 1);
+        return -1;
+    }
+    if (route_hosts_parse(hosts, parsed, ROUTE_REDIRECT_HOSTS_MAX, &n, err, errlen) != 0)
+        return -1;
+    struct config_origin *o = origin_entry(cfg, route, err, errlen);
+    if (!o)
+        return -1;
+    sl_strlcpy(o->redirect_hosts, hosts, sizeof(o->redirect_hosts));
+    o->redirect_hosts_set = true;
+    return 0;
+}
+
+/* "origin_<route>" or "origin_<route>_redirect_hosts" (name without the
+ * "origin_" prefix): which one, and the route. */
+static int set_origin_setting(struct sluice_config *cfg, const char *name, const char *value,
+                              char *err, size_t errlen)
+{
+    size_t n = strlen(name), slen = strlen(REDIRECT_HOSTS_SUFFIX);
+    if (n <= slen || strcmp(name + n - slen, REDIRECT_HOSTS_SUFFIX) != 0)
+        return set_origin(cfg, name, value, err, errlen);
+    char route[CONFIG_ROUTE_NAME_MAX];
+    if (n - slen >= sizeof(route)) {
+        sl_set_err(err, errlen, "bad route name (at most %d characters)", CONFIG_ROUTE_NAME_MAX - 1);
+        return -1;
+    }
+    memcpy(route, name, n - slen);
+    route[n - slen] = '\0';
+    return set_redirect_hosts(cfg, route, value, err, errlen);
 }
 
 const char *config_origin(const struct sluice_config *cfg, const char *route)
@@ -429,6 +458,15 @@ const char *config_origin(const struct sluice_config *cfg, const char *route)
     for (int i = 0; i < cfg->n_origins; i++)
         if (strcmp(cfg->origins[i].route, route) == 0)
             return cfg->origins[i].url[0] ? cfg->origins[i].url : NULL;
+    return NULL;
+}
+
+const char *config_origin_redirect_hosts(const struct sluice_config *cfg, const char *route)
+{
+    SL_ASSERT(cfg && route);
+    for (int i = 0; i < cfg->n_origins; i++)
+        if (strcmp(cfg->origins[i].route, route) == 0)
+            return cfg->origins[i].redirect_hosts_set ? cfg->origins[i].redirect_hosts : NULL;
     return NULL;
 }
 
@@ -600,7 +638,7 @@ static int set_by_name(struct sluice_config *cfg, const char *name, const char *
     if (s)
         return apply_setting(cfg, s, value, err, errlen);
     if (strncmp(name, ORIGIN_PREFIX, strlen(ORIGIN_PREFIX)) == 0)
-        return set_origin(cfg, name + strlen(ORIGIN_PREFIX), value, err, errlen);
+        return set_origin_setting(cfg, name + strlen(ORIGIN_PREFIX), value, err, errlen);
     if (strncmp(name, ROUTE_PREFIX, strlen(ROUTE_PREFIX)) == 0)
         return set_route_override(cfg, name, value, err, errlen);
     sl_set_err(err, errlen, "unknown setting");
@@ -626,9 +664,9 @@ void config_defaults(struct sluice_config *cfg)
         int rc = apply_setting(cfg, &settings[i], settings[i].def, err, sizeof(err));
         SL_ASSERT(rc == 0);
     }
-    for (size_t i = 0; i < SL_ARRAY_LEN(origin_defaults); i++) {
-        int rc = set_origin(cfg, origin_defaults[i].route, origin_defaults[i].url, err,
-                            sizeof(err));
+    for (size_t i = 0; i < eco_count(); i++) {
+        const struct eco *e = eco_at(i);
+        int rc = set_origin(cfg, e->name, e->default_origin ? e->default_origin : "", err, sizeof(err));
         SL_ASSERT(rc == 0);
     }
 }
@@ -892,9 +930,14 @@ void config_print(const struct sluice_config *cfg, FILE *out)
         print_value_line(out, settings[i].name, value);
     }
     for (int i = 0; i < cfg->n_origins; i++) {
-        char name[sizeof(ORIGIN_PREFIX) + CONFIG_ROUTE_NAME_MAX];
-        snprintf(name, sizeof(name), ORIGIN_PREFIX "%s", cfg->origins[i].route);
-        print_value_line(out, name, cfg->origins[i].url);
+        const struct config_origin *o = &cfg->origins[i];
+        char name[sizeof(ORIGIN_PREFIX) + CONFIG_ROUTE_NAME_MAX + sizeof(REDIRECT_HOSTS_SUFFIX)];
+        snprintf(name, sizeof(name), ORIGIN_PREFIX "%s", o->route);
+        print_value_line(out, name, o->url);
+        if (o->redirect_hosts_set) {
+            snprintf(name, sizeof(name), ORIGIN_PREFIX "%s" REDIRECT_HOSTS_SUFFIX, o->route);
+            print_value_line(out, name, o->redirect_hosts);
+        }
     }
     struct sluice_config *scratch = sl_calloc(1, sizeof(*scratch));
     for (int i = 0; i < cfg->n_overrides; i++) {
@@ -927,20 +970,24 @@ void config_print_markdown(FILE *out)
         print_env_name(out, s->name);
         fprintf(out, "` | `%s` | %s%s |\n", s->def, s->doc, s->per_route ? " Per route." : "");
     }
-    for (size_t i = 0; i < SL_ARRAY_LEN(origin_defaults); i++) {
+    for (size_t i = 0; i < eco_count(); i++) {
+        const struct eco *e = eco_at(i);
         char name[sizeof(ORIGIN_PREFIX) + CONFIG_ROUTE_NAME_MAX];
-        snprintf(name, sizeof(name), ORIGIN_PREFIX "%s", origin_defaults[i].route);
+        snprintf(name, sizeof(name), ORIGIN_PREFIX "%s", e->name);
         fprintf(out, "| `%s` | `", name);
         print_env_name(out, name);
-        if (origin_defaults[i].url[0])
+        if (e->default_origin)
             fprintf(out, "` | `%s` | Origin URL of the `%s` route (empty = route off). |\n",
-                    origin_defaults[i].url, origin_defaults[i].route);
+                    e->default_origin, e->name);
         else
-            fprintf(out, "` | (off) | Origin URL of the `%s` route; off until set. |\n",
-                    origin_defaults[i].route);
+            fprintf(out, "` | (off) | Origin URL of the `%s` route; off until set. |\n", e->name);
     }
     fputs("| `origin_<route>` | `SLUICE_ORIGIN_<ROUTE>` | (off) | Origin URL of any other route "
           "of the map (`http://` or `https://` host, optional port and base path). |\n", out);
+    fputs("| `origin_<route>_redirect_hosts` | `SLUICE_ORIGIN_<ROUTE>_REDIRECT_HOSTS` | (none) | Hosts "
+          "(`name[:port]`, comma separated) the route's origin may redirect to, besides itself, e.g. a "
+          "registry's CDN. Redirects elsewhere, over more than 5 hops, from https to http, or to a loopback, "
+          "link-local or private address (unless the origin is one) are refused with a 502. |\n", out);
     fputs("| `route_<route>_<setting>` | `SLUICE_ROUTE_<ROUTE>_<SETTING>` | (global value) | Override of a "
           "setting marked *Per route* for one route, e.g. `route_go_origin_queue_timeout = 2m`. |\n", out);
 }

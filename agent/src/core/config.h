@@ -23,8 +23,10 @@
  * Origins: one setting per route, `origin_<route>` (SLUICE_ORIGIN_<ROUTE>).
  * Routes come from the route map (route.h), so the set of origin settings is
  * open: any `origin_<name>` is accepted in the file or environment. The
- * well-known routes have defaults (the public registries); the generic route
- * has none and stays off until set. An empty value turns a route off.
+ * ecosystems' routes have defaults (the public registries, eco/eco.h); the
+ * generic route has none and stays off until set. An empty value turns a
+ * route off. `origin_<route>_redirect_hosts` lists the hosts that origin may
+ * redirect to (default: the ecosystem's, usually none).
  */
 #ifndef SLUICE_CONFIG_H
 #define SLUICE_CONFIG_H
@@ -43,6 +45,8 @@
 struct config_origin {
     char route[CONFIG_ROUTE_NAME_MAX]; /* e.g. "npm", "pypi_files" */
     char url[CONFIG_URL_MAX];          /* "" = route off */
+    char redirect_hosts[CONFIG_URL_MAX];
+    bool redirect_hosts_set;           /* false: the ecosystem's default */
 };
 
 #define CONFIG_MAX_OVERRIDES 128
@@ -140,6 +144,9 @@ int64_t config_route_int(const struct sluice_config *cfg, const char *setting, c
 
 /* Origin URL for a route, or NULL when the route has none (off). */
 const char *config_origin(const struct sluice_config *cfg, const char *route);
+
+/* origin_<route>_redirect_hosts as set, or NULL when it was not set. */
+const char *config_origin_redirect_hosts(const struct sluice_config *cfg, const char *route);
 
 /* Write every setting as `name = value` lines (the effective config). */
 void config_print(const struct sluice_config *cfg, FILE *out);

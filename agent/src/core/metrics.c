@@ -85,7 +85,7 @@ static int count_open_fds(void)
     return n - 1;   /* the directory's own fd */
 }
 
-const char *const verdict_names[VERDICT_KINDS] = { "hit", "fill", "pass", "busy", "inline" };
+const char *const verdict_names[VERDICT_KINDS] = { "hit", "fill", "pass", "busy", "inline", "reject" };
 
 static void render_verdicts(struct out *o, const struct metrics *m)
 {
@@ -138,6 +138,11 @@ static void render_origin(struct out *o, const struct origin_stats *s)
     for (int i = ORIGIN_ERR_CONNECT; i <= ORIGIN_ERR_OTHER; i++)
         emit(o, "sluice_origin_errors_total{kind=\"%s\"} %llu\n", origin_result_name((enum origin_result)i),
              (unsigned long long)s->errors[i]);
+    emit(o, "# HELP sluice_origin_redirects_total Origin redirects, followed or refused (by why).\n"
+            "# TYPE sluice_origin_redirects_total counter\n");
+    for (int i = 0; i < REDIRECT_VERDICTS; i++)
+        emit(o, "sluice_origin_redirects_total{outcome=\"%s\"} %llu\n",
+             redirect_verdict_name((enum redirect_verdict)i), (unsigned long long)s->redirects[i]);
 }
 
 char *metrics_render(struct agent *a, size_t *len)

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum verdict_kind { VERDICT_HIT, VERDICT_FILL, VERDICT_PASS, VERDICT_BUSY, VERDICT_INLINE, VERDICT_KINDS };
+enum verdict_kind { VERDICT_HIT, VERDICT_FILL, VERDICT_PASS, VERDICT_BUSY, VERDICT_INLINE, VERDICT_REJECT, VERDICT_KINDS };
 
 /* Label values of enum verdict_kind; also the verdict strings sent to HAProxy. */
 extern const char *const verdict_names[VERDICT_KINDS];

@@ -89,6 +89,7 @@ struct fill {
     int retry_after;             /* FILL_HEAD_BUSY: seconds */
     bool origin_done;
     enum origin_result origin_result;
+    char origin_detail[160];     /* why the origin transfer failed, for the client */
     enum fill_head_state head;
     struct obj_meta meta;
     int64_t content_length;
@@ -716,7 +717,7 @@ static void on_origin_headers(void *ctx, int status, const struct origin_headers
     build_meta(f, status, h);
     f->content_length = h->content_length;
     f->head = FILL_HEAD_READY;
-    bool cacheable = status == 200 && f->route->policy == ROUTE_IMMUTABLE &&
+    bool cacheable = status == 200 &&
                      (h->content_length < 0 || (uint64_t)h->content_length <= a->cfg.object_max_size);
     if (cacheable) {
         f->wstate = W_OPENING;
@@ -782,6 +783,7 @@ static void on_origin_done(void *ctx, enum origin_result res, const char *detail
     release_slot(f);
     f->origin_done = true;
     f->origin_result = res;
+    sl_strlcpy(f->origin_detail, detail ? detail : "", sizeof(f->origin_detail));
     if (f->head == FILL_HEAD_WAIT && res != ORIGIN_OK)
         f->head = FILL_HEAD_FAILED;
     if (!body_complete(f)) {
@@ -810,27 +812,11 @@ static const struct origin_callbacks fill_origin_cb = {
 
 /* ---------------------------------------------------------------- API */
 
-int fill_origin_url(const struct route *route, const char *rest, size_t rest_len,
-                    const char *query, size_t query_len, char *out, size_t outlen)
-{
-    const struct origin_url *u = &route->url;
-    bool default_port = u->port == (u->tls ? 443 : 80);
-    bool v6 = strchr(u->host, ':') != NULL;
-    int n = snprintf(out, outlen, "%s://%s%s%s", u->tls ? "https" : "http", v6 ? "[" : "", u->host, v6 ? "]" : "");
-    if (!default_port && n > 0 && (size_t)n < outlen)
-        n += snprintf(out + n, outlen - (size_t)n, ":%d", u->port);
-    if (n > 0 && (size_t)n < outlen)
-        n += snprintf(out + n, outlen - (size_t)n, "%s/%.*s", u->base_path, (int)rest_len, rest);
-    if (query && query_len && n > 0 && (size_t)n < outlen)
-        n += snprintf(out + n, outlen - (size_t)n, "?%.*s", (int)query_len, query);
-    return (n > 0 && (size_t)n < outlen) ? 0 : -1;
-}
-
 static void start_transfer(struct fill *f)
 {
     f->has_slot = true;
     f->slot_start_ms = sl_now_ms();
-    f->xfer = origin_fetch(f->a->origins, f->url, &fill_origin_cb, f);
+    f->xfer = origin_fetch(f->a->origins, f->route, f->url, &fill_origin_cb, f);
 }
 
 static void on_slot_granted(void *ctx)
@@ -939,6 +925,13 @@ const struct obj_meta *fill_meta(const struct fill *f)
 {
     SL_ASSERT(f->head == FILL_HEAD_READY);
     return &f->meta;
+}
+
+enum origin_result fill_failure(const struct fill *f, const char **detail)
+{
+    SL_ASSERT(f->head == FILL_HEAD_FAILED);
+    *detail = f->origin_detail;
+    return f->origin_result;
 }
 
 int fill_retry_after(const struct fill *f)

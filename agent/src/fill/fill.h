@@ -38,6 +38,7 @@
 
 #include "core/agent.h"
 #include "http/http_server.h"
+#include "origin/origin.h"
 #include "store/objfile.h"
 
 struct fill;
@@ -83,6 +84,8 @@ enum fill_head_state fill_head_state(const struct fill *f);
 const struct obj_meta *fill_meta(const struct fill *f);
 int64_t fill_content_length(const struct fill *f);   /* -1 when unknown */
 int fill_retry_after(const struct fill *f);          /* FILL_HEAD_BUSY */
+/* FILL_HEAD_FAILED: why, with the origin's detail (valid while attached). */
+enum origin_result fill_failure(const struct fill *f, const char **detail);
 bool fill_is_storing(const struct fill *f);            /* writer attached */
 
 /* Next piece for a reader (see http_server.h for the result meanings). */
@@ -91,9 +94,5 @@ void fill_consumed(struct fill_reader *r, size_t n);
 
 /* Shutdown: abort every fill (transfers closed, temp files removed). */
 void fill_abort_all(struct agent *a);
-
-/* URL of the origin object for a route and the path after its prefix. */
-int fill_origin_url(const struct route *route, const char *rest, size_t rest_len,
-                    const char *query, size_t query_len, char *out, size_t outlen);
 
 #endif

@@ -129,6 +129,11 @@ static void schedule_write(struct http_conn *c)
 
 /* ------------------------------------------------------------------ utils */
 
+bool http_request_path_is(const struct http_request *req, const char *p)
+{
+    return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
+}
+
 const char *http_status_text(int status)
 {
     switch (status) {
@@ -352,22 +357,47 @@ static const http_parser_settings parser_settings = {
     .on_message_complete = on_message_complete,
 };
 
-/* Split the request target into path and query (origin-form only). */
+/*
+ * The path of an absolute-form target ("http://host/p?q", which HAProxy
+ * passes on as the client sent it): where it starts in url, or NULL when
+ * the target is not an http(s) URL with a host and a path. The host is
+ * not ours to judge (HAProxy routed the request here); only the path and
+ * query name the object.
+ */
+static const char *absolute_form_path(const char *url, size_t len)
+{
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(url, len, 0, &u) != 0 || !(u.field_set & (1 << UF_HOST)) ||
+        !(u.field_set & (1 << UF_PATH)) || (u.field_set & (1 << UF_USERINFO)))
+        return NULL;
+    size_t slen = u.field_data[UF_SCHEMA].len;
+    const char *scheme = url + u.field_data[UF_SCHEMA].off;
+    if (!((slen == 4 && strncasecmp(scheme, "http", 4) == 0) || (slen == 5 && strncasecmp(scheme, "https", 5) == 0)))
+        return NULL;
+    return url + u.field_data[UF_PATH].off;
+}
+
+/* Split the request target (origin-form "/p?q", or absolute-form) into
+ * path and query. */
 static bool fill_request(struct http_conn *c)
 {
     struct http_request *r = &c->req;
     c->url[c->url_len] = '\0';
-    if (c->url_len == 0 || c->url[0] != '/')
+    const char *target = c->url;
+    if (c->url_len > 0 && c->url[0] != '/')
+        target = absolute_form_path(c->url, c->url_len);
+    if (!target || target[0] != '/')
         return false;
-    char *q = memchr(c->url, '?', c->url_len);
-    char *hash = memchr(c->url, '#', c->url_len);
-    if (hash)
+    size_t target_len = c->url_len - (size_t)(target - c->url);
+    const char *q = memchr(target, '?', target_len);
+    if (memchr(target, '#', target_len))
         return false;
-    r->path = c->url;
-    r->path_len = q ? (size_t)(q - c->url) : c->url_len;
+    r->path = target;
+    r->path_len = q ? (size_t)(q - target) : target_len;
     if (q) {
         r->query = q + 1;
-        r->query_len = c->url_len - r->path_len - 1;
+        r->query_len = target_len - r->path_len - 1;
     }
     r->method = c->parser.method == HTTP_GET ? HTTP_M_GET : HTTP_M_HEAD;
     r->method_name = http_method_str(c->parser.method);

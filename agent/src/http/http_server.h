@@ -100,6 +100,9 @@ struct http_response {
     void (*finish)(struct http_response *r, bool completed);
 };
 
+/* Is the request's path exactly `p`? */
+bool http_request_path_is(const struct http_request *req, const char *p);
+
 typedef void (*http_handler_fn)(void *ctx, struct http_conn *c, const struct http_request *req);
 
 struct http_server_stats {

@@ -248,6 +248,18 @@ void httpx_format_date(time_t t, char *out, size_t outlen)
     SL_ASSERT(p - out == 29);
 }
 
+const char *httpx_date_now(void)
+{
+    static time_t formatted_at = -1;
+    static char date[40];
+    time_t now = time(NULL);
+    if (now != formatted_at) {
+        httpx_format_date(now, date, sizeof(date));
+        formatted_at = now;
+    }
+    return date;
+}
+
 /* A cursor over the date text; every reader fails rather than overrun. */
 struct cursor {
     const char *p;

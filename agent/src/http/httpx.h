@@ -34,6 +34,11 @@ enum range_result httpx_parse_range(const char *value, size_t len, uint64_t size
 /* Format an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"); out >= 30 bytes. */
 void httpx_format_date(time_t t, char *out, size_t outlen);
 
+/* The current time as an IMF-fixdate, formatted at most once per second:
+ * the Date header of every response. Loop thread only (static storage,
+ * valid until the next call). */
+const char *httpx_date_now(void);
+
 /* Parse an HTTP date (IMF-fixdate; also RFC 850 and asctime forms).
  * Returns 0 and sets *out, or -1. */
 int httpx_parse_date(const char *s, size_t len, time_t *out);

@@ -7,6 +7,12 @@
  * transfer, resuming one, aborting one - is queued on the client and carried
  * out by a zero-delay "kick" timer, outside libcurl. Completion (on_done) is
  * reported from check_done, which also runs outside libcurl.
+ *
+ * Redirects are followed here, not by libcurl: the response of a 3xx with
+ * a Location is read and dropped, the target is checked by the route's
+ * policy (redirect.h), and the same easy handle is started again on the new
+ * URL from check_done. The address of every connection after a redirect
+ * is checked before the request is sent (CURLOPT_PREREQFUNCTION).
  */
 #include "origin/origin.h"
 
@@ -27,6 +33,12 @@ struct origin_xfer {
     int status;
     bool headers_done;
     bool saw_location;
+    const struct route *route;   /* whose redirect policy applies */
+    char *url;                   /* the URL being fetched now */
+    char *location;              /* Location of the 3xx being dropped, or NULL */
+    int hop;                     /* redirects followed so far */
+    int origin_private;          /* the first hop's address was non-public: -1 unknown, 0, 1 */
+    enum redirect_verdict refused;   /* set by prereq_cb when it stops a hop */
     bool aborted;        /* no more user callbacks */
     bool in_multi;
     bool paused;
@@ -60,7 +72,7 @@ static void check_done(struct origin_client *oc);
 
 const char *origin_result_name(enum origin_result r)
 {
-    static const char *const names[] = { "ok", "connect", "stall", "truncated", "protocol", "other" };
+    static const char *const names[] = { "ok", "connect", "stall", "truncated", "protocol", "redirect", "other" };
     return (unsigned)r < SL_ARRAY_LEN(names) ? names[r] : "other";
 }
 
@@ -172,6 +184,8 @@ static void xfer_free(struct origin_xfer *x)
     }
     curl_easy_cleanup(x->easy);
     free_headers(&x->hdrs);
+    free(x->url);
+    free(x->location);
     free(x);
 }
 
@@ -222,6 +236,15 @@ static void add_header(struct origin_xfer *x, const char *line, size_t len)
     }
 }
 
+static void remember_location(struct origin_xfer *x)
+{
+    free(x->location);
+    x->location = NULL;
+    for (int i = 0; i < x->hdrs.n && !x->location; i++)
+        if (strcasecmp(x->hdrs.h[i].name, "location") == 0)
+            x->location = sl_strdup(x->hdrs.h[i].value);
+}
+
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 {
     struct origin_xfer *x = userdata;
@@ -245,9 +268,14 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
         add_header(x, buf, l);
         return len;
     }
-    /* End of a header block: interim, redirect being followed, or final. */
-    if (x->status < 200 || (x->status >= 300 && x->status < 400 && x->saw_location))
+    /* End of a header block: interim, a redirect (its body is dropped and
+     * check_done decides whether to follow it), or final. */
+    if (x->status < 200)
         return len;
+    if (x->status >= 300 && x->status < 400 && x->saw_location) {
+        remember_location(x);
+        return len;
+    }
     x->headers_done = true;
     x->cb.on_headers(x->ctx, x->status, &x->hdrs);
     return x->aborted ? 0 : len;
@@ -260,6 +288,8 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata)
     if (x->aborted)
         return 0;
     stall_touch(x);
+    if (x->location)
+        return len;   /* the body of a redirect: dropped */
     if (!x->headers_done) {
         /* A body without a final header block: treat what we have as final. */
         x->headers_done = true;
@@ -298,8 +328,9 @@ static enum origin_result map_result(const struct origin_xfer *x, CURLcode rc)
         return x->headers_done ? ORIGIN_ERR_TRUNCATED : ORIGIN_ERR_CONNECT;
     case CURLE_WEIRD_SERVER_REPLY:
     case CURLE_BAD_CONTENT_ENCODING:
-    case CURLE_TOO_MANY_REDIRECTS:
         return ORIGIN_ERR_PROTOCOL;
+    case CURLE_ABORTED_BY_CALLBACK:
+        return x->refused != REDIRECT_FOLLOW ? ORIGIN_ERR_REDIRECT : ORIGIN_ERR_OTHER;
     default:
         return ORIGIN_ERR_OTHER;
     }
@@ -321,6 +352,38 @@ static void finish_xfer(struct origin_xfer *x, enum origin_result res, const cha
         cb.on_done(ctx, res, msg);
 }
 
+/*
+ * A redirect's response is complete: follow it with the same easy handle,
+ * or end the transfer when the route's policy refuses it. Runs outside
+ * libcurl's callbacks (check_done), where removing and re-adding a handle
+ * is allowed.
+ */
+static void follow_redirect(struct origin_xfer *x)
+{
+    struct origin_client *oc = x->oc;
+    char next[CONFIG_URL_MAX * 2];
+    enum redirect_verdict v = redirect_check(x->route, x->url, x->location, x->hop + 1, next, sizeof(next));
+    if (v != REDIRECT_FOLLOW) {
+        oc->stats.redirects[v]++;
+        log_warn("origin: refusing redirect from %s to %s: %s", x->url, x->location, next);
+        finish_xfer(x, ORIGIN_ERR_REDIRECT, next);
+        return;
+    }
+    log_debug("origin: following redirect %s -> %s", x->url, next);
+    curl_multi_remove_handle(oc->multi, x->easy);
+    x->hop++;
+    free(x->url);
+    x->url = sl_strdup(next);
+    free(x->location);
+    x->location = NULL;
+    free_headers(&x->hdrs);
+    x->status = 0;
+    x->saw_location = false;
+    curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
+    stall_touch(x);
+    curl_multi_add_handle(oc->multi, x->easy);
+}
+
 static void check_done(struct origin_client *oc)
 {
     CURLMsg *m;
@@ -334,7 +397,16 @@ static void check_done(struct origin_client *oc)
         if (x->remove_pending)
             continue;   /* aborted; the kick frees it */
         CURLcode rc = m->data.result;
+        if (rc == CURLE_OK && x->location && !x->aborted) {
+            follow_redirect(x);
+            continue;
+        }
         enum origin_result res = map_result(x, rc);
+        if (res == ORIGIN_ERR_REDIRECT) {
+            x->oc->stats.redirects[x->refused]++;
+            finish_xfer(x, res, "redirect to a non-public address the origin is not at");
+            continue;
+        }
         if (res == ORIGIN_OK && !x->headers_done && !x->aborted) {
             x->headers_done = true;
             x->cb.on_headers(x->ctx, x->status, &x->hdrs);
@@ -385,11 +457,41 @@ static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
     check_done(oc);
 }
 
-struct origin_xfer *origin_fetch(struct origin_client *oc, const char *url,
+/*
+ * Every request's connection, new or reused, just before it is sent: the
+ * first hop tells whether the origin is at a non-public address; after a
+ * redirect, a non-public address is refused unless the origin is at one.
+ */
+static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    SL_UNUSED(local_ip);
+    SL_UNUSED(primary_port);
+    SL_UNUSED(local_port);
+    struct origin_xfer *x = clientp;
+    bool private_ip = redirect_address_private(primary_ip);
+    if (x->hop == 0) {
+        x->origin_private = private_ip;
+        return CURL_PREREQFUNC_OK;
+    }
+    if (private_ip && x->origin_private != 1) {
+        log_warn("origin: refusing redirect to %s (%s): a non-public address, the origin is not at one",
+                 x->url, primary_ip);
+        x->refused = REDIRECT_REFUSE_ADDRESS;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    x->oc->stats.redirects[REDIRECT_FOLLOW]++;
+    return CURL_PREREQFUNC_OK;
+}
+
+struct origin_xfer *origin_fetch(struct origin_client *oc, const struct route *route, const char *url,
                                  const struct origin_callbacks *cb, void *ctx)
 {
+    SL_ASSERT(route && url);
     struct origin_xfer *x = sl_calloc(1, sizeof(*x));
     x->oc = oc;
+    x->route = route;
+    x->url = sl_strdup(url);
+    x->origin_private = -1;
     x->cb = *cb;
     x->ctx = ctx;
     x->hdrs.content_length = -1;
@@ -405,10 +507,10 @@ struct origin_xfer *origin_fetch(struct origin_client *oc, const char *url,
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, oc->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);   /* follow_redirect decides */
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "sluice/0.1");
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);

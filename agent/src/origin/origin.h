@@ -6,7 +6,9 @@
  * libev watchers, so transfers never block the loop. A transfer reports:
  *
  *   on_headers(status, headers)  once, for the final response (redirects
- *                                are followed and never reported)
+ *                                the route's policy allows, redirect.h, are
+ *                                followed and never reported; one it refuses
+ *                                ends the transfer with ORIGIN_ERR_REDIRECT)
  *   on_data(bytes)               body bytes as they arrive; returning
  *                                ORIGIN_PAUSE keeps them at the origin side
  *                                (flow control) until origin_resume
@@ -27,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "origin/redirect.h"
+
 #define ORIGIN_PAUSE ((size_t)-1)
 #define ORIGIN_MAX_HEADERS 32
 
@@ -36,6 +40,7 @@ enum origin_result {
     ORIGIN_ERR_STALL,       /* nothing received for the stall window */
     ORIGIN_ERR_TRUNCATED,   /* body shorter than announced, or reset mid-body */
     ORIGIN_ERR_PROTOCOL,    /* malformed response */
+    ORIGIN_ERR_REDIRECT,    /* a redirect the route's policy refuses */
     ORIGIN_ERR_OTHER,
 };
 
@@ -64,6 +69,7 @@ struct origin_stats {
     uint64_t in_flight;
     uint64_t errors[ORIGIN_ERR_OTHER + 1];
     uint64_t bytes;
+    uint64_t redirects[REDIRECT_VERDICTS];   /* [REDIRECT_FOLLOW]: followed; others: refused, by why */
 };
 
 struct origin_client *origin_client_new(struct ev_loop *loop, int64_t connect_timeout_ms,
@@ -71,8 +77,9 @@ struct origin_client *origin_client_new(struct ev_loop *loop, int64_t connect_ti
 void origin_client_free(struct origin_client *oc);
 const struct origin_stats *origin_client_stats(const struct origin_client *oc);
 
-/* Start a GET of `url`. Never fails synchronously: errors arrive in on_done. */
-struct origin_xfer *origin_fetch(struct origin_client *oc, const char *url,
+/* Start a GET of `url` for `route` (whose redirect policy applies). Never
+ * fails synchronously: errors arrive in on_done. */
+struct origin_xfer *origin_fetch(struct origin_client *oc, const struct route *route, const char *url,
                                  const struct origin_callbacks *cb, void *ctx);
 void origin_abort(struct origin_xfer *x);
 void origin_resume(struct origin_xfer *x);

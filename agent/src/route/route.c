@@ -1,6 +1,7 @@
 /*
  * route.c - the route table: map file parsing, longest-prefix matching,
- * origin URL parsing, and the HAProxy backends generated from all three.
+ * origin URLs and redirect host lists (HAProxy's backends are generated
+ * from the table by haproxy_gen.c).
  *
  * The map file is read by HAProxy (map_beg) and by the agent, so this parser
  * accepts only what both read the same way: "<prefix> <route>" per line,
@@ -13,7 +14,8 @@
  *  - every route name is unique and matches [a-z0-9_]+ (it becomes part of a
  *    HAProxy backend name and of cache keys);
  *  - has_origin is true exactly when cfg has a non-empty origin_<route>, and
- *    then `url` is its parsed form.
+ *    then `url` is its parsed form;
+ *  - eco is the ecosystem of the route's name, or &eco_unknown.
  */
 #include "route/route.h"
 
@@ -27,7 +29,6 @@
 #include <arpa/inet.h>
 
 #include "core/common.h"
-#include "core/net.h"
 
 #define MAP_FILE_MAX (1024 * 1024)
 
@@ -213,9 +214,75 @@ int origin_url_parse(const char *url, struct origin_url *out, char *err, size_t 
     return slash ? parse_base_path(slash, strlen(slash), out, err, errlen) : 0;
 }
 
+bool origin_url_host_is_ipv6(const struct origin_url *u)
+{
+    return strchr(u->host, ':') != NULL;
+}
+
+bool origin_url_host_is_ip(const struct origin_url *u)
+{
+    struct in_addr a4;
+    return origin_url_host_is_ipv6(u) || inet_pton(AF_INET, u->host, &a4) == 1;
+}
+
+void origin_url_format_authority(const struct origin_url *u, char *out, size_t outlen)
+{
+    bool default_port = u->port == (u->tls ? 443 : 80);
+    const char *fmt = origin_url_host_is_ipv6(u) ? "[%s]" : "%s";
+    int n = snprintf(out, outlen, fmt, u->host);
+    if (!default_port && n > 0 && (size_t)n < outlen)
+        snprintf(out + n, outlen - (size_t)n, ":%d", u->port);
+}
+
+size_t origin_url_format_base(const struct origin_url *u, char *out, size_t outlen)
+{
+    char auth[sizeof(u->host) + 16];
+    origin_url_format_authority(u, auth, sizeof(auth));
+    int n = snprintf(out, outlen, "%s://%s%s", u->tls ? "https" : "http", auth, u->base_path);
+    return (n > 0 && (size_t)n < outlen) ? (size_t)n : 0;
+}
+
+/* ------------------------------------------------------ redirect hosts */
+
+static bool host_sep(char c)
+{
+    return c == ',' || isspace((unsigned char)c);
+}
+
+int route_hosts_parse(const char *list, struct route_host *out, int max, int *n, char *err,
+                      size_t errlen)
+{
+    SL_ASSERT(list && out && n);
+    *n = 0;
+    const char *p = list;
+    for (;;) {
+        while (*p && host_sep(*p))
+            p++;
+        if (!*p)
+            return 0;
+        size_t len = 0;
+        while (p[len] && !host_sep(p[len]))
+            len++;
+        if (*n >= max) {
+            sl_set_err(err, errlen, "too many hosts (max %d)", max);
+            return -1;
+        }
+        struct origin_url u = { .port = 0 };
+        char why[128];
+        if (memchr(p, '/', len) || parse_authority(p, len, &u, why, sizeof(why)) != 0) {
+            sl_set_err(err, errlen, "bad host '%.*s'%s%s", (int)SL_MIN(len, 200), p,
+                       memchr(p, '/', len) ? " (a host, not a URL)" : ": ", memchr(p, '/', len) ? "" : why);
+            return -1;
+        }
+        sl_strlcpy(out[*n].host, u.host, sizeof(out[*n].host));
+        out[(*n)++].port = u.port;
+        p += len;
+    }
+}
+
 /* ------------------------------------------------------------ map file */
 
-static bool route_name_ok(const char *s, size_t n)
+bool route_name_valid(const char *s, size_t n)
 {
     if (n == 0 || n >= CONFIG_ROUTE_NAME_MAX)
         return false;
@@ -223,13 +290,6 @@ static bool route_name_ok(const char *s, size_t n)
         if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '_')
             return false;
     return true;
-}
-
-static enum route_policy policy_for(const char *name)
-{
-    /* Only generic is safe to cache as immutable today; the ecosystems get
-     * their policies (metadata TTLs, digests) from their own issues. */
-    return strcmp(name, "generic") == 0 ? ROUTE_IMMUTABLE : ROUTE_PASS;
 }
 
 static const struct route *find_prefix(const struct route_table *rt, const char *prefix)
@@ -240,11 +300,12 @@ static const struct route *find_prefix(const struct route_table *rt, const char 
     return NULL;
 }
 
-/* Attach policy and origin to a freshly named route. */
+/* Attach ecosystem, origin and redirect hosts to a freshly named route. */
 static int attach_origin(struct route *r, const struct sluice_config *cfg, char *err,
                          size_t errlen)
 {
-    r->policy = policy_for(r->name);
+    const struct eco *eco = eco_find(r->name, strlen(r->name));
+    r->eco = eco ? eco : &eco_unknown;
     const char *url = cfg ? config_origin(cfg, r->name) : NULL;
     r->has_origin = url != NULL;
     if (!url)
@@ -255,6 +316,14 @@ static int attach_origin(struct route *r, const struct sluice_config *cfg, char 
         return -1;
     }
     sl_strlcpy(r->origin, url, sizeof(r->origin));
+    const char *hosts = config_origin_redirect_hosts(cfg, r->name);
+    if (!hosts)
+        hosts = r->eco->default_redirect_hosts ? r->eco->default_redirect_hosts : "";
+    if (route_hosts_parse(hosts, r->redirect_hosts, ROUTE_REDIRECT_HOSTS_MAX, &r->n_redirect_hosts, why,
+                          sizeof(why)) != 0) {
+        sl_set_err(err, errlen, "origin_%s_redirect_hosts: %s", r->name, why);
+        return -1;
+    }
     return 0;
 }
 
@@ -292,7 +361,7 @@ static int parse_map_line(struct route_table *rt, const char *line, size_t len,
         sl_set_err(err, errlen, "prefix too long (max %d bytes)", ROUTE_PREFIX_MAX - 1);
         return -1;
     }
-    if (!route_name_ok(name, nlen)) {
+    if (!route_name_valid(name, nlen)) {
         sl_set_err(err, errlen, "bad route name '%.*s' (want [a-z0-9_], at most %d characters)",
                 (int)SL_MIN(nlen, 200), name, CONFIG_ROUTE_NAME_MAX - 1);
         return -1;
@@ -426,162 +495,3 @@ const struct route *route_by_name(const struct route_table *rt, const char *name
     return NULL;
 }
 
-/* ------------------------------------------------- HAProxy generation */
-
-/*
- * HAProxy reads a converter argument through two layers: the config line
- * tokenizer (we are inside a double-quoted word: '\\', '\"' and '\$' are
- * escapes, "$NAME" expands) and the argument parser (we wrap the argument in
- * single quotes, inside which everything is literal; a quote itself is
- * written as '\'' outside them). Checked against haproxy 2.6 at runtime.
- */
-static void print_hap_arg(FILE *out, const char *s)
-{
-    fputc('\'', out);
-    for (; *s; s++) {
-        switch (*s) {
-        case '\\': fputs("\\\\", out); break;
-        case '"': fputs("\\\"", out); break;
-        case '$': fputs("\\$", out); break;
-        case '\'': fputs("'\\\\''", out); break;
-        default: fputc(*s, out);
-        }
-    }
-    fputc('\'', out);
-}
-
-/* "^<prefix>" with regex metacharacters escaped; a prefix without a
- * trailing '/' also eats the slash that follows it, so the rewritten path
- * never holds "//" after the base. */
-static void build_prefix_regex(const struct route *r, char *out, size_t outlen)
-{
-    size_t n = 0;
-    SL_ASSERT(outlen > 2 * ROUTE_PREFIX_MAX + 4);
-    out[n++] = '^';
-    for (const char *p = r->prefix; *p; p++) {
-        if (strchr(".^$*+?()[]{}|\\", *p))
-            out[n++] = '\\';
-        out[n++] = *p;
-    }
-    if (r->prefix[r->prefix_len - 1] != '/') {
-        memcpy(out + n, "/?", 2);
-        n += 2;
-    }
-    out[n] = '\0';
-}
-
-static bool host_is_ipv6(const struct origin_url *u)
-{
-    return strchr(u->host, ':') != NULL;
-}
-
-static bool host_is_ip(const struct origin_url *u)
-{
-    struct in_addr a4;
-    return host_is_ipv6(u) || inet_pton(AF_INET, u->host, &a4) == 1;
-}
-
-/* host, or [v6], plus ":port" when not the scheme's default. */
-static void format_host_header(const struct origin_url *u, char *out, size_t outlen)
-{
-    bool default_port = u->port == (u->tls ? 443 : 80);
-    const char *fmt = host_is_ipv6(u) ? "[%s]" : "%s";
-    int n = snprintf(out, outlen, fmt, u->host);
-    if (!default_port && n > 0 && (size_t)n < outlen)
-        snprintf(out + n, outlen - (size_t)n, ":%d", u->port);
-}
-
-static void print_server_line(FILE *out, const struct origin_url *u)
-{
-    if (host_is_ipv6(u))
-        fprintf(out, "    server origin [%s]:%d", u->host, u->port);
-    else
-        fprintf(out, "    server origin %s:%d", u->host, u->port);
-    /* Names are resolved by HAProxy's resolvers once it runs, and kept
-     * fresh (CDN addresses move); start-up never waits for DNS, and a name
-     * that does not resolve leaves the server down instead of refusing to
-     * start, so hits keep being served while DNS is down. */
-    if (!host_is_ip(u))
-        fputs(" resolvers sluice_dns resolve-prefer ipv4 init-addr none", out);
-    if (u->tls) {
-        fputs(" ssl verify required ca-file @system-ca", out);
-        if (!host_is_ip(u)) /* SNI carries names only (RFC 6066) */
-            fprintf(out, " sni str(%s)", u->host);
-    }
-    fputc('\n', out);
-}
-
-static void print_backend(FILE *out, const struct route *r, const struct sluice_config *cfg)
-{
-    char regex[2 * ROUTE_PREFIX_MAX + 8];
-    char subst[sizeof(r->url.base_path) + 2];
-    char host[sizeof(r->url.host) + 16];
-    build_prefix_regex(r, regex, sizeof(regex));
-    snprintf(subst, sizeof(subst), "%s/", r->url.base_path);
-    format_host_header(&r->url, host, sizeof(host));
-
-    fprintf(out, "\nbackend be_origin_%s\n", r->name);
-    fputs("    mode http\n", out);
-    /* Own timeouts, from the agent's origin settings: the fragment is loaded
-     * before haproxy.cfg (its setenv lines must come first), so these
-     * backends inherit no defaults section. */
-    fprintf(out, "    timeout connect %lldms\n", (long long)cfg->origin_connect_timeout);
-    fprintf(out, "    timeout server %lldms\n", (long long)cfg->origin_stall_timeout);
-    fputs("    http-request set-path \"%[path,regsub(", out);
-    print_hap_arg(out, regex);
-    fputc(',', out);
-    print_hap_arg(out, subst);
-    fputs(")]\"\n", out);
-    fprintf(out, "    http-request set-header Host %s\n", host);
-    fputs("    http-response add-header Cache-Status \"sluice; fwd=bypass\"\n", out);
-    print_server_line(out, &r->url);
-}
-
-static bool any_named_origin(const struct route_table *rt)
-{
-    for (int i = 0; i < rt->n; i++)
-        if (rt->routes[i].has_origin && !host_is_ip(&rt->routes[i].url))
-            return true;
-    return false;
-}
-
-/* HAProxy spells a UNIX socket address "unix@PATH", the agent "unix:PATH".
- * A relative PATH is made absolute, so HAProxy finds the socket whatever
- * its own working directory (kept relative only if the absolute form would
- * not fit a socket address). */
-static void print_address(FILE *out, const char *var, const char *addr)
-{
-    size_t n = strlen(NET_UNIX_PREFIX);
-    if (strncmp(addr, NET_UNIX_PREFIX, n) != 0) {
-        fprintf(out, "    setenv %s %s\n", var, addr);
-        return;
-    }
-    const char *path = addr + n;
-    char cwd[4096];
-    if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) &&
-        strlen(cwd) + 1 + strlen(path) < sizeof(((struct sockaddr_un *)0)->sun_path))
-        fprintf(out, "    setenv %s unix@%s/%s\n", var, cwd, path);
-    else
-        fprintf(out, "    setenv %s unix@%s\n", var, path);
-}
-
-void route_table_print_haproxy(const struct route_table *rt, const struct sluice_config *cfg,
-                               FILE *out)
-{
-    SL_ASSERT(rt && cfg && out);
-    fputs("# Generated by sluice from the route map and the agent's config; do not edit.\n",
-          out);
-    fputs("global\n", out);
-    print_address(out, "SLUICE_LISTEN", cfg->listen);
-    print_address(out, "SLUICE_SPOP_ADDR", cfg->spop_listen);
-    print_address(out, "SLUICE_HTTP_ADDR", cfg->http_listen);
-    print_address(out, "SLUICE_ADMIN_ADDR", cfg->admin_listen);
-    if (any_named_origin(rt)) {
-        fputs("\nresolvers sluice_dns\n", out);
-        fputs("    parse-resolv-conf\n", out);
-        fputs("    hold valid 10s\n", out);
-    }
-    for (int i = 0; i < rt->n; i++)
-        if (rt->routes[i].has_origin)
-            print_backend(out, &rt->routes[i], cfg);
-}

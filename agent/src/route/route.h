@@ -9,9 +9,11 @@
  * match in file order, so the shipped map lists longer prefixes first; the
  * agent does not depend on the order).
  *
- * Each route's origin URL comes from the config (`origin_<route>`); its policy
- * (route_policy) comes from built-in defaults per well-known route name;
- * unknown route names get the generic policy.
+ * Each route's origin URL comes from the config (`origin_<route>`, default
+ * from its ecosystem), and so do the hosts that origin may redirect to
+ * (`origin_<route>_redirect_hosts`). What may be cached, and how, comes from
+ * the route's ecosystem (eco/eco.h), the one of the same name; a route name
+ * that is no ecosystem's gets eco_unknown, which caches nothing.
  */
 #ifndef SLUICE_ROUTE_H
 #define SLUICE_ROUTE_H
@@ -20,14 +22,11 @@
 #include <stddef.h>
 
 #include "core/config.h"
+#include "eco/eco.h"
 
 #define ROUTE_PREFIX_MAX 128
 #define ROUTE_MAX 64
-
-enum route_policy {
-    ROUTE_IMMUTABLE,   /* every GET is an immutable artifact (generic) */
-    ROUTE_PASS,        /* nothing cached yet (ecosystems until their issue) */
-};
+#define ROUTE_REDIRECT_HOSTS_MAX 16
 
 /* A parsed origin URL: scheme://host[:port][/base] */
 struct origin_url {
@@ -37,14 +36,23 @@ struct origin_url {
     char base_path[512];      /* "" or "/some/base" without trailing '/' */
 };
 
+/* A host an origin may redirect to: name or address, and a port (0: the
+ * default port of the redirect's scheme). */
+struct route_host {
+    char host[256];
+    int port;
+};
+
 struct route {
     char name[CONFIG_ROUTE_NAME_MAX];
     char prefix[ROUTE_PREFIX_MAX];  /* as in the map, e.g. "/npm/" */
     size_t prefix_len;
-    enum route_policy policy;
+    const struct eco *eco;          /* never NULL (eco_unknown for other names) */
     bool has_origin;                /* false: route off */
     char origin[CONFIG_URL_MAX];    /* the URL as configured */
     struct origin_url url;
+    struct route_host redirect_hosts[ROUTE_REDIRECT_HOSTS_MAX];
+    int n_redirect_hosts;
 };
 
 struct route_table {
@@ -57,6 +65,26 @@ struct route_table {
  * query, no fragment. Returns 0 or -1 with a message in err.
  */
 int origin_url_parse(const char *url, struct origin_url *out, char *err, size_t errlen);
+
+/* "scheme://host[:port]<base_path>" (port only when not the scheme's
+ * default, IPv6 in brackets). Returns the length written, or 0 when it does
+ * not fit in outlen. */
+size_t origin_url_format_base(const struct origin_url *u, char *out, size_t outlen);
+
+/* "host[:port]" (IPv6 in brackets), port only when not the default. */
+void origin_url_format_authority(const struct origin_url *u, char *out, size_t outlen);
+
+/*
+ * Parse a list of hosts separated by commas or blanks, each "name[:port]",
+ * "a.b.c.d[:port]" or "[v6][:port]" (names lower-cased), into out[0..max).
+ * Sets *n. Returns 0, or -1 with a message in err. An empty list is fine.
+ */
+int route_hosts_parse(const char *list, struct route_host *out, int max, int *n, char *err,
+                      size_t errlen);
+
+/* Is s[0..n) a valid route name: [a-z0-9_]+, shorter than
+ * CONFIG_ROUTE_NAME_MAX? (it becomes part of keys and backend names) */
+bool route_name_valid(const char *s, size_t n);
 
 /* Load the map file and attach origins/policies from cfg. 0 or -1 + err. */
 int route_table_load(struct route_table *rt, const char *map_path,
@@ -74,16 +102,8 @@ const struct route *route_match(const struct route_table *rt, const char *path,
 const struct route *route_by_name(const struct route_table *rt, const char *name,
                                   size_t name_len);
 
-/*
- * Write HAProxy's generated configuration for these routes: a `global`
- * section with `setenv` lines for the listener addresses (SLUICE_LISTEN,
- * SLUICE_SPOP_ADDR, SLUICE_HTTP_ADDR, SLUICE_ADMIN_ADDR) and one backend
- * `be_origin_<route>` per route that has an origin: server address, TLS with
- * SNI and system CA verification for https, Host header, and the path
- * rewrite (strip the route prefix, prepend the origin's base path). Every
- * response through these backends gets `Cache-Status: sluice; fwd=bypass`.
- */
-void route_table_print_haproxy(const struct route_table *rt, const struct sluice_config *cfg,
-                               FILE *out);
+/* Is the origin's host an IP literal (v4 or v6), not a name? */
+bool origin_url_host_is_ip(const struct origin_url *u);
+bool origin_url_host_is_ipv6(const struct origin_url *u);
 
 #endif

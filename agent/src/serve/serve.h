@@ -1,9 +1,10 @@
 /*
- * serve.h - request handling: the SPOP verdict, the agent's HTTP side
- * (hits, fills, followers) and the admin endpoints.
+ * serve.h - request handling, the three entry points the listeners call:
+ * the SPOP verdict (verdict.c), the agent's HTTP side (http.c, which serves
+ * hits with hit.c and fills with miss.c) and the admin listener (admin.c).
  *
  * The verdict and the HTTP side classify a request with the same function
- * (serve_classify), so they agree on what is cacheable and on the key; the
+ * (classify.h), so they agree on what is cacheable and on the key; the
  * HTTP side then re-decides hit or miss authoritatively, because the index
  * may change between the verdict and the request.
  */

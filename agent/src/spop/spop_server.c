@@ -347,7 +347,7 @@ static int notify_find_lookup(const struct spop_frame *f, struct spop_message *l
 static size_t build_verdict_ack(uint8_t *buf, size_t cap, const struct spop_frame *f,
                                 const struct spop_verdict *v)
 {
-    struct spop_action acts[4];
+    struct spop_action acts[6];
     size_t n = 0;
     acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "verdict", 7,
                                       spop_data_cstr(v->verdict) };
@@ -355,6 +355,12 @@ static size_t build_verdict_ack(uint8_t *buf, size_t cap, const struct spop_fram
         int32_t secs = (int32_t)SL_MIN(v->retry_after, (int64_t)INT32_MAX);
         acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "retry_after", 11,
                                           spop_data_int32(secs) };
+    }
+    if (v->status > 0) {
+        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "status", 6,
+                                          spop_data_int32(v->status) };
+        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "reason", 6,
+                                          spop_data_cstr(v->reason ? v->reason : "bad request") };
     }
     if (v->fallback) {
         SL_ASSERT(n + 2 <= SL_ARRAY_LEN(acts));

@@ -24,7 +24,9 @@
  * false. Other messages are acknowledged with verdict "pass".
  *
  * ACK actions (always at least one): set-var txn "verdict" STRING, and when
- * retry_after >= 0, set-var txn "retry_after" INT32. An inline answer (verdict
+ * retry_after >= 0, set-var txn "retry_after" INT32; a rejected request
+ * (verdict "reject") also gets set-var txn "status" INT32 (400, 404, 414)
+ * and "reason" STRING, which HAProxy sends back as the answer. An inline answer (verdict
  * "inline": HAProxy sends the response itself, haproxy/sluice.lua) adds
  * set-var txn "hdrs" STRING ("Name: value\r\n" lines) and "body" BINARY;
  * when that does not fit in one frame of the negotiated size the ACK carries
@@ -50,8 +52,11 @@ struct spop_lookup {
 };
 
 struct spop_verdict {
-    const char *verdict;   /* "hit", "fill", "pass", "busy", "inline" (static) */
+    const char *verdict;   /* "hit", "fill", "pass", "busy", "inline", "reject" (static) */
     int64_t retry_after;   /* seconds, or -1 for none */
+    /* verdict "reject" only: the HTTP status HAProxy answers and why */
+    int status;                      /* 0: none */
+    const char *reason;              /* static text, or NULL */
     /* verdict "inline" only; the pointers stay valid until the callback
      * runs again (the callback owns the storage). */
     const char *fallback;            /* sent instead when the frame is too small */

@@ -1,0 +1,113 @@
+/*
+ * eco.h - package ecosystems as data: one table of operations per
+ * ecosystem, which everything else reads instead of testing route names.
+ *
+ * A route of the map (route.h) belongs to the ecosystem of the same name
+ * ("generic", "npm", "pypi_files", ...). The ecosystem says:
+ *
+ *   - where its public origin is (the default of origin_<route>) and which
+ *     hosts that origin may redirect to (CDNs);
+ *   - how the path after the route prefix becomes canonical (canon.h; most
+ *     use the shared rules, an ecosystem with its own encodings, such as
+ *     npm's "@scope%2fname", wraps them);
+ *   - which class a canonical path is in: an immutable artifact (cached
+ *     forever, never revalidated), mutable metadata (cached with a TTL and
+ *     revalidated), or never cached (passed through by HAProxy);
+ *   - whether the query is part of the object (and so of its key and of
+ *     its origin URL);
+ *   - optionally, a streaming rewriter for metadata bodies and a lookup of
+ *     the digest an artifact must have; and the default TTLs of its
+ *     metadata.
+ *
+ * Adding an ecosystem is one file under eco/ that defines its `struct eco`,
+ * one entry in eco.c's table and one line in haproxy/routes.map
+ * (docs/architecture.md, "How to add an ecosystem").
+ *
+ * Invariants: names are unique, [a-z0-9_]+ and at most
+ * CONFIG_ROUTE_NAME_MAX - 1 bytes (they become route names, HAProxy
+ * backend names and the first part of cache keys); an ecosystem without a
+ * classify operation caches nothing and its requests are never
+ * canonicalised by the agent (HAProxy passes them on).
+ */
+#ifndef SLUICE_ECO_H
+#define SLUICE_ECO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct canon;
+
+enum eco_class {
+    ECO_IMMUTABLE,   /* an artifact that never changes once published */
+    ECO_METADATA,    /* changes over time: TTL, revalidation, stale rules */
+    ECO_NEVER,       /* writes, search, login...: always passed through */
+};
+
+/* Default freshness of an ecosystem's metadata, in milliseconds. */
+struct eco_ttls {
+    int64_t fresh;                    /* served without asking the origin */
+    int64_t stale_while_revalidate;   /* served while a revalidation runs */
+    int64_t stale_if_error;           /* served when the origin fails */
+};
+
+/* The digest an artifact's bytes must have, when the ecosystem publishes
+ * one: the algorithm's OpenSSL name ("SHA256", "SHA512", "SHA1") and the
+ * raw digest. */
+struct eco_digest {
+    const char *algorithm;
+    uint8_t value[64];
+    size_t len;
+};
+
+/*
+ * A streaming rewriter of metadata bodies (for example the tarball URLs of
+ * an npm packument): fed the stored bytes in pieces, it emits the bytes a
+ * client gets. `public_url` is the base that rewritten links point at.
+ * feed and finish return 0, or -1 when the input is not what the
+ * ecosystem publishes (the response is then failed, never cut short).
+ */
+struct eco_rewriter;
+struct eco_rewriter_ops {
+    struct eco_rewriter *(*open)(const struct canon *c, const char *public_url,
+                                 void (*emit)(void *ctx, const uint8_t *data, size_t len), void *ctx);
+    int (*feed)(struct eco_rewriter *rw, const uint8_t *data, size_t len);
+    int (*finish)(struct eco_rewriter *rw);
+    void (*close)(struct eco_rewriter *rw);
+};
+
+struct eco {
+    const char *name;
+    /* Public origin URL, or NULL: the route is off until origin_<name> is set. */
+    const char *default_origin;
+    /* Hosts (comma separated) the origin may redirect to, or NULL. */
+    const char *default_redirect_hosts;
+    /* The query is part of the object: kept in the key and the origin URL.
+     * When false it is dropped from both. */
+    bool key_query;
+    /* Canonical path from the raw path after the prefix; NULL = canon_path. */
+    int (*canon)(const char *rest, size_t rest_len, struct canon *out);
+    /* Class of a canonical request; NULL = nothing of this route is cached. */
+    enum eco_class (*classify)(const struct canon *c);
+    /* Optional: rewriter of metadata bodies, NULL = served as stored. */
+    const struct eco_rewriter_ops *rewriter;
+    /* Optional: fills *out and returns true when the artifact's digest is
+     * known; NULL = the ecosystem publishes none. */
+    bool (*expected_digest)(const struct canon *c, struct eco_digest *out);
+    struct eco_ttls ttl;
+};
+
+/* The ecosystem named `name` (a route name), or NULL when none is. */
+const struct eco *eco_find(const char *name, size_t len);
+
+/* The ecosystem of a route name that is no ecosystem's: its requests pass
+ * through, nothing is cached (a custom route is not assumed to be safe to
+ * cache forever). */
+extern const struct eco eco_unknown;
+
+/* Every ecosystem, for the config defaults and the docs: eco_at(0) ...
+ * eco_at(eco_count() - 1). */
+size_t eco_count(void);
+const struct eco *eco_at(size_t i);
+
+#endif

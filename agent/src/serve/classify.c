@@ -1,0 +1,32 @@
+/*
+ * classify.c - what a request is to the cache (see classify.h).
+ */
+#include "serve/classify.h"
+
+#include <string.h>
+
+#include "core/common.h"
+
+void serve_classify(const struct route *route, bool get_or_head, bool has_credentials,
+                    const char *path, size_t path_len, const char *query, size_t query_len,
+                    struct request_class *out)
+{
+    SL_ASSERT(out && (path || path_len == 0));
+    out->route = route;
+    out->canon_err = CANON_OK;
+    if (!route) {
+        out->kind = CLASS_NO_ROUTE;
+    } else if (!route->has_origin) {
+        out->kind = CLASS_ROUTE_OFF;
+    } else if (!get_or_head || has_credentials || !route->eco->classify) {
+        out->kind = CLASS_PASS;
+    } else if (path_len < route->prefix_len || memcmp(path, route->prefix, route->prefix_len) != 0) {
+        out->kind = CLASS_NO_ROUTE;   /* HAProxy named a route the path is not under */
+    } else {
+        out->canon_err = canon_request(route, path, path_len, query, query_len, &out->canon);
+        if (out->canon_err != CANON_OK)
+            out->kind = CLASS_REJECT;
+        else
+            out->kind = out->canon.cls == ECO_IMMUTABLE ? CLASS_CACHEABLE : CLASS_PASS;
+    }
+}

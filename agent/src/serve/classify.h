@@ -1,0 +1,48 @@
+/*
+ * classify.h - the one decision of what a request is to the cache, shared
+ * by the SPOP verdict and the HTTP side so they always agree.
+ *
+ * Order of the checks (the first that applies wins):
+ *   no route for the path                    CLASS_NO_ROUTE
+ *   the route has no origin                  CLASS_ROUTE_OFF
+ *   not GET/HEAD, credentials, or a route
+ *   whose ecosystem caches nothing           CLASS_PASS   (HAProxy forwards it)
+ *   the path or query is ambiguous           CLASS_REJECT (400/404/414, canon.h)
+ *   the ecosystem's class is not immutable   CLASS_PASS   (metadata is passed
+ *                                                          until its freshness
+ *                                                          rules exist)
+ *   otherwise                                CLASS_CACHEABLE, with the
+ *                                            canonical request (key, hash,
+ *                                            origin URL)
+ */
+#ifndef SLUICE_CLASSIFY_H
+#define SLUICE_CLASSIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/agent.h"
+#include "route/canon.h"
+
+enum request_kind {
+    CLASS_CACHEABLE,
+    CLASS_PASS,
+    CLASS_NO_ROUTE,
+    CLASS_ROUTE_OFF,
+    CLASS_REJECT,
+};
+
+struct request_class {
+    enum request_kind kind;
+    const struct route *route;
+    int canon_err;          /* CLASS_REJECT: the enum canon_err */
+    struct canon canon;     /* CLASS_CACHEABLE (and the class for PASS after canon) */
+};
+
+/* `route` is the request's route (NULL: none); `path` the raw path with
+ * its prefix, `query` the raw query (NULL: none). */
+void serve_classify(const struct route *route, bool get_or_head, bool has_credentials,
+                    const char *path, size_t path_len, const char *query, size_t query_len,
+                    struct request_class *out);
+
+#endif

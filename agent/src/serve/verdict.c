@@ -1,0 +1,105 @@
+/*
+ * verdict.c - the SPOP verdict: what HAProxy should do with a request,
+ * answered from memory only (no disk or network I/O; see serve.h).
+ *
+ *   inline   a plain GET of a small object whose body is in memory: the
+ *            whole answer rides in the ACK and HAProxy sends it (sluice.lua)
+ *   hit      the key is indexed: the agent's HTTP side serves it
+ *   fill     cacheable, not indexed: the HTTP side fetches it
+ *   busy     ... and a new leader would be refused: HAProxy answers 503
+ *   reject   the path or query is ambiguous (canon.h): HAProxy answers the
+ *            status and reason carried in the ACK, nothing reaches an origin
+ *   pass     anything else: HAProxy forwards it to the origin
+ */
+#include <string.h>
+
+#include "core/common.h"
+#include "fill/fill.h"
+#include "serve/classify.h"
+#include "serve/hit.h"
+#include "serve/serve.h"
+#include "store/cache.h"
+
+/* Storage of the inline answer handed to the SPOP server: valid until the
+ * next verdict (the loop thread is the only caller). */
+static struct {
+    struct http_head head;
+    uint8_t body[CACHE_SMALL_BODY_MAX];
+} inline_answer;
+
+/*
+ * A plain GET for a small object whose body is in memory: answer it inside
+ * the SPOP ACK, so HAProxy sends the response itself (haproxy/sluice.lua)
+ * without a second hop to the HTTP side. The object is validated exactly as
+ * for an HTTP hit; any doubt answers "hit" and the HTTP side decides.
+ */
+static bool verdict_inline(struct agent *a, struct index_entry *e, const struct canon *cn,
+                           struct spop_verdict *out)
+{
+    if (e->body_size == 0 || e->body_size > (uint64_t)a->cfg.inline_hit_max)
+        return false;
+    struct cache_hit hit;
+    if (!cache_open_hit(a, e, cn->key, &hit))
+        return false;
+    bool ok = hit.body != NULL && hit.meta->size <= sizeof(inline_answer.body);
+    if (ok) {
+        inline_answer.head.len = 0;
+        ok = put_hit_headers(&inline_answer.head, hit.meta);
+    }
+    if (ok) {
+        memcpy(inline_answer.body, hit.body, (size_t)hit.meta->size);
+        out->fallback = "hit";
+        out->hdrs = inline_answer.head.buf;
+        out->hdrs_len = inline_answer.head.len;
+        out->body = inline_answer.body;
+        out->body_len = (size_t)hit.meta->size;
+        a->m.hits++;
+        a->m.bytes_hit += hit.meta->size;
+    }
+    cache_release_hit(a, &hit);
+    return ok;
+}
+
+static enum verdict_kind verdict_cacheable(struct agent *a, const struct spop_lookup *in, bool get,
+                                           const struct canon *cn, struct spop_verdict *out)
+{
+    struct index_entry *e = index_lookup(&a->index, cn->hash);
+    if (e && get && in->plain && verdict_inline(a, e, cn, out))
+        return VERDICT_INLINE;
+    if (e)
+        return VERDICT_HIT;
+    /* A new leader would be refused: let the edge answer 503 itself. */
+    if (!fill_find(a, cn->hash) && slots_would_reject(&a->slots, cn->route)) {
+        out->retry_after = slots_retry_after(&a->slots, cn->route);
+        return VERDICT_BUSY;
+    }
+    return VERDICT_FILL;
+}
+
+static bool method_is(const struct spop_lookup *in, const char *m)
+{
+    return in->method_len == strlen(m) && memcmp(in->method, m, in->method_len) == 0;
+}
+
+void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict *out)
+{
+    struct agent *a = ctx;
+    SL_CHECK_OBJ(a, AGENT_MAGIC);
+    out->retry_after = -1;
+    const struct route *route = in->route ? route_by_name(&a->routes, in->route, in->route_len) : NULL;
+    bool get = method_is(in, "GET");
+    struct request_class rc;
+    serve_classify(route, get || method_is(in, "HEAD"), in->has_auth, in->path ? in->path : "",
+                   in->path ? in->path_len : 0, in->query, in->query_len, &rc);
+    enum verdict_kind v = VERDICT_PASS;
+    if (rc.kind == CLASS_CACHEABLE) {
+        v = verdict_cacheable(a, in, get, &rc.canon, out);
+    } else if (rc.kind == CLASS_REJECT) {
+        v = VERDICT_REJECT;
+        out->status = canon_err_status(rc.canon_err);
+        out->reason = canon_strerror(rc.canon_err);
+        a->m.bad_requests++;
+    }
+    out->verdict = verdict_names[v];
+    a->m.verdicts[v]++;
+}
