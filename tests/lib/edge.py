@@ -20,6 +20,7 @@ import tempfile
 import time
 import urllib.request
 
+import promtext
 from httpclient import count_fds, fetch, free_port, threads, wait_until
 from origin import OriginServer
 
@@ -219,14 +220,10 @@ class Edge:
         return fetch("127.0.0.1", self.ports["http"], path, **kw)
 
     def metrics(self):
+        """Every series, with selector lookups: m.get("sluice_hits_total")
+        sums the routes (promtext.py)."""
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.ports["admin"], timeout=5) as r:
-            text = r.read().decode()
-        out = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
+            return promtext.parse(r.read().decode())
 
     def metric(self, name, default=0.0):
         return self.metrics().get(name, default)

@@ -2,6 +2,13 @@
  * metrics.c - Prometheus text exposition of the agent's state (see
  * metrics.h). Names follow Prometheus conventions: `_total` for counters,
  * base units (bytes, seconds).
+ *
+ * Every plain metric is a row of one of two tables: route_rows (a field of
+ * struct route_counters, one series per route with a `route` label) and
+ * agent_rows (a field of struct metrics, or a reader for a gauge another
+ * module owns). Families with labels of their own (verdicts, reasons,
+ * outcomes, histograms) have a renderer each, listed in metrics_render.
+ * Series are sums and readings at render time; rendering changes nothing.
  */
 #include "core/metrics.h"
 
@@ -12,15 +19,17 @@
 
 #include "core/agent.h"
 #include "core/common.h"
+#include "core/workers.h"
 #include "http/http_server.h"
 #include "origin/origin.h"
 #include "spop/spop_server.h"
 #include "store/store.h"
-#include "core/workers.h"
 
 static const char *const wfail_names[WFAIL_REASONS] = {
     "enospc", "edquot", "eio", "short_write", "timeout", "lag", "too_large", "origin", "other",
 };
+
+const char *const verdict_names[VERDICT_KINDS] = { "hit", "fill", "pass", "busy", "inline", "reject" };
 
 const char *write_fail_reason_name(enum write_fail_reason r)
 {
@@ -37,6 +46,17 @@ enum write_fail_reason write_fail_reason_from_errno(int err)
     default:     return WFAIL_OTHER;
     }
 }
+
+struct route_counters *metrics_route(struct agent *a, const struct route *r)
+{
+    if (!r)
+        return &a->m.route[METRICS_NO_ROUTE];
+    ptrdiff_t i = r - a->routes.routes;
+    SL_ASSERT(i >= 0 && i < a->routes.n);
+    return &a->m.route[i];
+}
+
+/* ------------------------------------------------------------- output */
 
 struct out {
     char *buf;
@@ -61,18 +81,68 @@ static void emit(struct out *o, const char *fmt, ...)
     }
 }
 
-static void counter(struct out *o, const char *name, const char *help, uint64_t v)
+static void family(struct out *o, const char *name, const char *type, const char *help)
 {
-    emit(o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name, (unsigned long long)v);
+    emit(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void gauge(struct out *o, const char *name, const char *help, double v)
+/* The label value of route i (METRICS_NO_ROUTE: "none"). */
+static const char *route_label(const struct agent *a, int i)
 {
-    emit(o, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, v);
+    return i == METRICS_NO_ROUTE ? "none" : a->routes.routes[i].name;
 }
 
-static int count_open_fds(void)
+/* Route indexes to render: every route of the table, then "none"; -1 ends. */
+static int next_route(const struct agent *a, int i)
 {
+    if (i == METRICS_NO_ROUTE)
+        return -1;
+    return i + 1 < a->routes.n ? i + 1 : METRICS_NO_ROUTE;
+}
+
+#define FOR_EACH_ROUTE(a, i) for (int i = next_route((a), -1); i >= 0; i = next_route((a), i))
+
+/* ------------------------------------------------------ the two tables */
+
+struct metric_row {
+    const char *name;
+    const char *type;             /* "counter" or "gauge" */
+    const char *help;
+    size_t offset;                /* of a uint64_t in its struct ... */
+    double (*read)(const struct agent *a);   /* ... or a reader (agent rows only) */
+};
+
+#define RC(f) offsetof(struct route_counters, f)
+static const struct metric_row route_rows[] = {
+    { "sluice_hits_total", "counter", "Responses served from a committed object.", RC(hits), NULL },
+    { "sluice_misses_total", "counter",
+      "Requests that started a fill (became its leader); background refetches are not counted.", RC(misses), NULL },
+    { "sluice_followers_total", "counter", "Requests attached to a running fill.", RC(followers), NULL },
+    { "sluice_not_modified_total", "counter", "304 responses.", RC(not_modified), NULL },
+    { "sluice_range_responses_total", "counter", "206 responses.", RC(range_responses), NULL },
+    { "sluice_hit_bytes_total", "counter", "Body bytes served from committed objects.", RC(bytes_hit), NULL },
+    { "sluice_fill_bytes_total", "counter", "Body bytes served from running fills.", RC(bytes_fill), NULL },
+    { "sluice_fills_committed_total", "counter", "Objects committed to the cache.", RC(fills_committed), NULL },
+    { "sluice_fills_failed_total", "counter", "Fills whose origin transfer failed or was aborted.",
+      RC(fills_failed), NULL },
+    { "sluice_fills_not_cacheable_total", "counter", "Fills whose response was not stored (status, size).",
+      RC(fills_not_cacheable), NULL },
+    { "sluice_bad_requests_total", "counter",
+      "Requests refused for an ambiguous path or query (400/404/414, by the verdict or the HTTP side).",
+      RC(bad_requests), NULL },
+};
+
+static double read_cache_objects(const struct agent *a) { return (double)a->index.count; }
+static double read_cache_bytes(const struct agent *a) { return (double)a->index.total_bytes; }
+static double read_cache_max(const struct agent *a) { return (double)a->cfg.cache_max_size; }
+static double read_open_files(const struct agent *a) { return (double)a->index.open_files; }
+static double read_loading(const struct agent *a) { return a->index_loading ? 1 : 0; }
+static double read_jobs(const struct agent *a) { return workers_pending(a->workers); }
+static double read_uptime(const struct agent *a) { return (double)(sl_wall_s() - a->started_wall); }
+
+static double read_open_fds(const struct agent *a)
+{
+    SL_UNUSED(a);
     DIR *d = opendir("/proc/self/fd");
     if (!d)
         return -1;
@@ -85,32 +155,74 @@ static int count_open_fds(void)
     return n - 1;   /* the directory's own fd */
 }
 
-const char *const verdict_names[VERDICT_KINDS] = { "hit", "fill", "pass", "busy", "inline", "reject" };
+#define AM(f) offsetof(struct metrics, f)
+static const struct metric_row agent_rows[] = {
+    { "sluice_fills_in_flight", "gauge", "Shared fills running.", AM(fills_in_flight), NULL },
+    { "sluice_fill_readers_attached", "gauge", "Client responses attached to fills.", AM(followers_attached), NULL },
+    { "sluice_writers_detached_total", "counter", "Cache writers detached for any reason.", AM(writers_detached),
+      NULL },
+    { "sluice_fill_refetches_total", "counter",
+      "Background refetches of objects whose writer was detached for lagging (paced by the writer).",
+      AM(refetches), NULL },
+    { "sluice_stale_index_dropped_total", "counter", "Index entries whose object was missing or invalid.",
+      AM(stale_index_dropped), NULL },
+    { "sluice_evictions_total", "counter", "Objects evicted.", AM(evictions), NULL },
+    { "sluice_evicted_bytes_total", "counter", "Bytes evicted.", AM(evicted_bytes), NULL },
+    { "sluice_temp_files_swept_total", "counter", "Temp files removed at start.", AM(temp_swept), NULL },
+    { "sluice_cache_objects", "gauge", "Objects in the index.", 0, read_cache_objects },
+    { "sluice_cache_bytes", "gauge", "Bytes on disk of indexed objects.", 0, read_cache_bytes },
+    { "sluice_cache_max_bytes", "gauge", "cache_max_size.", 0, read_cache_max },
+    { "sluice_open_file_cache_files", "gauge", "Hot objects kept open (open_file_cache_size).", 0, read_open_files },
+    { "sluice_index_loading", "gauge", "1 while the start-up scan runs.", 0, read_loading },
+    { "sluice_worker_jobs_pending", "gauge", "Blocking jobs queued or running.", 0, read_jobs },
+    { "sluice_open_fds", "gauge", "File descriptors open in the agent.", 0, read_open_fds },
+    { "sluice_uptime_seconds", "gauge", "Seconds since start.", 0, read_uptime },
+};
 
-static void render_verdicts(struct out *o, const struct metrics *m)
+static void render_route_rows(struct out *o, const struct agent *a)
 {
-    emit(o, "# HELP sluice_verdicts_total SPOP verdicts answered, by kind.\n"
-            "# TYPE sluice_verdicts_total counter\n");
-    for (int i = 0; i < VERDICT_KINDS; i++)
-        emit(o, "sluice_verdicts_total{verdict=\"%s\"} %llu\n", verdict_names[i], (unsigned long long)m->verdicts[i]);
+    for (size_t k = 0; k < SL_ARRAY_LEN(route_rows); k++) {
+        const struct metric_row *row = &route_rows[k];
+        family(o, row->name, row->type, row->help);
+        FOR_EACH_ROUTE(a, i) {
+            const uint64_t *v = (const uint64_t *)((const char *)&a->m.route[i] + row->offset);
+            emit(o, "%s{route=\"%s\"} %llu\n", row->name, route_label(a, i), (unsigned long long)*v);
+        }
+    }
+}
+
+static void render_agent_rows(struct out *o, const struct agent *a)
+{
+    for (size_t k = 0; k < SL_ARRAY_LEN(agent_rows); k++) {
+        const struct metric_row *row = &agent_rows[k];
+        family(o, row->name, row->type, row->help);
+        double v = row->read ? row->read(a) : (double)*(const uint64_t *)((const char *)&a->m + row->offset);
+        emit(o, "%s %.17g\n", row->name, v);
+    }
+}
+
+/* ------------------------------------------------ labelled families */
+
+static void render_verdicts(struct out *o, const struct agent *a)
+{
+    family(o, "sluice_verdicts_total", "counter", "SPOP verdicts answered, by kind.");
+    FOR_EACH_ROUTE(a, i)
+        for (int v = 0; v < VERDICT_KINDS; v++)
+            emit(o, "sluice_verdicts_total{route=\"%s\",verdict=\"%s\"} %llu\n", route_label(a, i), verdict_names[v],
+                 (unsigned long long)a->m.route[i].verdicts[v]);
 }
 
 static void render_write_failures(struct out *o, const struct metrics *m)
 {
-    emit(o, "# HELP sluice_cache_write_failures_total Cache writers detached, by reason.\n"
-            "# TYPE sluice_cache_write_failures_total counter\n");
+    family(o, "sluice_cache_write_failures_total", "counter", "Cache writers detached, by reason.");
     for (int i = 0; i < WFAIL_REASONS; i++)
         emit(o, "sluice_cache_write_failures_total{reason=\"%s\"} %llu\n", wfail_names[i],
              (unsigned long long)m->write_failures[i]);
 }
 
-static void render_slots(struct out *o, const struct agent *a)
+static void render_queue_waits(struct out *o, const struct slots *s)
 {
-    const struct slots *s = &a->slots;
-    gauge(o, "sluice_origin_fetches_in_flight", "Origin slots held by running fills.", s->in_flight);
-    gauge(o, "sluice_origin_fetches_queued", "Leaders waiting for an origin slot.", s->queued);
-    emit(o, "# HELP sluice_origin_queue_wait_seconds Time leaders waited for an origin slot, by outcome.\n"
-            "# TYPE sluice_origin_queue_wait_seconds histogram\n");
+    family(o, "sluice_origin_queue_wait_seconds", "histogram", "Time leaders waited for an origin slot, by outcome.");
     for (int k = 0; k < QWAIT_OUTCOMES; k++) {
         const char *name = queue_outcome_name((enum queue_outcome)k);
         for (int b = 0; b < QWAIT_BUCKETS; b++)
@@ -122,92 +234,89 @@ static void render_slots(struct out *o, const struct agent *a)
         emit(o, "sluice_origin_queue_wait_seconds_count{outcome=\"%s\"} %llu\n", name,
              (unsigned long long)s->wait_count[k]);
     }
-    emit(o, "# HELP sluice_busy_responses_total 503 + Retry-After answers, by who sent them.\n"
-            "# TYPE sluice_busy_responses_total counter\n"
-            "sluice_busy_responses_total{by=\"edge\"} %llu\nsluice_busy_responses_total{by=\"agent\"} %llu\n",
-         (unsigned long long)a->m.verdicts[VERDICT_BUSY], (unsigned long long)a->m.busy_503_agent);
+}
+
+static void render_slots(struct out *o, const struct agent *a)
+{
+    const struct slots *s = &a->slots;
+    family(o, "sluice_origin_fetches_in_flight", "gauge", "Origin slots held by running fills.");
+    for (int i = 0; i < a->routes.n; i++)
+        emit(o, "sluice_origin_fetches_in_flight{route=\"%s\"} %d\n", route_label(a, i), s->origins[i].in_flight);
+    family(o, "sluice_origin_fetches_queued", "gauge", "Leaders waiting for an origin slot.");
+    for (int i = 0; i < a->routes.n; i++)
+        emit(o, "sluice_origin_fetches_queued{route=\"%s\"} %d\n", route_label(a, i), s->origins[i].queued);
+    render_queue_waits(o, s);
+    family(o, "sluice_busy_responses_total", "counter", "503 + Retry-After answers, by who sent them.");
+    FOR_EACH_ROUTE(a, i)
+        emit(o, "sluice_busy_responses_total{route=\"%s\",by=\"edge\"} %llu\n"
+                "sluice_busy_responses_total{route=\"%s\",by=\"agent\"} %llu\n",
+             route_label(a, i), (unsigned long long)a->m.route[i].verdicts[VERDICT_BUSY], route_label(a, i),
+             (unsigned long long)a->m.route[i].busy_503_agent);
 }
 
 static void render_origin(struct out *o, const struct origin_stats *s)
 {
-    counter(o, "sluice_origin_requests_total", "Origin transfers started.", s->requests);
-    gauge(o, "sluice_origin_transfers_running", "Origin transfers inside libcurl.", (double)s->in_flight);
-    counter(o, "sluice_origin_bytes_total", "Body bytes received from origins.", s->bytes);
-    emit(o, "# HELP sluice_origin_errors_total Origin transfers that failed, by kind.\n"
-            "# TYPE sluice_origin_errors_total counter\n");
+    family(o, "sluice_origin_requests_total", "counter", "Origin transfers started.");
+    emit(o, "sluice_origin_requests_total %llu\n", (unsigned long long)s->requests);
+    family(o, "sluice_origin_transfers_running", "gauge", "Origin transfers inside libcurl.");
+    emit(o, "sluice_origin_transfers_running %llu\n", (unsigned long long)s->in_flight);
+    family(o, "sluice_origin_bytes_total", "counter", "Body bytes received from origins.");
+    emit(o, "sluice_origin_bytes_total %llu\n", (unsigned long long)s->bytes);
+    family(o, "sluice_origin_errors_total", "counter", "Origin transfers that failed, by kind.");
     for (int i = ORIGIN_ERR_CONNECT; i <= ORIGIN_ERR_OTHER; i++)
         emit(o, "sluice_origin_errors_total{kind=\"%s\"} %llu\n", origin_result_name((enum origin_result)i),
              (unsigned long long)s->errors[i]);
-    emit(o, "# HELP sluice_origin_redirects_total Origin redirects, followed or refused (by why).\n"
-            "# TYPE sluice_origin_redirects_total counter\n");
+    family(o, "sluice_origin_redirects_total", "counter", "Origin redirects, followed or refused (by why).");
     for (int i = 0; i < REDIRECT_VERDICTS; i++)
         emit(o, "sluice_origin_redirects_total{outcome=\"%s\"} %llu\n",
              redirect_verdict_name((enum redirect_verdict)i), (unsigned long long)s->redirects[i]);
 }
 
+static void plain(struct out *o, const char *name, const char *type, const char *help, double v)
+{
+    family(o, name, type, help);
+    emit(o, "%s %.17g\n", name, v);
+}
+
+static void render_http(struct out *o, const struct http_server_stats *h)
+{
+    plain(o, "sluice_http_requests_total", "counter", "Requests on the agent's HTTP side.", (double)h->requests);
+    plain(o, "sluice_http_connections_open", "gauge", "Open HTTP-side connections.", (double)h->connections_open);
+    plain(o, "sluice_http_bytes_sent_total", "counter", "Bytes written to HTTP-side clients.", (double)h->bytes_sent);
+    plain(o, "sluice_stalled_clients_dropped_total", "counter", "Clients dropped after the stall window.",
+          (double)h->stalled_clients);
+    plain(o, "sluice_http_aborted_responses_total", "counter", "Responses cut short by a closed connection.",
+          (double)h->aborted_responses);
+    plain(o, "sluice_http_bad_requests_total", "counter", "Malformed requests answered 400/414/431.",
+          (double)h->bad_requests);
+}
+
+static void render_spop(struct out *o, const struct spop_stats *s)
+{
+    plain(o, "sluice_spop_connections_total", "counter", "SPOP connections accepted.", (double)s->connections_total);
+    plain(o, "sluice_spop_connections_open", "gauge", "SPOP connections open.", (double)s->connections_open);
+    plain(o, "sluice_spop_notify_total", "counter", "SPOP NOTIFY frames handled.", (double)s->notifies);
+    plain(o, "sluice_spop_inline_too_large_total", "counter",
+          "Inline answers over the SPOP frame size, sent as verdict hit (served again by the HTTP side).",
+          (double)s->inline_too_large);
+    plain(o, "sluice_spop_healthchecks_total", "counter", "SPOP health-check HELLOs.", (double)s->healthchecks);
+    plain(o, "sluice_spop_protocol_errors_total", "counter", "SPOP connections closed for a protocol error.",
+          (double)s->protocol_errors);
+}
+
 char *metrics_render(struct agent *a, size_t *len)
 {
-    struct out o = { sl_malloc(8192), 0, 8192 };
-    const struct metrics *m = &a->m;
-    render_verdicts(&o, m);
-    counter(&o, "sluice_hits_total", "Responses served from a committed object.", m->hits);
-    counter(&o, "sluice_misses_total", "Requests that started a fill (became its leader); background refetches are not counted.", m->misses);
-    counter(&o, "sluice_followers_total", "Requests attached to a running fill.", m->followers);
-    counter(&o, "sluice_not_modified_total", "304 responses.", m->not_modified);
-    counter(&o, "sluice_range_responses_total", "206 responses.", m->range_responses);
-    counter(&o, "sluice_hit_bytes_total", "Body bytes served from committed objects.", m->bytes_hit);
-    counter(&o, "sluice_fill_bytes_total", "Body bytes served from running fills.", m->bytes_fill);
-    counter(&o, "sluice_fills_committed_total", "Objects committed to the cache.", m->fills_committed);
-    counter(&o, "sluice_fills_failed_total", "Fills whose origin transfer failed or was aborted.", m->fills_failed);
-    counter(&o, "sluice_fills_not_cacheable_total", "Fills whose response was not stored (status, size).",
-            m->fills_not_cacheable);
-    gauge(&o, "sluice_fills_in_flight", "Shared fills running.", (double)m->fills_in_flight);
-    gauge(&o, "sluice_fill_readers_attached", "Client responses attached to fills.", (double)m->followers_attached);
-    render_write_failures(&o, m);
-    counter(&o, "sluice_writers_detached_total", "Cache writers detached for any reason.", m->writers_detached);
-    counter(&o, "sluice_fill_refetches_total",
-            "Background refetches of objects whose writer was detached for lagging (paced by the writer).",
-            m->refetches);
-    counter(&o, "sluice_stale_index_dropped_total", "Index entries whose object was missing or invalid.",
-            m->stale_index_dropped);
-    counter(&o, "sluice_evictions_total", "Objects evicted.", m->evictions);
-    counter(&o, "sluice_evicted_bytes_total", "Bytes evicted.", m->evicted_bytes);
-    counter(&o, "sluice_temp_files_swept_total", "Temp files removed at start.", m->temp_swept);
-    counter(&o, "sluice_bad_requests_total", "Requests refused for a bad path or key.", m->bad_requests);
-    gauge(&o, "sluice_cache_objects", "Objects in the index.", (double)a->index.count);
-    gauge(&o, "sluice_cache_bytes", "Bytes on disk of indexed objects.", (double)a->index.total_bytes);
-    gauge(&o, "sluice_cache_max_bytes", "cache_max_size.", (double)a->cfg.cache_max_size);
-    gauge(&o, "sluice_open_file_cache_files", "Hot objects kept open (open_file_cache_size).",
-          (double)a->index.open_files);
-    gauge(&o, "sluice_index_loading", "1 while the start-up scan runs.", a->index_loading ? 1 : 0);
+    struct out o = { sl_malloc(16384), 0, 16384 };
+    render_verdicts(&o, a);
+    render_route_rows(&o, a);
+    render_write_failures(&o, &a->m);
+    render_agent_rows(&o, a);
     render_slots(&o, a);
     render_origin(&o, origin_client_stats(a->origins));
-    if (a->http) {
-        const struct http_server_stats *h = http_server_stats(a->http);
-        counter(&o, "sluice_http_requests_total", "Requests on the agent's HTTP side.", h->requests);
-        gauge(&o, "sluice_http_connections_open", "Open HTTP-side connections.", (double)h->connections_open);
-        counter(&o, "sluice_http_bytes_sent_total", "Bytes written to HTTP-side clients.", h->bytes_sent);
-        counter(&o, "sluice_stalled_clients_dropped_total", "Clients dropped after the stall window.",
-                h->stalled_clients);
-        counter(&o, "sluice_http_aborted_responses_total", "Responses cut short by a closed connection.",
-                h->aborted_responses);
-        counter(&o, "sluice_http_bad_requests_total", "Malformed requests answered 400/414/431.", h->bad_requests);
-    }
-    if (a->spop) {
-        const struct spop_stats *s = spop_server_stats(a->spop);
-        counter(&o, "sluice_spop_connections_total", "SPOP connections accepted.", s->connections_total);
-        gauge(&o, "sluice_spop_connections_open", "SPOP connections open.", (double)s->connections_open);
-        counter(&o, "sluice_spop_notify_total", "SPOP NOTIFY frames handled.", s->notifies);
-        counter(&o, "sluice_spop_inline_too_large_total",
-                "Inline answers over the SPOP frame size, sent as verdict hit (served again by the HTTP side).",
-                s->inline_too_large);
-        counter(&o, "sluice_spop_healthchecks_total", "SPOP health-check HELLOs.", s->healthchecks);
-        counter(&o, "sluice_spop_protocol_errors_total", "SPOP connections closed for a protocol error.",
-                s->protocol_errors);
-    }
-    gauge(&o, "sluice_worker_jobs_pending", "Blocking jobs queued or running.", workers_pending(a->workers));
-    gauge(&o, "sluice_open_fds", "File descriptors open in the agent.", count_open_fds());
-    gauge(&o, "sluice_uptime_seconds", "Seconds since start.", (double)(sl_wall_s() - a->started_wall));
+    if (a->http)
+        render_http(&o, http_server_stats(a->http));
+    if (a->spop)
+        render_spop(&o, spop_server_stats(a->spop));
     *len = o.len;
     return o.buf;
 }

@@ -2,15 +2,25 @@
  * metrics.h - the agent's counters and gauges, rendered as Prometheus text
  * on the admin listener (/metrics).
  *
- * Counters live in one plain struct owned by the loop thread; modules bump
- * them directly. Gauges that other modules already track (open connections,
- * bytes on disk, fds) are read at render time instead of being duplicated.
+ * Counters live in plain structs owned by the loop thread; modules bump
+ * them directly. What happens to one route's requests (hits, misses, bytes,
+ * fills, verdicts...) is counted per route, in struct route_counters, and
+ * rendered with a `route` label; what belongs to the whole agent (cache
+ * writers, eviction, the index) is not. Gauges that other modules already
+ * track (open connections, bytes on disk, fds) are read at render time
+ * instead of being duplicated.
+ *
+ * metrics.c describes every metric in one table (name, type, help, and
+ * where its value lives), so adding a counter is a field here and a row
+ * there; docs/operations.md lists them from the same names.
  */
 #ifndef SLUICE_METRICS_H
 #define SLUICE_METRICS_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "route/route.h"
 
 enum verdict_kind { VERDICT_HIT, VERDICT_FILL, VERDICT_PASS, VERDICT_BUSY, VERDICT_INLINE, VERDICT_REJECT, VERDICT_KINDS };
 
@@ -23,10 +33,11 @@ enum write_fail_reason {
     WFAIL_TOO_LARGE, WFAIL_ORIGIN, WFAIL_OTHER, WFAIL_REASONS
 };
 
-struct metrics {
+/* What one route's requests did (label `route`). */
+struct route_counters {
     uint64_t verdicts[VERDICT_KINDS];        /* SPOP answers by kind */
     uint64_t hits;                           /* responses served from a committed object */
-    uint64_t misses;                         /* fills started (leaders) */
+    uint64_t misses;                         /* fills started by a request (leaders) */
     uint64_t followers;                      /* requests attached to a running fill */
     uint64_t not_modified;                   /* 304s */
     uint64_t range_responses;                /* 206s */
@@ -35,23 +46,34 @@ struct metrics {
     uint64_t fills_committed;
     uint64_t fills_failed;                   /* origin error or truncation */
     uint64_t fills_not_cacheable;            /* origin answered something we don't store */
+    uint64_t bad_requests;                   /* refused by the canonical form (400/404/414) */
+    uint64_t busy_503_agent;                 /* 503 + Retry-After sent by the agent */
+};
+
+/* Index of the counters of requests that matched no route. */
+#define METRICS_NO_ROUTE ROUTE_MAX
+
+struct metrics {
+    struct route_counters route[ROUTE_MAX + 1];   /* by route index; [METRICS_NO_ROUTE] */
     uint64_t fills_in_flight;                /* gauge */
     uint64_t followers_attached;             /* gauge: readers attached to fills */
     uint64_t write_failures[WFAIL_REASONS];
     uint64_t writers_detached;
-    uint64_t refetches;          /* background refetches after a lag detach */
+    uint64_t refetches;                      /* background refetches after a lag detach */
     uint64_t stale_index_dropped;            /* C3: entry whose object was gone/bad */
     uint64_t evictions;
     uint64_t evicted_bytes;
     uint64_t temp_swept;                     /* crash debris removed at start */
-    uint64_t bad_requests;                   /* 400/414 from key validation */
-    uint64_t busy_503_agent;                 /* 503 + Retry-After sent by the agent */
 };
+
+struct agent;
+
+/* The counters of `r`'s requests (r NULL: requests that matched no route). */
+struct route_counters *metrics_route(struct agent *a, const struct route *r);
 
 const char *write_fail_reason_name(enum write_fail_reason r);
 enum write_fail_reason write_fail_reason_from_errno(int err);
 
-struct agent;
 /* Render every metric; returns a malloc'd buffer and its length. */
 char *metrics_render(struct agent *a, size_t *len);
 

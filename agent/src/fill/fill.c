@@ -361,7 +361,7 @@ static void commit_done(void *arg)
         log_warn("fill: commit failed key=%s: %s", f->key, strerror(-j->rc));
     } else {
         f->wstate = W_COMMITTED;
-        a->m.fills_committed++;
+        metrics_route(a, f->route)->fills_committed++;
         cache_committed(a, f->hash, OBJ_HEADER_SIZE + f->received, f->received, f->meta.stored);
     }
     table_remove(f);
@@ -643,7 +643,7 @@ static void abort_origin(struct fill *f)
     f->xfer = NULL;
     f->origin_done = true;
     f->origin_result = ORIGIN_ERR_OTHER;
-    f->a->m.fills_failed++;
+    metrics_route(f->a, f->route)->fills_failed++;
     fill_unref(f);
 }
 
@@ -723,7 +723,7 @@ static void on_origin_headers(void *ctx, int status, const struct origin_headers
         f->wstate = W_OPENING;
         workers_submit(a->workers, open_work, open_done, job_new(f));
     } else {
-        a->m.fills_not_cacheable++;
+        metrics_route(a, f->route)->fills_not_cacheable++;
     }
     wake_readers(f);
     maybe_abandon(f);
@@ -789,7 +789,7 @@ static void on_origin_done(void *ctx, enum origin_result res, const char *detail
     if (!body_complete(f)) {
         if (res == ORIGIN_OK)
             f->origin_result = ORIGIN_ERR_TRUNCATED;
-        a->m.fills_failed++;
+        metrics_route(a, f->route)->fills_failed++;
         log_warn("fill: origin failed (%s%s%s) key=%s after %llu bytes", origin_result_name(f->origin_result),
                  detail && *detail ? ": " : "", detail ? detail : "", f->key, (unsigned long long)f->received);
         writer_fail(f, WFAIL_ORIGIN);
@@ -980,7 +980,7 @@ void fill_consumed(struct fill_reader *r, size_t n)
     struct fill *f = r->fill;
     r->pos += n;
     SL_ASSERT(r->pos <= f->received);
-    f->a->m.bytes_fill += n;
+    metrics_route(f->a, f->route)->bytes_fill += n;
     reclaim(f);
 }
 

@@ -19,6 +19,7 @@ struct hit_resp {
     struct http_response base;    /* first: the server hands us &base */
     unsigned magic;
     struct agent *a;
+    struct route_counters *rc;    /* of the request's route */
     struct cache_hit hit;
     struct http_head head;
     uint64_t first;          /* body range to send */
@@ -57,7 +58,7 @@ static void hit_consumed(struct http_response *r, size_t n)
     struct hit_resp *h = hit_of(r);
     h->sent += n;
     SL_ASSERT(h->sent <= h->len);
-    h->a->m.bytes_hit += n;
+    h->rc->bytes_hit += n;
 }
 
 static void hit_finish(struct http_response *r, bool completed)
@@ -98,7 +99,6 @@ bool put_hit_headers(struct http_head *hd, const struct obj_meta *m)
 static int hit_status(struct hit_resp *h, const struct http_request *req, const struct obj_meta *m,
                       uint64_t *first, uint64_t *last)
 {
-    struct agent *a = h->a;
     bool not_modified = false;
     if (req->if_none_match)
         not_modified = httpx_etag_matches(req->if_none_match, strlen(req->if_none_match), m->etag);
@@ -109,7 +109,7 @@ static int hit_status(struct hit_resp *h, const struct http_request *req, const 
     h->len = m->size;
     if (not_modified) {
         h->len = 0;
-        a->m.not_modified++;
+        h->rc->not_modified++;
         return 304;
     }
     enum range_result rr = RANGE_NONE;
@@ -118,7 +118,7 @@ static int hit_status(struct hit_resp *h, const struct http_request *req, const 
     if (rr == RANGE_OK) {
         h->first = *first;
         h->len = *last - *first + 1;
-        a->m.range_responses++;
+        h->rc->range_responses++;
         return 206;
     }
     if (rr == RANGE_UNSATISFIABLE) {
@@ -152,7 +152,7 @@ static bool build_hit_head(struct hit_resp *h, const struct http_request *req, c
         hd->inline_body = h->hit.body + h->first;
         hd->inline_len = (size_t)h->len;
         if (req->method != HTTP_M_HEAD)
-            h->a->m.bytes_hit += h->len;
+            h->rc->bytes_hit += h->len;
     }
     return ok;
 }
@@ -168,12 +168,13 @@ bool serve_hit(struct agent *a, struct http_conn *c, const struct http_request *
     h->base = (struct http_response){ hit_head, hit_body, hit_consumed, hit_finish };
     h->magic = HIT_RESP_MAGIC;
     h->a = a;
+    h->rc = metrics_route(a, cn->route);
     if (!build_hit_head(h, req, h->hit.meta)) {
         hit_finish(&h->base, false);
         http_respond_simple(c, 500, "text/plain", "", SL_LIT("stored headers too large\n"));
         return true;
     }
-    a->m.hits++;
+    h->rc->hits++;
     http_respond_with(c, &h->base);
     return true;
 }

@@ -37,7 +37,7 @@ static void respond_not_cacheable(struct agent *a, struct http_conn *c, const st
                                           : "this route is not cached by the agent\n");
         return;
     case CLASS_REJECT:
-        a->m.bad_requests++;
+        metrics_route(a, rc->route)->bad_requests++;
         snprintf(text, sizeof(text), "%s\n", canon_strerror(rc->canon_err));
         respond_text(c, canon_err_status(rc->canon_err), text);
         return;

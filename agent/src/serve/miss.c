@@ -27,6 +27,7 @@ struct fill_resp {
     struct agent *a;
     struct http_conn *c;
     struct fill_reader reader;
+    const struct route *route;
     const char *cache_status;     /* fwd=uri-miss / fwd=miss */
     bool follower;
     const char *err_body;         /* failed before the head: a small error body */
@@ -66,7 +67,7 @@ static enum http_head_result error_head(struct fill_resp *fr, struct http_head *
 static enum http_head_result busy_head(struct fill_resp *fr, struct http_head *out)
 {
     char extra[128];
-    fr->a->m.busy_503_agent++;
+    metrics_route(fr->a, fr->route)->busy_503_agent++;
     snprintf(extra, sizeof(extra), "Retry-After: %d\r\nCache-Status: sluice; fwd=miss; detail=busy\r\n",
              fill_retry_after(fr->reader.fill));
     return error_head(fr, out, 503, "busy: waited too long for an origin slot, retry later\n", extra);
@@ -168,7 +169,7 @@ static void respond_busy(struct agent *a, struct http_conn *c, const struct rout
     snprintf(headers, sizeof(headers),
              "Retry-After: %d\r\nCache-Control: no-store\r\nCache-Status: sluice; fwd=miss; detail=busy\r\n",
              slots_retry_after(&a->slots, route));
-    a->m.busy_503_agent++;
+    metrics_route(a, route)->busy_503_agent++;
     http_respond_simple(c, 503, "text/plain", headers, SL_LIT("busy: origin fetch queue is full, retry later\n"));
 }
 
@@ -179,11 +180,12 @@ void serve_miss(struct agent *a, struct http_conn *c, const struct canon *cn, bo
     fr->magic = FILL_RESP_MAGIC;
     fr->a = a;
     fr->c = c;
+    fr->route = cn->route;
     fr->cache_status = stale ? "fwd=miss" : "fwd=uri-miss";
     struct fill *f = fill_find(a, cn->hash);
     if (f && fill_attach(f, &fr->reader, fill_resp_wake, fr)) {
         fr->follower = true;
-        a->m.followers++;
+        metrics_route(a, cn->route)->followers++;
         http_respond_with(c, &fr->base);
         return;
     }
@@ -203,7 +205,7 @@ void serve_miss(struct agent *a, struct http_conn *c, const struct canon *cn, bo
         respond_busy(a, c, cn->route);
         return;
     }
-    a->m.misses++;   /* this request leads the fill (a refetch has no request) */
+    metrics_route(a, cn->route)->misses++;   /* this request leads the fill (a refetch has no request) */
     bool attached = fill_attach(f, &fr->reader, fill_resp_wake, fr);
     SL_ASSERT(attached);
     http_respond_with(c, &fr->base);

@@ -53,8 +53,9 @@ static bool verdict_inline(struct agent *a, struct index_entry *e, const struct 
         out->hdrs_len = inline_answer.head.len;
         out->body = inline_answer.body;
         out->body_len = (size_t)hit.meta->size;
-        a->m.hits++;
-        a->m.bytes_hit += hit.meta->size;
+        struct route_counters *rc = metrics_route(a, cn->route);
+        rc->hits++;
+        rc->bytes_hit += hit.meta->size;
     }
     cache_release_hit(a, &hit);
     return ok;
@@ -98,8 +99,8 @@ void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict 
         v = VERDICT_REJECT;
         out->status = canon_err_status(rc.canon_err);
         out->reason = canon_strerror(rc.canon_err);
-        a->m.bad_requests++;
+        metrics_route(a, route)->bad_requests++;
     }
     out->verdict = verdict_names[v];
-    a->m.verdicts[v]++;
+    metrics_route(a, route)->verdicts[v]++;
 }
