@@ -21,6 +21,18 @@ or as a script (runs until SIGTERM/SIGINT, then exits 0)::
 
 and drive it over HTTP with ``RemoteOrigin(port)`` or plain curl.
 
+Where the parts live (import everything from ``origin``; it re-exports the
+public names of the other two):
+
+    origin.py          this documentation, OriginServer (lifecycle,
+                       configuration, stats and their bookkeeping),
+                       RemoteOrigin, the script entry point
+    origin_content.py  generated bodies (body_for, iter_body, ETags) and the
+                       knobs: ObjectSpec, make_spec, the plan of one response
+    origin_handler.py  the connection: reading requests, writing responses
+                       with their faults, conditional GET, the control API
+                       (the _Handler mixin of OriginServer)
+
 Content
 -------
 Every GET/HEAD path is served. The request target is the object key, exactly
