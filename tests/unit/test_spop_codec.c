@@ -198,34 +198,6 @@ struct data_vector {
     struct spop_data value;
 };
 
-static bool data_equal(const struct spop_data *a, const struct spop_data *b)
-{
-    if (a->type != b->type)
-        return false;
-    switch (a->type) {
-    case SPOP_DATA_NULL:
-        return true;
-    case SPOP_DATA_BOOL:
-        return a->u.boolean == b->u.boolean;
-    case SPOP_DATA_INT32:
-        return a->u.int32 == b->u.int32;
-    case SPOP_DATA_UINT32:
-        return a->u.uint32 == b->u.uint32;
-    case SPOP_DATA_INT64:
-        return a->u.int64 == b->u.int64;
-    case SPOP_DATA_UINT64:
-        return a->u.uint64 == b->u.uint64;
-    case SPOP_DATA_IPV4:
-        return memcmp(a->u.ipv4, b->u.ipv4, 4) == 0;
-    case SPOP_DATA_IPV6:
-        return memcmp(a->u.ipv6, b->u.ipv6, 16) == 0;
-    case SPOP_DATA_STRING:
-    case SPOP_DATA_BINARY:
-        return a->u.str.len == b->u.str.len && memcmp(a->u.str.ptr, b->u.str.ptr, a->u.str.len) == 0;
-    }
-    return false;
-}
-
 static struct spop_data ipv4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 {
     struct spop_data v = spop_data_null();
@@ -306,7 +278,7 @@ static void test_data_decode_and_truncation(void **state)
         spop_reader_init(&r, b, vecs[i].len);
         assert_true(spop_get_data(&r, &d));
         assert_int_equal(spop_reader_left(&r), 0);
-        assert_true(data_equal(&d, &vecs[i].value));
+        assert_true(spop_data_equal(&d, &vecs[i].value));
         for (size_t cut = 0; cut < vecs[i].len; cut++) {
             spop_reader_init(&r, b, cut);
             assert_false(spop_get_data(&r, &d));
@@ -338,8 +310,60 @@ static void test_data_round_trip_every_type(void **state)
         spop_reader_init(&r, out, w.len);
         assert_true(spop_get_data(&r, &d));
         assert_int_equal(spop_reader_left(&r), 0);
-        assert_true(data_equal(&d, &values[i]));
+        assert_true(spop_data_equal(&d, &values[i]));
     }
+}
+
+static void test_data_equal(void **state)
+{
+    (void)state;
+    /* Every type, and two values of each: equal exactly on the diagonal. */
+    struct spop_data v[] = {
+        spop_data_null(),
+        spop_data_bool(true), spop_data_bool(false),
+        spop_data_int32(1), spop_data_int32(-1),
+        spop_data_uint32(1), spop_data_uint32(UINT32_MAX),
+        spop_data_int64(1), spop_data_int64(INT64_MIN),
+        spop_data_uint64(1), spop_data_uint64(UINT64_MAX),
+        ipv4(127, 0, 0, 1), ipv4(127, 0, 0, 2),
+        ipv6_2001_db8_1(), spop_data_null(),   /* [14] becomes ::1 below */
+        spop_data_cstr("abc"), spop_data_cstr("abd"),
+        spop_data_binary("abc", 3), spop_data_binary("ab", 2),
+    };
+    v[14].type = SPOP_DATA_IPV6;
+    v[14].u.ipv6[15] = 1;
+    size_t n = sizeof(v) / sizeof(v[0]);
+    for (size_t i = 0; i < n; i++) {
+        struct spop_data copy = v[i];
+        assert_true(spop_data_equal(&v[i], &copy));
+        for (size_t j = 0; j < n; j++)
+            assert_int_equal(spop_data_equal(&v[i], &v[j]), i == j);
+    }
+
+    /* Bytes are compared, not pointers. */
+    char a[] = "payload", b[] = "payload";
+    struct spop_data sa = spop_data_cstr(a), sb = spop_data_cstr(b);
+    assert_true(spop_data_equal(&sa, &sb));
+    struct spop_data ba = spop_data_binary(a, 7), bb = spop_data_binary(b, 7);
+    assert_true(spop_data_equal(&ba, &bb));
+    assert_false(spop_data_equal(&sa, &ba));   /* same bytes, other type */
+
+    /* Zero length: equal whatever the pointers, NULL included. */
+    struct spop_data s_null = spop_data_string(NULL, 0), s_empty = spop_data_cstr("");
+    struct spop_data b_null = spop_data_binary(NULL, 0), b_empty = spop_data_binary(a, 0);
+    struct spop_data s_one = spop_data_string("x", 1);
+    assert_true(spop_data_equal(&s_null, &s_null));
+    assert_true(spop_data_equal(&s_null, &s_empty));
+    assert_true(spop_data_equal(&s_empty, &s_null));
+    assert_true(spop_data_equal(&b_null, &b_empty));
+    assert_false(spop_data_equal(&s_null, &b_null));
+    assert_false(spop_data_equal(&s_null, &s_one));
+    assert_false(spop_data_equal(&s_one, &s_null));
+
+    /* A type outside the enum equals nothing, not even itself. */
+    struct spop_data bad = spop_data_null();
+    bad.type = (enum spop_data_type)12;
+    assert_false(spop_data_equal(&bad, &bad));
 }
 
 static void test_data_rejects(void **state)
@@ -889,6 +913,7 @@ int main(void)
         cmocka_unit_test(test_data_exact_encodings),
         cmocka_unit_test(test_data_decode_and_truncation),
         cmocka_unit_test(test_data_round_trip_every_type),
+        cmocka_unit_test(test_data_equal),
         cmocka_unit_test(test_data_rejects),
         cmocka_unit_test(test_frame_truncation_every_offset),
         cmocka_unit_test(test_frame_header_cut_by_length),

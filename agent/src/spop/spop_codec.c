@@ -702,6 +702,37 @@ struct spop_data spop_data_cstr(const char *s)
     return spop_data_string(s, strlen(s));
 }
 
+bool spop_data_equal(const struct spop_data *a, const struct spop_data *b)
+{
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case SPOP_DATA_NULL:
+        return true;
+    case SPOP_DATA_BOOL:
+        return a->u.boolean == b->u.boolean;
+    case SPOP_DATA_INT32:
+        return a->u.int32 == b->u.int32;
+    case SPOP_DATA_UINT32:
+        return a->u.uint32 == b->u.uint32;
+    case SPOP_DATA_INT64:
+        return a->u.int64 == b->u.int64;
+    case SPOP_DATA_UINT64:
+        return a->u.uint64 == b->u.uint64;
+    case SPOP_DATA_IPV4:
+        return memcmp(a->u.ipv4, b->u.ipv4, sizeof(a->u.ipv4)) == 0;
+    case SPOP_DATA_IPV6:
+        return memcmp(a->u.ipv6, b->u.ipv6, sizeof(a->u.ipv6)) == 0;
+    case SPOP_DATA_STRING:
+    case SPOP_DATA_BINARY:
+        /* memcmp() wants valid pointers even for 0 bytes; an empty value
+         * may have a NULL one. */
+        return a->u.str.len == b->u.str.len &&
+               (a->u.str.len == 0 || memcmp(a->u.str.ptr, b->u.str.ptr, a->u.str.len) == 0);
+    }
+    return false;
+}
+
 /* ------------------------------------------------------------ builders */
 
 size_t spop_build_agent_hello(uint8_t *buf, size_t cap, uint32_t max_frame_size,

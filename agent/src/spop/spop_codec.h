@@ -306,6 +306,12 @@ struct spop_data spop_data_binary(const void *p, size_t len);
 /* From a NUL-terminated string. */
 struct spop_data spop_data_cstr(const char *s);
 
+/* True when a and b have the same type and the same value. STRING and
+ * BINARY compare their bytes, not their pointers; two empty ones are equal
+ * whatever their pointers (NULL allowed). A type outside enum
+ * spop_data_type is never equal to anything. */
+bool spop_data_equal(const struct spop_data *a, const struct spop_data *b);
+
 /* ------------------------------------------------------------ builders
  * Each writes one whole frame (length prefix included) at buf and returns
  * its size, or 0 when cap is too small. Agent frames always carry FIN. */
