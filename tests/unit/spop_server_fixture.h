@@ -38,6 +38,8 @@
 #include "spop/spop_codec.h"
 #include "spop/spop_server.h"
 
+#include "spop_test_util.h"   /* golden frames, str_is */
+
 #define DEADLINE_MS 10000
 #define CLIENT_BUF (2 * SPOP_SERVER_MAX_FRAME)
 
@@ -285,7 +287,7 @@ static inline size_t build_hello(uint8_t *buf, size_t cap, const struct hello_op
         struct spop_data v = spop_data_bool(true);
         spop_put_kv(&w, "healthcheck", &v);
     } else {
-        struct spop_data v = spop_data_cstr("0123abcd-4567-89ef-0123-456789abcdef");
+        struct spop_data v = spop_data_cstr(FAKE_ENGINE_ID);
         spop_put_kv(&w, "engine-id", &v);
     }
     size_t n = spop_frame_end(&w);
@@ -345,11 +347,6 @@ static inline size_t build_notify(uint8_t *buf, size_t cap, uint64_t sid, uint64
 static const struct lookup_args hit_args = { "npm", "GET", "/hit", NULL, false, false, false, false, false };
 
 /* ---------------------------------------------------- expectations */
-
-static inline bool str_is(const char *p, size_t len, const char *want)
-{
-    return len == strlen(want) && memcmp(p, want, len) == 0;
-}
 
 static inline void expect_agent_hello(struct client *c, uint32_t max_frame, const char *caps)
 {

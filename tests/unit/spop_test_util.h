@@ -1,6 +1,7 @@
 /*
- * spop_test_util.h - shared by the SPOP codec unit tests: the golden
- * frames of shared/notes/spoe.md (§1.12) and the helpers that check them.
+ * spop_test_util.h - shared by the SPOP unit tests (codec and server): the
+ * golden frames of shared/notes/spoe.md (§1.12) and the helpers that check
+ * them.
  * Functions are static inline so that a test file using only some of them
  * builds without -Wunused-function warnings.
  */

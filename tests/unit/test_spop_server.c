@@ -47,19 +47,11 @@ static void test_hello_caps_and_size(void **state)
     client_close(c);
 }
 
-/* The 82 bytes HAProxy 2.6.12 sends for `option spop-check` (§1.12a). */
-static const char hc_hello[] =
-    "\x00\x00\x00\x4e" "\x01" "\x00\x00\x00\x01" "\x00\x00"
-    "\x12" "supported-versions" "\x08\x03" "2.0"
-    "\x0e" "max-frame-size" "\x03\xfc\xf0\x06"
-    "\x0c" "capabilities" "\x08\x00"
-    "\x0b" "healthcheck" "\x11";
-
 static void test_healthcheck(void **state)
 {
     (void)state;
     struct client *c = client_open();
-    client_send(c, hc_hello, sizeof(hc_hello) - 1);
+    client_send(c, BYTES(golden_hc_hello));   /* what `option spop-check` sends */
     expect_agent_hello(c, 16380, "");
     client_expect_eof(c);
     client_close(c);
@@ -68,16 +60,11 @@ static void test_healthcheck(void **state)
     assert_int_equal(spop_server_stats(srv)->protocol_errors, 0);
 }
 
-static const char haproxy_disconnect[] =
-    "\x00\x00\x00\x25" "\x02" "\x00\x00\x00\x01" "\x00\x00"
-    "\x0b" "status-code" "\x03\x00"
-    "\x07" "message" "\x08\x06" "normal";
-
 static void test_haproxy_disconnect(void **state)
 {
     (void)state;
     struct client *c = client_ready();
-    client_send(c, haproxy_disconnect, sizeof(haproxy_disconnect) - 1);
+    client_send(c, BYTES(golden_disconnect));
     expect_disconnect(c, SPOP_STATUS_NORMAL);
     client_expect_eof(c);
     client_close(c);
