@@ -11,7 +11,6 @@
 
 #include <cmocka.h>
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "spop_server_fixture.h"
@@ -192,8 +191,7 @@ static void test_notify_without_lookup(void **state)
 
 int main(void)
 {
-    if (!getenv("SPOP_TEST_VERBOSE"))
-        log_set_level(LOG_ERROR);   /* the error cases log warnings by design */
+    quiet_logs();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_notify_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_missing_args, setup, teardown),
