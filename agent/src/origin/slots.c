@@ -113,6 +113,7 @@ enum slot_result slot_acquire(struct slots *s, const struct route *route, struct
     w->expired = expired;
     w->ctx = ctx;
     w->enqueued_ms = sl_now_ms();
+    w->seq = s->next_seq++;
     w->queued = true;
     list_push_back(&o->queue, &w->link);
     o->queued++;
@@ -141,7 +142,7 @@ static void dispatch(struct slots *s)
             if (list_empty(&o->queue) || !can_run(s, o))
                 continue;
             struct slot_wait *head = SL_CONTAINER_OF(o->queue.next, struct slot_wait, link);
-            if (!best || head->enqueued_ms < best->enqueued_ms)
+            if (!best || head->seq < best->seq)
                 best = head;
         }
         if (!best)

@@ -44,6 +44,7 @@ struct slot_wait {
     struct slots *owner;
     int origin;                      /* route index */
     int64_t enqueued_ms;
+    uint64_t seq;                    /* arrival order (many arrive in one millisecond) */
     ev_timer timer;
     void (*granted)(void *ctx);
     void (*expired)(void *ctx);
@@ -69,6 +70,7 @@ struct slots {
     int max_in_flight;
     int retry_after_min, retry_after_max;
     double avg_fill_s;               /* moving average of slot hold times */
+    uint64_t next_seq;               /* arrival numbers of waiters */
     struct slot_origin origins[ROUTE_MAX];
     /* queue wait histogram by outcome (Prometheus buckets, seconds) */
     uint64_t wait_buckets[QWAIT_OUTCOMES][QWAIT_BUCKETS];
