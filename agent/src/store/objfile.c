@@ -120,6 +120,18 @@ void obj_meta_free(struct obj_meta *meta)
     memset(meta, 0, sizeof(*meta));
 }
 
+void obj_meta_copy(struct obj_meta *dst, const struct obj_meta *src)
+{
+    SL_ASSERT(dst && src && src->n_headers <= OBJ_MAX_HEADERS);
+    *dst = *src;
+    dst->key = src->key ? sl_strdup(src->key) : NULL;
+    dst->etag = src->etag ? sl_strdup(src->etag) : NULL;
+    for (int i = 0; i < src->n_headers; i++) {
+        dst->headers[i].name = sl_strdup(src->headers[i].name);
+        dst->headers[i].value = sl_strdup(src->headers[i].value);
+    }
+}
+
 int obj_meta_add_header(struct obj_meta *meta, const char *name, const char *value)
 {
     SL_ASSERT(meta != NULL && name != NULL && value != NULL);

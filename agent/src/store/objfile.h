@@ -71,6 +71,9 @@ int obj_header_decode(const uint8_t *block, size_t len, struct obj_meta *meta,
 
 void obj_meta_free(struct obj_meta *meta);
 
+/* A deep copy of src into dst (which must be empty or freed). */
+void obj_meta_copy(struct obj_meta *dst, const struct obj_meta *src);
+
 /* Add a kept header (copies the strings). Returns -1 when full. */
 int obj_meta_add_header(struct obj_meta *meta, const char *name, const char *value);
 
