@@ -32,6 +32,11 @@ struct agent {
     struct store store;
     struct index index;
     struct worker_pool *workers;
+    /* Storage tiers after L1 (store/tier.h), in lookup order; the sinks
+     * among them get a copy of every committed object. None until one is
+     * configured (the S3 tier). */
+    struct tier *tiers[TIER_MAX];
+    int n_tiers;
     struct origin_client *origins;
     struct slots slots;
     struct fill *fills[FILL_TABLE_BUCKETS];   /* running fills by key hash */

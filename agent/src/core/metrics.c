@@ -24,6 +24,7 @@
 #include "origin/origin.h"
 #include "spop/spop_server.h"
 #include "store/store.h"
+#include "store/tier.h"
 
 static const char *const wfail_names[WFAIL_REASONS] = {
     "enospc", "edquot", "eio", "short_write", "timeout", "lag", "too_large", "origin", "other",
@@ -220,6 +221,18 @@ static void render_write_failures(struct out *o, const struct metrics *m)
              (unsigned long long)m->write_failures[i]);
 }
 
+static void render_tier_writes(struct out *o, const struct agent *a)
+{
+    if (a->n_tiers == 0)
+        return;
+    family(o, "sluice_tier_writes_total", "counter", "Committed objects copied to a sink tier, by result.");
+    for (int i = 0; i < a->n_tiers; i++)
+        emit(o, "sluice_tier_writes_total{tier=\"%s\",result=\"stored\"} %llu\n"
+                "sluice_tier_writes_total{tier=\"%s\",result=\"failed\"} %llu\n",
+             a->tiers[i]->name, (unsigned long long)a->m.tier_writes[i][0], a->tiers[i]->name,
+             (unsigned long long)a->m.tier_writes[i][1]);
+}
+
 static void render_queue_waits(struct out *o, const struct slots *s)
 {
     family(o, "sluice_origin_queue_wait_seconds", "histogram", "Time leaders waited for an origin slot, by outcome.");
@@ -311,6 +324,7 @@ char *metrics_render(struct agent *a, size_t *len)
     render_route_rows(&o, a);
     render_write_failures(&o, &a->m);
     render_agent_rows(&o, a);
+    render_tier_writes(&o, a);
     render_slots(&o, a);
     render_origin(&o, origin_client_stats(a->origins));
     if (a->http)

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "route/route.h"
+#include "store/tier.h"
 
 enum verdict_kind { VERDICT_HIT, VERDICT_FILL, VERDICT_PASS, VERDICT_BUSY, VERDICT_INLINE, VERDICT_REJECT, VERDICT_KINDS };
 
@@ -64,6 +65,7 @@ struct metrics {
     uint64_t evictions;
     uint64_t evicted_bytes;
     uint64_t temp_swept;                     /* crash debris removed at start */
+    uint64_t tier_writes[TIER_MAX][2];              /* by agent tier index: [0] stored, [1] failed */
 };
 
 struct agent;

@@ -67,6 +67,15 @@ struct fill *fill_find(struct agent *a, const uint8_t hash[KEY_HASH_LEN]);
 struct fill *fill_start(struct agent *a, const struct route *route, const char *key,
                         const uint8_t hash[KEY_HASH_LEN], const char *url);
 
+/* Start a fill whose bytes come from a storage tier (store/tier.h) rather
+ * than the origin: no origin slot is taken (an L2 hit never waits behind
+ * origin fetches); followers attach and the writer fills L1 as with any
+ * fill. A tier miss or error fails the fill before its head (the caller
+ * then goes to the origin). Never NULL. */
+struct tier;
+struct fill *fill_start_from_tier(struct agent *a, const struct route *route, const char *key,
+                                  const uint8_t hash[KEY_HASH_LEN], struct tier *tier);
+
 /* Take a fill out of the table: it goes on serving its readers, and the
  * next request for its key starts a new fill (a new generation). Used when
  * a running fill can no longer take a follower from byte 0 (its writer

@@ -39,9 +39,12 @@ struct cache_hit {
 bool cache_open_hit(struct agent *a, struct index_entry *e, const char *key, struct cache_hit *h);
 void cache_release_hit(struct agent *a, struct cache_hit *h);
 
-/* A fill committed an object: index it and evict if over the limits. */
-void cache_committed(struct agent *a, const uint8_t hash[KEY_HASH_LEN], uint64_t disk_bytes,
-                     uint64_t body_size, int64_t stored);
+/* A fill committed an object: index it, evict if over the limits, and copy
+ * it to every sink tier (a->tiers) off the serving path. `fd` is the
+ * committed object read-only (ownership passes here), or -1 when there are
+ * no sinks or it could not be opened. */
+void cache_committed(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const char *key, uint64_t disk_bytes,
+                     uint64_t body_size, int64_t stored, int fd);
 
 /* Evict least-recently-used objects until within cache_max_size and
  * cache_min_free. Unlinks run on the worker pool. */

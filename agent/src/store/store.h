@@ -1,5 +1,8 @@
 /*
- * store.h - where committed objects live: the storage interface.
+ * store.h - the local disk, L1: where committed objects live, and the
+ * spool of every fill. It hands out file descriptors (hits are sent with
+ * sendfile, fills stream into temp files that readers read back); every
+ * other storage level is a tier (tier.h) and hands out bytes.
  *
  * Every function here may block on the disk, so all of them except
  * store_open_object run on the worker pool. store_open_object is the
@@ -99,6 +102,10 @@ int store_temp_commit(struct store *st, struct store_temp *t, const uint8_t hash
 /* Abandon: unlink the temp file (if still named) and close the fd (if open). */
 void store_temp_unlink(struct store *st, struct store_temp *t);
 void store_temp_close(struct store_temp *t);
+
+/* Open a committed object read-only, without validating it (the commit
+ * that just made it hands it to the sink tiers). fd or -errno. */
+int store_object_open(struct store *st, const uint8_t hash[KEY_HASH_LEN]);
 
 /* Remove a committed object. 0 or -errno (-ENOENT is fine for callers). */
 int store_remove_object(struct store *st, const uint8_t hash[KEY_HASH_LEN]);

@@ -290,6 +290,14 @@ void store_temp_close(struct store_temp *t)
     }
 }
 
+int store_object_open(struct store *st, const uint8_t hash[KEY_HASH_LEN])
+{
+    char path[96];
+    object_path(hash, path, sizeof(path));
+    int fd = openat(st->objects_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    return fd >= 0 ? fd : -errno;
+}
+
 int store_remove_object(struct store *st, const uint8_t hash[KEY_HASH_LEN])
 {
     char path[96];

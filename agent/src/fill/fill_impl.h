@@ -1,0 +1,138 @@
+/*
+ * fill_impl.h - the inside of a fill, shared by the three files that make
+ * it up and by nothing else (fill.h is the interface):
+ *
+ *   fill.c    the table, lifetime, the source (origin or tier) and the API
+ *   spool.c   memory chunks, the spool file, budgets, pausing, readers' reads
+ *   writer.c  the cache writer: temp file, writes, deadline, commit
+ *
+ * The invariants of fill.h hold between any two loop callbacks; the
+ * functions below may be called from any of the three files, on the loop
+ * thread only.
+ */
+#ifndef SLUICE_FILL_IMPL_H
+#define SLUICE_FILL_IMPL_H
+
+#include <sys/uio.h>
+
+#include "fill/fill.h"
+#include "origin/origin.h"
+#include "origin/slots.h"
+#include "store/store.h"
+#include "store/tier.h"
+
+#define FILL_MAGIC 0x46494c4cu   /* "FILL" */
+#define CHUNK_SIZE (256 * 1024)
+/* One write job takes everything received and not yet written, up to this:
+ * the writer keeps pace with a fast origin by writing large batches. */
+#define WRITE_MAX (16 * 1024 * 1024)
+
+/*
+ * A spool chunk. The spool list holds one reference; a write job in flight
+ * holds one on each chunk it writes, so a write that hangs keeps only its
+ * own chunks alive and never stops the spool from releasing memory (the
+ * loop thread alone touches refs; the worker only reads data).
+ */
+struct chunk {
+    struct chunk *next;
+    uint64_t off;
+    size_t len;
+    size_t cap;
+    int refs;
+    uint8_t data[];
+};
+
+/* The spool file as readers see it: a dup of the writer's temp file, kept
+ * open (and readable even once unlinked) as long as the fill lives. */
+struct spool_file {
+    int fd;
+};
+
+enum writer_state { W_NONE, W_OPENING, W_ACTIVE, W_COMMITTING, W_COMMITTED, W_FAILED };
+
+/* Where a fill's bytes come from while they come: an origin transfer
+ * (origin.h) or a tier read (tier.h). Both pause and resume the same way. */
+struct fill_source {
+    void *h;                       /* NULL: nothing running */
+    void (*resume)(void *h);
+    void (*abort)(void *h);
+};
+
+struct fill {
+    unsigned magic;
+    struct agent *a;
+    uint8_t hash[KEY_HASH_LEN];
+    char *key;
+    char *url;                   /* the origin URL ("" for a tier's fill) */
+    const struct route *route;
+    int refs;
+    bool in_table;
+    struct fill *table_next;
+    int64_t started_wall;
+
+    /* origin slot: queued for one, or holding one while the transfer runs */
+    struct slot_wait wait;
+    bool queued;
+    bool has_slot;
+    int64_t slot_start_ms;
+
+    /* source */
+    struct fill_source src;
+    bool paused;
+    struct sl_list paused_link;  /* on a->paused while paused */
+    int retry_after;             /* FILL_HEAD_BUSY: seconds */
+    bool origin_done;            /* the source has finished (or failed) */
+    enum origin_result origin_result;
+    char origin_detail[160];     /* why the source failed, for the client */
+    enum fill_head_state head;
+    struct obj_meta meta;
+    int64_t content_length;
+
+    /* spool */
+    struct chunk *head_chunk, *tail_chunk;
+    uint64_t mem_start;
+    uint64_t received;
+    size_t mem_bytes;
+
+    /* readers */
+    struct fill_reader *readers;
+    int n_readers;
+
+    /* writer */
+    enum writer_state wstate;
+    struct store_temp temp;
+    bool wbusy;
+    int64_t wop_start_ms;
+    uint64_t written;
+    uint64_t file_end;           /* bytes readable from sf */
+    struct spool_file *sf;
+    ev_timer wtimer;
+    enum write_fail_reason wfail;  /* why the writer was detached (W_FAILED) */
+    bool refetch;                  /* started by refetch_after_lag */
+};
+
+/* fill.c */
+void fill_ref(struct fill *f);
+void fill_unref(struct fill *f);
+void fill_wake_readers(struct fill *f);
+void fill_table_remove(struct fill *f);
+bool fill_body_complete(const struct fill *f);
+
+/* spool.c */
+void spool_chunk_unref(struct chunk *c);
+const struct chunk *spool_chunk_at(const struct fill *f, uint64_t pos);
+void spool_append(struct fill *f, const uint8_t *data, size_t len);
+void spool_reclaim(struct fill *f);
+bool spool_must_pause(struct fill *f, size_t incoming);
+void spool_pause(struct fill *f);
+void spool_unpause(struct fill *f);
+void spool_free(struct fill *f);
+
+/* writer.c */
+void writer_init(struct fill *f);
+void writer_open(struct fill *f);
+void writer_pump(struct fill *f);
+void writer_fail(struct fill *f, enum write_fail_reason why);
+bool writer_file_usable(const struct fill *f);
+
+#endif

@@ -1,0 +1,248 @@
+/*
+ * spool.c - the bytes of a fill on their way to its readers (see fill.h):
+ * memory chunks appended as the source delivers them, released as soon as
+ * every memory reader and the cache writer have them; the writer's temp
+ * file behind them for readers that fall back; and the budgets that decide
+ * when a source is paused (clients are slow) and when a lagging writer is
+ * detached instead (the origin never waits for the cache).
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "core/common.h"
+#include "fill/fill_impl.h"
+
+static void resume_paused(struct agent *a);
+
+void spool_chunk_unref(struct chunk *c)
+{
+    SL_ASSERT(c->refs > 0);
+    if (--c->refs == 0)
+        free(c);
+}
+
+const struct chunk *spool_chunk_at(const struct fill *f, uint64_t pos)
+{
+    for (const struct chunk *c = f->head_chunk; c; c = c->next)
+        if (pos >= c->off && pos < c->off + c->len)
+            return c;
+    return NULL;
+}
+
+/*
+ * The lowest offset anyone may still read from memory. Readers behind the
+ * writer's progress are served from the file, so while the file is usable
+ * they do not pin memory; otherwise every reader does. The writer pins what
+ * it has not written while it is attached; a write in flight works on its
+ * own copy (writer_pump) and pins nothing.
+ */
+static uint64_t free_point(const struct fill *f, bool count_writer)
+{
+    uint64_t p = f->received;
+    if (count_writer && (f->wstate == W_OPENING || f->wstate == W_ACTIVE))
+        p = SL_MIN(p, f->written);
+    bool file_ok = writer_file_usable(f);
+    for (const struct fill_reader *r = f->readers; r; r = r->next)
+        if (!(file_ok && r->pos < f->file_end))
+            p = SL_MIN(p, r->pos);
+    return p;
+}
+
+/*
+ * Once the writer has failed, its (already unlinked) temp file is only
+ * needed by readers still behind memory; memory is no longer freed past any
+ * reader, so when none is behind, none ever will be again. Closing the file
+ * then gives its disk space back at once instead of when the fill ends:
+ * when the disk is full, the sooner failed fills return their space, the
+ * fewer of the other running fills fail too.
+ */
+static void release_spool_file(struct fill *f)
+{
+    if (!f->sf || f->wstate != W_FAILED)
+        return;
+    for (const struct fill_reader *r = f->readers; r; r = r->next)
+        if (r->pos < f->mem_start)
+            return;
+    close(f->sf->fd);
+    free(f->sf);
+    f->sf = NULL;
+    f->file_end = 0;
+}
+
+void spool_reclaim(struct fill *f)
+{
+    uint64_t p = free_point(f, true);
+    while (f->head_chunk && f->head_chunk->off + f->head_chunk->len <= p &&
+           (f->head_chunk->len == f->head_chunk->cap || f->head_chunk->off + f->head_chunk->len == f->received)) {
+        struct chunk *c = f->head_chunk;
+        f->head_chunk = c->next;
+        if (!f->head_chunk)
+            f->tail_chunk = NULL;
+        f->mem_bytes -= c->cap;
+        f->a->spool_bytes -= c->cap;
+        spool_chunk_unref(c);
+    }
+    f->mem_start = f->head_chunk ? f->head_chunk->off : f->received;
+    SL_ASSERT(f->mem_start <= f->received);
+    SL_ASSERT(!writer_file_usable(f) || f->mem_start <= f->file_end || f->mem_start == f->received);
+    release_spool_file(f);
+    resume_paused(f->a);
+}
+
+void spool_append(struct fill *f, const uint8_t *data, size_t len)
+{
+    while (len > 0) {
+        struct chunk *c = f->tail_chunk;
+        if (!c || c->len == c->cap) {
+            c = sl_malloc(sizeof(*c) + CHUNK_SIZE);
+            c->next = NULL;
+            c->off = f->received;
+            c->len = 0;
+            c->cap = CHUNK_SIZE;
+            c->refs = 1;
+            if (f->tail_chunk)
+                f->tail_chunk->next = c;
+            else
+                f->head_chunk = c;
+            f->tail_chunk = c;
+            f->mem_bytes += c->cap;
+            f->a->spool_bytes += c->cap;
+        }
+        size_t n = SL_MIN(len, c->cap - c->len);
+        memcpy(c->data + c->len, data, n);
+        c->len += n;
+        f->received += n;
+        data += n;
+        len -= n;
+    }
+}
+
+/* Memory over this fill's window, or all fills over spool_memory_max. */
+static bool over_budget(const struct fill *f, size_t incoming)
+{
+    const struct sluice_config *cfg = &f->a->cfg;
+    return f->mem_bytes + incoming > cfg->fill_buffer_size ||
+           f->a->spool_bytes + incoming > cfg->spool_memory_max;
+}
+
+/* Over budget: detach a lagging writer, else pause. True = pause. */
+bool spool_must_pause(struct fill *f, size_t incoming)
+{
+    if (!over_budget(f, incoming))
+        return false;
+    spool_reclaim(f);
+    if (!over_budget(f, incoming))
+        return false;
+    if ((f->wstate == W_OPENING || f->wstate == W_ACTIVE) && free_point(f, false) > free_point(f, true)) {
+        /* Nobody reads this fill (a background refetch, or its clients
+         * left): pausing the origin for the writer holds no client (C1).
+         * Only for an open writer: each of its writes has a deadline, so
+         * the pause is bounded (an open that hangs has none; it gets the
+         * lag rule below). */
+        if (f->n_readers == 0 && f->wstate == W_ACTIVE)
+            return true;
+        /* The writer holds the memory. Give it cache_write_lag_max of slack
+         * within the global cap (a busy loop or a short disk hiccup must not
+         * cost the object); past that it is detached, never waited for. */
+        if (f->received + incoming - f->written <= f->a->cfg.cache_write_lag_max &&
+            f->a->spool_bytes + incoming <= f->a->cfg.spool_memory_max)
+            return false;
+        writer_fail(f, WFAIL_LAG);
+        spool_reclaim(f);
+        if (!over_budget(f, incoming))
+            return false;
+    }
+    /* A fill holding nothing has nothing its readers could free: let it
+     * take one chunk rather than wait for other fills. */
+    return f->mem_bytes > 0;
+}
+
+void spool_unpause(struct fill *f)
+{
+    if (!f->paused)
+        return;
+    list_remove(&f->paused_link);
+    f->paused = false;
+}
+
+void spool_pause(struct fill *f)
+{
+    SL_ASSERT(!f->paused);
+    f->paused = true;
+    list_push_back(&f->a->paused, &f->paused_link);
+}
+
+/*
+ * Resume paused origins once memory is back under both budgets (with
+ * hysteresis, so a fill does not flap between paused and running). Memory
+ * freed by any fill can resume another, since the global cap is shared.
+ */
+static void resume_paused(struct agent *a)
+{
+    if (list_empty(&a->paused) || a->spool_bytes > a->cfg.spool_memory_max / 4 * 3)
+        return;
+    struct sl_list *n = a->paused.next;
+    while (n != &a->paused) {
+        struct fill *f = SL_CONTAINER_OF(n, struct fill, paused_link);
+        n = n->next;
+        if (f->mem_bytes <= a->cfg.fill_buffer_size / 2) {
+            spool_unpause(f);
+            if (f->src.h)
+                f->src.resume(f->src.h);
+        }
+    }
+}
+
+enum http_body_result fill_read(struct fill_reader *r, struct http_piece *out)
+{
+    struct fill *f = r->fill;
+    SL_ASSERT(f && r->pos <= f->received);
+    if (r->pos < f->mem_start) {
+        SL_ASSERT(f->sf && f->file_end > r->pos);
+        uint64_t end = SL_MIN(f->mem_start, f->file_end);
+        out->data = NULL;
+        out->fd = f->sf->fd;
+        out->file_off = OBJ_HEADER_SIZE + r->pos;
+        out->len = (size_t)SL_MIN(end - r->pos, (uint64_t)1 << 30);
+        return HTTP_PIECE_DATA;
+    }
+    if (r->pos < f->received) {
+        const struct chunk *c = spool_chunk_at(f, r->pos);
+        SL_ASSERT(c != NULL);
+        out->data = c->data + (r->pos - c->off);
+        out->len = (size_t)(c->off + c->len - r->pos);
+        return HTTP_PIECE_DATA;
+    }
+    if (!f->origin_done)
+        return HTTP_PIECE_WAIT;
+    return fill_body_complete(f) ? HTTP_PIECE_END : HTTP_PIECE_ERROR;
+}
+
+void fill_consumed(struct fill_reader *r, size_t n)
+{
+    struct fill *f = r->fill;
+    r->pos += n;
+    SL_ASSERT(r->pos <= f->received);
+    metrics_route(f->a, f->route)->bytes_fill += n;
+    spool_reclaim(f);
+}
+
+void spool_free(struct fill *f)
+{
+    spool_unpause(f);
+    SL_ASSERT(f->a->spool_bytes >= f->mem_bytes);
+    f->a->spool_bytes -= f->mem_bytes;
+    struct chunk *c = f->head_chunk;
+    while (c) {
+        struct chunk *next = c->next;
+        spool_chunk_unref(c);
+        c = next;
+    }
+    f->head_chunk = f->tail_chunk = NULL;
+    f->mem_bytes = 0;
+    if (f->sf) {
+        close(f->sf->fd);
+        free(f->sf);
+        f->sf = NULL;
+    }
+}

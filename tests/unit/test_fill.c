@@ -1,0 +1,406 @@
+/*
+ * test_fill.c - fills (fill/fill.h) driven without a network: the source is
+ * a memory tier (store/tier.h), the spool and the cache writer are the real
+ * ones on a temp directory, the loop and the worker pool are real.
+ *
+ * What is proven: every reader gets every byte in order, from memory or
+ * from the spool file; a reader that does not read pauses the source, and
+ * it resumes when the reader catches up; the writer commits exactly the
+ * body and its metadata, and a committed object is copied to a sink tier;
+ * a writer failure never reaches a reader (C1) and leaves nothing on disk
+ * (C2); a fill nobody reads is abandoned; memory returns to zero.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <ev.h>
+
+#include "store/cache.h"
+
+#include "agent_fixture.h"
+
+static struct tier *source;     /* where fills read from (not one of A's tiers) */
+
+/* A client of the fill: reads at its own pace. */
+struct client {
+    struct fill_reader r;
+    int wakes;
+    uint8_t *got;
+    size_t len;
+    int end;                     /* 1: clean end, -1: error */
+};
+
+static void wake(void *ctx)
+{
+    ((struct client *)ctx)->wakes++;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static int setup(void **state)
+{
+    (void)state;
+    fixture_setup();
+    source = tier_mem_new(A.loop, 50000);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fixture_teardown();
+    tier_destroy(source);
+    return 0;
+}
+
+#define run_until fixture_run_until
+
+static void run_until_idle(void)
+{
+    fixture_run_until(fixture_idle, NULL);
+}
+
+/* ------------------------------------------------------------- objects */
+
+static uint8_t *pattern(size_t len, unsigned seed)
+{
+    uint8_t *b = sl_malloc(len + 1);
+    for (size_t i = 0; i < len; i++)
+        b[i] = (uint8_t)(i * 7 + seed + (i >> 12));
+    return b;
+}
+
+static void on_put(void *ctx, int rc)
+{
+    int *res = ctx;
+    res[0] = 1;
+    res[1] = rc;
+}
+
+static int done_flag(void *arg)
+{
+    return *(int *)arg;
+}
+
+/* Put key -> `len` pattern bytes into tier t. */
+static void put(struct tier *t, const char *key, size_t len, unsigned seed)
+{
+    char path[] = "/tmp/sluice-fill-obj-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    struct obj_meta m = { .key = (char *)key, .status = 200, .size = len, .stored = 1700000000,
+                          .etag = (char *)"\"t1\"", .last_modified = 1600000000 };
+    uint8_t block[OBJ_HEADER_SIZE];
+    assert_int_equal(obj_header_encode(&m, block), 0);
+    assert_int_equal(pwrite(fd, block, sizeof(block), 0), (ssize_t)sizeof(block));
+    uint8_t *body = pattern(len, seed);
+    assert_int_equal(pwrite(fd, body, len, OBJ_HEADER_SIZE), (ssize_t)len);
+    free(body);
+    uint8_t hash[KEY_HASH_LEN];
+    key_hash(key, strlen(key), hash);
+    int res[2] = { 0, 0 };
+    tier_write(t, key, hash, fd, on_put, res);
+    run_until(done_flag, &res[0]);
+    assert_int_equal(res[1], 0);
+}
+
+static struct fill *start(const char *key)
+{
+    uint8_t hash[KEY_HASH_LEN];
+    key_hash(key, strlen(key), hash);
+    return fill_start_from_tier(&A, &A.routes.routes[0], key, hash, source);
+}
+
+/* ------------------------------------------------------------- clients */
+
+static void attach(struct fill *f, struct client *c, size_t cap)
+{
+    memset(c, 0, sizeof(*c));
+    c->got = sl_malloc(cap + 1);
+    assert_true(fill_attach(f, &c->r, wake, c));
+}
+
+/* Read what is available, at most `budget` bytes; returns bytes read. */
+static size_t read_some(struct client *c, size_t budget)
+{
+    size_t total = 0;
+    while (c->end == 0 && c->r.fill && total < budget) {
+        struct http_piece p = { .fd = -1 };
+        enum http_body_result res = fill_read(&c->r, &p);
+        if (res == HTTP_PIECE_WAIT)
+            break;
+        if (res != HTTP_PIECE_DATA) {
+            c->end = res == HTTP_PIECE_END ? 1 : -1;
+            break;
+        }
+        size_t n = SL_MIN(p.len, budget - total);
+        if (p.data)
+            memcpy(c->got + c->len, p.data, n);
+        else
+            assert_int_equal(pread(p.fd, c->got + c->len, n, (off_t)p.file_off), (ssize_t)n);
+        c->len += n;
+        total += n;
+        fill_consumed(&c->r, n);
+    }
+    return total;
+}
+
+struct pump {
+    struct client *c;
+    int n;
+};
+
+static int all_ended(void *arg)
+{
+    struct pump *p = arg;
+    int ended = 1;
+    for (int i = 0; i < p->n; i++) {
+        if (fill_head_state(p->c[i].r.fill) == FILL_HEAD_READY ||
+            fill_head_state(p->c[i].r.fill) == FILL_HEAD_FAILED)
+            read_some(&p->c[i], SIZE_MAX);
+        ended = ended && p->c[i].end != 0;
+    }
+    return ended;
+}
+
+static void finish(struct client *c)
+{
+    fill_detach(&c->r);
+    free(c->got);
+}
+
+static int committed(void *arg)
+{
+    const char *key = arg;
+    uint8_t hash[KEY_HASH_LEN];
+    key_hash(key, strlen(key), hash);
+    return index_lookup(&A.index, hash) != NULL && workers_pending(A.workers) == 0;
+}
+
+static size_t temp_files(void)
+{
+    return fixture_files("tmp");
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_readers_get_every_byte_and_the_object_is_committed(void **state)
+{
+    (void)state;
+    const size_t len = 1000003;
+    put(source, "generic:a", len, 1);
+    struct fill *f = start("generic:a");
+    uint8_t hash[KEY_HASH_LEN];
+    key_hash("generic:a", 9, hash);
+    assert_ptr_equal(fill_find(&A, hash), f);   /* singleflight: the one fill of the key */
+    struct client c[3];
+    for (int i = 0; i < 3; i++)
+        attach(f, &c[i], len);
+    struct pump p = { c, 3 };
+    run_until(all_ended, &p);
+    uint8_t *want = pattern(len, 1);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(c[i].end, 1);
+        assert_int_equal(c[i].len, len);
+        assert_memory_equal(c[i].got, want, len);
+    }
+    const struct obj_meta *m = fill_meta(f);
+    assert_string_equal(m->etag, "\"t1\"");   /* the tier's metadata, kept */
+    assert_int_equal(fill_content_length(f), (int64_t)len);
+    for (int i = 0; i < 3; i++)
+        finish(&c[i]);
+    run_until(committed, "generic:a");
+    assert_null(fill_find(&A, hash));           /* out of the table once committed */
+    /* what L1 has is the body and its metadata */
+    struct cache_hit hit;
+    assert_true(cache_open_hit(&A, index_lookup(&A.index, hash), "generic:a", &hit));
+    assert_int_equal(hit.meta->size, len);
+    assert_string_equal(hit.meta->etag, "\"t1\"");
+    uint8_t *body = sl_malloc(len);
+    assert_int_equal(pread(hit.fd, body, len, OBJ_HEADER_SIZE), (ssize_t)len);
+    assert_memory_equal(body, want, len);
+    cache_release_hit(&A, &hit);
+    free(body);
+    free(want);
+    assert_int_equal(metrics_route(&A, &A.routes.routes[0])->fills_committed, 1);
+    assert_int_equal(temp_files(), 0);
+}
+
+static int paused_fill(void *arg)
+{
+    (void)arg;
+    return !list_empty(&A.paused);
+}
+
+static void test_a_reader_that_stops_pauses_the_source_until_it_reads(void **state)
+{
+    (void)state;
+    const size_t len = 3 * 1024 * 1024;
+    char err[128];
+    /* Too large to store: no writer, so no spool file a reader could fall
+     * back on; only memory, and the reader holds it. */
+    assert_int_equal(config_set(&A.cfg, "object_max_size", "1M", err, sizeof(err)), 0);
+    assert_int_equal(A.cfg.fill_buffer_size, 256 * 1024);
+    put(source, "generic:slow", len, 2);
+    struct fill *f = start("generic:slow");
+    struct client c;
+    attach(f, &c, len);
+    run_until(paused_fill, f);                /* nobody read: the window filled */
+    assert_true(A.spool_bytes <= A.cfg.fill_buffer_size + 256 * 1024);
+    struct pump p = { &c, 1 };
+    run_until(all_ended, &p);                 /* reading resumes the source */
+    assert_int_equal(c.end, 1);
+    uint8_t *want = pattern(len, 2);
+    assert_memory_equal(c.got, want, len);
+    free(want);
+    finish(&c);
+    run_until_idle();
+    assert_int_equal(A.index.count, 0);
+    assert_int_equal(metrics_route(&A, &A.routes.routes[0])->fills_not_cacheable, 1);
+}
+
+static void test_a_late_follower_reads_the_start_from_the_spool_file(void **state)
+{
+    (void)state;
+    const size_t len = 2 * 1024 * 1024;
+    put(source, "generic:late", len, 3);
+    struct fill *f = start("generic:late");
+    struct client first, late;
+    attach(f, &first, len);
+    struct pump p1 = { &first, 1 };
+    run_until(all_ended, &p1);                /* the first reader is done ... */
+    attach(f, &late, len);                    /* ... the second starts at byte 0 */
+    struct pump p2 = { &late, 1 };
+    run_until(all_ended, &p2);
+    uint8_t *want = pattern(len, 3);
+    assert_int_equal(late.end, 1);
+    assert_memory_equal(late.got, want, len);
+    free(want);
+    finish(&first);
+    finish(&late);
+    run_until(committed, "generic:late");
+}
+
+static void test_a_tier_miss_fails_the_fill_before_its_head(void **state)
+{
+    (void)state;
+    struct fill *f = start("generic:absent");
+    struct client c;
+    attach(f, &c, 16);
+    struct pump p = { &c, 1 };
+    run_until(all_ended, &p);
+    assert_int_equal(fill_head_state(f), FILL_HEAD_FAILED);
+    uint8_t hash[KEY_HASH_LEN];
+    key_hash("generic:absent", 14, hash);
+    assert_null(fill_find(&A, hash));         /* out of the table: the next request starts afresh */
+    finish(&c);
+    run_until_idle();
+    assert_int_equal(A.index.count, 0);
+    assert_int_equal(temp_files(), 0);
+}
+
+#ifdef SLUICE_TESTING
+static void test_a_writer_failure_never_reaches_readers(void **state)
+{
+    (void)state;
+    char err[128];
+    const size_t len = 1500000;
+    put(source, "generic:enospc", len, 4);
+    assert_int_equal(fault_configure("kind=enospc&after=100000", err, sizeof(err)), 0);
+    struct fill *f = start("generic:enospc");
+    struct client c;
+    attach(f, &c, len);
+    struct pump p = { &c, 1 };
+    run_until(all_ended, &p);
+    uint8_t *want = pattern(len, 4);
+    assert_int_equal(c.end, 1);               /* C1: every byte, a clean end */
+    assert_memory_equal(c.got, want, len);
+    free(want);
+    finish(&c);
+    run_until_idle();
+    assert_int_equal(A.index.count, 0);       /* nothing committed */
+    assert_int_equal(temp_files(), 0);        /* C2: no debris */
+    assert_int_equal(A.m.write_failures[WFAIL_ENOSPC], 1);
+}
+#endif
+
+static void test_a_fill_nobody_reads_is_abandoned(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(config_set(&A.cfg, "fill_background_max_size", "0", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&A.cfg, "object_max_size", "1M", err, sizeof(err)), 0);   /* paused for sure */
+    put(source, "generic:gone", 2 * 1024 * 1024, 5);
+    struct fill *f = start("generic:gone");
+    struct client c;
+    attach(f, &c, 2 * 1024 * 1024);
+    run_until(paused_fill, f);
+    fill_detach(&c.r);                        /* the client leaves mid-body */
+    free(c.got);
+    run_until_idle();
+    assert_int_equal(A.index.count, 0);
+    assert_int_equal(temp_files(), 0);
+    assert_int_equal(metrics_route(&A, &A.routes.routes[0])->fills_failed, 1);
+}
+
+static int sink_writes(void *arg)
+{
+    return A.m.tier_writes[0][0] == (uint64_t)*(int *)arg;
+}
+
+static void test_a_committed_object_is_copied_to_the_sink_tier(void **state)
+{
+    (void)state;
+    const size_t len = 300000;
+    A.tiers[A.n_tiers++] = tier_mem_new(A.loop, 0);
+    put(source, "generic:copy", len, 6);
+    struct fill *f = start("generic:copy");
+    struct client c;
+    attach(f, &c, len);
+    struct pump p = { &c, 1 };
+    run_until(all_ended, &p);
+    finish(&c);
+    int one = 1, two = 2;
+    run_until(sink_writes, &one);
+    assert_int_equal(tier_mem_count(A.tiers[0]), 1);
+    /* the copy reads back as the object: a fill from the sink serves it */
+    struct tier *keep = source;
+    source = A.tiers[0];
+    struct fill *g = NULL;
+    uint8_t hash[KEY_HASH_LEN];
+    key_hash("generic:copy", 12, hash);
+    index_remove(&A.index, index_lookup(&A.index, hash));
+    g = start("generic:copy");
+    attach(g, &c, len);
+    run_until(all_ended, &p);
+    uint8_t *want = pattern(len, 6);
+    assert_memory_equal(c.got, want, len);
+    free(want);
+    finish(&c);
+    run_until(sink_writes, &two);   /* committed again, copied again */
+    source = keep;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_readers_get_every_byte_and_the_object_is_committed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_reader_that_stops_pauses_the_source_until_it_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_late_follower_reads_the_start_from_the_spool_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_tier_miss_fails_the_fill_before_its_head, setup, teardown),
+#ifdef SLUICE_TESTING
+        cmocka_unit_test_setup_teardown(test_a_writer_failure_never_reaches_readers, setup, teardown),
+#endif
+        cmocka_unit_test_setup_teardown(test_a_fill_nobody_reads_is_abandoned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_committed_object_is_copied_to_the_sink_tier, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
