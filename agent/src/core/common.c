@@ -3,6 +3,7 @@
  */
 #include "core/common.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -81,6 +82,27 @@ int64_t sl_now_ms(void)
 int64_t sl_wall_s(void)
 {
     return (int64_t)time(NULL);
+}
+
+char *sl_read_text_file(const char *path, size_t max, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        sl_set_err(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = sl_malloc(max + 1);
+    size_t n = fread(buf, 1, max + 1, f);
+    bool failed = ferror(f);
+    fclose(f);
+    const char *why = failed ? "read error" : n > max ? "file too large" : memchr(buf, '\0', n) ? "contains a NUL byte" : NULL;
+    if (why) {
+        sl_set_err(err, errlen, "%s: %s", path, why);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
 }
 
 void sl_set_err(char *err, size_t errlen, const char *fmt, ...)

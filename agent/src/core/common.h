@@ -51,6 +51,10 @@ char *sl_strndup(const char *s, size_t n);
  * NUL-terminated copy) when it did not fit. */
 bool sl_strlcpy(char *dst, const char *src, size_t dstlen);
 
+/* Read a whole small text file (at most `max` bytes, no NUL byte) into a
+ * NUL-terminated malloc'd buffer; NULL with "<path>: <why>" in err. */
+char *sl_read_text_file(const char *path, size_t max, char *err, size_t errlen);
+
 /* printf into an error buffer (err may be NULL or errlen 0: no-op). */
 void sl_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -4,8 +4,9 @@
  * Every setting is a row of `settings[]` (name, type, default text, where it
  * lives in struct sluice_config, bounds, one line of documentation). Nothing
  * else in this file knows a setting by name: defaults, the file parser, the
- * environment overrides, config_print and the markdown reference all walk the
- * table, so adding a setting is adding a row.
+ * environment overrides, config_print and the markdown reference
+ * (config_print.c) all walk the table, so adding a setting is adding a row.
+ * Durations and sizes are parsed by config_units.c.
  *
  * Origins are the exception: their set is open (one `origin_<route>` and one
  * `origin_<route>_redirect_hosts` per route of the map), so they live in
@@ -30,33 +31,13 @@
 #include <arpa/inet.h>
 
 #include "core/common.h"
+#include "core/config_impl.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "eco/eco.h"
 #include "route/route.h"
 
-#define ENV_PREFIX "SLUICE_"
-#define ORIGIN_PREFIX "origin_"
-#define REDIRECT_HOSTS_SUFFIX "_redirect_hosts"
-#define ROUTE_PREFIX "route_"
 #define CONFIG_FILE_MAX (1024 * 1024) /* a config file is small; refuse junk */
-
-enum setting_type { SET_STRING, SET_DURATION, SET_SIZE, SET_INT };
-
-/* Extra checks for string settings; return NULL when fine, else a reason. */
-typedef const char *(*string_check_fn)(const char *value);
-
-struct setting {
-    const char *name;
-    enum setting_type type;
-    const char *def;        /* default, as text: parsed like user input */
-    size_t offset;          /* into struct sluice_config */
-    size_t size;            /* buffer size for strings */
-    int64_t min, max;       /* bounds for durations (ms), sizes and ints */
-    string_check_fn check;  /* strings only; may be NULL */
-    const char *doc;
-    bool per_route;         /* may be overridden with route_<route>_<name> */
-};
 
 static const char *check_address(const char *value);
 static const char *check_nonempty(const char *value);
@@ -70,7 +51,7 @@ static const char *check_log_level(const char *value);
 
 /* Bounds: durations and sizes must be > 0 unless 0 has a documented meaning;
  * upper bounds only where a larger value is certainly a mistake. */
-static const struct setting settings[] = {
+const struct setting config_settings[] = {
     { "listen", SET_STRING, "127.0.0.1:8080", FIELD(listen), 0, 0, check_address,
       "Edge address HAProxy binds for clients (host:port or [ipv6]:port).", false },
     { "spop_listen", SET_STRING, "127.0.0.1:8091", FIELD(spop_listen), 0, 0, check_address,
@@ -133,6 +114,8 @@ static const struct setting settings[] = {
       "One of debug, info, warn, error.", false },
 };
 
+const size_t config_n_settings = sizeof(config_settings) / sizeof(config_settings[0]);
+
 
 /* ------------------------------------------------------------ error text */
 
@@ -145,132 +128,6 @@ static void prefix_err(char *err, size_t errlen, const char *prefix)
     char *tmp = sl_strdup(err);
     sl_set_err(err, errlen, "%s: %s", prefix, tmp);
     free(tmp);
-}
-
-/* ------------------------------------------------ durations and sizes */
-
-enum num_err { NUM_OK, NUM_EMPTY, NUM_NEGATIVE, NUM_GARBAGE, NUM_OVERFLOW, NUM_INEXACT };
-
-/*
- * Parse "<digits>[.<digits>]<unit>" exactly: unit_of maps the text after the
- * number to a multiplier (0 = not a unit), and the fraction must come out as
- * a whole number of base units ("1.5s" is 1500 ms; "1.5ms" is refused rather
- * than rounded).
- */
-static enum num_err parse_decimal(const char *s, uint64_t (*unit_of)(const char *),
-                                  uint64_t *out)
-{
-    const char *p = s;
-    if (*p == '-')
-        return NUM_NEGATIVE;
-    if (!isdigit((unsigned char)*p))
-        return *p ? NUM_GARBAGE : NUM_EMPTY;
-
-    uint64_t whole = 0;
-    for (; isdigit((unsigned char)*p); p++)
-        if (__builtin_mul_overflow(whole, 10, &whole) ||
-            __builtin_add_overflow(whole, (uint64_t)(*p - '0'), &whole))
-            return NUM_OVERFLOW;
-
-    uint64_t frac = 0, frac_scale = 1;
-    if (*p == '.') {
-        p++;
-        if (!isdigit((unsigned char)*p))
-            return NUM_GARBAGE;
-        for (; isdigit((unsigned char)*p); p++) {
-            if (frac_scale >= 1000000000000ULL) /* more digits than any unit needs */
-                return NUM_INEXACT;
-            frac = frac * 10 + (uint64_t)(*p - '0');
-            frac_scale *= 10;
-        }
-    }
-
-    uint64_t unit = unit_of(p);
-    if (unit == 0)
-        return NUM_GARBAGE;
-
-    /* frac < 10^12 and unit <= 2^40: the product needs 128 bits. */
-    uint64_t value;
-    unsigned __int128 frac_units = (unsigned __int128)frac * unit;
-    if (__builtin_mul_overflow(whole, unit, &value))
-        return NUM_OVERFLOW;
-    if (frac_units % frac_scale != 0)
-        return NUM_INEXACT;
-    if (__builtin_add_overflow(value, (uint64_t)(frac_units / frac_scale), &value))
-        return NUM_OVERFLOW;
-    *out = value;
-    return NUM_OK;
-}
-
-/* Milliseconds per duration unit, or 0 when `u` is not a whole unit. */
-static uint64_t duration_unit(const char *u)
-{
-    if (*u == '\0' || strcasecmp(u, "s") == 0)
-        return 1000;
-    if (strcasecmp(u, "ms") == 0)
-        return 1;
-    if (strcasecmp(u, "m") == 0)
-        return 60 * 1000;
-    if (strcasecmp(u, "h") == 0)
-        return 3600 * 1000;
-    return 0;
-}
-
-/* Bytes per size unit ("", "B", "K", "KB", "KiB", ... "TiB"), or 0. */
-static uint64_t size_unit(const char *u)
-{
-    static const char prefixes[] = "KMGT";
-    if (*u == '\0' || strcasecmp(u, "b") == 0)
-        return 1;
-    const char *at = strchr(prefixes, toupper((unsigned char)u[0]));
-    if (!at)
-        return 0;
-    const char *suffix = u + 1;
-    if (*suffix && strcasecmp(suffix, "b") != 0 && strcasecmp(suffix, "ib") != 0)
-        return 0;
-    return 1ULL << (10 * (at - prefixes + 1));
-}
-
-static enum num_err parse_duration(const char *s, int64_t *out_ms)
-{
-    uint64_t v;
-    enum num_err e = parse_decimal(s, duration_unit, &v);
-    if (e != NUM_OK)
-        return e;
-    if (v > INT64_MAX)
-        return NUM_OVERFLOW;
-    *out_ms = (int64_t)v;
-    return NUM_OK;
-}
-
-static enum num_err parse_size(const char *s, uint64_t *out)
-{
-    return parse_decimal(s, size_unit, out);
-}
-
-int config_parse_duration_ms(const char *s, int64_t *out_ms)
-{
-    SL_ASSERT(s && out_ms);
-    return parse_duration(s, out_ms) == NUM_OK ? 0 : -1;
-}
-
-int config_parse_size(const char *s, uint64_t *out_bytes)
-{
-    SL_ASSERT(s && out_bytes);
-    return parse_size(s, out_bytes) == NUM_OK ? 0 : -1;
-}
-
-static const char *num_err_text(enum num_err e)
-{
-    switch (e) {
-    case NUM_OK: return "ok";
-    case NUM_EMPTY: return "empty value";
-    case NUM_NEGATIVE: return "must not be negative";
-    case NUM_GARBAGE: return "not a number with a known unit";
-    case NUM_OVERFLOW: return "too large";
-    case NUM_INEXACT: return "too precise for its unit";
-    }
-    return "?";
 }
 
 /* Integers: optional '-', decimal digits, nothing else. */
@@ -472,11 +329,11 @@ const char *config_origin_redirect_hosts(const struct sluice_config *cfg, const 
 
 /* ------------------------------------------------------------ setting */
 
-static const struct setting *find_setting(const char *name)
+const struct setting *config_find_setting(const char *name)
 {
-    for (size_t i = 0; i < SL_ARRAY_LEN(settings); i++)
-        if (strcmp(settings[i].name, name) == 0)
-            return &settings[i];
+    for (size_t i = 0; i < config_n_settings; i++)
+        if (strcmp(config_settings[i].name, name) == 0)
+            return &config_settings[i];
     return NULL;
 }
 
@@ -517,10 +374,10 @@ static int apply_setting(struct sluice_config *cfg, const struct setting *s, con
     }
     case SET_DURATION: {
         int64_t ms;
-        enum num_err e = parse_duration(value, &ms);
+        enum num_err e = units_parse_duration(value, &ms);
         if (e != NUM_OK) {
             sl_set_err(err, errlen, "bad duration '%s': %s (e.g. 500ms, 3s, 2m, 1h)", value,
-                    num_err_text(e));
+                    units_err_text(e));
             return -1;
         }
         if (check_bounds(s, ms, err, errlen) != 0)
@@ -530,12 +387,12 @@ static int apply_setting(struct sluice_config *cfg, const struct setting *s, con
     }
     case SET_SIZE: {
         uint64_t bytes;
-        enum num_err e = parse_size(value, &bytes);
+        enum num_err e = units_parse_size(value, &bytes);
         if (e == NUM_OK && bytes > INT64_MAX)
             e = NUM_OVERFLOW;
         if (e != NUM_OK) {
             sl_set_err(err, errlen, "bad size '%s': %s (e.g. 512, 64K, 8M, 10G, 1T)", value,
-                    num_err_text(e));
+                    units_err_text(e));
             return -1;
         }
         if (check_bounds(s, (int64_t)bytes, err, errlen) != 0)
@@ -572,8 +429,8 @@ static const struct setting *split_route_override(const char *name, char *route,
         return NULL;
     const char *rest = name + plen;
     size_t rlen = strlen(rest);
-    for (size_t i = 0; i < SL_ARRAY_LEN(settings); i++) {
-        const struct setting *st = &settings[i];
+    for (size_t i = 0; i < config_n_settings; i++) {
+        const struct setting *st = &config_settings[i];
         size_t slen = strlen(st->name);
         if (!st->per_route || rlen < slen + 2 || strcmp(rest + rlen - slen, st->name) != 0 ||
             rest[rlen - slen - 1] != '_' || rlen - slen - 1 >= routelen)
@@ -622,7 +479,7 @@ static int set_route_override(struct sluice_config *cfg, const char *name, const
 
 int64_t config_route_int(const struct sluice_config *cfg, const char *setting, const char *route)
 {
-    const struct setting *st = find_setting(setting);
+    const struct setting *st = config_find_setting(setting);
     SL_ASSERT(st && st->per_route && (st->type == SET_INT || st->type == SET_DURATION));
     for (int i = 0; i < cfg->n_overrides; i++)
         if (cfg->overrides[i].setting == st->name && strcmp(cfg->overrides[i].route, route) == 0)
@@ -634,7 +491,7 @@ int64_t config_route_int(const struct sluice_config *cfg, const char *setting, c
 static int set_by_name(struct sluice_config *cfg, const char *name, const char *value,
                        char *err, size_t errlen)
 {
-    const struct setting *s = find_setting(name);
+    const struct setting *s = config_find_setting(name);
     if (s)
         return apply_setting(cfg, s, value, err, errlen);
     if (strncmp(name, ORIGIN_PREFIX, strlen(ORIGIN_PREFIX)) == 0)
@@ -660,8 +517,8 @@ void config_defaults(struct sluice_config *cfg)
     SL_ASSERT(cfg);
     memset(cfg, 0, sizeof(*cfg));
     char err[256];
-    for (size_t i = 0; i < SL_ARRAY_LEN(settings); i++) {
-        int rc = apply_setting(cfg, &settings[i], settings[i].def, err, sizeof(err));
+    for (size_t i = 0; i < config_n_settings; i++) {
+        int rc = apply_setting(cfg, &config_settings[i], config_settings[i].def, err, sizeof(err));
         SL_ASSERT(rc == 0);
     }
     for (size_t i = 0; i < eco_count(); i++) {
@@ -760,32 +617,6 @@ int config_parse_text(struct sluice_config *cfg, const char *text, const char *s
     return rc;
 }
 
-/* Read a whole (small) file into a NUL-terminated buffer. */
-static char *read_small_file(const char *path, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        sl_set_err(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = sl_malloc(CONFIG_FILE_MAX + 1);
-    size_t n = fread(buf, 1, CONFIG_FILE_MAX + 1, f);
-    bool failed = ferror(f);
-    fclose(f);
-    if (failed || n > CONFIG_FILE_MAX) {
-        sl_set_err(err, errlen, "%s: %s", path, failed ? "read error" : "file too large");
-        free(buf);
-        return NULL;
-    }
-    if (memchr(buf, '\0', n)) {
-        sl_set_err(err, errlen, "%s: contains a NUL byte", path);
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
 /* ---------------------------------------------------- the environment */
 
 /*
@@ -815,7 +646,7 @@ static bool env_setting_name(const char *entry, char *name, size_t namelen, cons
 static bool is_setting_name(const char *name)
 {
     char route[CONFIG_ROUTE_NAME_MAX];
-    if (find_setting(name) || split_route_override(name, route, sizeof(route)))
+    if (config_find_setting(name) || split_route_override(name, route, sizeof(route)))
         return true;
     size_t plen = strlen(ORIGIN_PREFIX);
     return strncmp(name, ORIGIN_PREFIX, plen) == 0 && route_name_ok(name + plen);
@@ -848,7 +679,7 @@ int config_load(struct sluice_config *cfg, const char *path, char *const *envp,
     SL_ASSERT(cfg);
     config_defaults(cfg);
     if (path && path[0]) {
-        char *text = read_small_file(path, err, errlen);
+        char *text = sl_read_text_file(path, CONFIG_FILE_MAX, err, errlen);
         if (!text)
             return -1;
         int rc = config_parse_text(cfg, text, path, err, errlen);
@@ -861,133 +692,3 @@ int config_load(struct sluice_config *cfg, const char *path, char *const *envp,
     return 0;
 }
 
-/* ------------------------------------------------------------ printing */
-
-/* Largest unit that represents ms exactly: "1h", "90s", "1500ms". */
-static void format_duration(int64_t ms, char *out, size_t outlen)
-{
-    if (ms != 0 && ms % MS_HOUR == 0)
-        snprintf(out, outlen, "%lldh", (long long)(ms / MS_HOUR));
-    else if (ms != 0 && ms % 60000 == 0)
-        snprintf(out, outlen, "%lldm", (long long)(ms / 60000));
-    else if (ms % 1000 == 0)
-        snprintf(out, outlen, "%llds", (long long)(ms / 1000));
-    else
-        snprintf(out, outlen, "%lldms", (long long)ms);
-}
-
-static void format_size(uint64_t bytes, char *out, size_t outlen)
-{
-    static const char units[] = "TGMK";
-    for (int i = 0; i < 4; i++) {
-        uint64_t unit = 1ULL << (10 * (4 - i));
-        if (bytes != 0 && bytes % unit == 0) {
-            snprintf(out, outlen, "%llu%c", (unsigned long long)(bytes / unit), units[i]);
-            return;
-        }
-    }
-    snprintf(out, outlen, "%llu", (unsigned long long)bytes);
-}
-
-static void format_setting(const struct sluice_config *cfg, const struct setting *s,
-                           char *out, size_t outlen)
-{
-    const void *field = (const char *)cfg + s->offset;
-    switch (s->type) {
-    case SET_STRING:
-        snprintf(out, outlen, "%s", (const char *)field);
-        return;
-    case SET_DURATION:
-        format_duration(*(const int64_t *)field, out, outlen);
-        return;
-    case SET_SIZE:
-        format_size(*(const uint64_t *)field, out, outlen);
-        return;
-    case SET_INT:
-        snprintf(out, outlen, "%lld", (long long)*(const int64_t *)field);
-        return;
-    }
-}
-
-/* Quote a value when the file syntax would otherwise change it. */
-static void print_value_line(FILE *out, const char *name, const char *value)
-{
-    size_t n = strlen(value);
-    bool quote = n == 0 || strchr(value, '#') || value[0] == '"' ||
-                 isspace((unsigned char)value[0]) || isspace((unsigned char)value[n - 1]);
-    if (quote)
-        fprintf(out, "%s = \"%s\"\n", name, value);
-    else
-        fprintf(out, "%s = %s\n", name, value);
-}
-
-void config_print(const struct sluice_config *cfg, FILE *out)
-{
-    SL_ASSERT(cfg && out);
-    char value[CONFIG_URL_MAX + 16];
-    for (size_t i = 0; i < SL_ARRAY_LEN(settings); i++) {
-        format_setting(cfg, &settings[i], value, sizeof(value));
-        print_value_line(out, settings[i].name, value);
-    }
-    for (int i = 0; i < cfg->n_origins; i++) {
-        const struct config_origin *o = &cfg->origins[i];
-        char name[sizeof(ORIGIN_PREFIX) + CONFIG_ROUTE_NAME_MAX + sizeof(REDIRECT_HOSTS_SUFFIX)];
-        snprintf(name, sizeof(name), ORIGIN_PREFIX "%s", o->route);
-        print_value_line(out, name, o->url);
-        if (o->redirect_hosts_set) {
-            snprintf(name, sizeof(name), ORIGIN_PREFIX "%s" REDIRECT_HOSTS_SUFFIX, o->route);
-            print_value_line(out, name, o->redirect_hosts);
-        }
-    }
-    struct sluice_config *scratch = sl_calloc(1, sizeof(*scratch));
-    for (int i = 0; i < cfg->n_overrides; i++) {
-        const struct config_route_override *o = &cfg->overrides[i];
-        const struct setting *st = find_setting(o->setting);
-        char name[sizeof(ROUTE_PREFIX) + CONFIG_ROUTE_NAME_MAX + 64];
-        *(int64_t *)((char *)scratch + st->offset) = o->value;
-        format_setting(scratch, st, value, sizeof(value));
-        snprintf(name, sizeof(name), ROUTE_PREFIX "%s_%s", o->route, o->setting);
-        print_value_line(out, name, value);
-    }
-    free(scratch);
-}
-
-static void print_env_name(FILE *out, const char *name)
-{
-    fputs(ENV_PREFIX, out);
-    for (const char *p = name; *p; p++)
-        fputc(toupper((unsigned char)*p), out);
-}
-
-void config_print_markdown(FILE *out)
-{
-    SL_ASSERT(out);
-    fputs("| Setting | Environment variable | Default | Description |\n", out);
-    fputs("|---|---|---|---|\n", out);
-    for (size_t i = 0; i < SL_ARRAY_LEN(settings); i++) {
-        const struct setting *s = &settings[i];
-        fprintf(out, "| `%s` | `", s->name);
-        print_env_name(out, s->name);
-        fprintf(out, "` | `%s` | %s%s |\n", s->def, s->doc, s->per_route ? " Per route." : "");
-    }
-    for (size_t i = 0; i < eco_count(); i++) {
-        const struct eco *e = eco_at(i);
-        char name[sizeof(ORIGIN_PREFIX) + CONFIG_ROUTE_NAME_MAX];
-        snprintf(name, sizeof(name), ORIGIN_PREFIX "%s", e->name);
-        fprintf(out, "| `%s` | `", name);
-        print_env_name(out, name);
-        if (e->default_origin)
-            fprintf(out, "` | `%s` | Origin URL of the `%s` route (empty = route off). |\n",
-                    e->default_origin, e->name);
-        else
-            fprintf(out, "` | (off) | Origin URL of the `%s` route; off until set. |\n", e->name);
-    }
-    fputs("| `origin_<route>` | `SLUICE_ORIGIN_<ROUTE>` | (off) | Origin URL of any other route "
-          "of the map (`http://` or `https://` host, optional port and base path). |\n", out);
-    fputs("| `origin_<route>_redirect_hosts` | `SLUICE_ORIGIN_<ROUTE>_REDIRECT_HOSTS` | (none) | Hosts "
-          "(`name[:port]`, comma separated) the route's origin may redirect to, besides itself, e.g. a "
-          "registry's CDN. Redirects elsewhere, over more than 5 hops, from https to http, or to a loopback, "
-          "link-local or private address (unless the origin is one) are refused with a 502. |\n", out);
-    fputs("| `route_<route>_<setting>` | `SLUICE_ROUTE_<ROUTE>_<SETTING>` | (global value) | Override of a "
-          "setting marked *Per route* for one route, e.g. `route_go_origin_queue_timeout = 2m`. |\n", out);
-}

@@ -436,25 +436,11 @@ int route_table_load(struct route_table *rt, const char *map_path,
                      const struct sluice_config *cfg, char *err, size_t errlen)
 {
     SL_ASSERT(rt && map_path);
-    FILE *f = fopen(map_path, "r");
-    if (!f) {
-        sl_set_err(err, errlen, "%s: %s", map_path, strerror(errno));
+    char *text = sl_read_text_file(map_path, MAP_FILE_MAX, err, errlen);
+    if (!text)
         return -1;
-    }
-    char *buf = sl_malloc(MAP_FILE_MAX + 1);
-    size_t n = fread(buf, 1, MAP_FILE_MAX + 1, f);
-    bool failed = ferror(f);
-    fclose(f);
-    int rc = -1;
-    if (failed || n > MAP_FILE_MAX)
-        sl_set_err(err, errlen, "%s: %s", map_path, failed ? "read error" : "file too large");
-    else if (memchr(buf, '\0', n))
-        sl_set_err(err, errlen, "%s: contains a NUL byte", map_path);
-    else {
-        buf[n] = '\0';
-        rc = parse_map(rt, buf, map_path, cfg, err, errlen);
-    }
-    free(buf);
+    int rc = parse_map(rt, text, map_path, cfg, err, errlen);
+    free(text);
     return rc;
 }
 
