@@ -127,6 +127,7 @@ bool spool_must_pause(struct fill *f, size_t incoming);
 void spool_pause(struct fill *f);
 void spool_unpause(struct fill *f);
 void spool_free(struct fill *f);
+void spool_check(const struct fill *f);
 
 /* writer.c */
 void writer_init(struct fill *f);

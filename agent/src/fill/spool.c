@@ -83,10 +83,20 @@ void spool_reclaim(struct fill *f)
         spool_chunk_unref(c);
     }
     f->mem_start = f->head_chunk ? f->head_chunk->off : f->received;
-    SL_ASSERT(f->mem_start <= f->received);
-    SL_ASSERT(!writer_file_usable(f) || f->mem_start <= f->file_end || f->mem_start == f->received);
+    spool_check(f);
     release_spool_file(f);
     resume_paused(f->a);
+}
+
+/* The invariants of fill.h, checked wherever the spool changes. */
+void spool_check(const struct fill *f)
+{
+    SL_ASSERT(f->mem_start <= f->received);
+    SL_ASSERT(f->written <= f->received);
+    SL_ASSERT(f->file_end <= f->written);
+    SL_ASSERT(!writer_file_usable(f) || f->mem_start <= f->file_end || f->mem_start == f->received);
+    SL_ASSERT((f->head_chunk == NULL) == (f->tail_chunk == NULL));
+    SL_ASSERT(f->mem_bytes <= f->a->spool_bytes);
 }
 
 void spool_append(struct fill *f, const uint8_t *data, size_t len)
@@ -115,6 +125,7 @@ void spool_append(struct fill *f, const uint8_t *data, size_t len)
         data += n;
         len -= n;
     }
+    spool_check(f);
 }
 
 /* Memory over this fill's window, or all fills over spool_memory_max. */

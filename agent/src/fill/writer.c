@@ -24,7 +24,10 @@
 #include "fill/fill_impl.h"
 #include "store/cache.h"
 
+#define FILL_JOB_MAGIC 0x464a4f42u   /* "FJOB" */
+
 struct fill_job {
+    unsigned magic;
     struct fill *f;
     int rc;
     int object_fd;                     /* commit: the committed object, read-only */
@@ -35,9 +38,17 @@ struct fill_job {
     uint64_t off;
 };
 
+static struct fill_job *job_of(void *arg)
+{
+    struct fill_job *j = arg;
+    SL_CHECK_OBJ(j, FILL_JOB_MAGIC);
+    return j;
+}
+
 static struct fill_job *job_new(struct fill *f)
 {
     struct fill_job *j = sl_calloc(1, sizeof(*j));
+    j->magic = FILL_JOB_MAGIC;
     j->f = f;
     fill_ref(f);
     return j;
@@ -48,6 +59,7 @@ static void job_done_common(struct fill_job *j)
     struct fill *f = j->f;
     for (int i = 0; i < j->iovcnt; i++)
         spool_chunk_unref(j->chunks[i]);
+    j->magic = 0;
     free(j);
     fill_unref(f);
 }
@@ -59,7 +71,7 @@ bool writer_file_usable(const struct fill *f)
 
 static void unlink_work(void *arg)
 {
-    struct fill_job *j = arg;
+    struct fill_job *j = job_of(arg);
     store_temp_unlink(&j->f->a->store, &j->f->temp);
 }
 
@@ -107,13 +119,13 @@ void writer_fail(struct fill *f, enum write_fail_reason why)
 
 static void open_work(void *arg)
 {
-    struct fill_job *j = arg;
+    struct fill_job *j = job_of(arg);
     j->rc = store_temp_create(&j->f->a->store, j->f->hash, &j->f->temp);
 }
 
 static void open_done(void *arg)
 {
-    struct fill_job *j = arg;
+    struct fill_job *j = job_of(arg);
     struct fill *f = j->f;
     if (j->rc < 0) {
         f->temp.fd = -1;
@@ -139,13 +151,13 @@ static void open_done(void *arg)
 
 static void write_work(void *arg)
 {
-    struct fill_job *j = arg;
+    struct fill_job *j = job_of(arg);
     j->rc = store_temp_writev(&j->f->temp, j->iov, j->iovcnt, j->off);
 }
 
 static void write_done(void *arg)
 {
-    struct fill_job *j = arg;
+    struct fill_job *j = job_of(arg);
     struct fill *f = j->f;
     f->wbusy = false;
     if (f->wstate != W_ACTIVE) {
@@ -156,6 +168,7 @@ static void write_done(void *arg)
     } else {
         f->written += j->len;
         f->file_end = f->written;
+        spool_check(f);
         ev_timer_stop(f->a->loop, &f->wtimer);
         writer_pump(f);
     }
@@ -166,7 +179,7 @@ static void write_done(void *arg)
 
 static void commit_work(void *arg)
 {
-    struct fill_job *j = arg;
+    struct fill_job *j = job_of(arg);
     j->rc = store_temp_commit(&j->f->a->store, &j->f->temp, j->f->hash, &j->f->meta);
     j->object_fd = -1;
     if (j->rc == 0 && j->f->a->n_tiers > 0)   /* constant after start: safe to read here */
@@ -175,7 +188,7 @@ static void commit_work(void *arg)
 
 static void commit_done(void *arg)
 {
-    struct fill_job *j = arg;
+    struct fill_job *j = job_of(arg);
     struct fill *f = j->f;
     struct agent *a = f->a;
     f->wbusy = false;
@@ -202,6 +215,7 @@ static void on_write_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     SL_UNUSED(loop);
     SL_UNUSED(revents);
     struct fill *f = w->data;
+    SL_CHECK_OBJ(f, FILL_MAGIC);
     if (f->wbusy && f->wstate == W_ACTIVE)
         writer_fail(f, WFAIL_TIMEOUT);
     fill_wake_readers(f);

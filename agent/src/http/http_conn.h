@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/common.h"
 #include "core/list.h"
 #include "core/net.h"
 #include "http/http_server.h"
@@ -54,7 +55,10 @@ struct http_server {
     struct http_server_stats stats;
 };
 
+#define HTTP_CONN_MAGIC 0x48434f4eu   /* "HCON" */
+
 struct http_conn {
+    unsigned magic;
     struct http_server *srv;
     struct sl_list link;         /* on srv->conns */
     int fd;
@@ -104,6 +108,14 @@ struct http_conn {
     int64_t last_progress_ms;
     int64_t last_activity_ms;
 };
+
+/* The connection behind a parser or a watcher (checked). */
+static inline struct http_conn *conn_of(void *p)
+{
+    struct http_conn *c = p;
+    SL_CHECK_OBJ(c, HTTP_CONN_MAGIC);
+    return c;
+}
 
 /* http_server.c */
 void conn_close(struct http_conn *c, bool aborted);

@@ -41,6 +41,7 @@ void conn_close(struct http_conn *c, bool aborted)
     list_remove(&c->link);
     srv->stats.connections_open--;
     free(c->out);
+    c->magic = 0;
     free(c);
 }
 
@@ -69,7 +70,7 @@ void reset_request(struct http_conn *c)
 
 static int on_message_begin(http_parser *p)
 {
-    struct http_conn *c = p->data;
+    struct http_conn *c = conn_of(p->data);
     reset_request(c);
     c->last_activity_ms = sl_now_ms();
     return 0;
@@ -77,7 +78,7 @@ static int on_message_begin(http_parser *p)
 
 static int on_url(http_parser *p, const char *at, size_t len)
 {
-    struct http_conn *c = p->data;
+    struct http_conn *c = conn_of(p->data);
     if (c->url_len + len > HTTP_URL_MAX) {
         c->req_error = 414;
         return 1;
@@ -107,7 +108,7 @@ static void finish_value(struct http_conn *c)
 
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
-    struct http_conn *c = p->data;
+    struct http_conn *c = conn_of(p->data);
     if (!header_budget(c, len))
         return 1;
     if (c->in_value) {
@@ -137,7 +138,7 @@ static enum hdr_kind classify(const char *name)
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
-    struct http_conn *c = p->data;
+    struct http_conn *c = conn_of(p->data);
     if (!header_budget(c, len))
         return 1;
     if (!c->in_value) {
@@ -160,7 +161,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 
 static int on_headers_complete(http_parser *p)
 {
-    struct http_conn *c = p->data;
+    struct http_conn *c = conn_of(p->data);
     finish_value(c);
     if (p->method != HTTP_GET && p->method != HTTP_HEAD) {
         /* Not ours to handle; answer without reading any body. */
@@ -172,7 +173,7 @@ static int on_headers_complete(http_parser *p)
 
 static int on_message_complete(http_parser *p)
 {
-    struct http_conn *c = p->data;
+    struct http_conn *c = conn_of(p->data);
     c->message_complete = true;
     http_parser_pause(p, 1);
     return 0;
@@ -298,7 +299,7 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
     SL_UNUSED(loop);
     SL_UNUSED(revents);
-    struct http_conn *c = w->data;
+    struct http_conn *c = conn_of(w->data);
     if (c->in_off > 0 && c->in_off == c->in_len)
         c->in_off = c->in_len = 0;
     if (c->in_off > 0 && c->in_len == sizeof(c->in)) {
@@ -329,7 +330,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     SL_UNUSED(loop);
     SL_UNUSED(revents);
-    struct http_conn *c = w->data;
+    struct http_conn *c = conn_of(w->data);
     int64_t now = sl_now_ms();
     if (c->phase == P_READING) {
         double idle = (double)(now - c->last_activity_ms) / 1000.0;
@@ -357,6 +358,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 void http_server_adopt(struct http_server *srv, int fd)
 {
     struct http_conn *c = sl_calloc(1, sizeof(*c));
+    c->magic = HTTP_CONN_MAGIC;
     c->srv = srv;
     c->fd = fd;
     struct sockaddr_storage ss;

@@ -374,7 +374,7 @@ void conn_on_write(struct ev_loop *loop, ev_io *w, int revents)
 {
     SL_UNUSED(loop);
     SL_UNUSED(revents);
-    conn_write(w->data);
+    conn_write(conn_of(w->data));
 }
 
 /* ------------------------------------------------------------ responses */

@@ -24,7 +24,10 @@
 #include "core/common.h"
 #include "core/log.h"
 
+#define XFER_MAGIC 0x58464552u   /* "XFER" */
+
 struct origin_xfer {
+    unsigned magic;
     struct origin_client *oc;
     CURL *easy;
     struct origin_callbacks cb;
@@ -69,6 +72,14 @@ struct sock_watch {
 };
 
 static void check_done(struct origin_client *oc);
+
+/* Every callback context libcurl or libev hands back is checked. */
+static struct origin_xfer *xfer_of(void *p)
+{
+    struct origin_xfer *x = p;
+    SL_CHECK_OBJ(x, XFER_MAGIC);
+    return x;
+}
 
 const char *origin_result_name(enum origin_result r)
 {
@@ -186,6 +197,7 @@ static void xfer_free(struct origin_xfer *x)
     free_headers(&x->hdrs);
     free(x->url);
     free(x->location);
+    x->magic = 0;
     free(x);
 }
 
@@ -247,7 +259,7 @@ static void remember_location(struct origin_xfer *x)
 
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 {
-    struct origin_xfer *x = userdata;
+    struct origin_xfer *x = xfer_of(userdata);
     size_t len = size * nitems;
     if (x->aborted)
         return 0;
@@ -283,7 +295,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata)
 {
-    struct origin_xfer *x = userdata;
+    struct origin_xfer *x = xfer_of(userdata);
     size_t len = size * nmemb;
     if (x->aborted)
         return 0;
@@ -419,7 +431,7 @@ static void on_stall(struct ev_loop *loop, ev_timer *w, int revents)
 {
     SL_UNUSED(loop);
     SL_UNUSED(revents);
-    struct origin_xfer *x = w->data;
+    struct origin_xfer *x = xfer_of(w->data);
     if (x->paused)
         return;
     log_warn("origin: no bytes for %.1fs, abandoning transfer", x->oc->stall_s);
@@ -467,7 +479,7 @@ static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primar
     SL_UNUSED(local_ip);
     SL_UNUSED(primary_port);
     SL_UNUSED(local_port);
-    struct origin_xfer *x = clientp;
+    struct origin_xfer *x = xfer_of(clientp);
     bool private_ip = redirect_address_private(primary_ip);
     if (x->hop == 0) {
         x->origin_private = private_ip;
@@ -488,6 +500,7 @@ struct origin_xfer *origin_fetch(struct origin_client *oc, const struct route *r
 {
     SL_ASSERT(route && url);
     struct origin_xfer *x = sl_calloc(1, sizeof(*x));
+    x->magic = XFER_MAGIC;
     x->oc = oc;
     x->route = route;
     x->url = sl_strdup(url);

@@ -259,6 +259,8 @@ int canon_request(const struct route *r, const char *path, size_t path_len, cons
         return rc;
     }
     out->key[out->key_len] = '\0';
+    for (size_t i = 0; i < out->key_len; i++)
+        SL_ASSERT(out->key[i] > 0x20 && out->key[i] < 0x7f);   /* one printable line */
     key_hash(out->key, out->key_len, out->hash);
     out->cls = r->eco->classify(out);
     return CANON_OK;

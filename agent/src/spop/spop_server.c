@@ -55,7 +55,10 @@
 
 enum conn_state { CONN_HELLO, CONN_READY, CONN_CLOSING };
 
+#define SPOP_CONN_MAGIC 0x53504f50u   /* "SPOP" */
+
 struct spop_conn {
+    unsigned magic;
     struct spop_server *srv;
     struct sl_list link;         /* on srv->conns */
     int fd;
@@ -131,6 +134,7 @@ static void conn_destroy(struct spop_conn *c)
     log_debug("spop %s: closed", c->peer);
     free(c->rbuf);
     free(c->obuf);
+    c->magic = 0;
     free(c);
 }
 
@@ -575,6 +579,7 @@ static void conn_drain_input(struct spop_conn *c)
 static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct spop_conn *c = w->data;
+    SL_CHECK_OBJ(c, SPOP_CONN_MAGIC);
     SL_UNUSED(loop);
     SL_UNUSED(revents);
     if (c->state == CONN_CLOSING) {
@@ -606,6 +611,7 @@ static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void conn_close_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct spop_conn *c = w->data;
+    SL_CHECK_OBJ(c, SPOP_CONN_MAGIC);
     SL_UNUSED(loop);
     SL_UNUSED(revents);
     log_debug("spop %s: peer did not close in time", c->peer);
@@ -616,6 +622,7 @@ static void conn_create(struct spop_server *srv, int fd, const struct sockaddr *
                         socklen_t salen)
 {
     struct spop_conn *c = sl_calloc(1, sizeof(*c));
+    c->magic = SPOP_CONN_MAGIC;
     c->srv = srv;
     c->fd = fd;
     c->state = CONN_HELLO;

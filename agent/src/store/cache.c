@@ -18,7 +18,11 @@
 
 /* ---------------------------------------------------------------- hits */
 
+#define UNLINK_JOB_MAGIC 0x554e4c4bu   /* "UNLK" */
+#define SCAN_JOB_MAGIC 0x5343414eu     /* "SCAN" */
+
 struct unlink_job {
+    unsigned magic;
     struct agent *a;
     int n;
     uint8_t (*hashes)[KEY_HASH_LEN];
@@ -29,6 +33,7 @@ struct unlink_job {
 static void unlink_work(void *arg)
 {
     struct unlink_job *j = arg;
+    SL_CHECK_OBJ(j, UNLINK_JOB_MAGIC);
     for (int i = 0; i < j->n; i++)
         store_remove_object(&j->a->store, j->hashes[i]);
     j->free_after = store_fs_free(&j->a->store);
@@ -39,6 +44,7 @@ static void evict(struct agent *a, uint64_t extra);
 static void unlink_done(void *arg)
 {
     struct unlink_job *j = arg;
+    SL_CHECK_OBJ(j, UNLINK_JOB_MAGIC);
     struct agent *a = j->a;
     a->evicting = false;
     int64_t min_free = (int64_t)a->cfg.cache_min_free;
@@ -47,6 +53,7 @@ static void unlink_done(void *arg)
     int64_t free_after = j->free_after;
     bool first = j->first;
     free(j->hashes);
+    j->magic = 0;
     free(j);
     /* Keep freeing space while that helps; stop when nothing was removable. */
     if (a->stopping)
@@ -60,6 +67,7 @@ static void unlink_done(void *arg)
 static void submit_unlinks(struct agent *a, uint8_t (*hashes)[KEY_HASH_LEN], int n)
 {
     struct unlink_job *j = sl_calloc(1, sizeof(*j));
+    j->magic = UNLINK_JOB_MAGIC;
     j->a = a;
     j->n = n;
     j->hashes = hashes;
@@ -235,6 +243,7 @@ static void evict(struct agent *a, uint64_t extra)
         index_remove(&a->index, e);
     }
     struct unlink_job *j = sl_calloc(1, sizeof(*j));
+    j->magic = UNLINK_JOB_MAGIC;
     j->a = a;
     j->n = n;
     j->hashes = hashes;
@@ -259,6 +268,7 @@ struct scan_entry {
 };
 
 struct scan_job {
+    unsigned magic;
     struct agent *a;
     struct scan_entry *v;
     size_t n, cap;
@@ -268,6 +278,7 @@ static void scan_add(void *ctx, const uint8_t hash[KEY_HASH_LEN], uint64_t disk_
                      uint64_t body_size, int64_t stored, int64_t atime)
 {
     struct scan_job *j = ctx;
+    SL_CHECK_OBJ(j, SCAN_JOB_MAGIC);
     if (j->n == j->cap) {
         j->cap = j->cap ? j->cap * 2 : 1024;
         j->v = sl_realloc(j->v, j->cap * sizeof(*j->v));
@@ -283,6 +294,7 @@ static void scan_add(void *ctx, const uint8_t hash[KEY_HASH_LEN], uint64_t disk_
 static void scan_work(void *arg)
 {
     struct scan_job *j = arg;
+    SL_CHECK_OBJ(j, SCAN_JOB_MAGIC);
     store_scan(&j->a->store, scan_add, j);
 }
 
@@ -295,6 +307,7 @@ static int by_atime(const void *x, const void *y)
 static void scan_done(void *arg)
 {
     struct scan_job *j = arg;
+    SL_CHECK_OBJ(j, SCAN_JOB_MAGIC);
     struct agent *a = j->a;
     /* Oldest first, so the most recently used end up at the LRU head. */
     if (j->n > 1)
@@ -310,6 +323,7 @@ static void scan_done(void *arg)
              (unsigned long long)a->index.total_bytes);
     a->index_loading = false;
     free(j->v);
+    j->magic = 0;
     free(j);
     cache_enforce_limits(a);
 }
@@ -317,6 +331,7 @@ static void scan_done(void *arg)
 void cache_start_scan(struct agent *a)
 {
     struct scan_job *j = sl_calloc(1, sizeof(*j));
+    j->magic = SCAN_JOB_MAGIC;
     j->a = a;
     a->index_loading = true;
     workers_submit(a->workers, scan_work, scan_done, j);

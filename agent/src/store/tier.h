@@ -27,6 +27,9 @@
  *     TIER_MISS only before on_meta; anything else is TIER_ERROR;
  *   - a write's done runs exactly once; an object is never readable half
  *     written; a failed write leaves the previous object (or none);
+ *   - tier_destroy may be called with reads aborted but not yet released
+ *     (their cleanup finishes on its own); never with a read or a write
+ *     whose callback has yet to run;
  *   - nothing a tier does blocks the loop (blocking I/O runs on the worker
  *     pool, network I/O on the loop's watchers) - except the memory tier,
  *     which exists for tests and reads a written object's file at once.

@@ -13,7 +13,9 @@
  * Invariants: at most one worker job per read or write is in flight, and
  * its handle is freed only when no job holds it (an abort during a job
  * marks the handle dead; the job's done frees it); `pending` counts
- * handles not freed yet, and destroy requires it to be 0.
+ * handles not freed yet. Destroying the tier while an aborted read's job
+ * still runs defers the free to that job's end (the worker pool runs every
+ * done callback before it stops).
  */
 #include <errno.h>
 #include <string.h>
@@ -35,6 +37,7 @@ struct disk_tier {
     struct worker_pool *workers;
     struct store store;
     int pending;
+    bool destroying;          /* destroy called; freed when pending is 0 */
 };
 
 struct disk_read {
@@ -68,17 +71,32 @@ struct disk_write {
 
 /* ------------------------------------------------------------ reading */
 
+static void tier_free(struct disk_tier *t)
+{
+    store_close(&t->store);
+    free(t);
+}
+
+/* A handle is gone: the last one of a destroyed tier frees the tier. */
+static void handle_gone(struct disk_tier *t)
+{
+    SL_ASSERT(t->pending > 0);
+    if (--t->pending == 0 && t->destroying)
+        tier_free(t);
+}
+
 static void read_free(struct disk_read *r)
 {
     SL_ASSERT(!r->busy);
     if (r->fd >= 0)
         close(r->fd);
     obj_meta_free(&r->meta);
-    r->t->pending--;
+    struct disk_tier *t = r->t;
     r->magic = 0;
     free(r->buf);
     free(r->key);
     free(r);
+    handle_gone(t);
 }
 
 static void read_next(struct disk_read *r);
@@ -245,11 +263,12 @@ static void write_done(void *arg)
 {
     struct disk_write *w = arg;
     SL_CHECK_OBJ(w, DISK_WRITE_MAGIC);
-    w->t->pending--;
+    struct disk_tier *t = w->t;
     w->done(w->ctx, w->rc);
     w->magic = 0;
     free(w->key);
     free(w);
+    handle_gone(t);
 }
 
 static void disk_write(struct tier *tier, const char *key, const uint8_t hash[KEY_HASH_LEN], int fd,
@@ -273,9 +292,10 @@ static void disk_write(struct tier *tier, const char *key, const uint8_t hash[KE
 static void disk_destroy(struct tier *tier)
 {
     struct disk_tier *t = (struct disk_tier *)tier;
-    SL_ASSERT(t->pending == 0);   /* the owner waits for its reads and writes */
-    store_close(&t->store);
-    free(t);
+    SL_ASSERT(!t->destroying);
+    t->destroying = true;
+    if (t->pending == 0)
+        tier_free(t);
 }
 
 static const struct tier_ops disk_ops = {
