@@ -39,7 +39,7 @@ REL_CFLAGS := $(BASE_CFLAGS) -O2
 ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -fno-omit-frame-pointer -DSLUICE_TESTING \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-.PHONY: all release asan unit fuzz-build fuzz test run bench deps test-deps clean
+.PHONY: all release asan unit unit-build fuzz-build fuzz fuzz-replay test run bench deps test-deps clean
 
 all: release
 
@@ -90,8 +90,10 @@ $(ASAN_DIR)/unit/%: tests/unit/%.c $(ASAN_DIR)/libsluice.a
 	@mkdir -p $(@D)
 	@echo "  CC $@"; $(CC) $(ASAN_CFLAGS) $(DEPFLAGS) -MF $@.d $< $(ASAN_DIR)/libsluice.a $(LIBS) -lcmocka -o $@
 
-unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+unit-build: $(UNIT_BIN)
+
+unit: unit-build
+	@./tests/run-suites unit
 
 # ----------------------------------------------------------------------- fuzz
 # libFuzzer targets; `make test` only checks that they build and replays
@@ -111,13 +113,13 @@ fuzz: fuzz-build
 	  $$f -max_total_time=$(FUZZ_SECONDS) $(FUZZ_DIR)/scratch/$$n tests/fuzz/corpus/$$n; done
 
 fuzz-replay: fuzz-build
-	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p $(FUZZ_DIR)/scratch/$$n; \
-	  $$f -runs=20000 -seed=1 $(FUZZ_DIR)/scratch/$$n tests/fuzz/corpus/$$n >$(FUZZ_DIR)/$$n.log 2>&1 \
-	    || { tail -30 $(FUZZ_DIR)/$$n.log; echo "fuzz target $$n failed"; exit 1; }; echo "fuzz $$n: ok"; done
+	@./tests/run-suites fuzz
 
 # ---------------------------------------------------------------- test / run
+# Every suite, listed by `tests/run-suites --list`: unit, fuzz (corpus
+# replay), lib, integration, contract, e2e.
 test: test-deps
-	@$(MAKE) --no-print-directory asan release unit fuzz-replay
+	@$(MAKE) --no-print-directory asan release unit-build fuzz-build
 	@./tests/run-suites
 
 run: deps
