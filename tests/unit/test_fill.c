@@ -25,6 +25,7 @@
 #include "store/cache.h"
 
 #include "agent_fixture.h"
+#include "object_fixture.h"
 
 static struct tier *source;     /* where fills read from (not one of A's tiers) */
 
@@ -67,16 +68,6 @@ static void run_until_idle(void)
     fixture_run_until(fixture_idle, NULL);
 }
 
-/* ------------------------------------------------------------- objects */
-
-static uint8_t *pattern(size_t len, unsigned seed)
-{
-    uint8_t *b = sl_malloc(len + 1);
-    for (size_t i = 0; i < len; i++)
-        b[i] = (uint8_t)(i * 7 + seed + (i >> 12));
-    return b;
-}
-
 static void on_put(void *ctx, int rc)
 {
     int *res = ctx;
@@ -92,18 +83,7 @@ static int done_flag(void *arg)
 /* Put key -> `len` pattern bytes into tier t. */
 static void put(struct tier *t, const char *key, size_t len, unsigned seed)
 {
-    char path[] = "/tmp/sluice-fill-obj-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    unlink(path);
-    struct obj_meta m = { .key = (char *)key, .status = 200, .size = len, .stored = 1700000000,
-                          .etag = (char *)"\"t1\"", .last_modified = 1600000000 };
-    uint8_t block[OBJ_HEADER_SIZE];
-    assert_int_equal(obj_header_encode(&m, block), 0);
-    assert_int_equal(pwrite(fd, block, sizeof(block), 0), (ssize_t)sizeof(block));
-    uint8_t *body = pattern(len, seed);
-    assert_int_equal(pwrite(fd, body, len, OBJ_HEADER_SIZE), (ssize_t)len);
-    free(body);
+    int fd = fixture_object_fd(key, len, seed);
     uint8_t hash[KEY_HASH_LEN];
     key_hash(key, strlen(key), hash);
     int res[2] = { 0, 0 };
@@ -206,14 +186,14 @@ static void test_readers_get_every_byte_and_the_object_is_committed(void **state
         attach(f, &c[i], len);
     struct pump p = { c, 3 };
     run_until(all_ended, &p);
-    uint8_t *want = pattern(len, 1);
+    uint8_t *want = fixture_pattern(len, 1);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(c[i].end, 1);
         assert_int_equal(c[i].len, len);
         assert_memory_equal(c[i].got, want, len);
     }
     const struct obj_meta *m = fill_meta(f);
-    assert_string_equal(m->etag, "\"t1\"");   /* the tier's metadata, kept */
+    assert_string_equal(m->etag, "\"e1\"");   /* the tier's metadata, kept */
     assert_int_equal(fill_content_length(f), (int64_t)len);
     for (int i = 0; i < 3; i++)
         finish(&c[i]);
@@ -223,7 +203,7 @@ static void test_readers_get_every_byte_and_the_object_is_committed(void **state
     struct cache_hit hit;
     assert_true(cache_open_hit(&A, index_lookup(&A.index, hash), "generic:a", &hit));
     assert_int_equal(hit.meta->size, len);
-    assert_string_equal(hit.meta->etag, "\"t1\"");
+    assert_string_equal(hit.meta->etag, "\"e1\"");
     uint8_t *body = sl_malloc(len);
     assert_int_equal(pread(hit.fd, body, len, OBJ_HEADER_SIZE), (ssize_t)len);
     assert_memory_equal(body, want, len);
@@ -258,7 +238,7 @@ static void test_a_reader_that_stops_pauses_the_source_until_it_reads(void **sta
     struct pump p = { &c, 1 };
     run_until(all_ended, &p);                 /* reading resumes the source */
     assert_int_equal(c.end, 1);
-    uint8_t *want = pattern(len, 2);
+    uint8_t *want = fixture_pattern(len, 2);
     assert_memory_equal(c.got, want, len);
     free(want);
     finish(&c);
@@ -280,7 +260,7 @@ static void test_a_late_follower_reads_the_start_from_the_spool_file(void **stat
     attach(f, &late, len);                    /* ... the second starts at byte 0 */
     struct pump p2 = { &late, 1 };
     run_until(all_ended, &p2);
-    uint8_t *want = pattern(len, 3);
+    uint8_t *want = fixture_pattern(len, 3);
     assert_int_equal(late.end, 1);
     assert_memory_equal(late.got, want, len);
     free(want);
@@ -320,7 +300,7 @@ static void test_a_writer_failure_never_reaches_readers(void **state)
     attach(f, &c, len);
     struct pump p = { &c, 1 };
     run_until(all_ended, &p);
-    uint8_t *want = pattern(len, 4);
+    uint8_t *want = fixture_pattern(len, 4);
     assert_int_equal(c.end, 1);               /* C1: every byte, a clean end */
     assert_memory_equal(c.got, want, len);
     free(want);
@@ -381,7 +361,7 @@ static void test_a_committed_object_is_copied_to_the_sink_tier(void **state)
     g = start("generic:copy");
     attach(g, &c, len);
     run_until(all_ended, &p);
-    uint8_t *want = pattern(len, 6);
+    uint8_t *want = fixture_pattern(len, 6);
     assert_memory_equal(c.got, want, len);
     free(want);
     finish(&c);

@@ -27,6 +27,8 @@
 #include "store/objfile.h"
 #include "store/tier.h"
 
+#include "object_fixture.h"
+
 struct env {
     struct ev_loop *loop;
     struct worker_pool *workers;
@@ -112,36 +114,6 @@ static void run_idle(struct env *e, int passes)
         ev_run(e->loop, EVRUN_NOWAIT);
 }
 
-/* ------------------------------------------------------------- objects */
-
-static uint8_t *pattern(size_t len, unsigned seed)
-{
-    uint8_t *b = sl_malloc(len + 1);
-    for (size_t i = 0; i < len; i++)
-        b[i] = (uint8_t)(i * 31 + seed + (i >> 11));
-    return b;
-}
-
-/* An objfile-format file of `key` with `len` pattern bytes, as an fd. */
-static int object_fd(const char *key, size_t len, unsigned seed)
-{
-    char path[] = "/tmp/sluice-tier-obj-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    unlink(path);
-    struct obj_meta m = { .key = (char *)key, .status = 200, .size = len, .stored = 1700000000,
-                          .etag = (char *)"\"e1\"", .last_modified = 1600000000 };
-    m.headers[0] = (struct obj_header_field){ (char *)"Content-Type", (char *)"application/x-test" };
-    m.n_headers = 1;
-    uint8_t block[OBJ_HEADER_SIZE];
-    assert_int_equal(obj_header_encode(&m, block), 0);
-    assert_int_equal(pwrite(fd, block, sizeof(block), 0), (ssize_t)sizeof(block));
-    uint8_t *body = pattern(len, seed);
-    assert_int_equal(pwrite(fd, body, len, OBJ_HEADER_SIZE), (ssize_t)len);
-    free(body);
-    return fd;
-}
-
 static void on_written(void *ctx, int rc)
 {
     int *out = ctx;
@@ -154,7 +126,7 @@ static int put(struct env *e, const char *key, size_t len, unsigned seed)
     uint8_t hash[KEY_HASH_LEN];
     int res[2] = { 0, 0 };
     key_hash(key, strlen(key), hash);
-    tier_write(e->tier, key, hash, object_fd(key, len, seed), on_written, res);
+    tier_write(e->tier, key, hash, fixture_object_fd(key, len, seed), on_written, res);
     assert_int_equal(res[0], 0);   /* never reported from inside the call */
     run_until(e, &res[0]);
     return res[1];
@@ -224,7 +196,7 @@ static void expect_object(const struct seen *s, const char *key, size_t len, uns
     assert_int_equal(s->meta.n_headers, 1);
     assert_string_equal(s->meta.headers[0].value, "application/x-test");
     assert_int_equal(s->len, len);
-    uint8_t *want = pattern(len, seed);
+    uint8_t *want = fixture_pattern(len, seed);
     assert_memory_equal(s->body, want, len);
     free(want);
 }
@@ -345,7 +317,7 @@ static void test_bad_object_is_refused_and_not_visible(void **state)
     uint8_t hash[KEY_HASH_LEN];
     int res[2] = { 0, 0 };
     key_hash("generic:bad", 11, hash);
-    int fd = object_fd("generic:other", 10, 0);   /* a file of another key */
+    int fd = fixture_object_fd("generic:other", 10, 0);   /* a file of another key */
     tier_write(e->tier, "generic:bad", hash, fd, on_written, res);
     run_until(e, &res[0]);
     assert_true(res[1] < 0);
