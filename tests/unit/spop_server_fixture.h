@@ -38,7 +38,7 @@
 #include "spop/spop_codec.h"
 #include "spop/spop_server.h"
 
-#include "spop_test_util.h"   /* golden frames, str_is */
+#include "spop_test_util.h"   /* golden frames */
 
 #define DEADLINE_MS 10000
 #define CLIENT_BUF (2 * SPOP_SERVER_MAX_FRAME)
@@ -366,17 +366,17 @@ static inline void expect_agent_hello(struct client *c, uint32_t max_frame, cons
     assert_true(f.stream_id == 0 && f.frame_id == 0);
     spop_kv_iter_init(&it, f.payload, f.payload_len);
     assert_int_equal(spop_kv_next(&it, &kv), 1);
-    assert_true(str_is(kv.key, kv.key_len, "version"));
+    assert_true(sl_bytes_eq(kv.key, kv.key_len, "version"));
     assert_int_equal(kv.value.type, SPOP_DATA_STRING);
-    assert_true(str_is(kv.value.u.str.ptr, kv.value.u.str.len, "2.0"));
+    assert_true(sl_bytes_eq(kv.value.u.str.ptr, kv.value.u.str.len, "2.0"));
     assert_int_equal(spop_kv_next(&it, &kv), 1);
-    assert_true(str_is(kv.key, kv.key_len, "max-frame-size"));
+    assert_true(sl_bytes_eq(kv.key, kv.key_len, "max-frame-size"));
     assert_int_equal(kv.value.type, SPOP_DATA_UINT32);
     assert_int_equal(kv.value.u.uint32, max_frame);
     assert_int_equal(spop_kv_next(&it, &kv), 1);
-    assert_true(str_is(kv.key, kv.key_len, "capabilities"));
+    assert_true(sl_bytes_eq(kv.key, kv.key_len, "capabilities"));
     assert_int_equal(kv.value.type, SPOP_DATA_STRING);
-    assert_true(str_is(kv.value.u.str.ptr, kv.value.u.str.len, caps));
+    assert_true(sl_bytes_eq(kv.value.u.str.ptr, kv.value.u.str.len, caps));
     assert_int_equal(spop_kv_next(&it, &kv), 0);
 }
 
@@ -394,12 +394,12 @@ static inline void expect_ack(struct client *c, uint64_t sid, uint64_t fid, cons
     assert_int_equal(spop_action_next(&it, &act), 1);
     assert_int_equal(act.type, SPOP_ACTION_SET_VAR);
     assert_int_equal(act.scope, SPOP_SCOPE_TXN);
-    assert_true(str_is(act.name, act.name_len, "verdict"));
+    assert_true(sl_bytes_eq(act.name, act.name_len, "verdict"));
     assert_int_equal(act.value.type, SPOP_DATA_STRING);
-    assert_true(str_is(act.value.u.str.ptr, act.value.u.str.len, verdict));
+    assert_true(sl_bytes_eq(act.value.u.str.ptr, act.value.u.str.len, verdict));
     if (retry_after >= 0) {
         assert_int_equal(spop_action_next(&it, &act), 1);
-        assert_true(str_is(act.name, act.name_len, "retry_after"));
+        assert_true(sl_bytes_eq(act.name, act.name_len, "retry_after"));
         assert_int_equal(act.value.type, SPOP_DATA_INT32);
         assert_int_equal(act.value.u.int32, retry_after);
     }

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "core/common.h"
 #include "spop/spop_codec.h"
 
 /* Byte arrays written as concatenated string literals; drop the NUL. */
@@ -97,11 +98,6 @@ static inline void decode_golden(const uint8_t *bytes, size_t len, struct spop_f
     assert_int_equal(f->flags, SPOP_FLAG_FIN);
 }
 
-static inline bool str_is(const char *p, size_t len, const char *want)
-{
-    return len == strlen(want) && memcmp(p, want, len) == 0;
-}
-
-#define assert_str_n(p, len, want) assert_true(str_is((p), (len), (want)))
+#define assert_str_n(p, len, want) assert_true(sl_bytes_eq((p), (len), (want)))
 
 #endif

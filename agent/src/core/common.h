@@ -24,6 +24,7 @@
 /* A string literal and its length, as two arguments: f(SL_LIT("ok\n")).
  * Only for literals (sizeof of a pointer would be wrong); never count by hand. */
 #define SL_LIT(s) ("" s ""), (sizeof(s) - 1)
+#define SL_LIT_LEN(s) (sizeof("" s "") - 1)
 
 void sl_assert_fail(const char *expr, const char *file, int line, const char *func)
     __attribute__((noreturn));
@@ -39,6 +40,13 @@ void sl_assert_fail(const char *expr, const char *file, int line, const char *fu
  * mistaken pointer stops the agent instead of serving the wrong bytes.
  */
 #define SL_CHECK_OBJ(p, m) SL_ASSERT((p) != NULL && (p)->magic == (m))
+
+/* Are the counted bytes p[0..len) exactly the C string s? */
+static inline bool sl_bytes_eq(const char *p, size_t len, const char *s)
+{
+    size_t n = __builtin_strlen(s);
+    return len == n && (n == 0 || __builtin_memcmp(p, s, n) == 0);
+}
 
 /* Allocation that cannot fail: the agent treats out-of-memory as fatal. */
 void *sl_malloc(size_t n);

@@ -20,7 +20,7 @@
 
 bool http_request_path_is(const struct http_request *req, const char *p)
 {
-    return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
+    return sl_bytes_eq(req->path, req->path_len, p);
 }
 
 /* -------------------------------------------------------------- lifecycle */
@@ -204,7 +204,8 @@ static const char *absolute_form_path(const char *url, size_t len)
         return NULL;
     size_t slen = u.field_data[UF_SCHEMA].len;
     const char *scheme = url + u.field_data[UF_SCHEMA].off;
-    if (!((slen == 4 && strncasecmp(scheme, "http", 4) == 0) || (slen == 5 && strncasecmp(scheme, "https", 5) == 0)))
+    if (!((slen == SL_LIT_LEN("http") && strncasecmp(scheme, SL_LIT("http")) == 0) ||
+          (slen == SL_LIT_LEN("https") && strncasecmp(scheme, SL_LIT("https")) == 0)))
         return NULL;
     return url + u.field_data[UF_PATH].off;
 }

@@ -229,7 +229,7 @@ static ssize_t send_piece(struct http_conn *c, const struct http_piece *pc, size
 static bool body_step(struct http_conn *c)
 {
     if (c->mode == HTTP_BODY_CHUNKED && c->chunk_open && c->chunk_left == 0) {
-        out_append(c, "\r\n", 2);
+        out_append(c, SL_LIT("\r\n"));
         c->chunk_open = false;
         return true;
     }
@@ -247,7 +247,7 @@ static bool body_step(struct http_conn *c)
             return false;
         }
         if (c->mode == HTTP_BODY_CHUNKED)
-            out_append(c, "0\r\n\r\n", 5);
+            out_append(c, SL_LIT("0\r\n\r\n"));
         c->phase = P_END;
         return true;
     case HTTP_PIECE_DATA:
@@ -383,17 +383,15 @@ void http_respond_simple(struct http_conn *c, int status, const char *content_ty
                          const char *extra_headers, const void *body, size_t len)
 {
     SL_ASSERT(c->phase == P_HEAD && !c->resp);
-    char date[40];
-    httpx_format_date(time(NULL), date, sizeof(date));
-    out_printf(c, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_status_text(status), date);
+    out_printf(c, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, http_status_text(status), httpx_date_now());
     if (content_type)
         out_printf(c, "Content-Type: %s\r\n", content_type);
     out_printf(c, "Content-Length: %zu\r\n", len);
     if (extra_headers)
         out_append(c, extra_headers, strlen(extra_headers));
     if (c->close_after)
-        out_append(c, "Connection: close\r\n", 19);
-    out_append(c, "\r\n", 2);
+        out_append(c, SL_LIT("Connection: close\r\n"));
+    out_append(c, SL_LIT("\r\n"));
     if (!c->head_only && len)
         out_append(c, body, len);
     c->phase = P_END;

@@ -227,9 +227,9 @@ static void add_header(struct origin_xfer *x, const char *line, size_t len)
         v++;
     while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
-    if (nlen == 8 && strncasecmp(line, "location", 8) == 0)
+    if (nlen == SL_LIT_LEN("location") && strncasecmp(line, SL_LIT("location")) == 0)
         x->saw_location = true;
-    if (nlen == 14 && strncasecmp(line, "content-length", 14) == 0) {
+    if (nlen == SL_LIT_LEN("content-length") && strncasecmp(line, SL_LIT("content-length")) == 0) {
         char buf[24];
         size_t vl = (size_t)(end - v);
         if (vl > 0 && vl < sizeof(buf)) {
@@ -269,7 +269,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
     size_t l = len;
     while (l > 0 && (buf[l - 1] == '\n' || buf[l - 1] == '\r'))
         l--;
-    if (l >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+    if (l >= SL_LIT_LEN("HTTP/") && strncmp(buf, SL_LIT("HTTP/")) == 0) {
         free_headers(&x->hdrs);
         x->saw_location = false;
         const char *sp = memchr(buf, ' ', l);

@@ -93,7 +93,7 @@ enum redirect_verdict redirect_check(const struct route *r, const char *from_url
     else if (!resolve(from_url, location, &t, resolved, sizeof(resolved)))
         v = REDIRECT_REFUSE_LOCATION;
     else if ((strcmp(t.scheme, "http") != 0 && strcmp(t.scheme, "https") != 0) ||
-             (strncasecmp(from_url, "https:", 6) == 0 && strcmp(t.scheme, "http") == 0))
+             (strncasecmp(from_url, SL_LIT("https:")) == 0 && strcmp(t.scheme, "http") == 0))
         v = REDIRECT_REFUSE_SCHEME;
     else if (!host_allowed(r, &t))
         v = REDIRECT_REFUSE_HOST;

@@ -49,8 +49,8 @@ static void build_prefix_regex(const struct route *r, char *out, size_t outlen)
         out[n++] = *p;
     }
     if (r->prefix[r->prefix_len - 1] != '/') {
-        memcpy(out + n, "/?", 2);
-        n += 2;
+        memcpy(out + n, SL_LIT("/?"));
+        n += SL_LIT_LEN("/?");
     }
     out[n] = '\0';
 }

@@ -192,11 +192,11 @@ int origin_url_parse(const char *url, struct origin_url *out, char *err, size_t 
     if (check_url_chars(url, err, errlen) != 0)
         return -1;
     const char *p;
-    if (strncasecmp(url, "https://", 8) == 0) {
+    if (strncasecmp(url, SL_LIT("https://")) == 0) {
         out->tls = true;
         out->port = 443;
         p = url + 8;
-    } else if (strncasecmp(url, "http://", 7) == 0) {
+    } else if (strncasecmp(url, SL_LIT("http://")) == 0) {
         out->port = 80;
         p = url + 7;
     } else {

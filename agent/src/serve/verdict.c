@@ -77,20 +77,15 @@ static enum verdict_kind verdict_cacheable(struct agent *a, const struct spop_lo
     return VERDICT_FILL;
 }
 
-static bool method_is(const struct spop_lookup *in, const char *m)
-{
-    return in->method_len == strlen(m) && memcmp(in->method, m, in->method_len) == 0;
-}
-
 void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict *out)
 {
     struct agent *a = ctx;
     SL_CHECK_OBJ(a, AGENT_MAGIC);
     out->retry_after = -1;
     const struct route *route = in->route ? route_by_name(&a->routes, in->route, in->route_len) : NULL;
-    bool get = method_is(in, "GET");
+    bool get = sl_bytes_eq(in->method, in->method_len, "GET");
     struct request_class rc;
-    serve_classify(route, get || method_is(in, "HEAD"), in->has_auth, in->path ? in->path : "",
+    serve_classify(route, get || sl_bytes_eq(in->method, in->method_len, "HEAD"), in->has_auth, in->path ? in->path : "",
                    in->path ? in->path_len : 0, in->query, in->query_len, &rc);
     enum verdict_kind v = VERDICT_PASS;
     if (rc.kind == CLASS_CACHEABLE) {

@@ -113,12 +113,6 @@ static void format_peer(const struct sockaddr *sa, socklen_t len, char *out, siz
         snprintf(out, outlen, "%s:%s", host, port);
 }
 
-static bool bytes_are(const char *p, size_t len, const char *want)
-{
-    size_t n = strlen(want);
-    return len == n && memcmp(p, want, n) == 0;
-}
-
 /* ------------------------------------------------------- connections */
 
 static void conn_destroy(struct spop_conn *c)
@@ -297,18 +291,18 @@ static unsigned lookup_take_arg(struct spop_lookup *in, const struct spop_arg *a
     static const struct { const char *name; unsigned bit; } plain_args[] = {
         { "range", PLAIN_RANGE }, { "inm", PLAIN_INM }, { "ims", PLAIN_IMS },
     };
-    if (bytes_are(a->name, a->name_len, "route"))
+    if (sl_bytes_eq(a->name, a->name_len, "route"))
         take_string(&a->value, &in->route, &in->route_len);
-    else if (bytes_are(a->name, a->name_len, "method"))
+    else if (sl_bytes_eq(a->name, a->name_len, "method"))
         take_string(&a->value, &in->method, &in->method_len);
-    else if (bytes_are(a->name, a->name_len, "path"))
+    else if (sl_bytes_eq(a->name, a->name_len, "path"))
         take_string(&a->value, &in->path, &in->path_len);
-    else if (bytes_are(a->name, a->name_len, "query"))
+    else if (sl_bytes_eq(a->name, a->name_len, "query"))
         take_string(&a->value, &in->query, &in->query_len);
-    else if (bytes_are(a->name, a->name_len, "auth"))
+    else if (sl_bytes_eq(a->name, a->name_len, "auth"))
         in->has_auth = data_truthy(&a->value);
     for (size_t i = 0; i < SL_ARRAY_LEN(plain_args); i++) {
-        if (!bytes_are(a->name, a->name_len, plain_args[i].name))
+        if (!sl_bytes_eq(a->name, a->name_len, plain_args[i].name))
             continue;
         bool set = data_truthy(&a->value);
         if (plain_args[i].bit == PLAIN_RANGE)
@@ -340,7 +334,7 @@ static int notify_find_lookup(const struct spop_frame *f, struct spop_message *l
     int rc, found = 0;
     spop_msg_iter_init(&it, f->payload, f->payload_len);
     while ((rc = spop_msg_next(&it, &msg)) == 1) {
-        if (!found && bytes_are(msg.name, msg.name_len, "lookup")) {
+        if (!found && sl_bytes_eq(msg.name, msg.name_len, "lookup")) {
             *lookup = msg;
             found = 1;
         }
@@ -353,24 +347,24 @@ static size_t build_verdict_ack(uint8_t *buf, size_t cap, const struct spop_fram
 {
     struct spop_action acts[6];
     size_t n = 0;
-    acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "verdict", 7,
+    acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, SL_LIT("verdict"),
                                       spop_data_cstr(v->verdict) };
     if (v->retry_after >= 0) {
         int32_t secs = (int32_t)SL_MIN(v->retry_after, (int64_t)INT32_MAX);
-        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "retry_after", 11,
+        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, SL_LIT("retry_after"),
                                           spop_data_int32(secs) };
     }
     if (v->status > 0) {
-        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "status", 6,
+        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, SL_LIT("status"),
                                           spop_data_int32(v->status) };
-        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "reason", 6,
+        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, SL_LIT("reason"),
                                           spop_data_cstr(v->reason ? v->reason : "bad request") };
     }
     if (v->fallback) {
         SL_ASSERT(n + 2 <= SL_ARRAY_LEN(acts));
-        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "hdrs", 4,
+        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, SL_LIT("hdrs"),
                                           spop_data_string(v->hdrs, v->hdrs_len) };
-        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, "body", 4,
+        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, SL_LIT("body"),
                                           spop_data_binary(v->body, v->body_len) };
     }
     return spop_build_ack(buf, cap, f->stream_id, f->frame_id, acts, n);
