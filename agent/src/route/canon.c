@@ -162,6 +162,7 @@ static int put_segment(struct canon *c, const char *rest, size_t rest_len, size_
             return CANON_ERR_SEPARATOR;
         if (!escaped && (ch == '?' || ch == '#'))
             return CANON_ERR_CHAR;
+        SL_ASSERT(n <= KEY_MAX);
         dec[n++] = ch;
         bool literal = escaped ? is_unreserved(ch) : is_plain_path_char(ch);
         int rc = literal ? put(c, (char)ch) : put_escape(c, ch);
@@ -177,7 +178,9 @@ int canon_path(const char *rest, size_t rest_len, struct canon *c)
 {
     SL_ASSERT(c && (rest || rest_len == 0) && c->key_len <= KEY_MAX);
     c->path_off = c->key_len;
-    uint8_t *dec = sl_malloc(rest_len + 1);
+    /* A segment's decoded bytes: each one also puts at least one byte in
+     * the key, which stops at KEY_MAX, so this is never overrun. */
+    uint8_t dec[KEY_MAX + 1];
     int rc = CANON_OK;
     size_t i = 0;
     while (i < rest_len && rc == CANON_OK) {
@@ -190,7 +193,6 @@ int canon_path(const char *rest, size_t rest_len, struct canon *c)
         if (rc == CANON_OK)
             rc = put_segment(c, rest, rest_len, &i, dec);
     }
-    free(dec);
     if (rc == CANON_OK && c->key_len == c->path_off)
         rc = CANON_ERR_EMPTY;
     if (rc == CANON_OK && rest[rest_len - 1] == '/')
