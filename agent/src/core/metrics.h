@@ -12,7 +12,7 @@
  *
  * metrics.c describes every metric in one table (name, type, help, and
  * where its value lives), so adding a counter is a field here and a row
- * there; docs/operations.md lists them from the same names.
+ * there; docs/architecture.md section 8 says what is counted.
  */
 #ifndef SLUICE_METRICS_H
 #define SLUICE_METRICS_H
