@@ -1,0 +1,68 @@
+"""tests/bench settings: paths, the knobs read from the environment
+(BENCH_QUICK, BENCH_PASSES, BENCH_DURATION, BENCH_STAMPEDE_*,
+BENCH_ORIGIN_RATE, BENCH_ONLY, BENCH_TRANSPORT, BENCH_ARMS,
+SLUICE_TEST_BIN), the workload list and log(). Read once, at import; every
+other bench module imports from here. The pinning and niceness knobs
+(BENCH_NO_PIN, BENCH_NICE) live with the processes, in bench_proc.py."""
+
+import os
+import sys
+import time
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BENCH = os.path.join(ROOT, "tests", "bench")
+HAPROXY_DIR = os.path.join(ROOT, "haproxy")
+AGENT_BIN = os.environ.get("SLUICE_TEST_BIN", os.path.join(ROOT, "build", "release", "sluice"))
+
+KIB, MIB, GIB = 1024, 1024 * 1024, 1024 * 1024 * 1024
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def env_int(name, default):
+    v = os.environ.get(name, "")
+    return int(v) if v.strip() else default
+
+
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+P = {
+    "passes": env_int("BENCH_PASSES", 1 if QUICK else 3),
+    "duration": env_int("BENCH_DURATION", 3 if QUICK else 6),
+    "stampede_clients": env_int("BENCH_STAMPEDE_CLIENTS", 20 if QUICK else 200),
+    # 200 clients x 256 MiB is ~54 GB through one HAProxy thread: 1-2.5 min
+    # per variant on 2 cores, so by default only the first pass runs it.
+    "stampede_passes": env_int("BENCH_STAMPEDE_PASSES", 1),
+    "stampede_size": 256 * MIB,
+    "stampede_timeout": env_int("BENCH_STAMPEDE_TIMEOUT", 60 if QUICK else 240),
+    "origin_rate": os.environ.get("BENCH_ORIGIN_RATE", "32m"),
+    "lock_tuned": "600s",
+    "enospc_tmpfs": "256m",
+    "enospc_clients": 20,
+    "enospc_more": 5,
+    "enospc_size": 64 * MIB,
+}
+WARM = [
+    # name, object file, size, wrk connections
+    ("hit-1k", "obj-1k.bin", 1 * KIB, 32),
+    ("hit-1m", "obj-1m.bin", 1 * MIB, 16),
+    # Large hits at three concurrencies: one stream, a few, many. Both arms
+    # move these bytes through the same kernel and HAProxy path, so a single
+    # concurrency can land on either side of 1.0 by how the streams happen
+    # to interleave; the three together show the trend.
+    ("hit-64m-c1", "obj-64m.bin", 64 * MIB, 1),
+    ("hit-64m", "obj-64m.bin", 64 * MIB, 4),
+    ("hit-64m-c16", "obj-64m.bin", 64 * MIB, 16),
+]
+ALL_WORKLOADS = [w[0] for w in WARM] + ["stampede", "enospc"]
+ONLY = [w.strip() for w in os.environ.get("BENCH_ONLY", "").split(",") if w.strip()] or ALL_WORKLOADS
+# How HAProxy reaches the cache tier, the same in both arms: "unix" (the
+# default, what Sluice's shipped configs use, given to nginx too) or "tcp"
+# (127.0.0.1 ports).
+TRANSPORT = os.environ.get("BENCH_TRANSPORT", "unix")
+if TRANSPORT not in ("unix", "tcp"):
+    sys.exit("BENCH_TRANSPORT must be unix or tcp")
+ARMS = [a.strip() for a in os.environ.get("BENCH_ARMS", "").split(",") if a.strip()] or ["nginx", "sluice"]
+
+
+def log(msg):
+    print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
