@@ -31,6 +31,14 @@ static enum eco_class all_immutable(const struct canon *c)
 }
 static const struct eco no_query_eco = { .name = "noq", .classify = all_immutable };
 
+/* An origin whose layout differs from the clients' paths: "<path>/download". */
+static int download_url(const struct canon *c, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "https://dl.example/%.*s/download", (int)c->path_len, c->key + c->path_off);
+    return n > 0 && (size_t)n < outlen ? 0 : -1;
+}
+static const struct eco own_url_eco = { .name = "dl", .classify = all_immutable, .origin_url = download_url };
+
 static int setup(void **state)
 {
     (void)state;
@@ -139,6 +147,12 @@ static void test_key_and_origin_url_come_from_one_form(void **state)
     assert_string_equal(url, "https://files.example/f.whl");
     /* the URL must fit */
     assert_int_equal(canon_origin_url(&cn, url, 10), -1);
+    /* an ecosystem with its own layout builds it from the same form */
+    rt.routes[1].eco = &own_url_eco;
+    assert_int_equal(canon_request(&rt.routes[1], SL_LIT("/noq/serde//1.0"), NULL, 0, &cn), CANON_OK);
+    assert_int_equal(canon_origin_url(&cn, url, sizeof(url)), 0);
+    assert_string_equal(url, "https://dl.example/serde/1.0/download");
+    rt.routes[1].eco = &no_query_eco;
 }
 
 static void test_hash_is_of_the_key(void **state)

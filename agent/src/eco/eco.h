@@ -20,8 +20,9 @@
  *     metadata.
  *
  * Adding an ecosystem is one file under eco/ that defines its `struct eco`,
- * one entry in eco.c's table and one line in haproxy/routes.map
- * (docs/architecture.md, "How to add an ecosystem").
+ * one entry in eco.c's table (its extern line and its place in the array)
+ * and one line in haproxy/routes.map (docs/architecture.md, "How to add an
+ * ecosystem").
  *
  * Invariants: names are unique, [a-z0-9_]+ and at most
  * CONFIG_ROUTE_NAME_MAX - 1 bytes (they become route names, HAProxy
@@ -89,6 +90,12 @@ struct eco {
     int (*canon)(const char *rest, size_t rest_len, struct canon *out);
     /* Class of a canonical request; NULL = nothing of this route is cached. */
     enum eco_class (*classify)(const struct canon *c);
+    /* Optional: the origin URL of a canonical request, for an origin whose
+     * layout differs from its clients' paths; a function of the canonical
+     * form alone (so key and URL still cannot disagree). NULL = the route's
+     * origin followed by the canonical path and query (canon.h). Returns 0,
+     * or -1 when it does not fit. */
+    int (*origin_url)(const struct canon *c, char *out, size_t outlen);
     /* Optional: rewriter of metadata bodies, NULL = served as stored. */
     const struct eco_rewriter_ops *rewriter;
     /* Optional: fills *out and returns true when the artifact's digest is

@@ -6,7 +6,7 @@
  * object, the path follows the shared canonical rules (canon.h), and no
  * default origin exists: the route is off until origin_generic is set.
  */
-#include "eco/ecosystems.h"
+#include "eco/eco.h"
 
 static enum eco_class generic_classify(const struct canon *c)
 {

@@ -8,7 +8,7 @@
  * When an ecosystem is built, its entry moves out of this file into its
  * own (npm.c, pypi.c, ...).
  */
-#include "eco/ecosystems.h"
+#include "eco/eco.h"
 
 const struct eco eco_npm = { .name = "npm", .default_origin = "https://registry.npmjs.org" };
 const struct eco eco_pypi = { .name = "pypi", .default_origin = "https://pypi.org" };

@@ -271,6 +271,8 @@ int canon_request(const struct route *r, const char *path, size_t path_len, cons
 int canon_origin_url(const struct canon *c, char *out, size_t outlen)
 {
     SL_ASSERT(c && c->route && out);
+    if (c->route->eco->origin_url)
+        return c->route->eco->origin_url(c, out, outlen);
     size_t n = origin_url_format_base(&c->route->url, out, outlen);
     int m = -1;
     if (n > 0 && n < outlen)
