@@ -92,7 +92,7 @@ static void fuzz_canon(const uint8_t *data, size_t size)
     memcpy(path, r->prefix, r->prefix_len);
     memcpy(path + r->prefix_len, rest, rest_len);
     static struct canon c, again;
-    int rc = canon_request(r, path, r->prefix_len + rest_len, query, query_len, &c);
+    int rc = canon_request(r, path, r->prefix_len + rest_len, query, query_len, NULL, 0, &c);
     if (rc != CANON_OK) {
         check(canon_strerror(rc) != NULL && c.key[0] == '\0', "a refusal leaves no key");
         return;
@@ -101,7 +101,7 @@ static void fuzz_canon(const uint8_t *data, size_t size)
     check_origin_url(&c);
     /* idempotence: the key's own path (and query) canonicalise to themselves */
     memcpy(path + r->prefix_len, c.key + c.path_off, c.path_len);
-    rc = canon_request(r, path, r->prefix_len + c.path_len, c.key + c.query_off, c.query_len, &again);
+    rc = canon_request(r, path, r->prefix_len + c.path_len, c.key + c.query_off, c.query_len, NULL, 0, &again);
     check(rc == CANON_OK && strcmp(c.key, again.key) == 0, "canonical form is idempotent");
     check(memcmp(c.hash, again.hash, KEY_HASH_LEN) == 0, "same key, same hash");
 }

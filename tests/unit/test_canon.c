@@ -59,7 +59,7 @@ static int canon_generic(const char *rest, size_t rest_len, const char *query)
     assert_true(rest_len + 9 <= sizeof(path));
     memcpy(path, "/generic/", 9);
     memcpy(path + 9, rest, rest_len);
-    return canon_request(&rt.routes[0], path, 9 + rest_len, query, query ? strlen(query) : 0, &cn);
+    return canon_request(&rt.routes[0], path, 9 + rest_len, query, query ? strlen(query) : 0, NULL, 0, &cn);
 }
 
 static const char *path_of(void)
@@ -141,7 +141,7 @@ static void test_key_and_origin_url_come_from_one_form(void **state)
         assert_string_equal(other, url);
     }
     /* a route that does not key on the query drops it from both */
-    assert_int_equal(canon_request(&rt.routes[1], SL_LIT("/noq/f.whl"), SL_LIT("x=1"), &cn), CANON_OK);
+    assert_int_equal(canon_request(&rt.routes[1], SL_LIT("/noq/f.whl"), SL_LIT("x=1"), NULL, 0, &cn), CANON_OK);
     assert_string_equal(cn.key, "noq:f.whl");
     assert_int_equal(canon_origin_url(&cn, url, sizeof(url)), 0);
     assert_string_equal(url, "https://files.example/f.whl");
@@ -149,7 +149,7 @@ static void test_key_and_origin_url_come_from_one_form(void **state)
     assert_int_equal(canon_origin_url(&cn, url, 10), -1);
     /* an ecosystem with its own layout builds it from the same form */
     rt.routes[1].eco = &own_url_eco;
-    assert_int_equal(canon_request(&rt.routes[1], SL_LIT("/noq/serde//1.0"), NULL, 0, &cn), CANON_OK);
+    assert_int_equal(canon_request(&rt.routes[1], SL_LIT("/noq/serde//1.0"), NULL, 0, NULL, 0, &cn), CANON_OK);
     assert_int_equal(canon_origin_url(&cn, url, sizeof(url)), 0);
     assert_string_equal(url, "https://dl.example/serde/1.0/download");
     rt.routes[1].eco = &no_query_eco;
@@ -298,9 +298,9 @@ static void test_query(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(canon_generic(SL_LIT("a"), bad[i].q), bad[i].err);
     /* ignored queries are not inspected */
-    assert_int_equal(canon_request(&rt.routes[1], SL_LIT("/noq/a"), SL_LIT("x\ny"), &cn), CANON_OK);
+    assert_int_equal(canon_request(&rt.routes[1], SL_LIT("/noq/a"), SL_LIT("x\ny"), NULL, 0, &cn), CANON_OK);
     /* only query_len bytes are used */
-    assert_int_equal(canon_request(&rt.routes[0], SL_LIT("/generic/a"), "x=1&y", 3, &cn), CANON_OK);
+    assert_int_equal(canon_request(&rt.routes[0], SL_LIT("/generic/a"), "x=1&y", 3, NULL, 0, &cn), CANON_OK);
     assert_string_equal(cn.key, "generic:a?x=1");
 }
 

@@ -60,6 +60,20 @@ char *sl_strndup(const char *s, size_t n)
     return p;
 }
 
+char *sl_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    SL_ASSERT(n >= 0);
+    char *p = sl_malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
 bool sl_strlcpy(char *dst, const char *src, size_t dstlen)
 {
     SL_ASSERT(dstlen > 0);

@@ -54,6 +54,8 @@ void *sl_calloc(size_t n, size_t size);
 void *sl_realloc(void *p, size_t n);
 char *sl_strdup(const char *s);
 char *sl_strndup(const char *s, size_t n);
+/* A malloc'd formatted string (cannot fail). */
+char *sl_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Copy a string into a fixed buffer; returns false (and leaves a truncated,
  * NUL-terminated copy) when it did not fit. */

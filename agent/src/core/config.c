@@ -42,6 +42,7 @@
 static const char *check_address(const char *value);
 static const char *check_nonempty(const char *value);
 static const char *check_log_level(const char *value);
+static const char *check_public_url(const char *value);
 
 #define FIELD(f) offsetof(struct sluice_config, f), sizeof(((struct sluice_config *)0)->f)
 #define NO_CHECK NULL
@@ -62,6 +63,9 @@ const struct setting config_settings[] = {
       "[ipv6]:port or unix:PATH; a UNIX socket halves the kernel work of large hits.", false },
     { "admin_listen", SET_STRING, "127.0.0.1:8093", FIELD(admin_listen), 0, 0, check_address,
       "Address of the admin listener (metrics, health).", false },
+    { "public_url", SET_STRING, "", FIELD(public_url), 0, 0, check_public_url,
+      "The edge as clients reach it (`https://cache.example.com`); links rewritten in metadata (npm tarballs, "
+      "PyPI files) point here. Empty: `http://` + `listen`. Never taken from a request's Host.", false },
     { "cache_dir", SET_STRING, "./var/cache", FIELD(cache_dir), 0, 0, check_nonempty,
       "Directory holding the disk cache (objects/, tmp/, index).", false },
     { "cache_max_size", SET_SIZE, "10G", FIELD(cache_max_size), 1, INT64_MAX, NO_CHECK,
@@ -110,6 +114,20 @@ const struct setting config_settings[] = {
     { "inline_hit_max", SET_SIZE, "12k", FIELD(inline_hit_max), 0, 16 * KIB, NO_CHECK,
       "Plain GET hits up to this size are answered inside the SPOP reply, HAProxy sends them (0 = off).",
       false },
+    { "metadata_ttl", SET_DURATION, "5m", FIELD(metadata_ttl), 0, 0, NO_CHECK,
+      "Mutable metadata (packuments, index pages) is served without asking the origin for this long "
+      "after it was fetched or revalidated.", true },
+    { "metadata_stale_while_revalidate", SET_DURATION, "1h", FIELD(metadata_stale_while_revalidate), 0, 0,
+      NO_CHECK, "Past its TTL, metadata is still served at once for this long while one background "
+      "revalidation per key runs (0 = clients wait for the revalidation).", true },
+    { "metadata_stale_if_error", SET_DURATION, "168h", FIELD(metadata_stale_if_error), 0, 0, NO_CHECK,
+      "Past its TTL, metadata is served for this long when the origin fails (5xx, refused, timed out, queue "
+      "full), with `detail=stale-if-error` in Cache-Status.", true },
+    { "metadata_negative_ttl", SET_DURATION, "30s", FIELD(metadata_negative_ttl), 0, 0, NO_CHECK,
+      "A 404 for metadata is remembered this long (0 = never); artifacts' 404s never are.", true },
+    { "metadata_honor_no_cache", SET_INT, "0", FIELD(metadata_honor_no_cache), 0, 1, NO_CHECK,
+      "1: a client's `Cache-Control: no-cache` or `max-age=0` revalidates metadata first (pip sends it on "
+      "every request, hence 0).", true },
     { "log_level", SET_STRING, "info", FIELD(log_level), 0, 0, check_log_level,
       "One of debug, info, warn, error.", false },
 };
@@ -206,6 +224,40 @@ static bool has_control_char(const char *value)
 static const char *check_nonempty(const char *value)
 {
     return value[0] ? NULL : "must not be empty";
+}
+
+static const char *check_public_url(const char *value)
+{
+    static char why[160];
+    struct origin_url u;
+    if (value[0] == '\0')
+        return NULL;
+    if (origin_url_parse(value, &u, why, sizeof(why)) != 0)
+        return why;
+    return NULL;
+}
+
+void config_public_url(const struct sluice_config *cfg, char *out, size_t outlen)
+{
+    struct origin_url u;
+    if (cfg->public_url[0] && origin_url_parse(cfg->public_url, &u, NULL, 0) == 0) {
+        size_t n = origin_url_format_base(&u, out, outlen);
+        SL_ASSERT(n > 0);
+        return;
+    }
+    const char *colon = strrchr(cfg->listen, ':');
+    if (strncmp(cfg->listen, NET_UNIX_PREFIX, strlen(NET_UNIX_PREFIX)) == 0 || !colon) {
+        snprintf(out, outlen, "http://localhost");   /* clients cannot reach a UNIX socket: set public_url */
+        return;
+    }
+    size_t hlen = (size_t)(colon - cfg->listen);
+    bool wildcard = hlen == 0 || (hlen == 1 && cfg->listen[0] == '*') ||
+                    (hlen == 7 && memcmp(cfg->listen, "0.0.0.0", 7) == 0) ||
+                    (hlen == 4 && memcmp(cfg->listen, "[::]", 4) == 0);
+    if (wildcard)
+        snprintf(out, outlen, "http://127.0.0.1%s", colon);
+    else
+        snprintf(out, outlen, "http://%s", cfg->listen);
 }
 
 static const char *check_log_level(const char *value)

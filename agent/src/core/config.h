@@ -68,6 +68,7 @@ struct sluice_config {
     char spop_listen[CONFIG_ADDR_MAX];  /* SPOP agent: 127.0.0.1:8091 */
     char http_listen[CONFIG_ADDR_MAX];  /* agent HTTP side: 127.0.0.1:8092 */
     char admin_listen[CONFIG_ADDR_MAX]; /* metrics/health: 127.0.0.1:8093 */
+    char public_url[CONFIG_URL_MAX];    /* "" = http://<listen>: base of rewritten links */
 
     /* storage */
     char cache_dir[CONFIG_PATH_MAX];    /* ./var/cache */
@@ -101,6 +102,13 @@ struct sluice_config {
     int64_t workers;                    /* 4: disk worker threads */
     int64_t open_file_cache_size;       /* 1000: hot objects kept open */
     int64_t inline_hit_max;             /* 12k: hits answered in the SPOP reply */
+
+    /* metadata freshness (per route; milliseconds) */
+    int64_t metadata_ttl;               /* 5m: served without asking the origin */
+    int64_t metadata_stale_while_revalidate; /* 1h: past the TTL, served while one refresh runs */
+    int64_t metadata_stale_if_error;    /* 168h (7 days): past the TTL, served when the origin fails */
+    int64_t metadata_negative_ttl;      /* 30s: a 404 for metadata is remembered this long */
+    int64_t metadata_honor_no_cache;    /* 0: a client's no-cache/max-age=0 does not bypass the TTL */
     char log_level[16];                 /* info */
 
     /* origins, one per route */
@@ -147,6 +155,11 @@ const char *config_origin(const struct sluice_config *cfg, const char *route);
 
 /* origin_<route>_redirect_hosts as set, or NULL when it was not set. */
 const char *config_origin_redirect_hosts(const struct sluice_config *cfg, const char *route);
+
+/* The base URL rewritten links point at: public_url, or http://<listen>
+ * when it is empty (a wildcard listen address becomes 127.0.0.1). No
+ * trailing '/'. */
+void config_public_url(const struct sluice_config *cfg, char *out, size_t outlen);
 
 /* Write every setting as `name = value` lines (the effective config). */
 void config_print(const struct sluice_config *cfg, FILE *out);

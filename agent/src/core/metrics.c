@@ -30,7 +30,7 @@ static const char *const wfail_names[WFAIL_REASONS] = {
     "enospc", "edquot", "eio", "short_write", "timeout", "lag", "too_large", "origin", "other",
 };
 
-const char *const verdict_names[VERDICT_KINDS] = { "hit", "fill", "pass", "busy", "inline", "reject" };
+const char *const verdict_names[VERDICT_KINDS] = { "hit", "fill", "pass", "busy", "inline", "reject", "redirect" };
 
 const char *write_fail_reason_name(enum write_fail_reason r)
 {
@@ -128,6 +128,14 @@ static const struct metric_row route_rows[] = {
       RC(fills_failed), NULL },
     { "sluice_fills_not_cacheable_total", "counter", "Fills whose response was not stored (status, size).",
       RC(fills_not_cacheable), NULL },
+    { "sluice_revalidated_total", "counter", "Stored metadata the origin confirmed current (304).",
+      RC(revalidated), NULL },
+    { "sluice_stale_served_total", "counter",
+      "Stale metadata served at once while one background revalidation ran (stale-while-revalidate).",
+      RC(stale_while_revalidate), NULL },
+    { "sluice_stale_if_error_total", "counter",
+      "Stale metadata served because the origin failed or its queue was full (stale-if-error).",
+      RC(stale_if_error), NULL },
     { "sluice_bad_requests_total", "counter",
       "Requests refused for an ambiguous path or query (400/404/414, by the verdict or the HTTP side).",
       RC(bad_requests), NULL },

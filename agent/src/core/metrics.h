@@ -23,7 +23,7 @@
 #include "route/route.h"
 #include "store/tier.h"
 
-enum verdict_kind { VERDICT_HIT, VERDICT_FILL, VERDICT_PASS, VERDICT_BUSY, VERDICT_INLINE, VERDICT_REJECT, VERDICT_KINDS };
+enum verdict_kind { VERDICT_HIT, VERDICT_FILL, VERDICT_PASS, VERDICT_BUSY, VERDICT_INLINE, VERDICT_REJECT, VERDICT_REDIRECT, VERDICT_KINDS };
 
 /* Label values of enum verdict_kind; also the verdict strings sent to HAProxy. */
 extern const char *const verdict_names[VERDICT_KINDS];
@@ -49,6 +49,9 @@ struct route_counters {
     uint64_t fills_not_cacheable;            /* origin answered something we don't store */
     uint64_t bad_requests;                   /* refused by the canonical form (400/404/414) */
     uint64_t busy_503_agent;                 /* 503 + Retry-After sent by the agent */
+    uint64_t revalidated;                    /* metadata revalidations answered 304 */
+    uint64_t stale_while_revalidate;         /* stale metadata served while it was refreshed */
+    uint64_t stale_if_error;                 /* stale metadata served because the origin failed */
 };
 
 /* Index of the counters of requests that matched no route. */

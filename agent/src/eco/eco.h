@@ -16,8 +16,9 @@
  *   - whether the query is part of the object (and so of its key and of
  *     its origin URL);
  *   - optionally, a streaming rewriter for metadata bodies and a lookup of
- *     the digest an artifact must have; and the default TTLs of its
- *     metadata.
+ *     the digest an artifact must have.
+ * How long metadata stays fresh is per route (route.h: route_freshness,
+ * from the metadata_* settings), the same mechanism for every ecosystem.
  *
  * Adding an ecosystem is one file under eco/ that defines its `struct eco`,
  * one entry in eco.c's table (its extern line and its place in the array)
@@ -37,19 +38,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
+
 struct canon;
 
 enum eco_class {
     ECO_IMMUTABLE,   /* an artifact that never changes once published */
     ECO_METADATA,    /* changes over time: TTL, revalidation, stale rules */
     ECO_NEVER,       /* writes, search, login...: always passed through */
-};
-
-/* Default freshness of an ecosystem's metadata, in milliseconds. */
-struct eco_ttls {
-    int64_t fresh;                    /* served without asking the origin */
-    int64_t stale_while_revalidate;   /* served while a revalidation runs */
-    int64_t stale_if_error;           /* served when the origin fails */
 };
 
 /* The digest an artifact's bytes must have, when the ecosystem publishes
@@ -61,17 +57,30 @@ struct eco_digest {
     size_t len;
 };
 
+#ifndef SLUICE_RW_EMIT_FN
+#define SLUICE_RW_EMIT_FN
+/* Where a streaming rewriter puts its output. */
+typedef void (*rw_emit_fn)(void *ctx, const uint8_t *data, size_t len);
+#endif
+
+/* What a rewriter knows about the document it rewrites. */
+struct route_table;
+struct eco_rewrite_ctx {
+    const struct canon *c;              /* the document's canonical request */
+    const char *page_url;               /* the URL it came from (relative links) */
+    const struct route_table *routes;   /* the edge's routes (where links go) */
+    const char *public_url;             /* the edge as clients reach it, no '/' */
+};
+
 /*
  * A streaming rewriter of metadata bodies (for example the tarball URLs of
  * an npm packument): fed the stored bytes in pieces, it emits the bytes a
- * client gets. `public_url` is the base that rewritten links point at.
- * feed and finish return 0, or -1 when the input is not what the
- * ecosystem publishes (the response is then failed, never cut short).
+ * client gets. feed and finish return 0, or -1 when the input is not what
+ * the ecosystem publishes (the response is then failed, never cut short).
  */
 struct eco_rewriter;
 struct eco_rewriter_ops {
-    struct eco_rewriter *(*open)(const struct canon *c, const char *public_url,
-                                 void (*emit)(void *ctx, const uint8_t *data, size_t len), void *ctx);
+    struct eco_rewriter *(*open)(const struct eco_rewrite_ctx *ctx, rw_emit_fn emit, void *emit_ctx);
     int (*feed)(struct eco_rewriter *rw, const uint8_t *data, size_t len);
     int (*finish)(struct eco_rewriter *rw);
     void (*close)(struct eco_rewriter *rw);
@@ -90,6 +99,19 @@ struct eco {
     int (*canon)(const char *rest, size_t rest_len, struct canon *out);
     /* Class of a canonical request; NULL = nothing of this route is cached. */
     enum eco_class (*classify)(const struct canon *c);
+    /* Optional: a request for a name the ecosystem spells another way (PyPI's
+     * "Demo_A" for "demo-a", PEP 503) is redirected (301) to its normal
+     * form: append the normal path (after the route prefix) to `to` and
+     * return true; false when the request is already in normal form. */
+    bool (*redirect)(const struct canon *c, struct sl_buf *to);
+    /* Optional: when the origin's body depends on the request's Accept
+     * header (npm's abbreviated packument, PyPI's PEP 691 JSON), the
+     * representation asked for: a short static name that becomes part of
+     * the key ("|<name>"), or NULL for the default representation. */
+    const char *(*variant)(const char *accept, size_t len);
+    /* With variant: the Accept header sent to the origin for a variant
+     * (NULL: the default representation's). */
+    const char *(*variant_accept)(const char *variant);
     /* Optional: the origin URL of a canonical request, for an origin whose
      * layout differs from its clients' paths; a function of the canonical
      * form alone (so key and URL still cannot disagree). NULL = the route's
@@ -101,7 +123,6 @@ struct eco {
     /* Optional: fills *out and returns true when the artifact's digest is
      * known; NULL = the ecosystem publishes none. */
     bool (*expected_digest)(const struct canon *c, struct eco_digest *out);
-    struct eco_ttls ttl;
 };
 
 /* The ecosystem named `name` (a route name), or NULL when none is. */

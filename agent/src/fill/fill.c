@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "fill/fill_impl.h"
 #include "http/httpx.h"
+#include "store/cache.h"
 
 /* --------------------------------------------------------------- table */
 
@@ -73,6 +74,10 @@ static void fill_free(struct fill *f)
     obj_meta_free(&f->meta);
     free(f->key);
     free(f->url);
+    for (size_t i = 0; i < SL_ARRAY_LEN(f->headers); i++)
+        free(f->headers[i]);
+    free((char *)f->rq.accept);
+    free((char *)f->rq.if_none_match);
     f->magic = 0;
     free(f);
 }
@@ -175,12 +180,15 @@ static void build_meta(struct fill *f, int status, const struct origin_headers *
         size_t vlen = strlen(value);
         if (!httpx_header_value_ok(value, vlen, 1024))
             continue;   /* hostile or oversized origin header: dropped (C8) */
-        if (strcasecmp(name, "ETag") == 0 && value[0] == '"' && vlen >= 2 && value[vlen - 1] == '"')
-            etag = value;
-        else if (strcasecmp(name, "Last-Modified") == 0) {
+        if (strcasecmp(name, "ETag") == 0) {
+            if (value[0] == '"' && vlen >= 2 && value[vlen - 1] == '"')
+                etag = value;
+            free(m->origin_etag);
+            m->origin_etag = sl_strdup(value);   /* weak or strong: what a revalidation sends back */
+        } else if (strcasecmp(name, "Last-Modified") == 0) {
             time_t t;
             if (httpx_parse_date(value, vlen, &t) == 0)
-                m->last_modified = (int64_t)t;
+                m->last_modified = m->origin_last_modified = (int64_t)t;
         } else {
             for (size_t k = 0; k < SL_ARRAY_LEN(kept_headers); k++)
                 if (strcasecmp(name, kept_headers[k]) == 0)
@@ -206,11 +214,19 @@ static struct fill *fill_of(void *ctx)
 }
 
 /* The head is known (f->meta, f->content_length): store it if we may. */
+/* Which answers are stored: 200, and a metadata 404 while negative
+ * caching is on (an artifact's 404 never is: it may be a transient). */
+static bool status_stored(const struct fill *f, int status)
+{
+    return status == 200 ||
+           (status == 404 && f->rq.cls == ECO_METADATA && f->route->fresh.negative_ttl > 0);
+}
+
 static void head_ready(struct fill *f)
 {
     struct agent *a = f->a;
     f->head = FILL_HEAD_READY;
-    bool cacheable = f->meta.status == 200 &&
+    bool cacheable = status_stored(f, f->meta.status) &&
                      (f->content_length < 0 || (uint64_t)f->content_length <= a->cfg.object_max_size);
     if (cacheable)
         writer_open(f);
@@ -220,9 +236,35 @@ static void head_ready(struct fill *f)
     maybe_abandon(f);
 }
 
+/*
+ * The answer to a revalidation: 304, the stored copy is current again (the
+ * index says when; the file is not touched); 5xx, a failure for the caller,
+ * who has a stale copy to serve instead of relaying the error.
+ */
+static bool revalidation_answered(struct fill *f, int status)
+{
+    if (status == 304) {
+        f->head = FILL_HEAD_NOT_MODIFIED;
+        cache_revalidated(f->a, f->hash);
+        metrics_route(f->a, f->route)->revalidated++;
+    } else if (status >= 500) {
+        f->head = FILL_HEAD_FAILED;
+        snprintf(f->origin_detail, sizeof(f->origin_detail), "origin answered %d", status);
+        abort_origin(f);
+        f->origin_result = ORIGIN_ERR_STATUS;
+        fill_table_remove(f);
+    } else {
+        return false;
+    }
+    fill_wake_readers(f);
+    return true;
+}
+
 static void on_origin_headers(void *ctx, int status, const struct origin_headers *h)
 {
     struct fill *f = fill_of(ctx);
+    if (f->rq.revalidate && revalidation_answered(f, status))
+        return;
     build_meta(f, status, h);
     f->content_length = h->content_length;
     head_ready(f);
@@ -266,7 +308,7 @@ static void refetch_after_lag(struct fill *f)
         f->received > a->cfg.cache_refetch_max_size || fill_find(a, f->hash) || a->refetches_running > 0 ||
         (a->storage_error_ms && sl_now_ms() - a->storage_error_ms < REFETCH_DISK_QUIET_MS))
         return;
-    struct fill *g = fill_start(a, f->route, f->key, f->hash, f->url);
+    struct fill *g = fill_start(a, f->route, f->key, f->hash, f->url, &f->rq);
     if (!g)
         return;   /* no origin slot now: the next request fills as usual */
     g->refetch = true;
@@ -348,8 +390,9 @@ static void start_transfer(struct fill *f)
 {
     f->has_slot = true;
     f->slot_start_ms = sl_now_ms();
-    f->src = (struct fill_source){ origin_fetch(f->a->origins, f->route, f->url, &fill_origin_cb, f),
-                                   origin_resume_h, origin_abort_h };
+    f->src = (struct fill_source){
+        origin_fetch(f->a->origins, f->route, f->url, (const char *const *)f->headers, &fill_origin_cb, f),
+        origin_resume_h, origin_abort_h };
 }
 
 static void on_slot_granted(void *ctx)
@@ -375,6 +418,25 @@ static void on_slot_expired(void *ctx)
 void fill_retire(struct fill *f)
 {
     fill_table_remove(f);
+}
+
+/* The request headers rq asks for, owned by the fill. */
+static void set_request(struct fill *f, const struct fill_request *rq)
+{
+    int n = 0;
+    char date[40];
+    f->rq = rq ? *rq : (struct fill_request){ .cls = ECO_IMMUTABLE };
+    f->rq.accept = f->rq.accept ? sl_strdup(f->rq.accept) : NULL;
+    f->rq.if_none_match = f->rq.revalidate && f->rq.if_none_match ? sl_strdup(f->rq.if_none_match) : NULL;
+    if (f->rq.accept)
+        f->headers[n++] = sl_printf("Accept: %s", f->rq.accept);
+    if (f->rq.if_none_match)
+        f->headers[n++] = sl_printf("If-None-Match: %s", f->rq.if_none_match);
+    if (f->rq.revalidate && f->rq.if_modified_since > 0) {
+        httpx_format_date((time_t)f->rq.if_modified_since, date, sizeof(date));
+        f->headers[n++] = sl_printf("If-Modified-Since: %s", date);
+    }
+    SL_ASSERT(n < (int)SL_ARRAY_LEN(f->headers));
 }
 
 /* A new fill, not in the table yet, holding one reference (the table's). */
@@ -408,9 +470,10 @@ static void table_insert(struct fill *f)
 }
 
 struct fill *fill_start(struct agent *a, const struct route *route, const char *key,
-                        const uint8_t hash[KEY_HASH_LEN], const char *url)
+                        const uint8_t hash[KEY_HASH_LEN], const char *url, const struct fill_request *rq)
 {
     struct fill *f = fill_new(a, route, key, hash, url);
+    set_request(f, rq);
     enum slot_result sr = slot_acquire(&a->slots, route, &f->wait, on_slot_granted, on_slot_expired, f);
     if (sr == SLOT_REJECTED) {
         fill_unref(f);
@@ -429,6 +492,7 @@ struct fill *fill_start_from_tier(struct agent *a, const struct route *route, co
                                   const uint8_t hash[KEY_HASH_LEN], struct tier *tier)
 {
     struct fill *f = fill_new(a, route, key, hash, "");
+    set_request(f, NULL);
     table_insert(f);
     f->refs++;   /* the read's */
     f->src = (struct fill_source){ NULL, tier_resume_h, tier_abort_h };
@@ -490,6 +554,11 @@ enum origin_result fill_failure(const struct fill *f, const char **detail)
     SL_ASSERT(f->head == FILL_HEAD_FAILED);
     *detail = f->origin_detail;
     return f->origin_result;
+}
+
+bool fill_is_revalidation(const struct fill *f)
+{
+    return f->rq.revalidate;
 }
 
 int fill_retry_after(const struct fill *f)

@@ -38,6 +38,7 @@
 
 #include "core/agent.h"
 #include "http/http_server.h"
+#include "eco/eco.h"
 #include "origin/origin.h"
 #include "store/objfile.h"
 
@@ -56,6 +57,21 @@ enum fill_head_state {
     FILL_HEAD_READY,     /* the origin's head is known */
     FILL_HEAD_FAILED,    /* the origin failed before its head */
     FILL_HEAD_BUSY,      /* the queue wait expired: 503 + Retry-After */
+    FILL_HEAD_NOT_MODIFIED,  /* a revalidation: the origin said 304, the stored
+                                copy is current again (serve it) */
+};
+
+/* What a fill asks the origin for, beyond the URL. */
+struct fill_request {
+    enum eco_class cls;          /* which statuses are stored: 200, and 404
+                                    for metadata (negative caching) */
+    const char *accept;          /* Accept header for a representation, or NULL */
+    /* A revalidation of a stored copy: the validators it sends (either may
+     * be absent), and what it does with the answer: 304 -> NOT_MODIFIED,
+     * 5xx -> FAILED (the caller serves its stale copy). */
+    bool revalidate;
+    const char *if_none_match;   /* the stored origin ETag, or NULL */
+    int64_t if_modified_since;   /* the stored origin Last-Modified, or 0 */
 };
 
 /* The running fill for this key, or NULL. */
@@ -65,7 +81,7 @@ struct fill *fill_find(struct agent *a, const uint8_t hash[KEY_HASH_LEN]);
  * The fill first takes an origin slot (slots.h): it may wait in the queue,
  * and NULL is returned when the origin's queue is full (answer 503). */
 struct fill *fill_start(struct agent *a, const struct route *route, const char *key,
-                        const uint8_t hash[KEY_HASH_LEN], const char *url);
+                        const uint8_t hash[KEY_HASH_LEN], const char *url, const struct fill_request *rq);
 
 /* Start a fill whose bytes come from a storage tier (store/tier.h) rather
  * than the origin: no origin slot is taken (an L2 hit never waits behind
@@ -93,6 +109,8 @@ enum fill_head_state fill_head_state(const struct fill *f);
 const struct obj_meta *fill_meta(const struct fill *f);
 int64_t fill_content_length(const struct fill *f);   /* -1 when unknown */
 int fill_retry_after(const struct fill *f);          /* FILL_HEAD_BUSY */
+/* Is this fill a revalidation of a stored copy? */
+bool fill_is_revalidation(const struct fill *f);
 /* FILL_HEAD_FAILED: why, with the origin's detail (valid while attached). */
 enum origin_result fill_failure(const struct fill *f, const char **detail);
 bool fill_is_storing(const struct fill *f);            /* writer attached */

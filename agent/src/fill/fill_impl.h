@@ -64,6 +64,8 @@ struct fill {
     uint8_t hash[KEY_HASH_LEN];
     char *key;
     char *url;                   /* the origin URL ("" for a tier's fill) */
+    struct fill_request rq;      /* its strings owned by the fill */
+    char *headers[4];            /* the extra request headers, NULL-terminated */
     const struct route *route;
     int refs;
     bool in_table;

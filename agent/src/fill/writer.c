@@ -201,8 +201,8 @@ static void commit_done(void *arg)
     } else {
         f->wstate = W_COMMITTED;
         metrics_route(a, f->route)->fills_committed++;
-        cache_committed(a, f->hash, f->key, OBJ_HEADER_SIZE + f->received, f->received, f->meta.stored,
-                        j->object_fd);
+        SL_ASSERT(f->meta.size == f->received);
+        cache_committed(a, f->hash, f->key, &f->meta, j->object_fd);
     }
     fill_table_remove(f);
     spool_reclaim(f);

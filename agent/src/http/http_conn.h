@@ -43,7 +43,7 @@
 
 enum phase { P_READING, P_HEAD, P_BODY, P_END };
 
-enum hdr_kind { H_OTHER, H_RANGE, H_INM, H_IMS, H_AUTH, H_COOKIE };
+enum hdr_kind { H_OTHER, H_RANGE, H_INM, H_IMS, H_AUTH, H_COOKIE, H_ACCEPT, H_CACHE_CONTROL, H_KINDS };
 
 struct http_server {
     struct ev_loop *loop;
@@ -81,7 +81,7 @@ struct http_conn {
     char arena[HTTP_HEADERS_MAX + 16];
     size_t arena_len;
     size_t header_bytes;
-    const char *values[6];
+    const char *values[H_KINDS];
     int req_error;
     bool message_complete;
     struct http_request req;

@@ -128,7 +128,7 @@ static enum hdr_kind classify(const char *name)
     static const struct { const char *name; enum hdr_kind kind; } known[] = {
         { "range", H_RANGE },       { "if-none-match", H_INM },
         { "if-modified-since", H_IMS }, { "authorization", H_AUTH },
-        { "cookie", H_COOKIE },
+        { "cookie", H_COOKIE }, { "accept", H_ACCEPT }, { "cache-control", H_CACHE_CONTROL },
     };
     for (size_t i = 0; i < SL_ARRAY_LEN(known); i++)
         if (strcasecmp(name, known[i].name) == 0)
@@ -237,6 +237,8 @@ static bool fill_request(struct http_conn *c)
     r->if_none_match = c->values[H_INM];
     r->if_modified_since = c->values[H_IMS];
     r->has_credentials = c->values[H_AUTH] != NULL;
+    r->accept = c->values[H_ACCEPT];
+    r->cache_control = c->values[H_CACHE_CONTROL];
     r->keep_alive = http_should_keep_alive(&c->parser);
     return true;
 }

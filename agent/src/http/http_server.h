@@ -54,6 +54,8 @@ struct http_request {
     const char *range;                     /* header values, NULL when absent */
     const char *if_none_match;
     const char *if_modified_since;
+    const char *accept;                    /* representations (ecosystems with variants) */
+    const char *cache_control;             /* no-cache / max-age=0 (metadata_honor_no_cache) */
     bool has_credentials;                  /* Authorization present */
     bool keep_alive;
 };

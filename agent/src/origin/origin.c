@@ -41,6 +41,7 @@ struct origin_xfer {
     char *location;              /* Location of the 3xx being dropped, or NULL */
     int hop;                     /* redirects followed so far */
     int origin_private;          /* the first hop's address was non-public: -1 unknown, 0, 1 */
+    struct curl_slist *req_headers;   /* extra request headers, or NULL */
     enum redirect_verdict refused;   /* set by prereq_cb when it stops a hop */
     bool aborted;        /* no more user callbacks */
     bool in_multi;
@@ -83,7 +84,7 @@ static struct origin_xfer *xfer_of(void *p)
 
 const char *origin_result_name(enum origin_result r)
 {
-    static const char *const names[] = { "ok", "connect", "stall", "truncated", "protocol", "redirect", "other" };
+    static const char *const names[] = { "ok", "connect", "stall", "truncated", "protocol", "redirect", "status", "other" };
     return (unsigned)r < SL_ARRAY_LEN(names) ? names[r] : "other";
 }
 
@@ -197,6 +198,7 @@ static void xfer_free(struct origin_xfer *x)
     free_headers(&x->hdrs);
     free(x->url);
     free(x->location);
+    curl_slist_free_all(x->req_headers);
     x->magic = 0;
     free(x);
 }
@@ -496,7 +498,7 @@ static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primar
 }
 
 struct origin_xfer *origin_fetch(struct origin_client *oc, const struct route *route, const char *url,
-                                 const struct origin_callbacks *cb, void *ctx)
+                                 const char *const *headers, const struct origin_callbacks *cb, void *ctx)
 {
     SL_ASSERT(route && url);
     struct origin_xfer *x = sl_calloc(1, sizeof(*x));
@@ -524,6 +526,13 @@ struct origin_xfer *origin_fetch(struct origin_client *oc, const struct route *r
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, prereq_cb);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
+    for (const char *const *h = headers; h && *h; h++) {
+        struct curl_slist *l = curl_slist_append(x->req_headers, *h);
+        SL_ASSERT(l != NULL);
+        x->req_headers = l;
+    }
+    if (x->req_headers)
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_headers);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "sluice/0.1");
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);

@@ -41,6 +41,8 @@ enum origin_result {
     ORIGIN_ERR_TRUNCATED,   /* body shorter than announced, or reset mid-body */
     ORIGIN_ERR_PROTOCOL,    /* malformed response */
     ORIGIN_ERR_REDIRECT,    /* a redirect the route's policy refuses */
+    ORIGIN_ERR_STATUS,      /* the origin answered an error status where the
+                               caller has better to serve (revalidations) */
     ORIGIN_ERR_OTHER,
 };
 
@@ -77,10 +79,12 @@ struct origin_client *origin_client_new(struct ev_loop *loop, int64_t connect_ti
 void origin_client_free(struct origin_client *oc);
 const struct origin_stats *origin_client_stats(const struct origin_client *oc);
 
-/* Start a GET of `url` for `route` (whose redirect policy applies). Never
- * fails synchronously: errors arrive in on_done. */
+/* Start a GET of `url` for `route` (whose redirect policy applies), with
+ * `headers` ("Name: value" lines, NULL-terminated, copied; may be NULL):
+ * Accept for a representation, If-None-Match / If-Modified-Since for a
+ * revalidation. Never fails synchronously: errors arrive in on_done. */
 struct origin_xfer *origin_fetch(struct origin_client *oc, const struct route *route, const char *url,
-                                 const struct origin_callbacks *cb, void *ctx);
+                                 const char *const *headers, const struct origin_callbacks *cb, void *ctx);
 void origin_abort(struct origin_xfer *x);
 void origin_resume(struct origin_xfer *x);
 

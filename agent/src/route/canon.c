@@ -241,12 +241,13 @@ static int put_route(struct canon *c, const char *name)
 }
 
 int canon_request(const struct route *r, const char *path, size_t path_len, const char *query,
-                  size_t query_len, struct canon *out)
+                  size_t query_len, const char *accept, size_t accept_len, struct canon *out)
 {
     SL_ASSERT(r && r->eco && r->eco->classify && out && (path || path_len == 0));
     SL_ASSERT(path_len >= r->prefix_len && memcmp(path, r->prefix, r->prefix_len) == 0);
     out->route = r;
     out->path_off = out->path_len = out->query_off = out->query_len = 0;
+    out->variant = r->eco->variant ? r->eco->variant(accept ? accept : "", accept ? accept_len : 0) : NULL;
     out->cls = ECO_NEVER;
     const char *rest = path + r->prefix_len;
     size_t rest_len = path_len - r->prefix_len;
@@ -255,6 +256,11 @@ int canon_request(const struct route *r, const char *path, size_t path_len, cons
         rc = r->eco->canon ? r->eco->canon(rest, rest_len, out) : canon_path(rest, rest_len, out);
     if (rc == CANON_OK && r->eco->key_query && query && query_len > 0)
         rc = put_query(out, query, query_len);
+    if (rc == CANON_OK && out->variant) {
+        rc = put(out, '|');
+        for (const char *v = out->variant; rc == CANON_OK && *v; v++)
+            rc = put(out, *v);
+    }
     if (rc != CANON_OK) {
         out->key[0] = '\0';
         out->key_len = 0;

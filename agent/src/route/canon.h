@@ -34,7 +34,9 @@
  *   escapes upper-cased, never decoded ("%26" must stay apart from '&'),
  *   raw bytes outside the RFC 3986 query characters escaped.
  *
- * Key:        "<route>:<path>[?<query>]"
+ * Key:        "<route>:<path>[?<query>][|<variant>]"  (variant: the
+ *             representation an ecosystem picks from the Accept header;
+ *             '|' never appears unescaped in a canonical path or query)
  * Origin URL: "<origin>/<path>[?<query>]", origin being the route's
  *             configured URL (scheme, host, port, base path).
  * Canonicalising a canonical path gives the same path (the fuzzer checks).
@@ -69,19 +71,22 @@ struct canon {
     size_t path_off, path_len;     /* the canonical path inside key */
     size_t query_off, query_len;   /* the canonical query inside key (after
                                       '?'); query_len 0 and no '?' when none */
+    const char *variant;           /* representation (eco->variant), or NULL */
     enum eco_class cls;
     uint8_t hash[KEY_HASH_LEN];    /* key_hash of key */
 };
 
 /*
  * Canonicalise the request `path` (raw, percent-encoded, starting with the
- * route's prefix) and `query` (raw, without '?', NULL when absent) of
- * route `r`, whose ecosystem must cache something (r->eco->classify).
+ * route's prefix), `query` (raw, without '?', NULL when absent) and `accept`
+ * (the Accept header, NULL when absent; used only by ecosystems with
+ * representations) of route `r`, whose ecosystem must cache something
+ * (r->eco->classify).
  * Fills *out (key, hash, class) and returns CANON_OK, or a negative enum
  * canon_err (out->key is then "").
  */
 int canon_request(const struct route *r, const char *path, size_t path_len, const char *query,
-                  size_t query_len, struct canon *out);
+                  size_t query_len, const char *accept, size_t accept_len, struct canon *out);
 
 /*
  * The shared path rules: canonicalise `rest` (the raw path after the

@@ -306,6 +306,14 @@ static int attach_origin(struct route *r, const struct sluice_config *cfg, char 
 {
     const struct eco *eco = eco_find(r->name, strlen(r->name));
     r->eco = eco ? eco : &eco_unknown;
+    if (cfg)
+        r->fresh = (struct route_freshness){
+            config_route_int(cfg, "metadata_ttl", r->name),
+            config_route_int(cfg, "metadata_stale_while_revalidate", r->name),
+            config_route_int(cfg, "metadata_stale_if_error", r->name),
+            config_route_int(cfg, "metadata_negative_ttl", r->name),
+            config_route_int(cfg, "metadata_honor_no_cache", r->name) != 0,
+        };
     const char *url = cfg ? config_origin(cfg, r->name) : NULL;
     r->has_origin = url != NULL;
     if (!url)

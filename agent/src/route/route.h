@@ -43,6 +43,16 @@ struct route_host {
     int port;
 };
 
+/* How long this route's metadata is fresh, and stale but usable (ms);
+ * from the per-route settings metadata_* (config.h). */
+struct route_freshness {
+    int64_t ttl;
+    int64_t stale_while_revalidate;
+    int64_t stale_if_error;
+    int64_t negative_ttl;
+    bool honor_no_cache;
+};
+
 struct route {
     char name[CONFIG_ROUTE_NAME_MAX];
     char prefix[ROUTE_PREFIX_MAX];  /* as in the map, e.g. "/npm/" */
@@ -53,6 +63,7 @@ struct route {
     struct origin_url url;
     struct route_host redirect_hosts[ROUTE_REDIRECT_HOSTS_MAX];
     int n_redirect_hosts;
+    struct route_freshness fresh;
 };
 
 struct route_table {

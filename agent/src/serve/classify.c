@@ -7,9 +7,25 @@
 
 #include "core/common.h"
 
+/* The ecosystem spells this name another way: where to send the client. */
+static bool wants_redirect(const struct route *route, const struct canon *c, struct request_class *out)
+{
+    if (!route->eco->redirect)
+        return false;
+    struct sl_buf to = { 0 };
+    bool redirect = route->eco->redirect(c, &to) &&
+                    route->prefix_len + to.len < sizeof(out->location);
+    if (redirect) {
+        memcpy(out->location, route->prefix, route->prefix_len);
+        memcpy(out->location + route->prefix_len, to.data, to.len + 1);
+    }
+    sl_buf_free(&to);
+    return redirect;
+}
+
 void serve_classify(const struct route *route, bool get_or_head, bool has_credentials,
                     const char *path, size_t path_len, const char *query, size_t query_len,
-                    struct request_class *out)
+                    const char *accept, size_t accept_len, struct request_class *out)
 {
     SL_ASSERT(out && (path || path_len == 0));
     out->route = route;
@@ -23,10 +39,12 @@ void serve_classify(const struct route *route, bool get_or_head, bool has_creden
     } else if (path_len < route->prefix_len || memcmp(path, route->prefix, route->prefix_len) != 0) {
         out->kind = CLASS_NO_ROUTE;   /* HAProxy named a route the path is not under */
     } else {
-        out->canon_err = canon_request(route, path, path_len, query, query_len, &out->canon);
+        out->canon_err = canon_request(route, path, path_len, query, query_len, accept, accept_len, &out->canon);
         if (out->canon_err != CANON_OK)
             out->kind = CLASS_REJECT;
+        else if (wants_redirect(route, &out->canon, out))
+            out->kind = CLASS_REDIRECT;
         else
-            out->kind = out->canon.cls == ECO_IMMUTABLE ? CLASS_CACHEABLE : CLASS_PASS;
+            out->kind = out->canon.cls == ECO_NEVER ? CLASS_PASS : CLASS_CACHEABLE;
     }
 }

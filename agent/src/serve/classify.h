@@ -8,10 +8,9 @@
  *   not GET/HEAD, credentials, or a route
  *   whose ecosystem caches nothing           CLASS_PASS   (HAProxy forwards it)
  *   the path or query is ambiguous           CLASS_REJECT (400/404/414, canon.h)
- *   the ecosystem's class is not immutable   CLASS_PASS   (metadata is passed
- *                                                          until its freshness
- *                                                          rules exist)
- *   otherwise                                CLASS_CACHEABLE, with the
+ *   the ecosystem spells the name otherwise  CLASS_REDIRECT (301 to `location`)
+ *   the ecosystem says never cached          CLASS_PASS
+ *   otherwise (immutable or metadata)        CLASS_CACHEABLE, with the
  *                                            canonical request (key, hash,
  *                                            origin URL)
  */
@@ -30,19 +29,22 @@ enum request_kind {
     CLASS_NO_ROUTE,
     CLASS_ROUTE_OFF,
     CLASS_REJECT,
+    CLASS_REDIRECT,
 };
 
 struct request_class {
     enum request_kind kind;
     const struct route *route;
     int canon_err;          /* CLASS_REJECT: the enum canon_err */
+    char location[ROUTE_PREFIX_MAX + KEY_MAX + 1];   /* CLASS_REDIRECT: the edge path */
     struct canon canon;     /* CLASS_CACHEABLE (and the class for PASS after canon) */
 };
 
 /* `route` is the request's route (NULL: none); `path` the raw path with
- * its prefix, `query` the raw query (NULL: none). */
+ * its prefix, `query` the raw query (NULL: none), `accept` the Accept
+ * header (NULL: none). */
 void serve_classify(const struct route *route, bool get_or_head, bool has_credentials,
                     const char *path, size_t path_len, const char *query, size_t query_len,
-                    struct request_class *out);
+                    const char *accept, size_t accept_len, struct request_class *out);
 
 #endif

@@ -3,7 +3,9 @@
  *
  * A hit response pins its index entry (cache_open_hit) for as long as it
  * is being sent, so eviction never removes an object under a reader, and
- * releases it in finish, which the HTTP server calls exactly once.
+ * releases it in finish, which the HTTP server calls exactly once. A
+ * rewritten hit (metadata of an ecosystem with a rewriter) reads its body
+ * through an rw_pipe instead of sendfile.
  */
 #include "serve/hit.h"
 
@@ -11,6 +13,7 @@
 
 #include "core/common.h"
 #include "http/httpx.h"
+#include "serve/rewrite.h"
 #include "store/cache.h"
 
 #define HIT_RESP_MAGIC 0x48495452u   /* "HITR" */
@@ -25,11 +28,12 @@ struct hit_resp {
     uint64_t first;          /* body range to send */
     uint64_t len;
     uint64_t sent;
+    struct rw_pipe *rw;      /* the body is rewritten, or NULL */
 };
 
-static struct hit_resp *hit_of(struct http_response *r)
+static struct hit_resp *hit_of(void *r)
 {
-    struct hit_resp *h = (struct hit_resp *)r;
+    struct hit_resp *h = r;
     SL_CHECK_OBJ(h, HIT_RESP_MAGIC);
     return h;
 }
@@ -40,9 +44,10 @@ static enum http_head_result hit_head(struct http_response *r, struct http_head 
     return HTTP_HEAD_READY;
 }
 
-static enum http_body_result hit_body(struct http_response *r, struct http_piece *out)
+/* The stored bytes, as file pieces (sent by sendfile, or read by the pipe). */
+static enum http_body_result raw_body(void *ctx, struct http_piece *out)
 {
-    struct hit_resp *h = hit_of(r);
+    struct hit_resp *h = hit_of(ctx);
     SL_ASSERT(h->sent <= h->len);
     if (h->sent == h->len)
         return HTTP_PIECE_END;
@@ -53,11 +58,26 @@ static enum http_body_result hit_body(struct http_response *r, struct http_piece
     return HTTP_PIECE_DATA;
 }
 
+static void raw_consumed(void *ctx, size_t n)
+{
+    struct hit_resp *h = hit_of(ctx);
+    h->sent += n;
+    SL_ASSERT(h->sent <= h->len);
+}
+
+static enum http_body_result hit_body(struct http_response *r, struct http_piece *out)
+{
+    struct hit_resp *h = hit_of(r);
+    return h->rw ? rw_pipe_body(h->rw, out) : raw_body(h, out);
+}
+
 static void hit_consumed(struct http_response *r, size_t n)
 {
     struct hit_resp *h = hit_of(r);
-    h->sent += n;
-    SL_ASSERT(h->sent <= h->len);
+    if (h->rw)
+        rw_pipe_consumed(h->rw, n);
+    else
+        raw_consumed(h, n);
     h->rc->bytes_hit += n;
 }
 
@@ -65,16 +85,17 @@ static void hit_finish(struct http_response *r, bool completed)
 {
     SL_UNUSED(completed);
     struct hit_resp *h = hit_of(r);
+    rw_pipe_free(h->rw);
     cache_release_hit(h->a, &h->hit);
     h->magic = 0;
     free(h);
 }
 
-bool put_meta_headers(struct http_head *h, const struct obj_meta *m)
+bool put_meta_headers(struct http_head *h, const struct obj_meta *m, const char *etag)
 {
     char lm[40];
     httpx_format_date((time_t)m->last_modified, lm, sizeof(lm));
-    bool ok = http_head_printf(h, "ETag: %s\r\nLast-Modified: %s\r\n", m->etag, lm);
+    bool ok = http_head_printf(h, "ETag: %s\r\nLast-Modified: %s\r\n", etag ? etag : m->etag, lm);
     for (int i = 0; i < m->n_headers && ok; i++)
         ok = http_head_printf(h, "%s: %s\r\n", m->headers[i].name, m->headers[i].value);
     return ok;
@@ -86,23 +107,32 @@ bool put_status_and_date(struct http_head *h, int status)
                             httpx_date_now());
 }
 
-bool put_hit_headers(struct http_head *hd, const struct obj_meta *m)
+bool put_vary(struct http_head *h, const struct canon *cn)
 {
-    int64_t age = sl_wall_s() - m->stored;
-    return http_head_printf(hd, "Date: %s\r\n", httpx_date_now()) && put_meta_headers(hd, m) &&
-           http_head_printf(hd, "Age: %lld\r\nAccept-Ranges: bytes\r\nCache-Status: sluice; hit\r\n",
-                            (long long)(age > 0 ? age : 0));
+    return !cn->route->eco->variant || http_head_printf(h, "Vary: Accept\r\n");
 }
 
-/* 304 when a validator matches, 206/416 for a Range, else 200; sets the
- * body range to send. */
+static bool put_age(struct http_head *h, int64_t validated)
+{
+    int64_t age = sl_wall_s() - validated;
+    return http_head_printf(h, "Age: %lld\r\n", (long long)(age > 0 ? age : 0));
+}
+
+bool put_hit_headers(struct http_head *hd, const struct obj_meta *m, int64_t validated)
+{
+    return http_head_printf(hd, "Date: %s\r\n", httpx_date_now()) && put_meta_headers(hd, m, NULL) &&
+           put_age(hd, validated) && http_head_printf(hd, "Accept-Ranges: bytes\r\nCache-Status: sluice; hit\r\n");
+}
+
+/* 304 when a validator matches `etag`, 206/416 for a Range on a plain 200
+ * object, else the stored status; sets the body range to send. */
 static int hit_status(struct hit_resp *h, const struct http_request *req, const struct obj_meta *m,
-                      uint64_t *first, uint64_t *last)
+                      const char *etag, bool whole, uint64_t *first, uint64_t *last)
 {
     bool not_modified = false;
-    if (req->if_none_match)
-        not_modified = httpx_etag_matches(req->if_none_match, strlen(req->if_none_match), m->etag);
-    else if (req->if_modified_since)
+    if (m->status == 200 && req->if_none_match)
+        not_modified = httpx_etag_matches(req->if_none_match, strlen(req->if_none_match), etag);
+    else if (m->status == 200 && req->if_modified_since)
         not_modified = httpx_not_modified_since(req->if_modified_since, strlen(req->if_modified_since),
                                                 (time_t)m->last_modified);
     h->first = 0;
@@ -113,7 +143,7 @@ static int hit_status(struct hit_resp *h, const struct http_request *req, const 
         return 304;
     }
     enum range_result rr = RANGE_NONE;
-    if (req->range && req->method == HTTP_M_GET)
+    if (!whole && m->status == 200 && req->range && req->method == HTTP_M_GET)
         rr = httpx_parse_range(req->range, strlen(req->range), m->size, first, last);
     if (rr == RANGE_OK) {
         h->first = *first;
@@ -125,30 +155,51 @@ static int hit_status(struct hit_resp *h, const struct http_request *req, const 
         h->len = 0;
         return 416;
     }
-    return 200;
+    return m->status;
 }
 
-/* Build the full head of a hit: 200, 206, 304 or 416. */
-static bool build_hit_head(struct hit_resp *h, const struct http_request *req, const struct obj_meta *m)
+/* Content-Range and Content-Length, or chunked framing for a rewritten body. */
+static bool put_framing(struct hit_resp *h, int status, uint64_t first, uint64_t last, uint64_t size)
 {
     struct http_head *hd = &h->head;
-    uint64_t first = 0, last = 0;
-    int status = hit_status(h, req, m, &first, &last);
-    bool ok = http_head_printf(hd, "HTTP/1.1 %d %s\r\n", status, http_status_text(status)) &&
-              put_hit_headers(hd, m);
+    bool ok = true;
     if (status == 206)
-        ok = ok && http_head_printf(hd, "Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)first,
-                                    (unsigned long long)last, (unsigned long long)m->size);
+        ok = http_head_printf(hd, "Content-Range: bytes %llu-%llu/%llu\r\n", (unsigned long long)first,
+                              (unsigned long long)last, (unsigned long long)size);
     if (status == 416)
-        ok = ok && http_head_printf(hd, "Content-Range: bytes */%llu\r\n", (unsigned long long)m->size);
+        ok = http_head_printf(hd, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
+    hd->mode = (status == 304 || status == 416) ? HTTP_BODY_NONE : HTTP_BODY_LENGTH;
+    if (h->rw && hd->mode != HTTP_BODY_NONE) {
+        hd->mode = HTTP_BODY_CHUNKED;
+        return ok && http_head_printf(hd, "Transfer-Encoding: chunked\r\n\r\n");
+    }
     if (status != 304)
         ok = ok && http_head_printf(hd, "Content-Length: %llu\r\n", (unsigned long long)h->len);
-    ok = ok && http_head_printf(hd, "\r\n");
-    hd->mode = (status == 304 || status == 416) ? HTTP_BODY_NONE : HTTP_BODY_LENGTH;
+    return ok && http_head_printf(hd, "\r\n");
+}
+
+/* The full head of a hit: 200, 206, 304, 416, or a stored 404. */
+static bool build_hit_head(struct hit_resp *h, const struct http_request *req, const struct canon *cn,
+                           const char *cache_status)
+{
+    const struct obj_meta *m = h->hit.meta;
+    struct http_head *hd = &h->head;
+    char etag[300];
+    if (h->rw)
+        rewrite_etag(h->a, m->etag, etag, sizeof(etag));
+    else
+        sl_strlcpy(etag, m->etag, sizeof(etag));
+    uint64_t first = 0, last = 0;
+    int status = hit_status(h, req, m, etag, h->rw != NULL, &first, &last);
+    bool ok = put_status_and_date(hd, status) && put_meta_headers(hd, m, etag) &&
+              put_age(hd, h->hit.e->validated) && put_vary(hd, cn) &&
+              (h->rw || m->status != 200 || http_head_printf(hd, "Accept-Ranges: bytes\r\n")) &&
+              http_head_printf(hd, "Cache-Status: sluice; %s\r\n", cache_status) &&
+              put_framing(h, status, first, last, m->size);
     hd->length = h->len;
     hd->body_ready = h->len > 0;
-    hd->bulk = true;   /* the object's file: a large send buffer is cheap */
-    if (h->hit.body && h->len > 0) {
+    hd->bulk = !h->rw;   /* the object's file: a large send buffer is cheap */
+    if (!h->rw && h->hit.body && h->len > 0) {
         hd->inline_body = h->hit.body + h->first;
         hd->inline_len = (size_t)h->len;
         if (req->method != HTTP_M_HEAD)
@@ -157,24 +208,51 @@ static bool build_hit_head(struct hit_resp *h, const struct http_request *req, c
     return ok;
 }
 
-bool serve_hit(struct agent *a, struct http_conn *c, const struct http_request *req, struct index_entry *e,
-               const struct canon *cn)
+/* The stored headers do not fit a head: a 500 that says so, never a miss
+ * (refetching would store the same headers again). */
+static void too_large_head(struct hit_resp *h)
+{
+    static const char body[] = "stored headers too large\n";
+    struct http_head *hd = &h->head;
+    rw_pipe_free(h->rw);
+    h->rw = NULL;
+    *hd = (struct http_head){ .mode = HTTP_BODY_LENGTH, .length = sizeof(body) - 1 };
+    bool ok = put_status_and_date(hd, 500) &&
+              http_head_printf(hd, "Content-Type: text/plain\r\nCache-Control: no-store\r\nContent-Length: %zu\r\n\r\n",
+                               sizeof(body) - 1);
+    SL_ASSERT(ok);
+    hd->inline_body = (const uint8_t *)body;
+    hd->inline_len = sizeof(body) - 1;
+}
+
+struct http_response *hit_response(struct agent *a, const struct http_request *req, struct index_entry *e,
+                                   const struct canon *cn, const char *cache_status)
 {
     struct hit_resp *h = sl_calloc(1, sizeof(*h));
     if (!cache_open_hit(a, e, cn->key, &h->hit)) {
         free(h);
-        return false;
+        return NULL;
     }
     h->base = (struct http_response){ hit_head, hit_body, hit_consumed, hit_finish };
     h->magic = HIT_RESP_MAGIC;
     h->a = a;
     h->rc = metrics_route(a, cn->route);
-    if (!build_hit_head(h, req, h->hit.meta)) {
-        hit_finish(&h->base, false);
-        http_respond_simple(c, 500, "text/plain", "", SL_LIT("stored headers too large\n"));
-        return true;
+    if (rewrite_applies(cn, h->hit.meta->status)) {
+        struct rw_source src = { raw_body, raw_consumed, h };
+        h->rw = rw_pipe_new(a, cn, &src);
     }
+    if (!build_hit_head(h, req, cn, cache_status))
+        too_large_head(h);
     h->rc->hits++;
-    http_respond_with(c, &h->base);
+    return &h->base;
+}
+
+bool serve_hit(struct agent *a, struct http_conn *c, const struct http_request *req, struct index_entry *e,
+               const struct canon *cn)
+{
+    struct http_response *r = hit_response(a, req, e, cn, "hit");
+    if (!r)
+        return false;
+    http_respond_with(c, r);
     return true;
 }

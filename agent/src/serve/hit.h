@@ -1,8 +1,10 @@
 /*
  * hit.h - answering from a committed object: the HTTP side's hit responses
- * (200, 206, 304, 416, HEAD, with sendfile for the body) and the header
- * lines every stored representation carries, which the inline verdict and
- * fill responses reuse so that a hit looks the same whichever way it leaves.
+ * (200, 206, 304, 416, HEAD, with sendfile for the body; a stored 404 of
+ * negative caching; metadata rewritten on its way out, rewrite.h) and the
+ * header lines every stored representation carries, which the inline
+ * verdict and fill responses reuse so that a hit looks the same whichever
+ * way it leaves.
  */
 #ifndef SLUICE_HIT_H
 #define SLUICE_HIT_H
@@ -19,16 +21,28 @@ struct index_entry;
 /* "HTTP/1.1 <status> <text>" and Date. False when the head is full. */
 bool put_status_and_date(struct http_head *h, int status);
 
-/* ETag, Last-Modified and the kept origin headers of a stored object. */
-bool put_meta_headers(struct http_head *h, const struct obj_meta *m);
+/* ETag (`etag`, or the stored one when NULL), Last-Modified and the kept
+ * origin headers of a stored object. */
+bool put_meta_headers(struct http_head *h, const struct obj_meta *m, const char *etag);
 
-/* Every header line of a hit after its status line: Date, the stored
- * ones, Age, Accept-Ranges and "Cache-Status: sluice; hit". */
-bool put_hit_headers(struct http_head *h, const struct obj_meta *m);
+/* Every header line of a plain 200 hit after its status line: Date, the
+ * stored ones, Age (counted from `validated`), Accept-Ranges and
+ * "Cache-Status: sluice; hit". */
+bool put_hit_headers(struct http_head *h, const struct obj_meta *m, int64_t validated);
 
-/* Serve the object of index entry `e` for the canonical request `cn`.
- * False when the object was not usable (the entry was dropped, C3): the
- * caller goes on as a miss. */
+/* "Vary: Accept" when the route's ecosystem keys on representations. */
+bool put_vary(struct http_head *h, const struct canon *cn);
+
+/*
+ * A response serving the object of index entry `e` for the canonical
+ * request `cn`, its Cache-Status "sluice; <cache_status>" ("hit", or a
+ * stale or revalidated one). NULL when the object was not usable (the
+ * entry was dropped, C3): the caller goes on as a miss.
+ */
+struct http_response *hit_response(struct agent *a, const struct http_request *req, struct index_entry *e,
+                                   const struct canon *cn, const char *cache_status);
+
+/* hit_response with "hit", handed to the connection; false as above. */
 bool serve_hit(struct agent *a, struct http_conn *c, const struct http_request *req, struct index_entry *e,
                const struct canon *cn);
 

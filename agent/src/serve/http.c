@@ -1,14 +1,16 @@
 /*
  * http.c - the agent's HTTP side: HAProxy sends the requests whose verdict
  * was hit or fill here, and this re-decides authoritatively, because the
- * index may have changed since the verdict: a usable committed object is a
- * hit (hit.c), anything else joins or leads a fill (miss.c).
+ * index may have changed since the verdict: a usable committed artifact
+ * is a hit (hit.c), anything else joins or leads a fill (miss.c); metadata
+ * follows its freshness rules (meta.c).
  */
 #include <string.h>
 
 #include "core/common.h"
 #include "serve/classify.h"
 #include "serve/hit.h"
+#include "serve/meta.h"
 #include "serve/miss.h"
 #include "serve/serve.h"
 
@@ -17,6 +19,14 @@ static void respond_text(struct http_conn *c, int status, const char *text)
     http_respond_simple(c, status, "text/plain",
                         status >= 400 ? "Cache-Control: no-store\r\nCache-Status: sluice; fwd=bypass; detail=rejected\r\n" : "",
                         text, strlen(text));
+}
+
+/* 301 to the name in the ecosystem's normal form (PEP 503 and the like). */
+static void respond_redirect(struct http_conn *c, const char *location)
+{
+    char *headers = sl_printf("Location: %s\r\nCache-Status: sluice; fwd=bypass; detail=normalised\r\n", location);
+    http_respond_simple(c, 301, "text/plain", headers, SL_LIT("moved to the normal form of the name\n"));
+    free(headers);
 }
 
 /* Every request that is not cacheable gets a clear answer and no fill. */
@@ -41,6 +51,9 @@ static void respond_not_cacheable(struct agent *a, struct http_conn *c, const st
         snprintf(text, sizeof(text), "%s\n", canon_strerror(rc->canon_err));
         respond_text(c, canon_err_status(rc->canon_err), text);
         return;
+    case CLASS_REDIRECT:
+        respond_redirect(c, rc->location);
+        return;
     case CLASS_CACHEABLE:
         break;
     }
@@ -57,13 +70,20 @@ void serve_http(void *ctx, struct http_conn *c, const struct http_request *req)
     }
     const struct route *route = route_match(&a->routes, req->path, req->path_len, NULL, NULL);
     struct request_class rc;
-    serve_classify(route, true, req->has_credentials, req->path, req->path_len, req->query, req->query_len, &rc);
+    serve_classify(route, true, req->has_credentials, req->path, req->path_len, req->query, req->query_len,
+                   req->accept, req->accept ? strlen(req->accept) : 0, &rc);
     if (rc.kind != CLASS_CACHEABLE) {
         respond_not_cacheable(a, c, req, &rc);
         return;
     }
     struct index_entry *e = index_lookup(&a->index, rc.canon.hash);
+    if (rc.canon.cls == ECO_METADATA) {
+        serve_metadata(a, c, req, e, &rc.canon);
+        return;
+    }
     if (e && serve_hit(a, c, req, e, &rc.canon))
         return;
-    serve_miss(a, c, &rc.canon, e != NULL);
+    struct fill_request rq;
+    miss_request(&rc.canon, &rq);
+    serve_miss(a, c, req, &rc.canon, &(struct miss_opts){ e ? "fwd=miss" : "fwd=uri-miss", &rq, false });
 }

@@ -9,6 +9,8 @@
  *   busy     ... and a new leader would be refused: HAProxy answers 503
  *   reject   the path or query is ambiguous (canon.h): HAProxy answers the
  *            status and reason carried in the ACK, nothing reaches an origin
+ *   redirect the ecosystem spells the name another way: HAProxy answers a
+ *            301 to the location carried in the ACK
  *   pass     anything else: HAProxy forwards it to the origin
  */
 #include <string.h>
@@ -20,11 +22,13 @@
 #include "serve/serve.h"
 #include "store/cache.h"
 
-/* Storage of the inline answer handed to the SPOP server: valid until the
- * next verdict (the loop thread is the only caller). */
+/* Storage of the inline answer and the redirect location handed to the
+ * SPOP server: valid until the next verdict (the loop thread is the only
+ * caller). */
 static struct {
     struct http_head head;
     uint8_t body[CACHE_SMALL_BODY_MAX];
+    char location[ROUTE_PREFIX_MAX + KEY_MAX + 1];
 } inline_answer;
 
 /*
@@ -41,10 +45,10 @@ static bool verdict_inline(struct agent *a, struct index_entry *e, const struct 
     struct cache_hit hit;
     if (!cache_open_hit(a, e, cn->key, &hit))
         return false;
-    bool ok = hit.body != NULL && hit.meta->size <= sizeof(inline_answer.body);
+    bool ok = hit.body != NULL && hit.meta->size <= sizeof(inline_answer.body) && hit.meta->status == 200;
     if (ok) {
         inline_answer.head.len = 0;
-        ok = put_hit_headers(&inline_answer.head, hit.meta);
+        ok = put_hit_headers(&inline_answer.head, hit.meta, e->validated);
     }
     if (ok) {
         memcpy(inline_answer.body, hit.body, (size_t)hit.meta->size);
@@ -65,7 +69,9 @@ static enum verdict_kind verdict_cacheable(struct agent *a, const struct spop_lo
                                            const struct canon *cn, struct spop_verdict *out)
 {
     struct index_entry *e = index_lookup(&a->index, cn->hash);
-    if (e && get && in->plain && verdict_inline(a, e, cn, out))
+    /* Only immutable artifacts: metadata has freshness rules and rewriting,
+     * which the HTTP side applies. */
+    if (e && get && in->plain && cn->cls == ECO_IMMUTABLE && verdict_inline(a, e, cn, out))
         return VERDICT_INLINE;
     if (e)
         return VERDICT_HIT;
@@ -86,7 +92,7 @@ void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict 
     bool get = sl_bytes_eq(in->method, in->method_len, "GET");
     struct request_class rc;
     serve_classify(route, get || sl_bytes_eq(in->method, in->method_len, "HEAD"), in->has_auth, in->path ? in->path : "",
-                   in->path ? in->path_len : 0, in->query, in->query_len, &rc);
+                   in->path ? in->path_len : 0, in->query, in->query_len, in->accept, in->accept_len, &rc);
     enum verdict_kind v = VERDICT_PASS;
     if (rc.kind == CLASS_CACHEABLE) {
         v = verdict_cacheable(a, in, get, &rc.canon, out);
@@ -95,6 +101,10 @@ void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict 
         out->status = canon_err_status(rc.canon_err);
         out->reason = canon_strerror(rc.canon_err);
         metrics_route(a, route)->bad_requests++;
+    } else if (rc.kind == CLASS_REDIRECT) {
+        v = VERDICT_REDIRECT;
+        sl_strlcpy(inline_answer.location, rc.location, sizeof(inline_answer.location));
+        out->location = inline_answer.location;
     }
     out->verdict = verdict_names[v];
     metrics_route(a, route)->verdicts[v]++;

@@ -299,6 +299,8 @@ static unsigned lookup_take_arg(struct spop_lookup *in, const struct spop_arg *a
         take_string(&a->value, &in->path, &in->path_len);
     else if (sl_bytes_eq(a->name, a->name_len, "query"))
         take_string(&a->value, &in->query, &in->query_len);
+    else if (sl_bytes_eq(a->name, a->name_len, "accept"))
+        take_string(&a->value, &in->accept, &in->accept_len);
     else if (sl_bytes_eq(a->name, a->name_len, "auth"))
         in->has_auth = data_truthy(&a->value);
     for (size_t i = 0; i < SL_ARRAY_LEN(plain_args); i++) {
@@ -345,7 +347,7 @@ static int notify_find_lookup(const struct spop_frame *f, struct spop_message *l
 static size_t build_verdict_ack(uint8_t *buf, size_t cap, const struct spop_frame *f,
                                 const struct spop_verdict *v)
 {
-    struct spop_action acts[6];
+    struct spop_action acts[8];
     size_t n = 0;
     acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, SL_LIT("verdict"),
                                       spop_data_cstr(v->verdict) };
@@ -353,6 +355,10 @@ static size_t build_verdict_ack(uint8_t *buf, size_t cap, const struct spop_fram
         int32_t secs = (int32_t)SL_MIN(v->retry_after, (int64_t)INT32_MAX);
         acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, SL_LIT("retry_after"),
                                           spop_data_int32(secs) };
+    }
+    if (v->location) {
+        acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, SL_LIT("location"),
+                                          spop_data_cstr(v->location) };
     }
     if (v->status > 0) {
         acts[n++] = (struct spop_action){ SPOP_ACTION_SET_VAR, SPOP_SCOPE_TXN, SL_LIT("status"),

@@ -14,6 +14,8 @@
  *   method STRING  request method
  *   path   STRING  raw path (no query)
  *   query  STRING  raw query without '?' (NULL when none)
+ *   accept STRING  the Accept header (NULL when none): ecosystems whose
+ *                  origins answer by representation key on it
  *   auth   BOOL    the request carries credentials (Authorization/Cookie)
  *   range  BOOL    the request carries a Range header
  *   inm    BOOL    the request carries If-None-Match
@@ -26,7 +28,9 @@
  * ACK actions (always at least one): set-var txn "verdict" STRING, and when
  * retry_after >= 0, set-var txn "retry_after" INT32; a rejected request
  * (verdict "reject") also gets set-var txn "status" INT32 (400, 404, 414)
- * and "reason" STRING, which HAProxy sends back as the answer. An inline answer (verdict
+ * and "reason" STRING, which HAProxy sends back as the answer; a request
+ * for a name the ecosystem spells another way (verdict "redirect") gets
+ * set-var txn "location" STRING, which HAProxy answers with a 301. An inline answer (verdict
  * "inline": HAProxy sends the response itself, haproxy/sluice.lua) adds
  * set-var txn "hdrs" STRING ("Name: value\r\n" lines) and "body" BINARY;
  * when that does not fit in one frame of the negotiated size the ACK carries
@@ -46,6 +50,7 @@ struct spop_lookup {
     const char *method;  size_t method_len;
     const char *path;    size_t path_len;
     const char *query;   size_t query_len;   /* query == NULL: no query */
+    const char *accept;  size_t accept_len;  /* accept == NULL: no Accept */
     bool has_auth;
     bool has_range;
     bool plain;          /* range, inm and ims all present and false */
@@ -57,6 +62,8 @@ struct spop_verdict {
     /* verdict "reject" only: the HTTP status HAProxy answers and why */
     int status;                      /* 0: none */
     const char *reason;              /* static text, or NULL */
+    /* verdict "redirect" only: where to (valid until the callback runs again) */
+    const char *location;
     /* verdict "inline" only; the pointers stay valid until the callback
      * runs again (the callback owns the storage). */
     const char *fallback;            /* sent instead when the frame is too small */

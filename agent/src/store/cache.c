@@ -206,10 +206,29 @@ static void copy_to_sinks(struct agent *a, const uint8_t hash[KEY_HASH_LEN], con
     }
 }
 
-void cache_committed(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const char *key, uint64_t disk_bytes,
-                     uint64_t body_size, int64_t stored, int fd)
+bool cache_validators(struct agent *a, struct index_entry *e, const char *key, char **etag, int64_t *last_modified)
 {
-    index_put(&a->index, hash, disk_bytes, body_size, stored);
+    struct cache_hit h;
+    if (!cache_open_hit(a, e, key, &h))
+        return false;
+    *etag = h.meta->origin_etag ? sl_strdup(h.meta->origin_etag) : NULL;
+    *last_modified = h.meta->origin_last_modified;
+    cache_release_hit(a, &h);
+    return true;
+}
+
+void cache_revalidated(struct agent *a, const uint8_t hash[KEY_HASH_LEN])
+{
+    struct index_entry *e = index_lookup(&a->index, hash);
+    if (e)
+        e->validated = sl_wall_s();
+}
+
+void cache_committed(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const char *key, const struct obj_meta *m,
+                     int fd)
+{
+    struct index_entry *e = index_put(&a->index, hash, OBJ_HEADER_SIZE + m->size, m->size, m->stored);
+    e->status = m->status;
     cache_enforce_limits(a);
     if (fd >= 0) {
         copy_to_sinks(a, hash, key, fd);
@@ -265,6 +284,7 @@ struct scan_entry {
     uint8_t hash[KEY_HASH_LEN];
     uint64_t disk_bytes, body_size;
     int64_t stored, atime;
+    int status;
 };
 
 struct scan_job {
@@ -275,7 +295,7 @@ struct scan_job {
 };
 
 static void scan_add(void *ctx, const uint8_t hash[KEY_HASH_LEN], uint64_t disk_bytes,
-                     uint64_t body_size, int64_t stored, int64_t atime)
+                     const struct obj_meta *m, int64_t atime)
 {
     struct scan_job *j = ctx;
     SL_CHECK_OBJ(j, SCAN_JOB_MAGIC);
@@ -286,8 +306,9 @@ static void scan_add(void *ctx, const uint8_t hash[KEY_HASH_LEN], uint64_t disk_
     struct scan_entry *e = &j->v[j->n++];
     memcpy(e->hash, hash, KEY_HASH_LEN);
     e->disk_bytes = disk_bytes;
-    e->body_size = body_size;
-    e->stored = stored;
+    e->body_size = m->size;
+    e->stored = m->stored;
+    e->status = m->status;
     e->atime = atime;
 }
 
@@ -316,7 +337,9 @@ static void scan_done(void *arg)
     for (size_t i = 0; i < j->n; i++) {
         if (index_lookup(&a->index, j->v[i].hash))
             continue;   /* committed by a fill while we scanned: newer */
-        index_put(&a->index, j->v[i].hash, j->v[i].disk_bytes, j->v[i].body_size, j->v[i].stored);
+        struct index_entry *e =
+            index_put(&a->index, j->v[i].hash, j->v[i].disk_bytes, j->v[i].body_size, j->v[i].stored);
+        e->status = j->v[i].status;
         added++;
     }
     log_info("cache: index rebuilt from disk: %zu objects, %llu bytes", added,

@@ -43,8 +43,17 @@ void cache_release_hit(struct agent *a, struct cache_hit *h);
  * it to every sink tier (a->tiers) off the serving path. `fd` is the
  * committed object read-only (ownership passes here), or -1 when there are
  * no sinks or it could not be opened. */
-void cache_committed(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const char *key, uint64_t disk_bytes,
-                     uint64_t body_size, int64_t stored, int fd);
+void cache_committed(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const char *key, const struct obj_meta *m,
+                     int fd);
+
+/* The validators a revalidation of entry `e` sends (its origin's ETag,
+ * malloc'd or NULL, and Last-Modified or 0), read from the object; false
+ * when it is not usable (as cache_open_hit). */
+bool cache_validators(struct agent *a, struct index_entry *e, const char *key, char **etag, int64_t *last_modified);
+
+/* The origin confirmed the stored copy of `hash` current (a 304): it is
+ * fresh again from now. Nothing on disk changes. */
+void cache_revalidated(struct agent *a, const uint8_t hash[KEY_HASH_LEN]);
 
 /* Evict least-recently-used objects until within cache_max_size and
  * cache_min_free. Unlinks run on the worker pool. */

@@ -136,6 +136,8 @@ struct index_entry *index_put(struct index *ix, const uint8_t hash[KEY_HASH_LEN]
     e->disk_bytes = disk_bytes;
     e->body_size = body_size;
     e->stored = stored;
+    e->validated = stored;
+    e->status = 200;   /* callers storing another status set it */
     ix->total_bytes += disk_bytes;
     list_push_front(&ix->lru, &e->lru);
     return e;

@@ -35,7 +35,12 @@ struct index_entry {
     uint64_t disk_bytes;       /* header + body */
     uint64_t body_size;
     int64_t stored;            /* unix seconds */
+    int64_t validated;         /* unix seconds: stored, or when the origin last
+                                  confirmed it current (304); freshness and Age
+                                  count from here. In memory only: after a
+                                  restart a copy is as old as its file says. */
     uint32_t pins;             /* responses being served from it */
+    int status;                /* the stored status: 200, or 404 (negative) */
     struct index_entry *bucket_next;
     struct sl_list lru;        /* on index.lru; front = most recent */
 

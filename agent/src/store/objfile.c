@@ -112,6 +112,7 @@ void obj_meta_free(struct obj_meta *meta)
         return;
     free(meta->key);
     free(meta->etag);
+    free(meta->origin_etag);
     for (int i = 0; i < meta->n_headers && i < OBJ_MAX_HEADERS; i++) {
         free(meta->headers[i].name);
         free(meta->headers[i].value);
@@ -126,6 +127,7 @@ void obj_meta_copy(struct obj_meta *dst, const struct obj_meta *src)
     *dst = *src;
     dst->key = src->key ? sl_strdup(src->key) : NULL;
     dst->etag = src->etag ? sl_strdup(src->etag) : NULL;
+    dst->origin_etag = src->origin_etag ? sl_strdup(src->origin_etag) : NULL;
     for (int i = 0; i < src->n_headers; i++) {
         dst->headers[i].name = sl_strdup(src->headers[i].name);
         dst->headers[i].value = sl_strdup(src->headers[i].value);
@@ -231,6 +233,9 @@ static bool meta_encodable(const struct obj_meta *m)
     if (m->etag == NULL || m->etag[0] == '\0' ||
         !httpx_header_value_ok(m->etag, strlen(m->etag), META_MAX))
         return false;
+    if (m->origin_etag != NULL && (m->origin_etag[0] == '\0' ||
+                                   !httpx_header_value_ok(m->origin_etag, strlen(m->origin_etag), META_MAX)))
+        return false;
     for (int i = 0; i < m->n_headers; i++) {
         const struct obj_header_field *h = &m->headers[i];
         if (h->name == NULL || h->value == NULL ||
@@ -257,6 +262,10 @@ int obj_header_encode(const struct obj_meta *meta, uint8_t block[OBJ_HEADER_SIZE
     text_field(&t, "etag", meta->etag);
     if (meta->last_modified != 0)
         text_field_i64(&t, "last-modified", meta->last_modified);
+    if (meta->origin_etag != NULL)
+        text_field(&t, "origin-etag", meta->origin_etag);
+    if (meta->origin_last_modified != 0)
+        text_field_i64(&t, "origin-last-modified", meta->origin_last_modified);
     for (int i = 0; i < meta->n_headers; i++) {
         text_puts(&t, "h: ");
         text_field(&t, meta->headers[i].name, meta->headers[i].value);
@@ -281,6 +290,8 @@ enum {
     F_STORED = 1 << 3,
     F_ETAG = 1 << 4,
     F_LAST_MODIFIED = 1 << 5,
+    F_ORIGIN_ETAG = 1 << 6,
+    F_ORIGIN_LM = 1 << 7,
     F_REQUIRED = F_KEY | F_STATUS | F_SIZE | F_STORED | F_ETAG,
 };
 
@@ -424,6 +435,16 @@ static int decode_field(struct decoder *d, const char *name, size_t nlen,
         return decode_number(d, "stored", F_STORED, v, vlen, &m->stored);
     if (field_is(name, nlen, "last-modified"))
         return decode_number(d, "last-modified", F_LAST_MODIFIED, v, vlen, &m->last_modified);
+    if (field_is(name, nlen, "origin-last-modified"))
+        return decode_number(d, "origin-last-modified", F_ORIGIN_LM, v, vlen, &m->origin_last_modified);
+    if (field_is(name, nlen, "origin-etag")) {
+        if (claim(d, F_ORIGIN_ETAG, "origin-etag") != 0)
+            return -1;
+        if (vlen == 0 || !httpx_header_value_ok(v, vlen, META_MAX))
+            return fail(d, "line %d: bad origin-etag", d->line);
+        m->origin_etag = sl_strndup(v, vlen);
+        return 0;
+    }
     if (field_is(name, nlen, "etag")) {
         if (claim(d, F_ETAG, "etag") != 0)
             return -1;

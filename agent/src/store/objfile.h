@@ -15,9 +15,13 @@
  *   key: <key text>
  *   status: <HTTP status, 200>
  *   size: <body bytes>
- *   stored: <unix seconds when committed>
+ *   stored: <unix seconds when committed, or last revalidated>
  *   etag: <strong ETag sent to clients, quoted>
  *   last-modified: <unix seconds>  (omitted when 0 = unknown)
+ *   origin-etag: <the origin's ETag as sent, weak or strong> (optional)
+ *   origin-last-modified: <unix seconds of the origin's Last-Modified> (optional)
+ *     (the validators a revalidation sends back: If-None-Match and
+ *     If-Modified-Since; absent when the origin sent none)
  *   h: <Header-Name>: <value>       (zero or more kept response headers)
  *
  * Keeping the header a fixed size means the body can be streamed into the
@@ -51,6 +55,8 @@ struct obj_meta {
     int64_t stored;
     char *etag;
     int64_t last_modified;
+    char *origin_etag;             /* NULL: the origin sent none */
+    int64_t origin_last_modified;  /* 0: the origin sent none */
     struct obj_header_field headers[OBJ_MAX_HEADERS];
     int n_headers;
 };

@@ -118,11 +118,12 @@ int64_t store_fs_size(struct store *st);
 
 /*
  * Walk objects/ calling fn for each valid object file found (hash parsed
- * from the name, disk bytes, body size, stored time, atime). Files whose
- * header does not validate are removed. Returns the number of objects.
+ * from the name, disk bytes, its decoded header - valid during the call
+ * only - and atime). Files whose header does not validate are removed.
+ * Returns the number of objects.
  */
 typedef void (*store_scan_fn)(void *ctx, const uint8_t hash[KEY_HASH_LEN], uint64_t disk_bytes,
-                              uint64_t body_size, int64_t stored, int64_t atime);
+                              const struct obj_meta *meta, int64_t atime);
 long store_scan(struct store *st, store_scan_fn fn, void *ctx);
 
 #endif

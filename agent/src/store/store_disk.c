@@ -370,7 +370,7 @@ static void scan_one(int dfd, const char *l2, const char *name,
     }
     close(fd);
     if (ok) {
-        fn(ctx, hash, (uint64_t)sb.st_size, meta.size, meta.stored, (int64_t)sb.st_atime);
+        fn(ctx, hash, (uint64_t)sb.st_size, &meta, (int64_t)sb.st_atime);
         (*count)++;
     } else {
         log_warn("store: removing invalid object %s/%s", l2, name);

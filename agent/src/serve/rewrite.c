@@ -1,0 +1,141 @@
+/*
+ * rewrite.c - metadata bodies through the ecosystem's rewriter on their way
+ * out (see rewrite.h).
+ *
+ * Invariants of a pipe: `out[off .. len)` is rewritten output not yet
+ * taken by the socket; the source is asked for more only when that is
+ * empty, so memory holds one read piece and what the rewriter made of it;
+ * once the source ended and the rewriter finished, only `out` remains.
+ */
+#include "serve/rewrite.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "store/objfile.h"
+
+#define RW_PIPE_MAGIC 0x52575049u   /* "RWPI" */
+
+struct rw_pipe {
+    unsigned magic;
+    const struct eco_rewriter_ops *ops;
+    struct eco_rewriter *rw;
+    struct rw_source src;
+    struct sl_buf out;
+    size_t off;
+    uint8_t *rbuf;            /* a file piece read for the rewriter */
+    bool ended;               /* the source ended and the rewriter finished */
+    const char *key;          /* for logs */
+};
+
+bool rewrite_applies(const struct canon *cn, int status)
+{
+    return status == 200 && cn->cls == ECO_METADATA && cn->route->eco->rewriter != NULL;
+}
+
+void rewrite_etag(const struct agent *a, const char *etag, char *out, size_t outlen)
+{
+    char base[CONFIG_URL_MAX];
+    config_public_url(&a->cfg, base, sizeof(base));
+    uint32_t crc = obj_crc32((const uint8_t *)base, strlen(base));
+    size_t n = strlen(etag);
+    bool quoted = n >= 2 && etag[n - 1] == '"';
+    /* "abc" -> "abc-r1a2b3c4d" */
+    snprintf(out, outlen, "%.*s-r%08x\"", (int)(quoted ? n - 1 : n), etag, crc);
+}
+
+static void emit(void *ctx, const uint8_t *data, size_t len)
+{
+    struct rw_pipe *p = ctx;
+    SL_CHECK_OBJ(p, RW_PIPE_MAGIC);
+    sl_buf_append(&p->out, data, len);
+}
+
+struct rw_pipe *rw_pipe_new(struct agent *a, const struct canon *cn, const struct rw_source *src)
+{
+    SL_ASSERT(rewrite_applies(cn, 200));
+    char page[CONFIG_URL_MAX + KEY_MAX + 2], base[CONFIG_URL_MAX];
+    if (canon_origin_url(cn, page, sizeof(page)) != 0)
+        page[0] = '\0';
+    config_public_url(&a->cfg, base, sizeof(base));
+    struct rw_pipe *p = sl_calloc(1, sizeof(*p));
+    p->magic = RW_PIPE_MAGIC;
+    p->ops = cn->route->eco->rewriter;
+    p->src = *src;
+    p->key = cn->key;
+    struct eco_rewrite_ctx ctx = { cn, page, &a->routes, base };
+    p->rw = p->ops->open(&ctx, emit, p);
+    return p;
+}
+
+/* Feed the rewriter one raw piece; false on a rewriter or read error. */
+static bool feed_piece(struct rw_pipe *p, const struct http_piece *pc)
+{
+    size_t n = SL_MIN(pc->len, (size_t)RW_READ_MAX);
+    const uint8_t *data = pc->data;
+    if (!data) {
+        if (!p->rbuf)
+            p->rbuf = sl_malloc(RW_READ_MAX);
+        ssize_t got = pread(pc->fd, p->rbuf, n, (off_t)pc->file_off);
+        if (got <= 0) {
+            log_warn("rewrite: reading the stored body failed (%s) key=%s", got < 0 ? strerror(errno) : "short",
+                     p->key);
+            return false;
+        }
+        n = (size_t)got;
+        data = p->rbuf;
+    }
+    int rc = p->ops->feed(p->rw, data, n);
+    p->src.consumed(p->src.ctx, n);
+    return rc == 0;
+}
+
+enum http_body_result rw_pipe_body(struct rw_pipe *p, struct http_piece *out)
+{
+    SL_CHECK_OBJ(p, RW_PIPE_MAGIC);
+    while (p->off == p->out.len) {
+        sl_buf_clear(&p->out);
+        p->off = 0;
+        if (p->ended)
+            return HTTP_PIECE_END;
+        struct http_piece pc = { .fd = -1 };
+        enum http_body_result r = p->src.body(p->src.ctx, &pc);
+        if (r == HTTP_PIECE_WAIT || r == HTTP_PIECE_ERROR)
+            return r;
+        if (r == HTTP_PIECE_END) {
+            if (p->ops->finish(p->rw) != 0) {
+                log_warn("rewrite: the stored document does not parse to its end key=%s", p->key);
+                return HTTP_PIECE_ERROR;
+            }
+            p->ended = true;
+        } else if (!feed_piece(p, &pc)) {
+            return HTTP_PIECE_ERROR;
+        }
+    }
+    out->data = p->out.data + p->off;
+    out->len = p->out.len - p->off;
+    return HTTP_PIECE_DATA;
+}
+
+void rw_pipe_consumed(struct rw_pipe *p, size_t n)
+{
+    SL_CHECK_OBJ(p, RW_PIPE_MAGIC);
+    p->off += n;
+    SL_ASSERT(p->off <= p->out.len);
+}
+
+void rw_pipe_free(struct rw_pipe *p)
+{
+    if (!p)
+        return;
+    SL_CHECK_OBJ(p, RW_PIPE_MAGIC);
+    p->ops->close(p->rw);
+    sl_buf_free(&p->out);
+    free(p->rbuf);
+    p->magic = 0;
+    free(p);
+}
