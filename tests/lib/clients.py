@@ -1,0 +1,413 @@
+"""The real package clients (npm, pnpm, pip), each run in a sandbox, for the
+end-to-end tests. Every function returns a ClientResult (returncode,
+stdout, stderr, elapsed, ...) and raises nothing for a failed install: the
+test decides what a failure means.
+
+    from clients import ensure_tools, npm_install, pnpm_install, pip_install
+    ensure_tools()                                   # setUpClass: pnpm, the pip venv
+    r = npm_install(registry.registry_url, proj, ["demo-a", "@demo/c"])
+    assert r.ok, r                                   # str(r) has the command and output tails
+    r = pip_install(pypi.index_url, ["demo-a"], target_dir)
+    assert r.installed == {"demo-a": "1.0", "demo-b": "1.1"}
+
+Sandboxing (nothing of the machine's configuration leaks in, nothing of the
+run leaks out):
+  npm   --userconfig <tmp npmrc> (registry, audit/fund/update-notifier off,
+        loglevel=http so stderr lists every fetch, omit-lockfile-registry-
+        resolved=false unless asked) and --globalconfig <empty file>: this
+        machine's ~/.npmrc sets omit-lockfile-registry-resolved=true and
+        nodedir=/usr, /usr/etc/npmrc a cafile. --cache: a fresh directory
+        unless cache_dir is given. --prefix project_dir (a minimal
+        package.json is written if there is none). HOME is the sandbox;
+        every npm_*/NPM_* variable and CI are dropped.
+  pnpm  PNPM_VERSION from the npm registry, installed once under
+        build/tools/pnpm-<version>/ (ensure_tools). HOME/XDG dirs in the
+        sandbox, whose ~/.npmrc holds registry, store-dir (a fresh one
+        unless store_dir is given), cache-dir and update-notifier=false.
+        pnpm has no replace-registry-host: it fetches dist.tarball as the
+        packument gives it.
+  pip   a venv at build/tools/venv-pip (python3 -m venv, made once), run as
+        `python -m pip --isolated install --no-cache-dir --index-url URL`
+        with every PIP_* variable dropped (this machine sets PIP_FIND_LINKS
+        and PIP_DEFAULT_TIMEOUT). Installs go to `--target target_or_venv`,
+        or into target_or_venv itself when it is a venv (make_venv()).
+
+Client defaults are kept on purpose (the tests measure the real clients):
+npm retries a 5xx or a refused connection after 10 s and 60 s
+(fetch-retries=2), pip retries 500/503 and connection errors five times
+with backoff (0.5 ... 4 s). Tests that expect a failure should pass
+npmrc={"fetch-retries": 0} or pip's extra_args=["--retries", "0"].
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOLS = os.path.join(ROOT, "build", "tools")
+PNPM_VERSION = "10.34.9"        # pnpm 11 wants Node >= 22.13; 10.x runs on Node 18.12+
+PNPM_DIR = os.path.join(TOOLS, "pnpm-" + PNPM_VERSION)
+PNPM_BIN = os.path.join(PNPM_DIR, "node_modules", ".bin", "pnpm")
+PIP_VENV = os.path.join(TOOLS, "venv-pip")
+PIP_PYTHON = os.path.join(PIP_VENV, "bin", "python")
+
+
+@dataclass
+class ClientResult:
+    argv: list
+    cwd: str
+    returncode: Optional[int]         # None: killed on timeout
+    stdout: str
+    stderr: str
+    elapsed: float                    # seconds
+    timed_out: bool = False
+    installed: dict = field(default_factory=dict)   # pip: {name: version} from "Successfully installed"
+    log: str = ""                     # npm: its debug log, kept when the run failed
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def __str__(self) -> str:
+        tail = lambda s, n: s if len(s) <= n else "..." + s[-n:]  # noqa: E731
+        return ("%s (cwd %s): rc=%s%s in %.1fs\n--- stdout\n%s\n--- stderr\n%s%s"
+                % (" ".join(self.argv), self.cwd, self.returncode, " TIMEOUT" if self.timed_out else "",
+                   self.elapsed, tail(self.stdout, 3000), tail(self.stderr, 6000),
+                   "\n--- log\n" + tail(self.log, 6000) if self.log else ""))
+
+
+# ------------------------------------------------------------------ running
+
+
+def _run(argv: list, cwd: str, env: dict, timeout: float) -> ClientResult:
+    """Run to completion or until `timeout`, then kill its whole process
+    group (it runs in its own session). Never raises for the command."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    timed_out = False
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = proc.communicate()
+    finally:
+        if proc.poll() is None:           # interrupted (KeyboardInterrupt): leave nothing behind
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+    return ClientResult(list(argv), cwd, None if timed_out else proc.returncode,
+                        out.decode("utf-8", "replace"), err.decode("utf-8", "replace"),
+                        time.monotonic() - start, timed_out)
+
+
+_DROP_PREFIXES = ("npm_", "NPM_", "PIP_", "PNPM_", "YARN_", "COREPACK_")
+_DROP = {"CI", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "NODE_PATH"}
+
+
+def _env(home: str, extra: Optional[dict]) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_DROP_PREFIXES) and k not in _DROP}
+    env["HOME"] = home
+    for var, sub in (("XDG_CONFIG_HOME", "config"), ("XDG_CACHE_HOME", "cache"),
+                     ("XDG_DATA_HOME", "data"), ("XDG_STATE_HOME", "state")):
+        env[var] = os.path.join(home, sub)
+    env["NO_UPDATE_NOTIFIER"] = "1"
+    env.update(extra or {})
+    return env
+
+
+@contextmanager
+def _sandbox(prefix: str):
+    d = tempfile.mkdtemp(prefix=prefix)
+    try:
+        os.makedirs(os.path.join(d, "home"))
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _npmrc_lines(settings: dict) -> str:
+    out = []
+    for k, v in settings.items():
+        if v is None:
+            continue
+        out.append("%s=%s" % (k, str(v).lower() if isinstance(v, bool) else v))
+    return "\n".join(out) + "\n"
+
+
+def _names(packages) -> list:
+    """A list of package specs; a lone string is one spec, not its letters."""
+    return [packages] if isinstance(packages, str) else list(packages)
+
+
+def _project(project_dir: str) -> None:
+    os.makedirs(project_dir, exist_ok=True)
+    pj = os.path.join(project_dir, "package.json")
+    if not os.path.exists(pj):
+        with open(pj, "w") as f:
+            json.dump({"name": "sluice-e2e-project", "version": "1.0.0", "private": True}, f, indent=2)
+
+
+# ---------------------------------------------------------------------- npm
+
+
+def npm_install(registry_url: str, project_dir: str, packages=(), lockfile: bool = False,
+                cache_dir: Optional[str] = None, env: Optional[dict] = None, timeout: float = 180,
+                npmrc: Optional[dict] = None, omit_resolved: bool = False) -> ClientResult:
+    """`npm install [packages]` in project_dir against registry_url, or
+    `npm ci` when lockfile=True (needs the package-lock.json of npm_lock()).
+    npmrc: extra settings ({"fetch-retries": 0}); omit_resolved: set
+    omit-lockfile-registry-resolved (this machine's own default)."""
+    argv = ["ci"] if lockfile else ["install"] + _names(packages)
+    return _npm(argv, registry_url, project_dir, cache_dir, env, timeout, npmrc, omit_resolved)
+
+
+def npm_lock(registry_url: str, project_dir: str, packages=(), cache_dir: Optional[str] = None,
+             env: Optional[dict] = None, timeout: float = 180, npmrc: Optional[dict] = None,
+             omit_resolved: bool = False) -> ClientResult:
+    """`npm install --package-lock-only [packages]`: package.json and
+    package-lock.json, no node_modules. The lockfile's `resolved` URLs are
+    the dist.tarball URLs npm saw, unless omit_resolved."""
+    argv = ["install", "--package-lock-only"] + _names(packages)
+    return _npm(argv, registry_url, project_dir, cache_dir, env, timeout, npmrc, omit_resolved)
+
+
+def _npm(cmd, registry_url, project_dir, cache_dir, env, timeout, npmrc, omit_resolved) -> ClientResult:
+    npm = shutil.which("npm")
+    project_dir = os.path.abspath(project_dir)
+    _project(project_dir)
+    with _sandbox("sluice-npm-") as box:
+        settings = {"registry": registry_url.rstrip("/") + "/", "audit": False, "fund": False,
+                    "update-notifier": False, "progress": False, "loglevel": "http",
+                    "omit-lockfile-registry-resolved": omit_resolved,
+                    "logs-dir": os.path.join(box, "logs")}
+        settings.update(npmrc or {})
+        userconfig, globalconfig = os.path.join(box, "npmrc"), os.path.join(box, "global-npmrc")
+        with open(userconfig, "w") as f:
+            f.write(_npmrc_lines(settings))
+        open(globalconfig, "w").close()
+        cache = cache_dir or os.path.join(box, "cache")
+        argv = [npm or "npm"] + cmd + ["--userconfig", userconfig, "--globalconfig", globalconfig,
+                                       "--cache", cache, "--prefix", project_dir]
+        if npm is None:
+            return ClientResult(argv, project_dir, 127, "", "npm: not found on PATH\n", 0.0)
+        res = _run(argv, project_dir, _env(os.path.join(box, "home"), env), timeout)
+        if not res.ok:
+            logs = sorted(glob.glob(os.path.join(box, "logs", "*.log")))
+            if logs:
+                with open(logs[-1], encoding="utf-8", errors="replace") as f:
+                    res.log = f.read()
+        return res
+
+
+# --------------------------------------------------------------------- pnpm
+
+
+def pnpm_install(registry_url: str, project_dir: str, packages=(), lockfile: bool = False,
+                 store_dir: Optional[str] = None, env: Optional[dict] = None, timeout: float = 180,
+                 npmrc: Optional[dict] = None) -> ClientResult:
+    """`pnpm add packages` (or `pnpm install` without packages) in
+    project_dir against registry_url; lockfile=True: `pnpm install
+    --frozen-lockfile` from the pnpm-lock.yaml of an earlier run."""
+    if packages:
+        cmd = ["add"] + _names(packages)
+    else:
+        cmd = ["install", "--frozen-lockfile" if lockfile else "--no-frozen-lockfile"]
+    return _pnpm(cmd, registry_url, project_dir, store_dir, env, timeout, npmrc)
+
+
+def pnpm_lock(registry_url: str, project_dir: str, store_dir: Optional[str] = None,
+              env: Optional[dict] = None, timeout: float = 180, npmrc: Optional[dict] = None) -> ClientResult:
+    """`pnpm install --lockfile-only`: pnpm-lock.yaml for package.json."""
+    return _pnpm(["install", "--lockfile-only"], registry_url, project_dir, store_dir, env, timeout, npmrc)
+
+
+def _pnpm(cmd, registry_url, project_dir, store_dir, env, timeout, npmrc) -> ClientResult:
+    project_dir = os.path.abspath(project_dir)
+    _project(project_dir)
+    try:
+        pnpm = ensure_pnpm()
+    except RuntimeError as e:
+        return ClientResult(["pnpm"] + cmd, project_dir, 127, "", "%s\n" % e, 0.0)
+    with _sandbox("sluice-pnpm-") as box:
+        home = os.path.join(box, "home")
+        settings = {"registry": registry_url.rstrip("/") + "/",
+                    "store-dir": store_dir or os.path.join(box, "store"),
+                    "cache-dir": os.path.join(box, "pnpm-cache"),
+                    "update-notifier": False}
+        settings.update(npmrc or {})
+        with open(os.path.join(home, ".npmrc"), "w") as f:
+            f.write(_npmrc_lines(settings))
+        argv = [pnpm] + cmd + ["--reporter=append-only"]
+        return _run(argv, project_dir, _env(home, env), timeout)
+
+
+@contextmanager
+def _tools_lock():
+    os.makedirs(TOOLS, exist_ok=True)
+    with open(os.path.join(TOOLS, ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def ensure_pnpm() -> str:
+    """The pnpm binary, installed from the npm registry on first use (the
+    machine's own npm configuration reaches the registry)."""
+    if os.access(PNPM_BIN, os.X_OK):
+        return PNPM_BIN
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is not installed: cannot install pnpm")
+    with _tools_lock():
+        if os.access(PNPM_BIN, os.X_OK):
+            return PNPM_BIN
+        tmp = PNPM_DIR + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("npm_config_prefix")}
+        r = _run([npm, "install", "--prefix", tmp, "--no-save", "--no-package-lock", "--no-audit",
+                  "--no-fund", "--no-update-notifier", "pnpm@" + PNPM_VERSION], tmp, env, 300)
+        if not r.ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RuntimeError("installing pnpm@%s failed:\n%s" % (PNPM_VERSION, r))
+        shutil.rmtree(PNPM_DIR, ignore_errors=True)
+        os.rename(tmp, PNPM_DIR)          # complete or absent, never half
+    return PNPM_BIN
+
+
+# ---------------------------------------------------------------------- pip
+
+
+_VENV_CHECKED = False
+
+
+def ensure_pip_venv() -> str:
+    """The python of build/tools/venv-pip (made with `python3 -m venv` on
+    first use; on Debian that needs the python3-venv package)."""
+    global _VENV_CHECKED
+    if _VENV_CHECKED:
+        return PIP_PYTHON
+    with _tools_lock():
+        if os.path.exists(PIP_PYTHON) and subprocess.run(
+                [PIP_PYTHON, "-c", "import pip"], stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL).returncode == 0:
+            _VENV_CHECKED = True
+            return PIP_PYTHON
+        tmp = PIP_VENV + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        r = _run([sys.executable, "-m", "venv", tmp], TOOLS, _env(os.environ.get("HOME", "/"), None), 300)
+        if not r.ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RuntimeError("python3 -m venv failed (Debian: apt-get install python3-venv):\n%s" % r)
+        shutil.rmtree(PIP_VENV, ignore_errors=True)
+        os.rename(tmp, PIP_VENV)          # bin/python finds pyvenv.cfg beside it: the move is safe
+    _VENV_CHECKED = True
+    return PIP_PYTHON
+
+
+def make_venv(path: str, timeout: float = 120) -> ClientResult:
+    """A fresh venv (with pip) at path, for tests that install into a venv."""
+    return _run([sys.executable, "-m", "venv", path], os.path.dirname(os.path.abspath(path)) or "/",
+                _env(os.environ.get("HOME", "/"), None), timeout)
+
+
+_INSTALLED = re.compile(r"^Successfully installed (.+)$", re.M)
+
+
+def parse_installed(text: str) -> dict:
+    """{normalised name: version} from pip's "Successfully installed a-1.0 b-2"."""
+    out = {}
+    for m in _INSTALLED.finditer(text):
+        for item in m.group(1).split():
+            name, _, version = item.rpartition("-")
+            out[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return out
+
+
+def pip_install(index_url: str, packages, target_or_venv: str, no_build_isolation: bool = False,
+                timeout: float = 180, extra_args=(), env: Optional[dict] = None) -> ClientResult:
+    """pip install packages from index_url (only), into target_or_venv: a
+    venv (it has pyvenv.cfg: its own pip installs into it) or any other
+    directory (--target, with build/tools/venv-pip's pip). The result's
+    .installed is {name: version}."""
+    target_or_venv = os.path.abspath(target_or_venv)
+    if os.path.exists(os.path.join(target_or_venv, "pyvenv.cfg")):
+        python, where = os.path.join(target_or_venv, "bin", "python"), []
+    else:
+        try:
+            python = ensure_pip_venv()
+        except RuntimeError as e:
+            return ClientResult(["pip"], target_or_venv, 127, "", "%s\n" % e, 0.0)
+        os.makedirs(target_or_venv, exist_ok=True)
+        where = ["--target", target_or_venv]
+    argv = [python, "-m", "pip", "--isolated", "install", "--no-cache-dir", "--disable-pip-version-check",
+            "--no-input", "--progress-bar", "off", "--index-url", index_url] + where
+    if no_build_isolation:
+        argv.append("--no-build-isolation")
+    argv += list(extra_args) + _names(packages)
+    with _sandbox("sluice-pip-") as box:
+        res = _run(argv, box, _env(os.path.join(box, "home"), env), timeout)
+    res.installed = parse_installed(res.stdout)
+    return res
+
+
+# -------------------------------------------------------------------- tools
+
+
+def tool_versions() -> dict:
+    """{"node": ..., "npm": ..., "pnpm": ..., "pip": ...} of what is
+    installed (None: missing). pnpm's and pip's are read from their
+    metadata, which is much faster than starting them."""
+    out = {}
+    for name, argv in (("node", ["node", "--version"]), ("npm", ["npm", "--version"])):
+        try:
+            p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=60)
+            out[name] = p.stdout.strip() if p.returncode == 0 else None
+        except (OSError, subprocess.TimeoutExpired):
+            out[name] = None
+    try:
+        with open(os.path.join(PNPM_DIR, "node_modules", "pnpm", "package.json")) as f:
+            out["pnpm"] = json.load(f)["version"] if os.access(PNPM_BIN, os.X_OK) else None
+    except (OSError, ValueError, KeyError):
+        out["pnpm"] = None
+    pips = glob.glob(os.path.join(PIP_VENV, "lib", "python*", "site-packages", "pip-*.dist-info"))
+    out["pip"] = os.path.basename(pips[0])[4:-len(".dist-info")] if pips else None
+    return out
+
+
+def ensure_tools() -> dict:
+    """Install what is missing (pnpm; the pip venv) and return
+    tool_versions(). Needs node and npm on PATH (and, on Debian, the
+    python3-venv package); raises RuntimeError saying what is missing."""
+    missing = [t for t in ("node", "npm") if shutil.which(t) is None]
+    if missing:
+        raise RuntimeError("not on PATH: %s (install Node.js 18+ with npm)" % ", ".join(missing))
+    ensure_pnpm()
+    ensure_pip_venv()
+    return tool_versions()
