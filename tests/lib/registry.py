@@ -19,7 +19,7 @@ Where the parts live: registry.py (this: NpmRegistry, PypiIndex, their
 documents and routes), registry_http.py (listeners, knobs, request log),
 registry_build.py (tarballs, wheels, sdists).
 
-NpmRegistry(root_dir, tarball_base=None)
+NpmRegistry(root_dir, tarball_base=None, port=None)
     add_package(name, version, deps=None, files=None, size=None, tag="latest")
         A real tarball (package/package.json + files, as npm pack makes it)
         written under root_dir, and the version added to the packument
@@ -39,15 +39,23 @@ NpmRegistry(root_dir, tarball_base=None)
     If-Modified-Since -> 304. Unknown names, /-/... endpoints and every
     non-GET -> 404 {"error":"Not found"}.
     dist.tarball is absolute: tarball_base (default base_url) + the path.
-    Point tarball_base elsewhere to prove a cache rewrites it. Published
+    Point tarball_base elsewhere (constructor, or set .tarball_base while
+    serving) to prove a cache rewrites it. .registry_url is base_url + "/".
+    For assertions: tarball_path(name, ver), tarball_url(name, ver),
+    versions(name) -> {ver: NpmVersion}, package_names(),
+    packument(name, corgi=False) / packument_bytes(...) / etag(...). Published
     times come from a fixed clock (2024-01-01 plus a minute a publish), so
     documents and ETags are the same on every run.
 
-PypiIndex(root_dir, files_base=None, core_metadata=False)
+PypiIndex(root_dir, files_base=None, core_metadata=False, serve_json=True,
+          port=None, files_port=None)
     add_wheel(project, version, requires=(), size=None, requires_python=">=3.7")
     add_sdist(project, version, requires=(), backend="intree")
         Real files (registry_build) under root_dir/packages/<2hex>/<2hex>/<60hex>/,
-        the path files.pythonhosted.org would give them. Returns a PypiFile.
+        the path files.pythonhosted.org would give them (blake2b-256 of the
+        file). Returns a PypiFile (url_path, file, sha256, size, ...). The
+        sdist builds offline with its in-tree backend, with or without
+        build isolation; backend="setuptools" needs `wheel` in the build env.
     Index routes (.base_url, .index_url = base_url + "/simple/"):
     GET /simple/ (every project), GET /simple/<normalized>/ -> PEP 503 HTML
     (text/html) or, when Accept prefers application/vnd.pypi.simple.v1+json
@@ -59,7 +67,10 @@ PypiIndex(root_dir, files_base=None, core_metadata=False)
     .files_base_url) + /packages/...; files_base="relative": links
     ../../packages/... and the index serves the files itself (no files
     server). core_metadata=True also advertises and serves PEP 658/714
-    <file>.metadata for wheels.
+    <file>.metadata for wheels. serve_json=False (settable while serving):
+    HTML whatever Accept says, like a static index. Non-GET -> 405.
+    For assertions: files(project) -> [PypiFile], projects(), file_url(f),
+    page_bytes(project=None, fmt="html"|"json"), etag(project, fmt).
 
 Knobs and records, the same on both (registry_http.Fixture), thread-safe and
 usable while serving:
@@ -71,7 +82,9 @@ usable while serving:
     set_refuse(True/False, only=None)   close / reopen the listening socket
         on the same port (closing also drops the open connections)
     clear_faults()
-    requests(path=None, method="GET") -> int
+    requests(path=None, method="GET") -> int   path: exact path or target (also
+        compared percent-decoded: "/@demo/c" counts "/@demo%2fc"), or a
+        compiled regex searched in the target; method=None: any
     request_log() -> [LoggedRequest(method, target, path, headers, listener, time, status)]
     conditional_requests(path=None) -> [LoggedRequest] with If-None-Match or If-Modified-Since
     reset_log()
@@ -570,8 +583,10 @@ class PypiIndex(Fixture):
                     e["requires-python"] = f.requires_python
                 e.update({"size": f.size, "upload-time": iso_time(f.uploaded).replace(".000Z", ".000000Z"),
                           "yanked": False})
-                if self.core_metadata and f.metadata is not None:     # PEP 714 name, and PEP 658's
-                    e["core-metadata"] = e["dist-info-metadata"] = {"sha256": f.metadata_sha256}
+                if self.core_metadata and f.metadata is not None:
+                    # The keys PyPI sends. Not PEP 691's "dist-info-metadata":
+                    # pip 23.0 crashes on a dict there (the reason for PEP 714).
+                    e["core-metadata"] = e["data-dist-info-metadata"] = {"sha256": f.metadata_sha256}
                 files.append(e)
             versions = sorted({f.version for f in proj.files})
             return _json_bytes({"meta": {"api-version": "1.1", "_last-serial": proj.serial},
