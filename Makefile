@@ -15,13 +15,13 @@ SHELL := /bin/bash
 CC ?= cc
 
 APT_PKGS := build-essential clang libclang-rt-14-dev libev-dev libcurl4-openssl-dev libssl-dev \
-            libcmocka-dev libhttp-parser-dev haproxy curl python3 ca-certificates
+            libcmocka-dev libhttp-parser-dev libyajl-dev haproxy curl python3 ca-certificates
 TEST_PKGS := $(APT_PKGS) iproute2 procps util-linux python3-venv
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wformat=2 -Wno-format-nonliteral
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Iagent/src
-LIBS := -lev -lcurl -lcrypto -lhttp_parser -lpthread -lm
+LIBS := -lev -lcurl -lcrypto -lhttp_parser -lyajl -lpthread -lm
 
 AGENT_SRC := $(wildcard agent/src/*/*.c)
 AGENT_HDR := $(wildcard agent/src/*.h agent/src/*/*.h)
