@@ -53,7 +53,6 @@ enum state {
     S_VALUE_DQ,
     S_VALUE_SQ,
     S_VALUE_UNQ,
-    S_AFTER_VALUE,    /* after a quoted value's closing quote */
     S_SELF_CLOSING,   /* after '/' in a tag */
     S_MARKUP,         /* after "<!" */
     S_MARKUP_DASH,    /* after "<!-" */
@@ -117,7 +116,7 @@ static uint8_t lower(uint8_t c)
 static unsigned match_step(unsigned mask, const char *const *names, size_t pos, uint8_t c)
 {
     for (unsigned i = 0; mask >> i; i++)
-        if ((mask >> i & 1u) && (names[i][pos] == '\0' || (uint8_t)names[i][pos] != lower(c)))
+        if (((mask >> i) & 1u) && (names[i][pos] == '\0' || (uint8_t)names[i][pos] != lower(c)))
             mask &= ~(1u << i);
     return mask;
 }
@@ -126,7 +125,7 @@ static unsigned match_step(unsigned mask, const char *const *names, size_t pos, 
 static unsigned match_end(unsigned mask, const char *const *names, size_t len)
 {
     for (unsigned i = 0; mask >> i; i++)
-        if ((mask >> i & 1u) && names[i][len] != '\0')
+        if (((mask >> i) & 1u) && names[i][len] != '\0')
             mask &= ~(1u << i);
     return mask;
 }
@@ -141,17 +140,11 @@ static void flush(struct html_rw *rw, const uint8_t *upto)
     rw->run = upto;
 }
 
-static void fail(struct html_rw *rw, const char *why)
-{
-    if (!rw->error)
-        rw->error = why;
-}
-
 /* Hold p[0..n) of a matched value instead of emitting it. */
 static void hold(struct html_rw *rw, const uint8_t *p, size_t n)
 {
     if (rw->value.len + n > HTML_RW_VALUE_MAX) {
-        fail(rw, "an attribute value to rewrite is longer than 64 KiB");
+        rw->error = "an attribute value to rewrite is longer than 64 KiB";
         return;
     }
     sl_buf_append(&rw->value, p, n);
@@ -329,7 +322,7 @@ static void on_value_quoted(struct html_rw *rw, const uint8_t *p, char quote)
     if (*p == (uint8_t)quote) {
         if (rw->holding)
             release(rw, quote);
-        rw->state = S_AFTER_VALUE;
+        rw->state = S_BEFORE_ATTR;   /* a name right after the quote starts too */
     } else if (rw->holding)
         hold(rw, p, 1);
 }
@@ -347,11 +340,6 @@ static void on_value_unquoted(struct html_rw *rw, const uint8_t *p)
         tag_end(rw, false);
     else
         rw->state = S_BEFORE_ATTR;
-}
-
-static void on_after_value(struct html_rw *rw, const uint8_t *p)
-{
-    on_before_attr(rw, p);   /* a name right after the quote starts too */
 }
 
 static void on_self_closing(struct html_rw *rw, const uint8_t *p)
@@ -444,7 +432,6 @@ static void step(struct html_rw *rw, const uint8_t *p)
     case S_VALUE_DQ: on_value_quoted(rw, p, '"'); break;
     case S_VALUE_SQ: on_value_quoted(rw, p, '\''); break;
     case S_VALUE_UNQ: on_value_unquoted(rw, p); break;
-    case S_AFTER_VALUE: on_after_value(rw, p); break;
     case S_SELF_CLOSING: on_self_closing(rw, p); break;
     case S_MARKUP: on_markup(rw, p, false); break;
     case S_MARKUP_DASH: on_markup(rw, p, true); break;
