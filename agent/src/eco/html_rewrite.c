@@ -9,8 +9,8 @@
  * serialise it again (libxml2's HTML parser, for one) normalise quotes,
  * case, entities, whitespace and broken markup on the way, so their output
  * is a different document. Finding attribute values needs only the
- * tokenizer's tag-level states, which fit in a couple of hundred lines that
- * a fuzzer covers completely.
+ * tokenizer's tag-level states: some 300 lines of one-state functions,
+ * which the fuzzer (tests/fuzz/fuzz_html_rewrite.c) covers in full.
  *
  * The states follow the WHATWG HTML tokenizer where it matters for finding
  * start-tag attribute values: text; '<' + a letter starts a tag name;
