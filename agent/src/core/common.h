@@ -48,6 +48,9 @@ static inline bool sl_bytes_eq(const char *p, size_t len, const char *s)
     return len == n && (n == 0 || __builtin_memcmp(p, s, n) == 0);
 }
 
+/* The first occurrence of `needle` in hay[0..n), ignoring ASCII case, or NULL. */
+const char *sl_find_ci(const char *hay, size_t n, const char *needle);
+
 /* Allocation that cannot fail: the agent treats out-of-memory as fatal. */
 void *sl_malloc(size_t n);
 void *sl_calloc(size_t n, size_t size);

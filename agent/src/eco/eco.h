@@ -108,10 +108,10 @@ struct eco {
      * header (npm's abbreviated packument, PyPI's PEP 691 JSON), the
      * representation asked for: a short static name that becomes part of
      * the key ("|<name>"), or NULL for the default representation. */
-    const char *(*variant)(const char *accept, size_t len);
-    /* With variant: the Accept header sent to the origin for a variant
-     * (NULL: the default representation's). */
-    const char *(*variant_accept)(const char *variant);
+    const char *(*variant)(const struct canon *c, const char *accept, size_t len);
+    /* The Accept header sent to the origin for c (c->variant set, or NULL
+     * for the default representation); NULL: none. */
+    const char *(*variant_accept)(const struct canon *c);
     /* Optional: the origin URL of a canonical request, for an origin whose
      * layout differs from its clients' paths; a function of the canonical
      * form alone (so key and URL still cannot disagree). NULL = the route's

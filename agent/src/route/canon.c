@@ -240,6 +240,15 @@ static int put_route(struct canon *c, const char *name)
     return put(c, ':');
 }
 
+/* "|<variant>" after the path and query: the representation asked for. */
+static int put_variant(struct canon *c, const char *variant)
+{
+    int rc = put(c, '|');
+    for (const char *v = variant; rc == CANON_OK && *v; v++)
+        rc = put(c, *v);
+    return rc;
+}
+
 int canon_request(const struct route *r, const char *path, size_t path_len, const char *query,
                   size_t query_len, const char *accept, size_t accept_len, struct canon *out)
 {
@@ -247,7 +256,7 @@ int canon_request(const struct route *r, const char *path, size_t path_len, cons
     SL_ASSERT(path_len >= r->prefix_len && memcmp(path, r->prefix, r->prefix_len) == 0);
     out->route = r;
     out->path_off = out->path_len = out->query_off = out->query_len = 0;
-    out->variant = r->eco->variant ? r->eco->variant(accept ? accept : "", accept ? accept_len : 0) : NULL;
+    out->variant = NULL;
     out->cls = ECO_NEVER;
     const char *rest = path + r->prefix_len;
     size_t rest_len = path_len - r->prefix_len;
@@ -256,21 +265,25 @@ int canon_request(const struct route *r, const char *path, size_t path_len, cons
         rc = r->eco->canon ? r->eco->canon(rest, rest_len, out) : canon_path(rest, rest_len, out);
     if (rc == CANON_OK && r->eco->key_query && query && query_len > 0)
         rc = put_query(out, query, query_len);
-    if (rc == CANON_OK && out->variant) {
-        rc = put(out, '|');
-        for (const char *v = out->variant; rc == CANON_OK && *v; v++)
-            rc = put(out, *v);
+    if (rc == CANON_OK) {
+        out->key[out->key_len] = '\0';
+        out->cls = r->eco->classify(out);
+        /* Representations are of metadata only: an artifact is its bytes. */
+        if (out->cls == ECO_METADATA && r->eco->variant)
+            out->variant = r->eco->variant(out, accept ? accept : "", accept ? accept_len : 0);
+        if (out->variant)
+            rc = put_variant(out, out->variant);
     }
     if (rc != CANON_OK) {
         out->key[0] = '\0';
         out->key_len = 0;
+        out->cls = ECO_NEVER;
         return rc;
     }
     out->key[out->key_len] = '\0';
     for (size_t i = 0; i < out->key_len; i++)
         SL_ASSERT(out->key[i] > 0x20 && out->key[i] < 0x7f);   /* one printable line */
     key_hash(out->key, out->key_len, out->hash);
-    out->cls = r->eco->classify(out);
     return CANON_OK;
 }
 

@@ -248,7 +248,7 @@ void miss_request(const struct canon *cn, struct fill_request *rq)
 {
     const struct eco *eco = cn->route->eco;
     *rq = (struct fill_request){ .cls = cn->cls };
-    rq->accept = eco->variant_accept ? eco->variant_accept(cn->variant) : NULL;
+    rq->accept = eco->variant_accept ? eco->variant_accept(cn) : NULL;
 }
 
 enum lead_result { LEAD_OK, LEAD_BUSY, LEAD_URL_TOO_LONG };
