@@ -83,7 +83,7 @@ static void test_generic_caches_every_path_with_its_query(void **state)
 static void test_pending_registries_pass_through_to_their_origin(void **state)
 {
     (void)state;
-    static const char *pending[] = { "npm", "pypi", "pypi_files", "cargo_index", "cargo_dl", "maven", "go" };
+    static const char *pending[] = { "cargo_index", "cargo_dl", "maven", "go" };
     for (size_t i = 0; i < sizeof(pending) / sizeof(pending[0]); i++) {
         const struct eco *e = eco_find(pending[i], strlen(pending[i]));
         assert_non_null(e);
@@ -91,6 +91,25 @@ static void test_pending_registries_pass_through_to_their_origin(void **state)
         assert_non_null(e->default_origin);
         assert_int_equal(strncmp(e->default_origin, "https://", 8), 0);
     }
+}
+
+static void test_npm_and_pypi_cache_and_say_how(void **state)
+{
+    (void)state;
+    static const char *cached[] = { "npm", "pypi", "pypi_files" };
+    for (size_t i = 0; i < sizeof(cached) / sizeof(cached[0]); i++) {
+        const struct eco *e = eco_find(cached[i], strlen(cached[i]));
+        assert_non_null(e);
+        assert_non_null(e->classify);
+        assert_false(e->key_query);       /* their objects have no query */
+        assert_int_equal(strncmp(e->default_origin, "https://", 8), 0);
+    }
+    /* the two with metadata rewrite its links and pick a representation */
+    assert_non_null(eco_find("npm", 3)->rewriter);
+    assert_non_null(eco_find("npm", 3)->variant);
+    assert_non_null(eco_find("pypi", 4)->rewriter);
+    assert_non_null(eco_find("pypi", 4)->redirect);
+    assert_null(eco_find("pypi_files", 10)->rewriter);
 }
 
 int main(void)
@@ -101,6 +120,7 @@ int main(void)
         cmocka_unit_test(test_every_shipped_route_has_its_ecosystem),
         cmocka_unit_test(test_generic_caches_every_path_with_its_query),
         cmocka_unit_test(test_pending_registries_pass_through_to_their_origin),
+        cmocka_unit_test(test_npm_and_pypi_cache_and_say_how),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

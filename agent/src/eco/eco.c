@@ -12,9 +12,11 @@
 #include "core/common.h"
 
 /* Every ecosystem: defined in its own file under eco/, listed here once. */
-extern const struct eco eco_generic;       /* generic.c */
-extern const struct eco eco_npm, eco_pypi, eco_pypi_files, eco_cargo_index, eco_cargo_dl, eco_maven,
-    eco_go;                                /* pending.c: not built yet, passed through */
+extern const struct eco eco_generic;                   /* generic.c */
+extern const struct eco eco_npm;                       /* npm.c */
+extern const struct eco eco_pypi, eco_pypi_files;      /* pypi.c */
+extern const struct eco eco_cargo_index, eco_cargo_dl, eco_maven,
+    eco_go;                                            /* pending.c: not built yet, passed through */
 
 static const struct eco *const table[] = {
     &eco_generic,

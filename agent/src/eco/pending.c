@@ -10,9 +10,6 @@
  */
 #include "eco/eco.h"
 
-const struct eco eco_npm = { .name = "npm", .default_origin = "https://registry.npmjs.org" };
-const struct eco eco_pypi = { .name = "pypi", .default_origin = "https://pypi.org" };
-const struct eco eco_pypi_files = { .name = "pypi_files", .default_origin = "https://files.pythonhosted.org" };
 const struct eco eco_cargo_index = { .name = "cargo_index", .default_origin = "https://index.crates.io" };
 const struct eco eco_cargo_dl = { .name = "cargo_dl", .default_origin = "https://static.crates.io" };
 const struct eco eco_maven = { .name = "maven", .default_origin = "https://repo.maven.apache.org/maven2" };
