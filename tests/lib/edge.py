@@ -31,14 +31,15 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 class Edge:
     def __init__(self, settings=None, origin=True, haproxy=True, env=None, cache_dir=None,
-                 transport="tcp", origin_path=""):
+                 transport="tcp", origin_path="", origin_routes=("generic",)):
         self.tmp = tempfile.mkdtemp(prefix="sluice-test-")
         self.cache_dir = cache_dir or os.path.join(self.tmp, "cache")
         self.settings = dict(settings or {})
         self.extra_env = dict(env or {})
         self.want_origin = origin
-        # The generic route's origin is http://127.0.0.1:<port><origin_path>.
+        # These routes' origin is http://127.0.0.1:<port><origin_path>.
         self.origin_path = origin_path
+        self.origin_routes = tuple(origin_routes)
         self.want_haproxy = haproxy
         self.origin = None
         self.agent = None
@@ -87,12 +88,13 @@ class Edge:
         if self.transport == "unix":
             for k, path in self.unix_paths.items():
                 s[k + "_listen"] = "unix:" + path
-        if self.origin:
-            s["origin_generic"] = "http://127.0.0.1:%d%s" % (self.origin.port, self.origin_path)
         # The public registries are unreachable from tests: turn their routes
         # off so neither HAProxy nor the agent ever waits on DNS for them.
         for route in ("npm", "pypi", "pypi_files", "cargo_index", "cargo_dl", "maven", "go"):
             s["origin_" + route] = '""'
+        if self.origin:
+            for route in self.origin_routes:
+                s["origin_" + route] = "http://127.0.0.1:%d%s" % (self.origin.port, self.origin_path)
         s.update(self.settings)
         self.config_path = os.path.join(self.tmp, "sluice.conf")
         with open(self.config_path, "w") as f:

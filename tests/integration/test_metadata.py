@@ -1,0 +1,232 @@
+"""Metadata freshness through the real edge (agent/src/serve/meta.c):
+TTL, revalidation with the origin's validators, stale-while-revalidate (one
+refresh per key), stale-if-error, negative caching, representations by
+Accept, and links rewritten to public_url. The npm route is pointed at the
+test origin, which serves hand-made packuments; the real npm, pnpm and pip
+clients are in tests/e2e.
+"""
+
+import json
+import os
+import sys
+import threading
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+
+from edge import Edge  # noqa: E402
+from httpclient import wait_until  # noqa: E402
+
+CORGI = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
+
+
+def packument(name, versions, tarball_base="https://registry.npmjs.org"):
+    return json.dumps({
+        "name": name, "dist-tags": {"latest": versions[-1]},
+        "versions": {v: {"name": name, "version": v,
+                         "dist": {"tarball": "%s/%s/-/%s-%s.tgz" % (tarball_base, name, name.split("/")[-1], v),
+                                  "shasum": "0" * 40}} for v in versions},
+    }, indent=1).encode()
+
+
+class MetadataTest(unittest.TestCase):
+    settings = {}
+
+    @classmethod
+    def setUpClass(cls):
+        settings = {"public_url": "https://cache.example:8443"}
+        settings.update(cls.settings)
+        cls.edge = Edge(settings=settings, origin_routes=("generic", "npm"))
+        cls.edge.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.edge.__exit__(None, None, None)
+
+    def name(self):
+        return self.id().rsplit(".", 1)[-1].replace("_", "-")[:60]
+
+    def publish(self, name, versions, **knobs):
+        self.edge.origin.set_object("/" + name, body=packument(name, versions),
+                                    headers={"Content-Type": "application/json"}, **knobs)
+
+    def get(self, name, **kw):
+        return self.edge.get("/npm/" + name, **kw)
+
+    def headers_seen(self, name):
+        """The origin's requests for `name`, each as {lower-case name: value}."""
+        return [{k.lower(): v for k, v in e["headers"]} for e in self.edge.origin.request_log("/" + name)]
+
+    def conditional_requests(self, name):
+        return [h for h in self.headers_seen(name) if "if-none-match" in h or "if-modified-since" in h]
+
+    def wait_stale(self, name, timeout=10):
+        """Until the copy is past its TTL (the next request revalidates)."""
+        def stale():
+            r = self.get(name)
+            return "fwd=stale" in (r.header("Cache-Status") or "") and r
+        return wait_until(stale, timeout, interval=0.2, message="the copy never went stale")
+
+
+class Fresh(MetadataTest):
+    settings = {"metadata_ttl": "1h"}
+
+    def test_packument_is_stored_and_served_fresh_with_links_rewritten(self):
+        n = self.name()
+        self.publish(n, ["1.0.0", "1.1.0"])
+        first = self.get(n)
+        self.assertEqual(first.status, 200)
+        self.assertEqual(first.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
+        doc = json.loads(first.body)
+        self.assertEqual(doc["versions"]["1.1.0"]["dist"]["tarball"],
+                         "https://cache.example:8443/npm/%s/-/%s-1.1.0.tgz" % (n, n))
+        self.edge.wait_idle()
+        second = self.get(n)
+        self.assertEqual(second.header("Cache-Status"), "sluice; hit")
+        self.assertEqual(second.body, first.body)
+        self.assertEqual(second.header("Vary"), "Accept")
+        self.assertIsNone(second.header("Content-Length"))   # rewritten: chunked
+        self.assertNotEqual(second.header("ETag"), self.edge.origin.expected_etag("/" + n))
+        self.assertEqual(self.edge.origin.requests("/" + n), 1)
+        # The client's own validator for this representation gets a 304.
+        again = self.get(n, headers={"If-None-Match": second.header("ETag")})
+        self.assertEqual(again.status, 304)
+
+    def test_only_the_tarball_urls_change(self):
+        n = self.name()
+        self.publish(n, ["2.0.0"])
+        raw = packument(n, ["2.0.0"])
+        body = self.get(n).body
+        self.assertEqual(body, raw.replace(b"https://registry.npmjs.org/", b"https://cache.example:8443/npm/"))
+
+    def test_abbreviated_and_full_are_two_objects(self):
+        n = self.name()
+        self.publish(n, ["1.0.0"])
+        full = self.get(n)
+        corgi = self.get(n, headers={"Accept": CORGI})
+        self.assertEqual(corgi.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
+        self.assertEqual(full.header("Vary"), "Accept")
+        accepts = [h.get("accept") for h in self.headers_seen(n)]
+        self.assertEqual(len(accepts), 2)
+        self.assertTrue(any(a and "vnd.npm.install-v1+json" in a for a in accepts), accepts)
+        self.edge.wait_idle()
+        self.assertEqual(self.get(n, headers={"Accept": CORGI}).header("Cache-Status"), "sluice; hit")
+
+    def test_scoped_names_in_both_spellings_are_one_key(self):
+        self.edge.origin.set_object("/@demo%2fscoped", body=packument("@demo/scoped", ["1.0.0"]),
+                                    headers={"Content-Type": "application/json"})
+        a = self.get("@demo%2fscoped")
+        self.assertEqual(a.status, 200, a.body[:200])
+        self.edge.wait_idle()
+        b = self.get("@demo/scoped")
+        self.assertEqual(b.header("Cache-Status"), "sluice; hit")
+        self.assertEqual(self.edge.origin.requests("/@demo%2fscoped"), 1)
+
+    def test_tarballs_are_immutable_and_other_paths_pass(self):
+        n = self.name()
+        t = "/%s/-/%s-1.0.0.tgz" % (n, n)
+        self.edge.origin.set_object(t, size=5000)
+        self.assertEqual(self.get(t[1:]).header("Cache-Status"), "sluice; fwd=uri-miss; stored")
+        self.edge.wait_idle()
+        hit = self.get(t[1:], headers={"Cache-Control": "no-cache"})
+        self.assertEqual(hit.header("Cache-Status"), "sluice; hit")
+        search = self.get("-/v1/search?text=x")
+        self.assertEqual(search.header("Cache-Status"), "sluice; fwd=bypass")
+
+    def test_artifact_404_is_never_stored(self):
+        n = self.name()
+        t = "%s/-/%s-9.9.9.tgz" % (n, n)
+        self.edge.origin.set_object("/" + t, status=404)
+        for _ in range(2):
+            self.assertEqual(self.get(t).status, 404)
+            self.edge.wait_idle()
+        self.assertEqual(self.edge.origin.requests("/" + t), 2)
+
+
+class Revalidation(MetadataTest):
+    settings = {"metadata_ttl": "1s", "metadata_stale_while_revalidate": "0", "metadata_stale_if_error": "1h"}
+
+    def test_past_its_ttl_a_copy_is_revalidated_and_a_304_keeps_it(self):
+        n = self.name()
+        self.publish(n, ["1.0.0"])
+        first = self.get(n)
+        self.edge.wait_idle()
+        r = self.wait_stale(n)
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Cache-Status"), "sluice; fwd=stale; fwd-status=304")
+        self.assertEqual(r.body, first.body)
+        self.assertGreaterEqual(len(self.conditional_requests(n)), 1)
+        self.assertEqual(self.get(n).header("Cache-Status"), "sluice; hit")   # fresh again
+
+    def test_a_changed_document_is_seen_after_its_ttl(self):
+        n = self.name()
+        self.publish(n, ["1.0.0"])
+        self.get(n)
+        self.edge.wait_idle()
+        self.publish(n, ["1.0.0", "2.0.0"])
+        r = self.wait_stale(n)
+        self.assertEqual(r.header("Cache-Status"), "sluice; fwd=stale; fwd-status=200; stored")
+        self.assertIn("2.0.0", json.loads(r.body)["versions"])
+        self.edge.wait_idle()
+        self.assertIn("2.0.0", json.loads(self.get(n).body)["versions"])
+
+    def test_origin_errors_serve_the_stale_copy(self):
+        n = self.name()
+        self.publish(n, ["1.0.0"])
+        good = self.get(n).body
+        self.edge.wait_idle()
+        before = self.edge.metric('sluice_stale_if_error_total{route="npm"}')
+        self.publish(n, ["1.0.0"], status=502)
+        r = wait_until(lambda: (lambda r: "stale-if-error" in (r.header("Cache-Status") or "") and r)(self.get(n)),
+                       10, interval=0.2, message="no stale-if-error answer")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.body, good)
+        self.assertEqual(r.header("Cache-Status"), "sluice; hit; detail=stale-if-error")
+        self.assertGreater(self.edge.metric('sluice_stale_if_error_total{route="npm"}'), before)
+
+
+class StaleWhileRevalidate(MetadataTest):
+    settings = {"metadata_ttl": "1s", "metadata_stale_while_revalidate": "1h"}
+
+    def test_fifty_requests_for_a_stale_packument_make_one_origin_request(self):
+        n = self.name()
+        self.publish(n, ["1.0.0"], delay_ms=300)
+        self.get(n)
+        self.edge.wait_idle()
+        wait_until(lambda: "stale-while-revalidate" in (self.get(n).header("Cache-Status") or ""), 10,
+                   interval=0.2, message="never stale")
+        self.edge.wait_idle()
+        wait_until(lambda: "stale-while-revalidate" in (self.get(n).header("Cache-Status") or ""), 10,
+                   interval=0.2, message="never stale again")
+        seen = len(self.edge.origin.request_log("/" + n))
+        results = []
+        def one():
+            results.append(self.get(n))
+        threads = [threading.Thread(target=one) for _ in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(len(results), 50)
+        self.assertTrue(all(r.status == 200 for r in results))
+        self.edge.wait_idle()
+        # At most one revalidation for the 50 (the one just before them may still run).
+        self.assertLessEqual(len(self.edge.origin.request_log("/" + n)) - seen, 1)
+
+
+class Negative(MetadataTest):
+    settings = {"metadata_negative_ttl": "1h"}
+
+    def test_a_metadata_404_is_remembered(self):
+        n = self.name()
+        self.edge.origin.set_object("/" + n, status=404, body=b'{"error":"Not found"}')
+        self.assertEqual(self.get(n).status, 404)
+        self.edge.wait_idle()
+        again = self.get(n)
+        self.assertEqual(again.status, 404)
+        self.assertEqual(again.header("Cache-Status"), "sluice; hit")
+        self.assertEqual(self.edge.origin.requests("/" + n), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
