@@ -1,0 +1,125 @@
+"""npm and pnpm through the edge, against an offline registry the test
+builds (tests/lib/registry.py), the real clients in sandboxes
+(tests/lib/clients.py), the real HAProxy and agent.
+
+The registry publishes every dist.tarball on ANOTHER base (a port where
+nothing listens), as the public registry publishes absolute URLs on its own
+host: a client that followed them as published would fail, so every
+install here proves that the edge rewrote them (pnpm has no
+replace-registry-host at all).
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+
+from clients import ensure_tools, npm_install, pnpm_install  # noqa: E402
+from edge import Edge  # noqa: E402
+from httpclient import free_port, wait_until  # noqa: E402
+from registry import NpmRegistry  # noqa: E402
+
+TTL_S = 2
+
+
+class NpmThroughTheEdge(unittest.TestCase):
+    """One registry and one edge for the class; each test installs into
+    fresh project and cache directories."""
+
+    @classmethod
+    def setUpClass(cls):
+        ensure_tools()
+        cls.tmp = tempfile.mkdtemp(prefix="sluice-e2e-npm-")
+        cls.reg = NpmRegistry(os.path.join(cls.tmp, "registry"),
+                              tarball_base="http://127.0.0.1:%d" % free_port())
+        cls.reg.start()
+        cls.reg.add_package("demo-b", "1.0.0")
+        cls.reg.add_package("demo-a", "1.0.0", deps={"demo-b": "^1.0.0"})
+        cls.reg.add_package("@demo/c", "2.0.0", size=200_000)
+        cls.reg.bulk_packument("demo-huge")
+        cls.edge = Edge(origin=False, settings={
+            "origin_npm": cls.reg.base_url,
+            "metadata_ttl": "%ds" % TTL_S, "metadata_stale_while_revalidate": "0",
+            "metadata_stale_if_error": "1h"})
+        cls.edge.__enter__()
+        cls.url = "http://127.0.0.1:%d/npm/" % cls.edge.ports["listen"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.edge.__exit__(None, None, None)
+        cls.reg.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.reg.clear_faults()
+
+    def project(self):
+        return tempfile.mkdtemp(prefix="proj-", dir=self.tmp)
+
+    def install(self, tool, packages, **kw):
+        run = npm_install if tool == "npm" else pnpm_install
+        r = run(self.url, self.project(), packages, **kw)
+        self.assertTrue(r.ok, str(r))
+        return r
+
+    def wait_past_ttl(self):
+        """Until every packument fetched so far is past its TTL."""
+        deadline = time.time() + TTL_S + 0.5
+        wait_until(lambda: time.time() > deadline, TTL_S + 5, interval=0.1)
+
+    def cold_then_warm(self, tool, packages, names):
+        self.install(tool, packages)
+        self.edge.wait_idle()
+        before = self.reg.requests(method=None)
+        self.install(tool, packages)   # a fresh client cache: everything from the edge
+        self.assertEqual(self.reg.requests(method=None), before, "the warm install reached the registry")
+        for name in names:
+            self.assertGreaterEqual(self.edge.metric('sluice_hits_total{route="npm"}'), 1, name)
+
+    def test_npm_cold_then_warm_install_is_served_by_the_edge(self):
+        self.cold_then_warm("npm", ["demo-a", "@demo/c"], ["demo-a", "demo-b", "@demo/c"])
+
+    def test_pnpm_cold_then_warm_install_is_served_by_the_edge(self):
+        self.cold_then_warm("pnpm", ["demo-a", "@demo/c"], ["demo-a", "demo-b", "@demo/c"])
+
+    def test_a_20_mb_packument_installs(self):
+        self.assertGreater(len(self.reg.packument_bytes("demo-huge")), 20_000_000)
+        r = self.install("npm", ["demo-huge"])
+        self.assertIn("added 1 package", r.stdout + r.stderr)
+
+    def test_installs_survive_the_registry_failing_and_going_away(self):
+        for tool in ("npm", "pnpm"):
+            self.install(tool, ["demo-a"])
+        self.edge.wait_idle()
+        self.wait_past_ttl()
+        self.reg.set_status(502)
+        for tool in ("npm", "pnpm"):
+            self.install(tool, ["demo-a"], npmrc={"fetch-retries": 0})
+        self.assertGreaterEqual(self.edge.metric('sluice_stale_if_error_total{route="npm"}'), 1)
+        self.reg.set_status(None)
+        self.reg.set_refuse(True)
+        try:
+            self.wait_past_ttl()
+            for tool in ("npm", "pnpm"):
+                self.install(tool, ["demo-a"], npmrc={"fetch-retries": 0})
+        finally:
+            self.reg.set_refuse(False)
+
+    def test_a_new_version_is_seen_after_the_ttl_and_revalidated_first(self):
+        self.install("npm", ["demo-b"])
+        self.edge.wait_idle()
+        self.reg.add_package("demo-b", "1.1.0")
+        self.reg.reset_log()
+        self.wait_past_ttl()
+        r = self.install("npm", ["demo-b@1.1.0"])
+        self.assertIn("added 1 package", r.stdout + r.stderr)
+        log = [e for e in self.reg.request_log() if e.path in ("/demo-b",)]
+        self.assertTrue(log and log[0].if_none_match, "the first request after the TTL was not conditional")
+
+
+if __name__ == "__main__":
+    unittest.main()
