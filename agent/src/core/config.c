@@ -123,6 +123,10 @@ const struct setting config_settings[] = {
     { "metadata_stale_if_error", SET_DURATION, "168h", FIELD(metadata_stale_if_error), 0, 0, NO_CHECK,
       "Past its TTL, metadata is served for this long when the origin fails (5xx, refused, timed out, queue "
       "full), with `detail=stale-if-error` in Cache-Status.", true },
+    { "metadata_error_hold", SET_DURATION, "10s", FIELD(metadata_error_hold), 0, 0, NO_CHECK,
+      "After the origin failed a fetch (5xx, refused, timed out, cut), stale metadata within "
+      "metadata_stale_if_error is served at once, without asking it, for this long; then the next request "
+      "tries it again (0 = every request asks).", true },
     { "metadata_negative_ttl", SET_DURATION, "30s", FIELD(metadata_negative_ttl), 0, 0, NO_CHECK,
       "A 404 for metadata is remembered this long (0 = never); artifacts' 404s never are.", true },
     { "metadata_honor_no_cache", SET_INT, "0", FIELD(metadata_honor_no_cache), 0, 1, NO_CHECK,

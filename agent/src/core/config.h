@@ -107,6 +107,7 @@ struct sluice_config {
     int64_t metadata_ttl;               /* 5m: served without asking the origin */
     int64_t metadata_stale_while_revalidate; /* 1h: past the TTL, served while one refresh runs */
     int64_t metadata_stale_if_error;    /* 168h (7 days): past the TTL, served when the origin fails */
+    int64_t metadata_error_hold;        /* 10s: after an origin failure, stale metadata is served without asking */
     int64_t metadata_negative_ttl;      /* 30s: a 404 for metadata is remembered this long */
     int64_t metadata_honor_no_cache;    /* 0: a client's no-cache/max-age=0 does not bypass the TTL */
     char log_level[16];                 /* info */

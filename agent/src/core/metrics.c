@@ -27,7 +27,7 @@
 #include "store/tier.h"
 
 static const char *const wfail_names[WFAIL_REASONS] = {
-    "enospc", "edquot", "eio", "short_write", "timeout", "lag", "too_large", "origin", "other",
+    "enospc", "edquot", "eio", "short_write", "timeout", "lag", "too_large", "origin", "invalid", "other",
 };
 
 const char *const verdict_names[VERDICT_KINDS] = { "hit", "fill", "pass", "busy", "inline", "reject", "redirect" };

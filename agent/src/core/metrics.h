@@ -31,7 +31,7 @@ extern const char *const verdict_names[VERDICT_KINDS];
 /* Why a cache writer was detached (label `reason`). */
 enum write_fail_reason {
     WFAIL_ENOSPC, WFAIL_EDQUOT, WFAIL_EIO, WFAIL_SHORT, WFAIL_TIMEOUT, WFAIL_LAG,
-    WFAIL_TOO_LARGE, WFAIL_ORIGIN, WFAIL_OTHER, WFAIL_REASONS
+    WFAIL_TOO_LARGE, WFAIL_ORIGIN, WFAIL_INVALID, WFAIL_OTHER, WFAIL_REASONS
 };
 
 /* What one route's requests did (label `route`). */

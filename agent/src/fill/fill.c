@@ -57,6 +57,42 @@ void fill_table_remove(struct fill *f)
 
 /* ------------------------------------------------------------ lifetime */
 
+static void check_close(struct fill *f)
+{
+    if (f->check)
+        f->check_ops->close(f->check);
+    f->check = NULL;
+}
+
+void fill_set_check(struct fill *f, const struct eco_rewriter_ops *ops, struct eco_rewriter *check)
+{
+    SL_CHECK_OBJ(f, FILL_MAGIC);
+    SL_ASSERT(!f->check && f->received == 0);
+    f->check_ops = ops;
+    f->check = check;
+}
+
+/* The body is not what the ecosystem publishes: store nothing. */
+static void check_refused(struct fill *f)
+{
+    log_warn("fill: the origin's document does not parse, not storing it key=%s after %llu bytes", f->key,
+             (unsigned long long)f->received);
+    check_close(f);
+    writer_fail(f, WFAIL_INVALID);
+}
+
+static void check_feed(struct fill *f, const uint8_t *data, size_t len)
+{
+    if (f->check && f->meta.status == 200 && f->check_ops->feed(f->check, data, len) != 0)
+        check_refused(f);
+}
+
+static void check_finish(struct fill *f)
+{
+    if (f->check && f->meta.status == 200 && f->check_ops->finish(f->check) != 0)
+        check_refused(f);
+}
+
 void fill_ref(struct fill *f)
 {
     SL_CHECK_OBJ(f, FILL_MAGIC);
@@ -71,6 +107,7 @@ static void fill_free(struct fill *f)
     SL_ASSERT(f->temp.fd < 0);
     if (f->refetch)
         f->a->refetches_running--;
+    check_close(f);
     obj_meta_free(&f->meta);
     free(f->key);
     free(f->url);
@@ -260,9 +297,17 @@ static bool revalidation_answered(struct fill *f, int status)
     return true;
 }
 
+/* Tell the slots whether the origin answered (serve/meta.c holds off a
+ * failing one). */
+static void origin_seen(struct fill *f, bool ok)
+{
+    slots_origin_seen(&f->a->slots, f->route, ok, f->route->fresh.error_hold);
+}
+
 static void on_origin_headers(void *ctx, int status, const struct origin_headers *h)
 {
     struct fill *f = fill_of(ctx);
+    origin_seen(f, status < 500);
     if (f->rq.revalidate && revalidation_answered(f, status))
         return;
     build_meta(f, status, h);
@@ -279,6 +324,7 @@ static size_t on_source_data(void *ctx, const uint8_t *data, size_t len)
         return ORIGIN_PAUSE;
     }
     spool_append(f, data, len);
+    check_feed(f, data, len);
     if (f->received > f->a->cfg.object_max_size)
         writer_fail(f, WFAIL_TOO_LARGE);
     writer_pump(f);
@@ -328,9 +374,14 @@ static void on_origin_done(void *ctx, enum origin_result res, const char *detail
     sl_strlcpy(f->origin_detail, detail ? detail : "", sizeof(f->origin_detail));
     if (f->head == FILL_HEAD_WAIT && res != ORIGIN_OK)
         f->head = FILL_HEAD_FAILED;
+    if (fill_body_complete(f))
+        check_finish(f);   /* before anything is committed */
     if (!fill_body_complete(f)) {
         if (res == ORIGIN_OK)
             f->origin_result = ORIGIN_ERR_TRUNCATED;
+        /* the origin's own failure (not a redirect policy's, not a tier's) */
+        if (f->url[0] && f->origin_result >= ORIGIN_ERR_CONNECT && f->origin_result <= ORIGIN_ERR_PROTOCOL)
+            origin_seen(f, false);
         metrics_route(a, f->route)->fills_failed++;
         log_warn("fill: origin failed (%s%s%s) key=%s after %llu bytes", origin_result_name(f->origin_result),
                  detail && *detail ? ": " : "", detail ? detail : "", f->key, (unsigned long long)f->received);
@@ -430,6 +481,10 @@ static void set_request(struct fill *f, const struct fill_request *rq)
     f->rq.if_none_match = f->rq.revalidate && f->rq.if_none_match ? sl_strdup(f->rq.if_none_match) : NULL;
     if (f->rq.accept)
         f->headers[n++] = sl_printf("Accept: %s", f->rq.accept);
+    /* Metadata is parsed (checked, rewritten): its bytes as the document,
+     * never a gzip of it, whatever the origin would otherwise choose. */
+    if (f->rq.cls == ECO_METADATA)
+        f->headers[n++] = sl_strdup("Accept-Encoding: identity");
     if (f->rq.if_none_match)
         f->headers[n++] = sl_printf("If-None-Match: %s", f->rq.if_none_match);
     if (f->rq.revalidate && f->rq.if_modified_since > 0) {

@@ -92,6 +92,16 @@ struct tier;
 struct fill *fill_start_from_tier(struct agent *a, const struct route *route, const char *key,
                                   const uint8_t hash[KEY_HASH_LEN], struct tier *tier);
 
+/* A check of the body before it is stored (a metadata document must parse
+ * as its ecosystem publishes it): `check` is fed every byte of a 200 as it
+ * arrives and finished once the body is complete, before the commit. A
+ * refusal detaches the writer (reason "invalid"): nothing is stored, the
+ * readers carry on (each judges the bytes itself). Ownership of `check`
+ * passes to the fill, which closes it. Call right after fill_start, before
+ * the loop runs again. A background refetch (refetch_after_lag) runs
+ * without one. */
+void fill_set_check(struct fill *f, const struct eco_rewriter_ops *ops, struct eco_rewriter *check);
+
 /* Take a fill out of the table: it goes on serving its readers, and the
  * next request for its key starts a new fill (a new generation). Used when
  * a running fill can no longer take a follower from byte 0 (its writer

@@ -65,7 +65,7 @@ struct fill {
     char *key;
     char *url;                   /* the origin URL ("" for a tier's fill) */
     struct fill_request rq;      /* its strings owned by the fill */
-    char *headers[4];            /* the extra request headers, NULL-terminated */
+    char *headers[5];            /* the extra request headers, NULL-terminated */
     const struct route *route;
     int refs;
     bool in_table;
@@ -110,6 +110,8 @@ struct fill {
     struct spool_file *sf;
     ev_timer wtimer;
     enum write_fail_reason wfail;  /* why the writer was detached (W_FAILED) */
+    const struct eco_rewriter_ops *check_ops;   /* fill_set_check, or NULL */
+    struct eco_rewriter *check;
     bool refetch;                  /* started by refetch_after_lag */
 };
 

@@ -95,7 +95,7 @@ void writer_fail(struct fill *f, enum write_fail_reason why)
     ev_timer_stop(a->loop, &f->wtimer);
     a->m.write_failures[why]++;
     a->m.writers_detached++;
-    if (why != WFAIL_ORIGIN)
+    if (why != WFAIL_ORIGIN && why != WFAIL_INVALID)   /* those two say why themselves */
         log_warn("fill: cache writer detached (%s) key=%s after %llu bytes", write_fail_reason_name(why),
                  f->key, (unsigned long long)f->written);
     if (!was_opening) {

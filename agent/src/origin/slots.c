@@ -24,6 +24,17 @@ static int origin_index(const struct slots *s, const struct route *route)
     return i;
 }
 
+void slots_origin_seen(struct slots *s, const struct route *route, bool ok, int64_t hold_ms)
+{
+    struct slot_origin *o = &s->origins[origin_index(s, route)];
+    o->failing_until_ms = ok ? 0 : sl_now_ms() + hold_ms;
+}
+
+bool slots_origin_failing(const struct slots *s, const struct route *route)
+{
+    return s->origins[origin_index(s, route)].failing_until_ms > sl_now_ms();
+}
+
 static void observe_wait(struct slots *s, enum queue_outcome o, double seconds)
 {
     s->wait_count[o]++;

@@ -60,6 +60,7 @@ struct slot_origin {
     int queue_max;                   /* origin_queue_max */
     int64_t queue_timeout_ms;        /* origin_queue_timeout */
     struct sl_list queue;            /* of struct slot_wait, oldest first */
+    int64_t failing_until_ms;        /* slots_origin_seen: a failure was seen */
 };
 
 struct slots {
@@ -101,5 +102,12 @@ bool slots_would_reject(const struct slots *s, const struct route *route);
 
 /* Seconds a rejected client should wait before retrying. */
 int slots_retry_after(const struct slots *s, const struct route *route);
+
+/* The origin's health as fills see it: a fetch it failed (refused, timed
+ * out, cut, a 5xx) marks it failing for hold_ms; any answer below 500
+ * clears that. While it is failing, stale metadata that may be served on
+ * error is served without asking it (serve/meta.c). */
+void slots_origin_seen(struct slots *s, const struct route *route, bool ok, int64_t hold_ms);
+bool slots_origin_failing(const struct slots *s, const struct route *route);
 
 #endif

@@ -311,6 +311,7 @@ static int attach_origin(struct route *r, const struct sluice_config *cfg, char 
             config_route_int(cfg, "metadata_ttl", r->name),
             config_route_int(cfg, "metadata_stale_while_revalidate", r->name),
             config_route_int(cfg, "metadata_stale_if_error", r->name),
+            config_route_int(cfg, "metadata_error_hold", r->name),
             config_route_int(cfg, "metadata_negative_ttl", r->name),
             config_route_int(cfg, "metadata_honor_no_cache", r->name) != 0,
         };

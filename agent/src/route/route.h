@@ -49,6 +49,7 @@ struct route_freshness {
     int64_t ttl;
     int64_t stale_while_revalidate;
     int64_t stale_if_error;
+    int64_t error_hold;
     int64_t negative_ttl;
     bool honor_no_cache;
 };

@@ -111,9 +111,8 @@ static enum http_head_result failed_head(struct fill_resp *fr, struct http_head 
     bool redirect = fill_failure(fr->reader.fill, &detail) == ORIGIN_ERR_REDIRECT;
     snprintf(extra, sizeof(extra), "Cache-Status: sluice; %s; detail=%s\r\n", fr->cache_status,
              redirect ? "redirect-refused" : "origin-error");
-    if (!redirect)
-        return error_head(fr, out, 502, "origin unavailable\n", extra);
-    snprintf(fr->err_buf, sizeof(fr->err_buf), "origin redirect refused: %s\n", detail);
+    snprintf(fr->err_buf, sizeof(fr->err_buf), "%s%s%s\n", redirect ? "origin redirect refused" : "origin unavailable",
+             detail && *detail ? ": " : "", detail ? detail : "");
     return error_head(fr, out, 502, fr->err_buf, extra);
 }
 
@@ -267,6 +266,7 @@ static enum lead_result lead(struct fill_resp *fr, struct fill *running, const s
     struct fill *f = fill_start(a, fr->cn.route, fr->cn.key, fr->cn.hash, url, o->rq);
     if (!f)
         return LEAD_BUSY;
+    rewrite_check_fill(a, f, &fr->cn);
     metrics_route(a, fr->cn.route)->misses++;   /* this request leads the fill (a refetch has no request) */
     bool attached = fill_attach(f, &fr->reader, fill_resp_wake, fr);
     SL_ASSERT(attached);

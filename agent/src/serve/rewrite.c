@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/common.h"
 #include "core/log.h"
+#include "fill/fill.h"
 #include "store/objfile.h"
 
 #define RW_PIPE_MAGIC 0x52575049u   /* "RWPI" */
@@ -48,6 +49,30 @@ void rewrite_etag(const struct agent *a, const char *etag, char *out, size_t out
     snprintf(out, outlen, "%.*s-r%08x\"", (int)(quoted ? n - 1 : n), etag, crc);
 }
 
+static void discard(void *ctx, const uint8_t *data, size_t len)
+{
+    SL_UNUSED(ctx);
+    SL_UNUSED(data);
+    SL_UNUSED(len);
+}
+
+/* The ecosystem's rewriter for cn's document, what it makes going to emit. */
+static struct eco_rewriter *open_rewriter(struct agent *a, const struct canon *cn, rw_emit_fn emit, void *ctx)
+{
+    char page[CONFIG_URL_MAX + KEY_MAX + 2], base[CONFIG_URL_MAX];
+    if (canon_origin_url(cn, page, sizeof(page)) != 0)
+        page[0] = '\0';
+    config_public_url(&a->cfg, base, sizeof(base));
+    struct eco_rewrite_ctx rc = { cn, page, &a->routes, base };
+    return cn->route->eco->rewriter->open(&rc, emit, ctx);
+}
+
+void rewrite_check_fill(struct agent *a, struct fill *f, const struct canon *cn)
+{
+    if (rewrite_applies(cn, 200))
+        fill_set_check(f, cn->route->eco->rewriter, open_rewriter(a, cn, discard, NULL));
+}
+
 static void emit(void *ctx, const uint8_t *data, size_t len)
 {
     struct rw_pipe *p = ctx;
@@ -58,17 +83,12 @@ static void emit(void *ctx, const uint8_t *data, size_t len)
 struct rw_pipe *rw_pipe_new(struct agent *a, const struct canon *cn, const struct rw_source *src)
 {
     SL_ASSERT(rewrite_applies(cn, 200));
-    char page[CONFIG_URL_MAX + KEY_MAX + 2], base[CONFIG_URL_MAX];
-    if (canon_origin_url(cn, page, sizeof(page)) != 0)
-        page[0] = '\0';
-    config_public_url(&a->cfg, base, sizeof(base));
     struct rw_pipe *p = sl_calloc(1, sizeof(*p));
     p->magic = RW_PIPE_MAGIC;
     p->ops = cn->route->eco->rewriter;
     p->src = *src;
     p->key = cn->key;
-    struct eco_rewrite_ctx ctx = { cn, page, &a->routes, base };
-    p->rw = p->ops->open(&ctx, emit, p);
+    p->rw = open_rewriter(a, cn, emit, p);
     return p;
 }
 

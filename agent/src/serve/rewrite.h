@@ -33,6 +33,12 @@ bool rewrite_applies(const struct canon *cn, int status);
 /* The ETag of the rewritten representation of stored `etag`. */
 void rewrite_etag(const struct agent *a, const char *etag, char *out, size_t outlen);
 
+/* A fill of a document that gets rewritten is checked before it is stored:
+ * the ecosystem's rewriter, its output discarded, refuses what would fail
+ * every later hit (fill_set_check). Nothing for other fills. */
+struct fill;
+void rewrite_check_fill(struct agent *a, struct fill *f, const struct canon *cn);
+
 struct rw_pipe;
 
 /* The raw body a pipe pulls from (a response's own body functions). */
