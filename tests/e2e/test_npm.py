@@ -18,7 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 
-from clients import ensure_tools, npm_install, pnpm_install  # noqa: E402
+from clients import ensure_tools, npm_install, npm_lock, pnpm_install  # noqa: E402
 from edge import Edge  # noqa: E402
 from httpclient import free_port, wait_until  # noqa: E402
 from registry import NpmRegistry  # noqa: E402
@@ -44,7 +44,9 @@ class NpmThroughTheEdge(unittest.TestCase):
         cls.edge = Edge(origin=False, settings={
             "origin_npm": cls.reg.base_url,
             "metadata_ttl": "%ds" % TTL_S, "metadata_stale_while_revalidate": "0",
-            "metadata_stale_if_error": "1h"})
+            "metadata_stale_if_error": "1h",
+            # every phase below meets the failing registry itself
+            "metadata_error_hold": "0"})
         cls.edge.__enter__()
         cls.url = "http://127.0.0.1:%d/npm/" % cls.edge.ports["listen"]
 
@@ -85,6 +87,32 @@ class NpmThroughTheEdge(unittest.TestCase):
 
     def test_pnpm_cold_then_warm_install_is_served_by_the_edge(self):
         self.cold_then_warm("pnpm", ["demo-a", "@demo/c"], ["demo-a", "demo-b", "@demo/c"])
+
+    def test_npm_ci_with_a_public_registry_lockfile_comes_through_the_edge(self):
+        # A lockfile made against the public registry names its tarball host
+        # (here the registry's dead tarball port). npm's replace-registry-host
+        # (on for registry.npmjs.org by default) keeps only the path and puts
+        # it at the edge's root, without /npm/: HAProxy sends it back there.
+        proj = self.project()
+        r = npm_lock(self.url, proj, ["demo-a", "@demo/c"])
+        self.assertTrue(r.ok, str(r))
+        lock_path = os.path.join(proj, "package-lock.json")
+        with open(lock_path) as f:
+            lock = f.read()
+        public = self.reg.tarball_base.rstrip("/") + "/"
+        self.assertIn(self.url, lock)
+        with open(lock_path, "w") as f:
+            f.write(lock.replace(self.url, public))
+        host = public.split("/")[2]
+        for attempt in ("cold", "warm"):
+            shutil.rmtree(os.path.join(proj, "node_modules"), ignore_errors=True)
+            before = self.reg.requests(method=None)
+            r = npm_install(self.url, proj, lockfile=True, npmrc={"replace-registry-host": host})
+            self.assertTrue(r.ok, str(r))
+            self.assertTrue(os.path.isfile(os.path.join(proj, "node_modules", "@demo", "c", "package.json")))
+            self.edge.wait_idle()
+            if attempt == "warm":
+                self.assertEqual(self.reg.requests(method=None), before, "the warm npm ci reached the registry")
 
     def test_a_20_mb_packument_installs(self):
         self.assertGreater(len(self.reg.packument_bytes("demo-huge")), 20_000_000)

@@ -41,7 +41,9 @@ class PipThroughTheEdge(unittest.TestCase):
         cls.edge = Edge(origin=False, settings={
             "origin_pypi": cls.index.base_url, "origin_pypi_files": cls.index.files_base_url,
             "metadata_ttl": "%ds" % TTL_S, "metadata_stale_while_revalidate": "0",
-            "metadata_stale_if_error": "1h"})
+            "metadata_stale_if_error": "1h",
+            # every phase below meets the failing registry itself
+            "metadata_error_hold": "0"})
         cls.edge.__enter__()
         cls.url = "http://127.0.0.1:%d/pypi/simple/" % cls.edge.ports["listen"]
 

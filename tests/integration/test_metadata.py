@@ -108,6 +108,8 @@ class Fresh(MetadataTest):
         self.assertEqual(full.header("Vary"), "Accept")
         accepts = [h.get("accept") for h in self.headers_seen(n)]
         self.assertEqual(len(accepts), 2)
+        # parsed documents are asked for uncompressed
+        self.assertEqual({h.get("accept-encoding") for h in self.headers_seen(n)}, {"identity"})
         self.assertTrue(any(a and "vnd.npm.install-v1+json" in a for a in accepts), accepts)
         self.edge.wait_idle()
         self.assertEqual(self.get(n, headers={"Accept": CORGI}).header("Cache-Status"), "sluice; hit")
@@ -132,6 +134,27 @@ class Fresh(MetadataTest):
         self.assertEqual(hit.header("Cache-Status"), "sluice; hit")
         search = self.get("-/v1/search?text=x")
         self.assertEqual(search.header("Cache-Status"), "sluice; fwd=bypass")
+
+    def test_a_document_that_does_not_parse_is_never_stored(self):
+        # A 200 that is no packument (a captive portal, a broken mirror):
+        # the client sees an aborted transfer, never a cut document passed
+        # off as whole, and the next request goes to the origin again.
+        n = self.name()
+        self.edge.origin.set_object("/" + n, body=b"<html>maintenance</html>" * 100,
+                                    headers={"Content-Type": "application/json"})
+        before = self.edge.metric('sluice_cache_write_failures_total{reason="invalid"}')
+        for _ in range(2):
+            r = self.get(n)
+            self.assertEqual(r.status, 200)
+            self.assertFalse(r.complete)
+            self.edge.wait_idle()
+        self.assertEqual(self.edge.origin.requests("/" + n), 2)
+        self.assertEqual(self.edge.metric('sluice_cache_write_failures_total{reason="invalid"}') - before, 2)
+        # Once the origin is right again, it is stored as usual.
+        self.publish(n, ["1.0.0"])
+        self.assertTrue(self.get(n).complete)
+        self.edge.wait_idle()
+        self.assertEqual(self.get(n).header("Cache-Status"), "sluice; hit")
 
     def test_artifact_404_is_never_stored(self):
         n = self.name()
@@ -183,6 +206,51 @@ class Revalidation(MetadataTest):
         self.assertEqual(r.body, good)
         self.assertEqual(r.header("Cache-Status"), "sluice; hit; detail=stale-if-error")
         self.assertGreater(self.edge.metric('sluice_stale_if_error_total{route="npm"}'), before)
+
+
+class FailingOriginIsHeldOff(MetadataTest):
+    settings = {"metadata_ttl": "1s", "metadata_stale_while_revalidate": "0", "metadata_stale_if_error": "1h",
+                "metadata_error_hold": "1h"}
+
+    def test_after_a_failure_stale_copies_are_served_without_asking(self):
+        # A registry that times out would otherwise make every client wait
+        # for the timeout before getting the stale copy.
+        n, m = self.name(), self.name() + "-other"
+        for name in (n, m):
+            self.publish(name, ["1.0.0"])
+            self.get(name)
+        self.edge.wait_idle()
+        self.publish(n, ["1.0.0"], status=503)
+        self.publish(m, ["1.0.0"], status=503)
+        wait_until(lambda: "stale-if-error" in (self.get(n).header("Cache-Status") or ""), 10, interval=0.2,
+                   message="no stale-if-error answer")
+        asked = len(self.edge.origin.request_log("/" + n)) + len(self.edge.origin.request_log("/" + m))
+        for name in (n, m, n, m, n):
+            r = self.get(name)
+            self.assertEqual((r.status, r.header("Cache-Status")), (200, "sluice; hit; detail=stale-if-error"))
+        self.assertEqual(len(self.edge.origin.request_log("/" + n)) + len(self.edge.origin.request_log("/" + m)),
+                         asked, "the failing origin was asked again within metadata_error_hold")
+
+
+class StaleIfErrorIsBounded(MetadataTest):
+    settings = {"metadata_ttl": "1s", "metadata_stale_while_revalidate": "0", "metadata_stale_if_error": "2s"}
+
+    def test_past_stale_if_error_the_origin_error_reaches_the_client(self):
+        n = self.name()
+        self.publish(n, ["1.0.0"])
+        self.get(n)
+        self.edge.wait_idle()
+        self.publish(n, ["1.0.0"], status=503)
+        seen = []
+        def answer():
+            r = self.get(n)
+            seen.append((r.status, r.header("Cache-Status")))
+            return r.status != 200 and r
+        r = wait_until(answer, 15, interval=0.2, message="the stale copy was served forever")
+        self.assertIn((200, "sluice; hit; detail=stale-if-error"), seen)
+        self.assertEqual(r.status, 502)
+        self.assertEqual(r.header("Cache-Status"), "sluice; fwd=stale; detail=origin-error")
+        self.assertIn(b"503", r.body)
 
 
 class StaleWhileRevalidate(MetadataTest):

@@ -58,6 +58,7 @@ class Pages(PypiTest):
             r = self.get(spelling)
             self.assertEqual(r.status, 301, spelling)
             self.assertEqual(r.header("Location"), "/pypi/simple/demo-a/", spelling)
+            self.assertEqual(r.header("Cache-Status"), "sluice; fwd=bypass; detail=normalised", spelling)
         self.assertEqual(self.index.requests(re.compile(r"/simple/(Demo_A|demo\.a|DEMO-A)")), 0)
 
     def test_html_links_point_at_the_edge_and_keep_every_other_byte(self):
