@@ -109,5 +109,40 @@ class PipThroughTheEdge(unittest.TestCase):
         self.assertTrue(log and log[0].conditional, "the first request after the TTL was not conditional")
 
 
+class PipThroughTheEdgeFromAStaticMirror(unittest.TestCase):
+    """A static mirror (what `python3 -m http.server` over a PEP 503 tree
+    serves): HTML only whatever pip accepts, and files linked relatively
+    ("../../packages/...") on the index host itself, not a files host."""
+
+    @classmethod
+    def setUpClass(cls):
+        ensure_tools()
+        cls.tmp = tempfile.mkdtemp(prefix="sluice-e2e-pip-mirror-")
+        cls.index = PypiIndex(os.path.join(cls.tmp, "index"), files_base="relative", serve_json=False)
+        cls.index.start()
+        cls.index.add_wheel("demo-b", "1.0")
+        cls.index.add_wheel("Demo_A", "1.0", requires=["demo-b>=1.0"])
+        cls.edge = Edge(origin=False, settings={"origin_pypi": cls.index.base_url})
+        cls.edge.__enter__()
+        cls.url = "http://127.0.0.1:%d/pypi/simple/" % cls.edge.ports["listen"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.edge.__exit__(None, None, None)
+        cls.index.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_cold_then_warm_is_served_by_the_edge(self):
+        for attempt in ("cold", "warm"):
+            before = self.index.requests(method=None)
+            r = pip_install(self.url, ["Demo_A"], tempfile.mkdtemp(prefix="target-", dir=self.tmp))
+            self.assertTrue(r.ok, str(r))
+            self.assertEqual(r.installed, {"demo-a": "1.0", "demo-b": "1.0"})
+            self.edge.wait_idle()
+            if attempt == "warm":
+                self.assertEqual(self.index.requests(method=None), before, "the warm install reached the mirror")
+        self.assertGreaterEqual(self.edge.metric('sluice_hits_total{route="pypi"}'), 4)
+
+
 if __name__ == "__main__":
     unittest.main()

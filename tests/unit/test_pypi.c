@@ -45,6 +45,13 @@ static void test_classes(void **state)
         { "pypi", "/pypi/pypi//json", ECO_NEVER },
         { "pypi", "/pypi/legacy/", ECO_NEVER },
         { "pypi", "/pypi/search", ECO_NEVER },
+        { "pypi", "/pypi/packages/ab/demo_a-1.0-py3-none-any.whl", ECO_IMMUTABLE },
+        { "pypi", "/pypi/packages/ab/demo_a-1.0-py3-none-any.whl.metadata", ECO_IMMUTABLE },
+        { "pypi", "/pypi/root/pypi/+f/0ab/demo_a-1.0.tar.gz", ECO_IMMUTABLE },
+        { "pypi", "/pypi/packages/demo_a-1.0.zip", ECO_IMMUTABLE },
+        { "pypi", "/pypi/packages/.whl", ECO_NEVER },
+        { "pypi", "/pypi/packages/x.metadata", ECO_NEVER },
+        { "pypi", "/pypi/packages/x.whl/", ECO_NEVER },
         { "pypi_files", "/pypi/files/packages/ab/cd/demo_a-1.0-py3-none-any.whl", ECO_IMMUTABLE },
         { "pypi_files", "/pypi/files/packages/ab/cd/demo_a-1.0-py3-none-any.whl.metadata", ECO_IMMUTABLE },
     };
@@ -158,13 +165,36 @@ static void test_json_api_links(void **state)
     assert_string_equal(fx_rewritten(doc, EDGE), want);
 }
 
+static void test_a_page_is_rewritten_as_what_it_is(void **state)
+{
+    (void)state;
+    /* a static mirror answers HTML to pip's JSON Accept */
+    static const char page[] = "\n  <a href=\"https://files.example/p/x.whl#sha256=1\">x</a>\n";
+    static const char want[] = "\n  <a href=\"" EDGE "/pypi/files/p/x.whl#sha256=1\">x</a>\n";
+    assert_int_equal(fx_canon("pypi", "/pypi/simple/demo-a/", PEP691), CANON_OK);
+    assert_string_equal(fx_rewritten(page, EDGE), want);
+    /* and JSON to a client that asked for HTML */
+    static const char doc[] = " {\"files\":[{\"url\":\"https://files.example/p/x.whl\"}]}";
+    assert_int_equal(fx_canon("pypi", "/pypi/simple/demo-a/", "text/html"), CANON_OK);
+    assert_string_equal(fx_rewritten(doc, EDGE), " {\"files\":[{\"url\":\"" EDGE "/pypi/files/p/x.whl\"}]}");
+    /* nothing, or only blanks: an empty page */
+    assert_string_equal(fx_rewritten("", EDGE), "");
+    assert_string_equal(fx_rewritten(" \n", EDGE), " \n");
+}
+
 static void test_bad_json_is_refused(void **state)
 {
     (void)state;
     struct sl_buf out = { 0 };
     assert_int_equal(fx_canon("pypi", "/pypi/simple/demo-a/", PEP691), CANON_OK);
-    assert_int_equal(fx_rewrite("<html></html>", 3, EDGE, &out), -1);
+    int cut = fx_rewrite("{\"files\": [", 3, EDGE, &out);
+    int junk = fx_rewrite("{\"files\": ]", 3, EDGE, &out);
+    assert_int_equal(fx_canon("pypi", "/pypi/pypi/demo-a/json", NULL), CANON_OK);
+    int api = fx_rewrite("<html></html>", 3, EDGE, &out);   /* the JSON API is always JSON */
     sl_buf_free(&out);
+    assert_int_equal(cut, -1);
+    assert_int_equal(junk, -1);
+    assert_int_equal(api, -1);
 }
 
 int main(void)
@@ -176,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_html_links),
         cmocka_unit_test(test_pep691_links),
         cmocka_unit_test(test_json_api_links),
+        cmocka_unit_test(test_a_page_is_rewritten_as_what_it_is),
         cmocka_unit_test(test_bad_json_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

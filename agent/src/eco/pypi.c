@@ -10,6 +10,9 @@
  *                                   names: lower case, runs of -_. as one -)
  *   pypi/<project>/json,
  *   pypi/<project>/<version>/json   the JSON API: metadata
+ *   .../<file>.whl, .tar.gz, .zip,  a distribution file the index serves
+ *   .tar.bz2, .egg, + ".metadata"   itself (a mirror whose pages link
+ *                                   "../../packages/..."): immutable
  *   anything else                   never cached (uploads are POSTs anyway)
  * Files paths: every file and PEP 658 .metadata file is immutable (a file
  * name can never be uploaded twice).
@@ -20,7 +23,9 @@
  * prefix, so pip downloads through the edge. In HTML only the href value
  * changes: the #sha256= fragment and every other byte of the page stay as
  * they were; in JSON, the url values of files[] (PEP 691), urls[] and
- * releases.*[] (the JSON API).
+ * releases.*[] (the JSON API). A simple page is rewritten as what it is
+ * (JSON when it starts with '{', else HTML), whatever was asked for: a
+ * static mirror answers HTML to pip's JSON Accept.
  */
 #include <ctype.h>
 #include <string.h>
@@ -52,6 +57,25 @@ static bool simple_project(const struct canon *c, const char **name, size_t *len
     return *len > 0 && !memchr(*name, '/', *len);
 }
 
+static bool ends(const char *p, size_t n, const char *lit)
+{
+    size_t m = strlen(lit);
+    return n > m && memcmp(p + n - m, lit, m) == 0;
+}
+
+/* A distribution file name (or its PEP 658 metadata file): a name is
+ * never uploaded twice, so its bytes never change. */
+static bool is_distribution(const char *p, size_t n)
+{
+    static const char *const exts[] = { ".whl", ".tar.gz", ".zip", ".tar.bz2", ".egg" };
+    if (ends(p, n, ".metadata"))
+        n -= 9;
+    for (size_t i = 0; i < SL_ARRAY_LEN(exts); i++)
+        if (ends(p, n, exts[i]) && p[n - strlen(exts[i]) - 1] != '/')
+            return true;
+    return false;
+}
+
 static enum eco_class pypi_classify(const struct canon *c)
 {
     const char *p = c->key + c->path_off, *name;
@@ -60,7 +84,7 @@ static enum eco_class pypi_classify(const struct canon *c)
         return ECO_METADATA;
     if (starts(p, n, "pypi/") && n > 10 && memcmp(p + n - 5, "/json", 5) == 0)
         return ECO_METADATA;
-    return ECO_NEVER;
+    return is_distribution(p, n) ? ECO_IMMUTABLE : ECO_NEVER;
 }
 
 /* PEP 503: lower case, and each run of '-', '_', '.' as one '-'. */
@@ -116,6 +140,9 @@ struct pypi_rw {
     struct rebase bases[2];
     int n_bases;
     struct sl_buf scratch;
+    struct sl_buf lead;          /* a simple page's leading whitespace, until its format is known */
+    rw_emit_fn emit;
+    void *emit_ctx;
 };
 
 static void add_base(struct pypi_rw *rw, const struct route *r, const char *public_url)
@@ -172,31 +199,66 @@ static bool rewrite_href(void *ctx, const char *value, size_t len, char quote, s
 
 static struct eco_rewriter *pypi_rw_open(const struct eco_rewrite_ctx *ctx, rw_emit_fn emit, void *emit_ctx)
 {
-    static const char *const simple_json[] = { "files[].url" };
     static const char *const api_json[] = { "urls[].url", "releases.*[].url" };
     const struct canon *c = ctx->c;
     struct pypi_rw *rw = sl_calloc(1, sizeof(*rw));
     sl_strlcpy(rw->page, ctx->page_url, sizeof(rw->page));
     add_base(rw, route_by_name(ctx->routes, "pypi_files", 10), ctx->public_url);
     add_base(rw, c->route, ctx->public_url);
+    rw->emit = emit;
+    rw->emit_ctx = emit_ctx;
     if (!starts(c->key + c->path_off, c->path_len, "simple/"))
         rw->json = json_rw_new(api_json, SL_ARRAY_LEN(api_json), rewrite_json_url, rw, emit, emit_ctx);
-    else if (c->variant)
-        rw->json = json_rw_new(simple_json, SL_ARRAY_LEN(simple_json), rewrite_json_url, rw, emit, emit_ctx);
-    else
-        rw->html = html_rw_new("a", "href", rewrite_href, rw, emit, emit_ctx);
     return (struct eco_rewriter *)rw;
+}
+
+/* A simple page is JSON (PEP 691) or HTML by what it is, not by what was
+ * asked: a static mirror answers HTML whatever the Accept. Whitespace is
+ * held until the first other byte says which ('{' is JSON). */
+static bool pick_format(struct pypi_rw *rw, const uint8_t *data, size_t len, size_t *ws)
+{
+    static const char *const simple_json[] = { "files[].url" };
+    size_t i = 0;
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
+        i++;
+    *ws = i;
+    if (i == len)
+        return false;
+    if (data[i] == '{')
+        rw->json = json_rw_new(simple_json, SL_ARRAY_LEN(simple_json), rewrite_json_url, rw, rw->emit, rw->emit_ctx);
+    else
+        rw->html = html_rw_new("a", "href", rewrite_href, rw, rw->emit, rw->emit_ctx);
+    return true;
+}
+
+static int feed_picked(struct pypi_rw *rw, const uint8_t *data, size_t len)
+{
+    return rw->json ? json_rw_feed(rw->json, data, len) : html_rw_feed(rw->html, data, len);
 }
 
 static int pypi_rw_feed(struct eco_rewriter *p, const uint8_t *data, size_t len)
 {
     struct pypi_rw *rw = (struct pypi_rw *)p;
-    return rw->json ? json_rw_feed(rw->json, data, len) : html_rw_feed(rw->html, data, len);
+    size_t ws;
+    if (rw->json || rw->html)
+        return feed_picked(rw, data, len);
+    bool picked = pick_format(rw, data, len, &ws);
+    sl_buf_append(&rw->lead, data, ws);
+    if (!picked)
+        return 0;
+    int rc = rw->lead.len ? feed_picked(rw, rw->lead.data, rw->lead.len) : 0;
+    sl_buf_free(&rw->lead);
+    return rc == 0 ? feed_picked(rw, data + ws, len - ws) : rc;
 }
 
 static int pypi_rw_finish(struct eco_rewriter *p)
 {
     struct pypi_rw *rw = (struct pypi_rw *)p;
+    if (!rw->json && !rw->html) {   /* empty or blank: an (empty) HTML page */
+        rw->html = html_rw_new("a", "href", rewrite_href, rw, rw->emit, rw->emit_ctx);
+        if (rw->lead.len && html_rw_feed(rw->html, rw->lead.data, rw->lead.len) != 0)
+            return -1;
+    }
     return rw->json ? json_rw_finish(rw->json) : html_rw_finish(rw->html);
 }
 
@@ -208,6 +270,7 @@ static void pypi_rw_close(struct eco_rewriter *p)
     if (rw->html)
         html_rw_free(rw->html);
     sl_buf_free(&rw->scratch);
+    sl_buf_free(&rw->lead);
     free(rw);
 }
 
