@@ -38,6 +38,22 @@
  *
  * bytes counts the verified body bytes received within the window,
  * including the verified prefix of responses still in flight at the end.
+ *
+ * List mode (-d SECONDS -c CONNS [-n MAX], the npm replay): the lines are a
+ * list of requests, not clients. CONNS keep-alive connections take the
+ * lines in turn from one shared cursor (request k is line k mod the line
+ * count), until the time is up or MAX requests have been started; same
+ * LOOP line. wrk would need a Lua script to walk a path list and cannot
+ * check bodies; this checks every one.
+ *
+ * Every mode: a line may carry one request header after the file, as the
+ * rest of the line ("<path> <file> Accept: application/json"), and -H
+ * 'Name: value' (repeatable) adds a header to every request. The default
+ * Accept (any type) is sent unless one of those headers is an Accept. The
+ * expected file "-" means any body: only the status (200) and the framing
+ * are checked. With -s and without -d, each output line gets a 9th column:
+ * the body's SHA-256 (or "-"), so the caller can compare bodies it could
+ * not predict.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -74,13 +90,20 @@ enum cstate { C_CONNECTING, C_HEAD, C_BODY, C_DONE };
 enum framing { F_LENGTH, F_CHUNKED, F_CLOSE };
 enum chunk_state { CH_SIZE, CH_DATA, CH_DATA_CRLF, CH_TRAILER };
 
+/* One request as a line of stdin gave it. */
+struct target {
+    char *path;
+    struct expected *exp;    /* NULL: "-", any body */
+    char *req;
+    size_t req_len;
+};
+
 struct client {
     int idx, fd;
-    char *path;
-    struct expected *exp;
+    struct target *t;
+    struct expected *exp;    /* t->exp of the request in progress */
     enum cstate st;
-    char req[4096];
-    size_t req_len, req_sent;
+    size_t req_sent;
     char head[HEAD_MAX];
     size_t head_len;
     int status;
@@ -100,6 +123,7 @@ struct client {
     bool keepalive;      /* the response allows another request */
     double t_start;      /* request start (loop mode latency) */
     EVP_MD_CTX *md;
+    char sha_hex[65];    /* -s: digest of the body, "" if none */
 };
 
 static int n_expected;
@@ -108,6 +132,14 @@ static bool want_sha;
 static struct timespec t0;
 static bool loop_mode;
 static double loop_end_ms;
+
+/* list mode (-c): connections walk the targets with one cursor */
+static struct target *targets;
+static size_t n_targets, cursor;
+static uint64_t max_requests, n_started;   /* -n: 0 = no cap */
+#define MAX_HEADERS 8
+static const char *global_headers[MAX_HEADERS];
+static int n_global_headers;
 
 /* loop mode aggregates */
 static double *lat_ms, *ttfb_lat_ms;
@@ -125,6 +157,8 @@ static double now_ms(void)
 
 static struct expected *get_expected(const char *path)
 {
+    if (strcmp(path, "-") == 0)
+        return NULL;
     for (int i = 0; i < n_expected; i++)
         if (strcmp(expected[i]->path, path) == 0)
             return expected[i];
@@ -160,19 +194,21 @@ static void finish(struct client *c, const char *err)
         snprintf(c->err, sizeof(c->err), "%s", err);
     if (c->mismatch && !c->err[0])
         snprintf(c->err, sizeof(c->err), "mismatch@%llu", (unsigned long long)c->mismatch_at);
-    if (!c->err[0] && c->got != c->exp->size)
+    if (!c->err[0] && c->exp && c->got != c->exp->size)
         snprintf(c->err, sizeof(c->err), "length %llu != %llu", (unsigned long long)c->got,
                  (unsigned long long)c->exp->size);
     if (!c->err[0] && c->status == 200 && c->md) {
         uint8_t d[32];
         unsigned int dl = 0;
         EVP_DigestFinal_ex(c->md, d, &dl);
+        for (int i = 0; i < 32; i++)
+            snprintf(c->sha_hex + 2 * i, 3, "%02x", d[i]);
         struct expected *e = c->exp;
-        if (!e->sha_done) {
+        if (e && !e->sha_done) {
             EVP_Digest(e->data, e->size, e->sha, &dl, EVP_sha256(), NULL);
             e->sha_done = true;
         }
-        if (memcmp(d, e->sha, 32) != 0)
+        if (e && memcmp(d, e->sha, 32) != 0)
             snprintf(c->err, sizeof(c->err), "sha256 mismatch");
     }
     c->ok = !c->err[0] && c->status == 200;
@@ -190,7 +226,7 @@ static void body_bytes(struct client *c, const uint8_t *p, size_t n)
 {
     if (n == 0)
         return;
-    if (!c->mismatch) {
+    if (!c->mismatch && c->exp) {
         struct expected *e = c->exp;
         if (c->got + n > e->size) {
             c->mismatch = true;
@@ -419,8 +455,8 @@ static void on_writable(struct client *c, int ep)
         }
         c->st = C_HEAD;
     }
-    while (c->req_sent < c->req_len) {
-        ssize_t w = send(c->fd, c->req + c->req_sent, c->req_len - c->req_sent, MSG_NOSIGNAL);
+    while (c->req_sent < c->t->req_len) {
+        ssize_t w = send(c->fd, c->t->req + c->req_sent, c->t->req_len - c->req_sent, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EAGAIN)
                 return;
@@ -514,7 +550,13 @@ static bool restart(struct client *c, int ep, const struct sockaddr_in *sa)
     c->cache_status[0] = 0;
     c->err[0] = 0;
     c->ok = false;
+    c->sha_hex[0] = 0;
     c->req_sent = 0;
+    if (n_targets) {
+        c->t = &targets[cursor++ % n_targets];
+        c->exp = c->t->exp;
+    }
+    n_started++;
     c->t_start = now_ms();
     if (c->fd >= 0) {
         c->st = C_HEAD;
@@ -525,49 +567,101 @@ static bool restart(struct client *c, int ep, const struct sockaddr_in *sa)
     return start_connect(c, ep, sa);
 }
 
+static bool names_accept(const char *h)
+{
+    return strncasecmp(h, "Accept:", 7) == 0;
+}
+
+/* The request of a line: path, the line's own header (or ""), the -H ones. */
+static void build_request(struct target *t, const char *path, const char *hdr, int port)
+{
+    size_t cap = strlen(path) + strlen(hdr) + 256;
+    bool accept = names_accept(hdr);
+    for (int i = 0; i < n_global_headers; i++) {
+        cap += strlen(global_headers[i]) + 2;
+        accept = accept || names_accept(global_headers[i]);
+    }
+    t->req = malloc(cap);
+    int k = snprintf(t->req, cap, "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: sluice-bench/fetchmany\r\n%s",
+                     path, port, accept ? "" : "Accept: */*\r\n");
+    for (int i = 0; i < n_global_headers; i++)
+        k += snprintf(t->req + k, cap - (size_t)k, "%s\r\n", global_headers[i]);
+    if (hdr[0])
+        k += snprintf(t->req + k, cap - (size_t)k, "%s\r\n", hdr);
+    k += snprintf(t->req + k, cap - (size_t)k, "%s\r\n", loop_mode ? "" : "Connection: close\r\n");
+    t->req_len = (size_t)k;
+}
+
+/* One target per line of stdin: "<path> <file> [Header: value]". */
+static size_t read_targets(int port)
+{
+    size_t cap = 16, n = 0;
+    targets = malloc(cap * sizeof(*targets));
+    char line[8192];
+    while (fgets(line, sizeof(line), stdin)) {
+        char path[4096], file[4096];
+        int used = 0;
+        if (sscanf(line, "%4095s %4095s %n", path, file, &used) != 2)
+            continue;
+        char *hdr = line + used;
+        hdr[strcspn(hdr, "\r\n")] = 0;
+        if (n == cap)
+            targets = realloc(targets, (cap *= 2) * sizeof(*targets));
+        struct target *t = &targets[n++];
+        t->path = strdup(path);
+        t->exp = get_expected(file);
+        build_request(t, path, hdr, port);
+    }
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     int port = 0;
     double timeout_s = 120;
-    int opt;
-    while ((opt = getopt(argc, argv, "p:t:sd:")) != -1) {
+    int opt, conns = 0;
+    while ((opt = getopt(argc, argv, "p:t:sd:c:n:H:")) != -1) {
         if (opt == 'd') {
             loop_mode = true;
             loop_end_ms = atof(optarg) * 1e3;
-        } else if (opt == 'p')
+        } else if (opt == 'c')
+            conns = atoi(optarg);
+        else if (opt == 'n')
+            max_requests = strtoull(optarg, NULL, 10);
+        else if (opt == 'H' && n_global_headers < MAX_HEADERS)
+            global_headers[n_global_headers++] = optarg;
+        else if (opt == 'p')
             port = atoi(optarg);
         else if (opt == 't')
             timeout_s = atof(optarg);
         else if (opt == 's')
             want_sha = true;
         else {
-            fprintf(stderr, "usage: fetchmany -p PORT [-t TIMEOUT_S] [-s] [-d LOOP_SECONDS] < clients\n");
+            fprintf(stderr, "usage: fetchmany -p PORT [-t TIMEOUT_S] [-s] [-d LOOP_SECONDS [-c CONNS] [-n MAX]]"
+                            " [-H 'Name: value']... < clients\n");
             return 2;
         }
     }
-    if (!port) {
-        fprintf(stderr, "fetchmany: -p PORT is required\n");
+    if (!port || (conns && !loop_mode)) {
+        fprintf(stderr, "fetchmany: -p PORT is required; -c needs -d\n");
         return 2;
     }
-    int cap = 16, n = 0;
-    struct client **cs = malloc((size_t)cap * sizeof(*cs));
-    char line[8192];
-    while (fgets(line, sizeof(line), stdin)) {
-        char path[4096], file[4096];
-        if (sscanf(line, "%4095s %4095s", path, file) != 2)
-            continue;
-        if (n == cap)
-            cs = realloc(cs, (size_t)(cap *= 2) * sizeof(*cs));
+    size_t nt = read_targets(port);
+    int n = conns ? conns : (int)nt;
+    if (conns && nt == 0) {
+        fprintf(stderr, "fetchmany: -c: no requests on stdin\n");
+        return 2;
+    }
+    if (conns)
+        n_targets = nt;   /* list mode: the connections walk the targets */
+    struct client **cs = malloc((size_t)(n ? n : 1) * sizeof(*cs));
+    for (int i = 0; i < n; i++) {
         struct client *c = calloc(1, sizeof(*c));
-        c->idx = n;
+        c->idx = i;
         c->fd = -1;
-        c->path = strdup(path);
-        c->exp = get_expected(file);
-        c->req_len = (size_t)snprintf(c->req, sizeof(c->req),
-                                      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: sluice-bench/fetchmany\r\n"
-                                      "Accept: */*\r\n%s\r\n",
-                                      path, port, loop_mode ? "" : "Connection: close\r\n");
-        cs[n++] = c;
+        c->t = &targets[conns ? cursor++ % nt : (size_t)i];
+        c->exp = c->t->exp;
+        cs[i] = c;
     }
     /* Fault the expected files in before the clock starts. */
     for (int i = 0; i < n_expected; i++) {
@@ -583,6 +677,7 @@ int main(int argc, char **argv)
     int open_n = 0;
     for (int i = 0; i < n; i++) {
         cs[i]->t_start = now_ms();
+        n_started++;
         if (start_connect(cs[i], ep, &sa))
             open_n++;
     }
@@ -606,7 +701,8 @@ int main(int argc, char **argv)
             if (c->st == C_DONE) {
                 if (loop_mode) {
                     record(c);
-                    if (now_ms() < loop_end_ms && restart(c, ep, &sa))
+                    if (now_ms() < loop_end_ms && (!max_requests || n_started < max_requests) &&
+                        restart(c, ep, &sa))
                         continue;
                 }
                 open_n--;
@@ -639,9 +735,12 @@ int main(int argc, char **argv)
     fprintf(stderr, "fetchmany: %d clients connected within %.1f ms\n", n, started_ms);
     for (int i = 0; i < n; i++) {
         struct client *c = cs[i];
-        printf("%d\t%d\t%d\t%llu\t%.3f\t%.3f\t%s\t%s\n", c->idx, c->status, c->ok ? 1 : 0,
+        printf("%d\t%d\t%d\t%llu\t%.3f\t%.3f\t%s\t%s", c->idx, c->status, c->ok ? 1 : 0,
                (unsigned long long)c->got, c->ttfb_ms, c->done_ms, c->cache_status[0] ? c->cache_status : "-",
                c->err[0] ? c->err : "-");
+        if (want_sha)
+            printf("\t%s", c->sha_hex[0] ? c->sha_hex : "-");
+        printf("\n");
     }
     return 0;
 }
