@@ -83,7 +83,7 @@ class Arm:
     label = ""
 
     def __init__(self, origin, work, cache_root):
-        self.origin = origin
+        self.origin = origin             # the generic origin nginx, or None
         self.work = work
         self.cache_root = cache_root
         self.edge_port = free_port()
@@ -95,6 +95,9 @@ class Arm:
 
     def cache_pids(self):
         return self.cache.pids() if self.cache else []
+
+    def origin_pids(self):
+        return self.origin.proc.pids() if self.origin else []
 
     def wait_edge(self):
         def ready():
@@ -207,6 +210,13 @@ class SluiceArm(Arm):
     key = "sluice"
     label = "Sluice"
 
+    def __init__(self, origin, work, cache_root, settings=None):
+        """origin: the generic route's nginx, or None (route off).
+        settings: more agent settings (the package-registry workloads give
+        origin_npm, public_url...); they win over the harness's defaults."""
+        super().__init__(origin, work, cache_root)
+        self.extra = dict(settings or {})
+
     def start(self):
         self.ports = {k: free_port() for k in ("spop", "http", "admin")}
         self.conf = os.path.join(self.work, "sluice.conf")
@@ -222,10 +232,12 @@ class SluiceArm(Arm):
             "admin_listen": "127.0.0.1:%d" % self.ports["admin"],
             "cache_dir": os.path.join(self.cache_root, "cache"),
             "routes_map": os.path.join(HAPROXY_DIR, "routes.map"),
-            "origin_generic": "http://127.0.0.1:%d" % self.origin.port,
+            "origin_generic": "http://127.0.0.1:%d" % self.origin.port if self.origin else '""',
         })
-        # Only the generic route is benchmarked: the other routes are turned
-        # off (empty origin), so the generated HAProxy config has no backends
+        settings.update(self.extra)
+        # Only the routes given an origin are benchmarked (generic, or the
+        # package routes of bench_eco.py): the other routes are turned off
+        # (empty origin), so the generated HAProxy config has no backends
         # that resolve public registry names (seconds of DNS timeouts at
         # every start on a machine without DNS).
         for route in map_routes():

@@ -1,7 +1,8 @@
 """tests/bench settings: paths, the knobs read from the environment
 (BENCH_QUICK, BENCH_PASSES, BENCH_DURATION, BENCH_STAMPEDE_*,
-BENCH_ORIGIN_RATE, BENCH_ONLY, BENCH_TRANSPORT, BENCH_ARMS,
-SLUICE_TEST_BIN), the workload list and log(). Read once, at import; every
+BENCH_ORIGIN_RATE, BENCH_ONLY, BENCH_TRANSPORT, BENCH_ARMS, BENCH_ECO_RUNS,
+BENCH_REPLAY_DURATION, SLUICE_TEST_BIN), the workload lists (generic and
+package registries) and log(). Read once, at import; every
 other bench module imports from here. The pinning and niceness knobs
 (BENCH_NO_PIN, BENCH_NICE) live with the processes, in bench_proc.py."""
 
@@ -53,8 +54,34 @@ WARM = [
     ("hit-64m", "obj-64m.bin", 64 * MIB, 4),
     ("hit-64m-c16", "obj-64m.bin", 64 * MIB, 16),
 ]
-ALL_WORKLOADS = [w[0] for w in WARM] + ["stampede", "enospc"]
+GENERIC_WORKLOADS = [w[0] for w in WARM] + ["stampede", "enospc"]
+# The package-registry workloads (bench_eco.py): Sluice's npm and PyPI
+# routes against Verdaccio 5 and a static nginx, on offline origins.
+ECO_WORKLOADS = ["npm-ci-warm", "npm-replay", "npm-huge-cold", "pip-warm"]
+ALL_WORKLOADS = GENERIC_WORKLOADS + ECO_WORKLOADS
 ONLY = [w.strip() for w in os.environ.get("BENCH_ONLY", "").split(",") if w.strip()] or ALL_WORKLOADS
+if set(ONLY) - set(ALL_WORKLOADS):
+    sys.exit("BENCH_ONLY: unknown workload(s) %s; known: %s" % (
+        ",".join(sorted(set(ONLY) - set(ALL_WORKLOADS))), ",".join(ALL_WORKLOADS)))
+ECO = {
+    # The npm project: packages in the registry (every one ends up in the
+    # lockfile), how many the project's package.json names.
+    "npm_packages": 120,
+    "npm_roots": 16,
+    # Both caches keep metadata this long: Sluice metadata_ttl, Verdaccio's
+    # uplink maxage. Generous, so warm runs are warm in both.
+    "metadata_ttl": "10m",
+    "npm_warm_runs": env_int("BENCH_ECO_RUNS", 3 if QUICK else 5),
+    "replay_conns": 64,
+    "replay_secs": env_int("BENCH_REPLAY_DURATION", 3 if QUICK else 10),
+    "replay_rounds": 2000,            # and at most this many passes over the list
+    "replay_runs": 1 if QUICK else 3,
+    "huge_versions": 1000,            # x 40 kB readmes: a 41 MB full packument
+    "huge_readme": 40_000,
+    "huge_clients": 20,
+    "pip_projects": 20,
+    "pip_warm_runs": env_int("BENCH_ECO_RUNS", 3 if QUICK else 5),
+}
 # How HAProxy reaches the cache tier, the same in both arms: "unix" (the
 # default, what Sluice's shipped configs use, given to nginx too) or "tcp"
 # (127.0.0.1 ports).

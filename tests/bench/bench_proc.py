@@ -17,6 +17,7 @@ import socket
 import subprocess
 import threading
 import time
+import traceback
 
 from bench_config import CLK_TCK, env_int, log
 
@@ -58,6 +59,25 @@ def umount(path):
 
 def on_signal(signum, frame):
     raise KeyboardInterrupt("signal %d" % signum)
+
+
+def attempt(fn, *a, **kw):
+    """fn(*a, **kw), or {"error": its first line} when it raises: a failed
+    workload is a result, not the end of the run. The rest of a long error
+    (a client's output) goes to the log."""
+    try:
+        return fn(*a, **kw)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001
+        text = str(e).strip()
+        msg = "%s: %s" % (type(e).__name__, text.splitlines()[0] if text else "")
+        log("  FAILED: %s" % msg)
+        if "\n" in text:
+            log("  " + "\n  ".join(text.splitlines()[1:60]))
+        if os.environ.get("BENCH_DEBUG"):
+            traceback.print_exc()
+        return {"error": msg}
 
 
 # --------------------------------------------------------------- processes
@@ -307,7 +327,7 @@ class Measure:
         self.t0 = cpu_ticks(self.pids0)
         self.c0 = cpu_ticks(self.arm.cache_pids())
         self.g0 = own_ticks()
-        self.r0 = cpu_ticks(self.arm.origin.proc.pids())
+        self.r0 = cpu_ticks(self.arm.origin_pids())
         self.io0 = write_bytes(self.arm.cache_pids())
         self.m0 = machine_busy_ticks()
         self.w0 = time.monotonic()
@@ -319,7 +339,7 @@ class Measure:
         self.sampler.finish()
         sut = cpu_ticks(self.arm.sut_pids()) - self.t0
         gen = own_ticks() - self.g0
-        ours = gen + cpu_ticks(self.arm.origin.proc.pids()) - self.r0
+        ours = gen + cpu_ticks(self.arm.origin_pids()) - self.r0
         m1 = machine_busy_ticks()
         self.wall_s = time.monotonic() - self.w0
         self.cpu_s = sut / CLK_TCK

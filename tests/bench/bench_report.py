@@ -12,7 +12,7 @@ import statistics
 import subprocess
 
 from bench_arms import NginxArm, SluiceArm
-from bench_config import AGENT_BIN, KIB, MIB, ONLY, P, QUICK, ROOT, TRANSPORT, WARM, log
+from bench_config import AGENT_BIN, GENERIC_WORKLOADS, KIB, MIB, ONLY, P, QUICK, ROOT, TRANSPORT, WARM
 from bench_proc import LOAD_CPUS, N_CPU, NICE, PIN
 
 
@@ -118,6 +118,7 @@ STAMPEDE_ROWS = [
 
 
 def build_report(results, meta):
+    """The generic tables: [(workload or "_whole", markdown)]."""
     R = results
     parts = []
     for name, _, size, conns in WARM:
@@ -126,8 +127,8 @@ def build_report(results, meta):
         a, b = R[name]["nginx"], R[name]["sluice"]
         rows = [[label, cell(a, f), cell(b, f), ratio(a, b, f) if f not in NO_RATIO else ""]
                 for label, f in (SMALL_ROWS if size <= 64 * KIB else LARGE_ROWS) + COMMON_ROWS]
-        parts.append("### %s\n\n%s\n" % (warm_title(size, conns),
-                                           table(["metric", "nginx", "Sluice", "Sluice/nginx"], rows)))
+        parts.append((name, "### %s\n\n%s\n" % (warm_title(size, conns),
+                                                 table(["metric", "nginx", "Sluice", "Sluice/nginx"], rows))))
     if "stampede" in ONLY:
         a, t, b = R["stampede"]["nginx"], R["stampede"]["nginx-tuned"], R["stampede"]["sluice"]
         rows = []
@@ -135,10 +136,11 @@ def build_report(results, meta):
             num = f not in NO_RATIO
             rows.append([label, cell(a, f), cell(t, f), cell(b, f), ratio(a, b, f) if num else "",
                          ratio(t, b, f) if num else ""])
-        parts.append("### Cold stampede: %d clients, one cold 256 MiB object, origin limited to %s/s per request\n\n%s\n"
-                     % (P["stampede_clients"], P["origin_rate"],
-                        table(["metric", "nginx lock defaults", "nginx lock %s" % P["lock_tuned"], "Sluice",
-                               "Sluice/nginx(def)", "Sluice/nginx(tuned)"], rows)))
+        parts.append(("stampede",
+                      "### Cold stampede: %d clients, one cold 256 MiB object, origin limited to %s/s per request\n\n%s\n"
+                      % (P["stampede_clients"], P["origin_rate"],
+                         table(["metric", "nginx lock defaults", "nginx lock %s" % P["lock_tuned"], "Sluice",
+                                "Sluice/nginx(def)", "Sluice/nginx(tuned)"], rows))))
     if "enospc" in ONLY:
         a, b = R["enospc"]["nginx"], R["enospc"]["sluice"]
 
@@ -174,8 +176,8 @@ def build_report(results, meta):
         ]
         if any("agent_metrics" in r for r in b):
             rows.append(["agent metrics", "", collapse([r["agent_metrics"] for r in b if "agent_metrics" in r])])
-        parts.append("### ENOSPC: cache on a %s tmpfs (one value per pass)\n\n%s\n" % (
-            P["enospc_tmpfs"], table(["", "nginx", "Sluice"], [[c.replace("|", "/") for c in r] for r in rows])))
+        parts.append(("enospc", "### ENOSPC: cache on a %s tmpfs (one value per pass)\n\n%s\n" % (
+            P["enospc_tmpfs"], table(["", "nginx", "Sluice"], [[c.replace("|", "/") for c in r] for r in rows]))))
     # Process-wide rows.
     a, b = R["process"]["nginx"], R["process"]["sluice"]
 
@@ -193,20 +195,21 @@ def build_report(results, meta):
              "%.2f" % (hb / ha) if ha and hb else "-"],
             ["cache tier peak RSS over the whole run incl. ENOSPC MiB", fmt(pa), fmt(pb),
              "%.2f" % (pb / pa) if pa and pb else "-"]]
-    parts.append("### Whole pass\n\n%s\n" % table(["metric", "nginx", "Sluice", "Sluice/nginx"], rows))
-    return "\n".join(parts)
+    parts.append(("_whole", "### Whole pass\n\n%s\n" % table(["metric", "nginx", "Sluice", "Sluice/nginx"], rows)))
+    return parts
 
 
 def raw_section(results):
+    """One line per run of every generic workload that ran."""
     out = []
-    for wl in [w[0] for w in WARM] + ["stampede", "enospc"]:
-        if wl not in results:
+    for wl in GENERIC_WORKLOADS:
+        if wl not in results or wl not in ONLY:
             continue
         for arm, runs in results[wl].items():
             for i, r in enumerate(runs):
                 rr = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "metrics"}
                 out.append("%s %s pass %d: %s" % (wl, arm, i + 1, json.dumps(rr, sort_keys=True)))
-    return "\n".join(out)
+    return out
 
 
 def machine():
@@ -235,17 +238,14 @@ def machine():
     return {"nproc": N_CPU, "mem_mib": mem, "cpu": model, "kernel": platform.release(), "versions": vers}
 
 
-def write_doc(report, raw, meta):
+def generic_head(meta):
+    """The header of the generic part of docs/benchmarks.md: how this run
+    was made."""
     m = meta["machine"]
     pin = ("HAProxy + cache tier pinned to CPU 0, load generator + origin + harness on CPU %s (sched_setaffinity, "
            "same as taskset)" % ",".join(map(str, sorted(LOAD_CPUS))) if PIN else
            "not pinned (%s)" % ("BENCH_NO_PIN set" if os.environ.get("BENCH_NO_PIN") else "one CPU"))
-    text = """# Benchmarks: Sluice vs nginx proxy_cache behind the same HAProxy
-
-Written by `make bench` (tests/bench/run); do not edit by hand - rerun it.
-Method and setup: tests/bench/README.md.
-
-- Date: {date}
+    return """- Date: {date}
 - Command: `{cmd}`{quick}
 - Machine: {nproc} CPUs ({cpu}), {mem} MiB RAM, Linux {kernel}
 - Software: {vers}; agent `{agent}` (git {git}), settings at their defaults except listeners, cache_dir and
@@ -259,14 +259,7 @@ Method and setup: tests/bench/README.md.
 - SUT CPU = HAProxy + cache tier (nginx master + workers incl. reaped cache loader, or the agent with all its
   threads), from /proc utime+stime deltas; RSS = sampled sum of VmRSS of the cache tier; fds likewise
 - Ratios are Sluice/nginx of the medians: above 1 is better for req/s and MB/s, below 1 for latency, CPU, RSS
-- Run time: {elapsed:.0f} s
-
-{report}
-## Raw runs
-
-```
-{raw}
-```
+- Run time: {elapsed:.0f} s{only}
 """.format(date=meta["date"], cmd=meta["command"], quick=" (BENCH_QUICK: fewer, shorter, smaller runs)" if QUICK else "",
            nproc=m["nproc"], cpu=m["cpu"] or "unknown", mem=m["mem_mib"], kernel=m["kernel"],
            vers=", ".join(m["versions"]), agent=os.path.relpath(AGENT_BIN, ROOT), git=meta["git"], passes=P["passes"],
@@ -275,17 +268,22 @@ Method and setup: tests/bench/README.md.
            transport=("UNIX sockets (nginx `listen unix:`, agent `unix:` spop_listen/http_listen)"
                       if TRANSPORT == "unix" else "TCP on 127.0.0.1"),
            overrides=", ".join("`%s=%s`" % kv for kv in sorted(os.environ.items()) if kv[0].startswith("SLUICE_")
-                               and kv[0] not in ("SLUICE_TEST_BIN", "SLUICE_BIN", "SLUICE_HAPROXY_DIR")) or "none", elapsed=meta["elapsed"], report=report, raw=raw)
-    path = os.path.join(ROOT, "docs", "benchmarks.md")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
-    log("wrote %s" % os.path.relpath(path, ROOT))
+                               and kv[0] not in ("SLUICE_TEST_BIN", "SLUICE_BIN", "SLUICE_HAPROXY_DIR")) or "none",
+           elapsed=meta["elapsed"], only=only_line(GENERIC_WORKLOADS))
+
+
+def only_line(workloads):
+    """A header line naming the workloads of a run limited by BENCH_ONLY."""
+    ran = [w for w in workloads if w in ONLY]
+    if len(ran) == len(workloads):
+        return ""
+    return "\n- Workloads in this run (BENCH_ONLY): %s; the other sections are kept from earlier runs" % ", ".join(ran)
 
 
 # ------------------------------------------------------------ log findings
 
-FINDINGS = {"nginx": collections.Counter(), "sluice": collections.Counter()}
+# group ("generic", "eco") -> arm key -> normalised message -> count
+FINDINGS = collections.defaultdict(lambda: collections.defaultdict(collections.Counter))
 
 
 def normalize_log_line(line):
@@ -299,28 +297,32 @@ def normalize_log_line(line):
     return line.strip()[:160]
 
 
-def collect_findings(arm, phase):
+def collect_findings(arm, phase, group="generic"):
     """Warnings and errors of the cache tier and HAProxy, normalised and
     counted per arm (the report lists them)."""
     sources = []
     if isinstance(arm, SluiceArm) and arm.cache:
         sources.append(("agent", [l for l in arm.cache.log_text().splitlines()
                                   if re.search(r"\b(warn|error|crit|fatal)\b", l, re.I)]))
-    if isinstance(arm, NginxArm) and getattr(arm, "error_log", None):
+    elif isinstance(arm, NginxArm) and getattr(arm, "error_log", None):
         sources.append(("nginx", [l for l in arm.error_lines()
                                   if re.search(r"\[(error|crit|alert|emerg)\]", l) and "setrlimit" not in l]))
+    elif arm.cache and hasattr(arm, "log_lines"):      # Verdaccio, the static nginx
+        sources.append((arm.key, [l for l in arm.log_lines()
+                                  if re.search(r"\b(warn|error|crit|alert|emerg|fatal)\b", l, re.I)]))
     if arm.haproxy:
         sources.append(("haproxy", [l for l in arm.haproxy.log_text().splitlines()
                                     if re.search(r"\[(ALERT|WARNING)\]", l)]))
     for who, lines in sources:
         for l in lines:
-            FINDINGS[arm.key]["%s (%s): %s" % (who, phase, normalize_log_line(l))] += 1
+            FINDINGS[group][arm.key]["%s (%s): %s" % (who, phase, normalize_log_line(l))] += 1
 
 
-def findings_section():
+def findings_section(group="generic", arms=(("nginx", "nginx arm"), ("sluice", "Sluice arm")),
+                     title="Server log findings (all passes)"):
     out = []
-    for key, label in (("nginx", "nginx arm"), ("sluice", "Sluice arm")):
-        c = FINDINGS[key]
+    for key, label in arms:
+        c = FINDINGS[group][key]
         if not c:
             out.append("- %s: no warnings or errors logged" % label)
             continue
@@ -329,4 +331,4 @@ def findings_section():
             out.append("  - %d x `%s`" % (n, msg.replace("`", "'")))
         if len(c) > 12:
             out.append("  - ... %d more distinct messages" % (len(c) - 12))
-    return "### Server log findings (all passes)\n\n" + "\n".join(out) + "\n"
+    return "### %s\n\n" % title + "\n".join(out) + "\n"
