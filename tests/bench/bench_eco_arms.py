@@ -15,6 +15,7 @@ HAProxy and the agent."""
 
 import json
 import os
+import re
 import shutil
 import urllib.request
 
@@ -88,10 +89,18 @@ class VerdaccioArm(Arm):
         return self.cache_pids()
 
     def log_lines(self):
-        """Its warnings and errors, without the start-up notices."""
-        return [l for l in self.cache.log_text().splitlines()
-                if l.strip() and "superuser privileges" not in l and "--trace-warnings" not in l
-                and "http address" not in l] if self.cache else []
+        """Its warnings and errors, one line per message: the pretty log
+        spreads one over several lines (an error object, a stack), which
+        are joined without the stack frames. Node's start-up notices and
+        the listening address are left out."""
+        msgs = []
+        for line in (self.cache.log_text().splitlines() if self.cache else []):
+            t = line.strip()
+            if re.match(r"(fatal|error|warn|info|http|debug|trace)\b\s*-", t):
+                msgs.append(t)
+            elif msgs and t and not t.startswith("at "):
+                msgs[-1] += " " + t
+        return [m for m in msgs if m.startswith(("fatal", "error", "warn")) and "http address" not in m]
 
 
 class StaticArm(Arm):
