@@ -112,6 +112,8 @@ def huge_section(res, info):
         ("body checked", "check", False),
         ("body bytes (Verdaccio drops the versions' readmes)", "bytes", False),
         ("origin requests for the packument", "origin_requests", False),
+        ("when they came (after the first)", "origin_detail", False),
+        ("agent: cache writers detached, background refetches", "agent", False),
         ("server RSS before MiB", "rss_before_mib", False),
         ("server peak RSS during MiB", "rss_peak_mib", True),
         ("server RSS growth (peak - before) MiB", "rss_growth_mib", True),

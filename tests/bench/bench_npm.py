@@ -355,6 +355,8 @@ def run_huge_once(ctx, arm):
     n = ECO["huge_clients"]
     arm.settle()
     before = reg.requests(path="/" + HUGE, method=None)
+    log0 = len(reg.request_log())
+    c0 = agent_counters(arm)
     rss0 = rss_kb(arm)
     sampler = Sampler(arm.cache_pids, interval=0.02)
     sampler.start()
@@ -371,9 +373,36 @@ def run_huge_once(ctx, arm):
     rows = [l.split("\t") for l in r.stdout.decode(errors="replace").splitlines()]
     res = huge_result(rows, n, reg.requests(path="/" + HUGE, method=None) - before, rss0, sampler.peak_rss_kb,
                       rss_kb(arm))
+    res["origin_detail"] = origin_detail([q for q in reg.request_log()[log0:] if q.path == "/" + HUGE])
+    c1 = agent_counters(arm)
+    if c1 is not None:
+        res["agent"] = ", ".join("%s %d" % (k, c1[k] - c0.get(k, 0)) for k in sorted(c1)
+                                 if c1[k] != c0.get(k, 0)) or "none"
     if arm.key != "sluice":
         res["check"] = check_reshaped(ctx, arm, path)
     return res
+
+
+def origin_detail(reqs):
+    """When each origin request for the packument came, relative to the
+    first, and whether it was conditional."""
+    return "; ".join("+%.0f ms %s%s" % ((q.time - reqs[0].time) * 1e3, q.method,
+                                        " conditional" if q.if_none_match or q.if_modified_since else "")
+                     for q in reqs)
+
+
+def agent_counters(arm):
+    """The agent's writer and refetch counters (None for Verdaccio): a
+    second origin request for one key is a background refetch after the
+    cache writer was detached for lagging (fill.c)."""
+    if not hasattr(arm, "metrics"):
+        return None
+    m = arm.metrics()
+    out = {"writers detached": m.get("sluice_writers_detached_total", 0),
+           "refetches": m.get("sluice_fill_refetches_total", 0)}
+    for reason, v in m.by_label("sluice_cache_write_failures_total", "reason").items():
+        out["writer failures (%s)" % reason] = v
+    return {k: int(v) for k, v in out.items()}
 
 
 def check_reshaped(ctx, arm, path):
@@ -420,5 +449,6 @@ def run_huge(ctx, arms):
                             r["rss_before_mib"], r["rss_peak_mib"], r["rss_growth_mib"], r["completion_s"] or 0,
                             " errors: " + r["errors"] if r["errors"] else "",
                             "; " + r["check"] if "check" in r else ""))
+        log("    origin requests: %s%s" % (r["origin_detail"], "; agent: " + r["agent"] if "agent" in r else ""))
     return out
 
