@@ -385,10 +385,10 @@ def run_huge_once(ctx, arm):
 
 def origin_detail(reqs):
     """When each origin request for the packument came, relative to the
-    first, and whether it was conditional."""
-    return "; ".join("+%.0f ms %s%s" % ((q.time - reqs[0].time) * 1e3, q.method,
-                                        " conditional" if q.if_none_match or q.if_modified_since else "")
-                     for q in reqs)
+    first, and whether it was conditional (the first three and the last)."""
+    each = ["+%.0f ms %s%s" % ((q.time - reqs[0].time) * 1e3, q.method,
+                               " conditional" if q.if_none_match or q.if_modified_since else "") for q in reqs]
+    return "; ".join(each if len(each) <= 4 else each[:3] + ["...", each[-1]])
 
 
 def agent_counters(arm):
