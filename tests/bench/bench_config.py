@@ -20,6 +20,13 @@ KIB, MIB, GIB = 1024, 1024 * 1024, 1024 * 1024 * 1024
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def parse_rate(text):
+    """nginx's limit_rate syntax ("32m", "512k", "1000"): bytes per second."""
+    t = text.strip().lower()
+    unit = {"k": KIB, "m": MIB, "g": GIB}.get(t[-1:], 1)
+    return float(t[:-1] if unit != 1 else t) * unit
+
+
 def env_int(name, default):
     v = os.environ.get(name, "")
     return int(v) if v.strip() else default

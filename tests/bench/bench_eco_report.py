@@ -7,7 +7,7 @@ generic part (bench_report.table, fmt)."""
 import json
 import os
 
-from bench_config import AGENT_BIN, ECO, ECO_WORKLOADS, QUICK, ROOT
+from bench_config import AGENT_BIN, ECO, ECO_WORKLOADS, P, QUICK, ROOT
 from bench_proc import LOAD_CPUS, NICE, PIN
 from bench_report import fmt, only_line, table
 
@@ -123,11 +123,21 @@ def huge_section(res, info):
         ("Cache-Status seen", "cache_status", False),
         ("errors", "errors", False)])
     s = res["sluice"]
+    title += ", the registry sending at %s/s" % P["origin_rate"]
     targets = ["- Target: exactly one origin request (Sluice): %s" % verdict(s["origin_requests"] == 1,
                                                                              s["origin_requests"]),
                "- Target: RSS growth under 32 MiB (Sluice): %s" % verdict(s["rss_growth_mib"] < 32,
                                                                           "%s MiB" % fmt(s["rss_growth_mib"])),
                "- Target: all %d clients byte-exact (Sluice): %s" % (n, verdict(s["ok"] == n, s["ok_txt"]))]
+    u = res.get("sluice-unpaced")
+    if u:
+        targets.append(
+            "- The same with the registry unpaced (loopback, faster than this machine's disk takes the cache "
+            "writer's bytes), Sluice only: %s/%d byte-exact, %d origin request(s), RSS growth %s MiB, agent: %s. "
+            "The writer's lag is what memory holds then, up to `cache_write_lag_max` (32 MiB); past it the writer "
+            "is detached and the document fetched once more in the background to store it (C1: the origin never "
+            "waits for the disk)." % (u["ok"], u["clients"], u["origin_requests"], fmt(u["rss_growth_mib"]),
+                                      u.get("agent", "-")))
     return "### %s\n\n%s\n\n%s\n" % (title, t, "\n".join(targets))
 
 

@@ -10,7 +10,12 @@ Verdaccio 5, both pull-through caches of one offline NpmRegistry
                    64 keep-alive connections (fetchmany list mode), every
                    status and body checked: req/s, p50/p99
     npm-huge-cold  a 41 MB full packument fetched cold by 20 clients at
-                   once: origin requests for it, the server's RSS growth
+                   once, the registry sending at origin_rate (32 MB/s, the
+                   generic workloads' origin speed, a registry across the
+                   internet): origin requests for it, the server's RSS
+                   growth; then Sluice once more against the registry at
+                   loopback speed, faster than this machine's disk takes
+                   the cache writer's bytes
 
 The project (make_npm_project) is made once per run: the packages with a
 dependency tree (some scoped, some in two major versions so npm nests a
@@ -29,7 +34,7 @@ import shutil
 import statistics
 import subprocess
 
-from bench_config import ECO, log
+from bench_config import ECO, P, log, parse_rate
 from bench_proc import LOAD_CPUS, Measure, Sampler, child_setup, status_kb
 from bench_report import pct
 
@@ -321,26 +326,29 @@ def replay_summary(runs, n_list, npk):
 # --------------------------------------------------------- npm-huge-cold
 
 HUGE = "bench-huge"
+HUGE_UNPACED = "bench-huge-unpaced"     # the same document, cold for the unpaced run
 
 
 def make_huge(reg, work):
-    reg.bulk_packument(HUGE, versions=ECO["huge_versions"], readme_bytes=ECO["huge_readme"])
-    body = reg.packument_bytes(HUGE)     # rendered now, not during the run
+    for name in (HUGE, HUGE_UNPACED):
+        reg.bulk_packument(name, versions=ECO["huge_versions"], readme_bytes=ECO["huge_readme"])
+        reg.packument_bytes(name)        # rendered now, not during the run
+    body = reg.packument_bytes(HUGE)
     log("huge packument: %.1f MB full, %.2f MB abbreviated" % (len(body) / 1e6,
                                                                len(reg.packument_bytes(HUGE, corgi=True)) / 1e6))
     return len(body)
 
 
-def huge_expected(ctx, arm):
+def huge_expected(ctx, arm, name):
     """The bytes Sluice must send: the origin's with dist.tarball rewritten.
     None for Verdaccio (it reshapes the document): its clients are
     compared with each other."""
     if arm.key != "sluice":
         return "-"
     reg = ctx["npm"]
-    f = os.path.join(ctx["work"], "huge-expected.json")
+    f = os.path.join(ctx["work"], "huge-expected-%s.json" % name)
     with open(f, "wb") as out:
-        out.write(reg.packument_bytes(HUGE).replace(('"%s/' % reg.base_url).encode(),
+        out.write(reg.packument_bytes(name).replace(('"%s/' % reg.base_url).encode(),
                                                     ('"%s/npm/' % arm.extra["public_url"]).encode()))
     return f
 
@@ -349,37 +357,39 @@ def rss_kb(arm):
     return sum(status_kb(p, "VmRSS") for p in arm.cache_pids())
 
 
-def run_huge_once(ctx, arm):
+def run_huge_once(ctx, arm, rate, name):
     reg = ctx["npm"]
-    path = ctx["npm_prefix"][arm.key] + "/" + HUGE
+    reg.set_rate(rate)
+    path = ctx["npm_prefix"][arm.key] + "/" + name
     n = ECO["huge_clients"]
     arm.settle()
-    before = reg.requests(path="/" + HUGE, method=None)
+    before = reg.requests(path="/" + name, method=None)
     log0 = len(reg.request_log())
     c0 = agent_counters(arm)
     rss0 = rss_kb(arm)
     sampler = Sampler(arm.cache_pids, interval=0.02)
     sampler.start()
     try:
-        stdin = "%s %s Accept: application/json\n" % (path, huge_expected(ctx, arm))
+        stdin = "%s %s Accept: application/json\n" % (path, huge_expected(ctx, arm, name))
         r = subprocess.run([ctx["fetchmany"], "-p", str(arm.edge_port), "-t", "120", "-s"], input=(stdin * n).encode(),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=child_setup(LOAD_CPUS),
                            timeout=240)
         arm.settle(60)
     finally:
         sampler.finish()
+        reg.set_rate(None)
     if r.returncode != 0:
         raise RuntimeError("fetchmany failed: %s" % r.stderr.decode(errors="replace")[-2000:])
     rows = [l.split("\t") for l in r.stdout.decode(errors="replace").splitlines()]
-    res = huge_result(rows, n, reg.requests(path="/" + HUGE, method=None) - before, rss0, sampler.peak_rss_kb,
+    res = huge_result(rows, n, reg.requests(path="/" + name, method=None) - before, rss0, sampler.peak_rss_kb,
                       rss_kb(arm))
-    res["origin_detail"] = origin_detail([q for q in reg.request_log()[log0:] if q.path == "/" + HUGE])
+    res["origin_detail"] = origin_detail([q for q in reg.request_log()[log0:] if q.path == "/" + name])
     c1 = agent_counters(arm)
     if c1 is not None:
         res["agent"] = ", ".join("%s %d" % (k, c1[k] - c0.get(k, 0)) for k in sorted(c1)
                                  if c1[k] != c0.get(k, 0)) or "none"
     if arm.key != "sluice":
-        res["check"] = check_reshaped(ctx, arm, path)
+        res["check"] = check_reshaped(ctx, arm, path, name)
     return res
 
 
@@ -405,7 +415,7 @@ def agent_counters(arm):
     return {k: int(v) for k, v in out.items()}
 
 
-def check_reshaped(ctx, arm, path):
+def check_reshaped(ctx, arm, path, name):
     """Verdaccio answers its own document (no per-version readmes, its
     own _rev): one more GET must list the origin's versions, each with
     the origin's integrity."""
@@ -413,7 +423,7 @@ def check_reshaped(ctx, arm, path):
     if st != 200:
         return "next GET: status %d" % st
     doc = json.loads(body)
-    want = ctx["npm"].versions(HUGE)
+    want = ctx["npm"].versions(name)
     got = doc.get("versions", {})
     bad = [v for v in want if got.get(v, {}).get("dist", {}).get("integrity") != want[v].integrity]
     return ("next GET: the origin's %d versions and integrities" % len(want) if not bad and len(got) == len(want)
@@ -440,12 +450,17 @@ def huge_result(rows, n, origin, rss0, peak, after):
 
 
 def run_huge(ctx, arms):
+    """Each arm with the registry at origin_rate; then Sluice again (a new
+    key: a cold fill) with the registry unpaced."""
     out = {}
-    for arm in arms:
-        r = run_huge_once(ctx, arm)
-        out[arm.key] = r
+    rate = parse_rate(P["origin_rate"])
+    runs = [(arm, arm.key, rate) for arm in arms] + [(arm, "sluice-unpaced", None) for arm in arms
+                                                       if arm.key == "sluice"]
+    for arm, key, rate in runs:
+        r = run_huge_once(ctx, arm, rate, HUGE if rate else HUGE_UNPACED)
+        out[key] = r
         log("  %s huge cold: %d/%d ok, %d distinct bodies, %d origin requests, RSS %.1f -> peak %.1f MiB (+%.1f), "
-            "%.2f s%s%s" % (arm.key, r["ok"], r["clients"], r["distinct_bodies"], r["origin_requests"],
+            "%.2f s%s%s" % (key, r["ok"], r["clients"], r["distinct_bodies"], r["origin_requests"],
                             r["rss_before_mib"], r["rss_peak_mib"], r["rss_growth_mib"], r["completion_s"] or 0,
                             " errors: " + r["errors"] if r["errors"] else "",
                             "; " + r["check"] if "check" in r else ""))

@@ -292,6 +292,7 @@ class Fixture:
         self._fault: Optional[_Fault] = None
         self._refused: set = set()
         self._started = False
+        self._rate: Optional[float] = None       # body bytes per second, None: as fast as possible
 
     # -------------------------------------------------------- lifecycle
     def _add_listener(self, name: str, port: Optional[int] = None) -> Listener:
@@ -348,6 +349,13 @@ class Fixture:
             self._names(only)
         with self._lock:
             self._fault = None if code is None else _Fault(code, count, retry_after, match, only)
+
+    def set_rate(self, bytes_per_second: Optional[float]) -> None:
+        """Send every body at about this many bytes per second (None: as
+        fast as the socket takes it), as a registry across the internet
+        does; loopback is faster than any disk the cache writes to."""
+        with self._lock:
+            self._rate = bytes_per_second
 
     def clear_faults(self) -> None:
         """set_status(None) and set_refuse(False)."""
@@ -428,7 +436,7 @@ class Fixture:
                 resp = Response(500, [("Content-Type", "text/plain")],
                                 ("fixture error: %r\n" % (e,)).encode())
         entry.status = resp.status
-        self._send(h, resp)
+        self._send(h, resp, self._rate)
 
     @staticmethod
     def _drain_body(h) -> None:
@@ -457,7 +465,7 @@ class Fixture:
         return "text/plain"
 
     @staticmethod
-    def _send(h, resp: Response) -> None:
+    def _send(h, resp: Response, rate: Optional[float] = None) -> None:
         no_body = resp.status in (204, 304) or resp.status < 200
         size = os.path.getsize(resp.file) if resp.file else len(resp.body)
         h.send_response(resp.status)
@@ -468,17 +476,27 @@ class Fixture:
         h.end_headers()
         if h.command == "HEAD" or no_body:
             return
+        start, sent = time.monotonic(), 0
+
+        def write(piece):
+            nonlocal sent
+            h.wfile.write(piece)
+            sent += len(piece)
+            if rate:     # pace the body like a registry across the internet
+                ahead = start + sent / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
         if resp.file:
             with open(resp.file, "rb") as f:
                 while True:
                     piece = f.read(SEND_PIECE)
                     if not piece:
                         break
-                    h.wfile.write(piece)
+                    write(piece)
         else:
             view = memoryview(resp.body)
             for i in range(0, len(view), SEND_PIECE):
-                h.wfile.write(view[i:i + SEND_PIECE])
+                write(view[i:i + SEND_PIECE])
 
     def _route(self, listener: str, method: str, path: str, target: str, headers) -> Response:
         raise NotImplementedError

@@ -267,6 +267,19 @@ class KnobTests(TmpCase):
         self.assertEqual(r.requests("/demo-b/-/demo-b-1.0.0.tgz"), 4)
         self.assertEqual([e.status for e in r.request_log()], [502, 502, 200, 503, 503, 503, 200])
 
+    def test_set_rate_paces_bodies(self):
+        r = self.demo_npm()
+        r.bulk_packument("demo-big", versions=60, readme_bytes=20_000)
+        size = len(r.packument_bytes("demo-big"))
+        self.assertGreater(size, 1_000_000)
+        r.set_rate(4 * size)               # a quarter of a second, at the least
+        t0 = time.monotonic()
+        res = fetch(H, r.port, "/demo-big")
+        paced = time.monotonic() - t0
+        r.set_rate(None)
+        self.assertEqual((res.status, len(res.body)), (200, size))
+        self.assertGreaterEqual(paced, 0.2)
+
     def test_set_status_match_and_only(self):
         r = self.demo_npm()
         r.set_status(500, match=re.compile(r"\.tgz$"))
