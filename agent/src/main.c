@@ -24,6 +24,7 @@
 #include "store/cache.h"
 #include "core/common.h"
 #include "store/fault.h"
+#include "eco/digest_notes.h"
 #include "fill/fill.h"
 #include "http/http_server.h"
 #include "core/log.h"
@@ -160,6 +161,7 @@ static int run(struct agent *a)
     a->workers = workers_start(a->loop, (int)a->cfg.workers);
     a->origins = origin_client_new(a->loop, a->cfg.origin_connect_timeout, a->cfg.origin_stall_timeout);
     slots_init(&a->slots, a->loop, &a->routes, &a->cfg);
+    a->notes = digest_notes_new((size_t)a->cfg.integrity_notes);
     cache_start_scan(a);
     int rc = start_listeners(a);
     if (rc == 0) {
@@ -180,6 +182,7 @@ static int run(struct agent *a)
     }
     workers_stop(a->workers);
     origin_client_free(a->origins);
+    digest_notes_free(a->notes);
     index_free(&a->index);
     store_close(&a->store);
     log_info("stopped");

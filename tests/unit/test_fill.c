@@ -8,7 +8,10 @@
  * it resumes when the reader catches up; the writer commits exactly the
  * body and its metadata, and a committed object is copied to a sink tier;
  * a writer failure never reaches a reader (C1) and leaves nothing on disk
- * (C2); a fill nobody reads is abandoned; memory returns to zero.
+ * (C2); a fill nobody reads is abandoned; memory returns to zero; a body
+ * verified against its digest is held one byte short until the verdict,
+ * stored with the digest when it matches, and aborted for every reader
+ * and never stored when it does not.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +24,9 @@
 
 #include <cmocka.h>
 #include <ev.h>
+#include <openssl/evp.h>
+
+#include "eco/digest_notes.h"
 
 #include "store/cache.h"
 
@@ -369,6 +375,220 @@ static void test_a_committed_object_is_copied_to_the_sink_tier(void **state)
     source = keep;
 }
 
+/* ------------------------------------------------------------ integrity */
+
+/* The sha256 of the pattern body (seed), as fill_verify wants it. */
+static struct eco_digest pattern_sha256(size_t len, unsigned seed, bool spoil)
+{
+    struct eco_digest d = { .algorithm = "SHA256", .len = 32 };
+    uint8_t *body = fixture_pattern(len, seed);
+    unsigned n = 0;
+    assert_int_equal(EVP_Digest(body, len, d.value, &n, EVP_sha256(), NULL), 1);
+    free(body);
+    if (spoil)
+        d.value[31] ^= 1;
+    return d;
+}
+
+/* Every reader got the whole body and a clean end. */
+static void assert_whole(struct client *c, int n, size_t len, unsigned seed)
+{
+    uint8_t *want = fixture_pattern(len, seed);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(c[i].end, 1);
+        assert_int_equal(c[i].len, len);
+        assert_memory_equal(c[i].got, want, len);
+    }
+    free(want);
+}
+
+/* A fill of key (len pattern bytes of seed) verified against d, read by
+ * n clients to their end. */
+static void read_verified(const char *key, size_t len, unsigned seed, const struct eco_digest *d,
+                          struct client *c, int n)
+{
+    put(source, key, len, seed);
+    struct fill *f = start(key);
+    fill_verify(f, "SHA256", d);
+    for (int i = 0; i < n; i++)
+        attach(f, &c[i], len);
+    struct pump p = { c, n };
+    run_until(all_ended, &p);
+}
+
+static void test_a_body_matching_its_digest_is_served_and_stored_with_it(void **state)
+{
+    (void)state;
+    const size_t len = 700001;
+    struct eco_digest d = pattern_sha256(len, 7, false);
+    struct client c[2];
+    read_verified("generic:good", len, 7, &d, c, 2);
+    assert_whole(c, 2, len, 7);
+    for (int i = 0; i < 2; i++)
+        finish(&c[i]);
+    run_until(committed, "generic:good");
+    uint8_t hash[KEY_HASH_LEN];
+    key_hash("generic:good", 12, hash);
+    struct cache_hit hit;
+    assert_true(cache_open_hit(&A, index_lookup(&A.index, hash), "generic:good", &hit));
+    char want[80];
+    digest_format(&d, want, sizeof(want));
+    assert_string_equal(hit.meta->verified, want);   /* what it was checked against */
+    cache_release_hit(&A, &hit);
+    assert_int_equal(metrics_route(&A, &A.routes.routes[0])->integrity_verified, 1);
+}
+
+static void test_a_body_not_matching_its_digest_is_aborted_for_everyone_and_never_stored(void **state)
+{
+    (void)state;
+    const size_t len = 700001;
+    struct eco_digest d = pattern_sha256(len, 8, true);
+    struct client c[3];
+    read_verified("generic:bad", len, 8, &d, c, 3);
+    uint8_t *want = fixture_pattern(len, 8);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(c[i].end, -1);          /* an aborted transfer ... */
+        assert_true(c[i].len < len);             /* ... never the whole body */
+        assert_memory_equal(c[i].got, want, c[i].len);
+        finish(&c[i]);
+    }
+    free(want);
+    run_until_idle();
+    assert_int_equal(A.index.count, 0);
+    assert_int_equal(temp_files(), 0);
+    uint8_t hash[KEY_HASH_LEN];
+    key_hash("generic:bad", 11, hash);
+    assert_null(fill_find(&A, hash));           /* the next request fetches again */
+    const struct route_counters *rc = metrics_route(&A, &A.routes.routes[0]);
+    assert_int_equal(rc->integrity_failures, 1);
+    assert_int_equal(rc->fills_committed, 0);
+    assert_int_equal(A.m.write_failures[WFAIL_INTEGRITY], 1);
+}
+
+static int no_jobs(void *arg)
+{
+    (void)arg;
+    return workers_pending(A.workers) == 0;
+}
+
+/* Has the client read all but the last byte (of len)? */
+struct hold {
+    struct client *c;
+    size_t len;
+};
+
+static int read_to_last(void *arg)
+{
+    struct hold *h = arg;
+    struct pump p = { h->c, 1 };
+    all_ended(&p);
+    return h->c->len + 1 == h->len;
+}
+
+static void test_a_late_digest_holds_the_last_byte_until_it_comes(void **state)
+{
+    (void)state;
+    const size_t len = 300001;
+    put(source, "generic:late-digest", len, 9);
+    struct fill *f = start("generic:late-digest");
+    fill_verify(f, "SHA256", NULL);
+    struct client c;
+    attach(f, &c, len);
+    struct hold hold = { &c, len };
+    run_until(read_to_last, &hold);             /* everything but the last byte */
+    run_until(no_jobs, NULL);                   /* the writer has it all too */
+    read_some(&c, SIZE_MAX);
+    assert_int_equal(c.len, len - 1);           /* still held: no verdict yet */
+    assert_int_equal(c.end, 0);
+    assert_int_equal(A.index.count, 0);         /* and nothing committed */
+    struct eco_digest d = pattern_sha256(len, 9, false);
+    fill_verify_expect(f, &d);
+    struct pump p = { &c, 1 };
+    run_until(all_ended, &p);
+    assert_whole(&c, 1, len, 9);
+    finish(&c);
+    run_until(committed, "generic:late-digest");
+}
+
+static void test_no_digest_after_all_releases_the_body_unverified(void **state)
+{
+    (void)state;
+    const size_t len = 1000;
+    put(source, "generic:none", len, 10);
+    struct fill *f = start("generic:none");
+    fill_verify(f, "SHA1", NULL);
+    struct client c;
+    attach(f, &c, len);
+    fill_verify_expect(f, NULL);
+    struct pump p = { &c, 1 };
+    run_until(all_ended, &p);
+    assert_whole(&c, 1, len, 10);
+    finish(&c);
+    run_until(committed, "generic:none");
+    assert_int_equal(metrics_route(&A, &A.routes.routes[0])->integrity_unknown, 1);
+}
+
+/* key -> text, as a tier object. */
+static void put_text(struct tier *t, const char *key, const char *text)
+{
+    char path[] = "/tmp/sluice-unit-obj-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    struct obj_meta m = { .key = (char *)key, .status = 200, .size = strlen(text), .stored = 1700000000,
+                          .etag = (char *)"\"t\"" };
+    uint8_t block[OBJ_HEADER_SIZE];
+    assert_int_equal(obj_header_encode(&m, block), 0);
+    assert_int_equal(pwrite(fd, block, sizeof(block), 0), (ssize_t)sizeof(block));
+    assert_int_equal(pwrite(fd, text, strlen(text), OBJ_HEADER_SIZE), (ssize_t)strlen(text));
+    uint8_t hash[KEY_HASH_LEN];
+    key_hash(key, strlen(key), hash);
+    int res[2] = { 0, 0 };
+    tier_write(t, key, hash, fd, on_put, res);
+    run_until(done_flag, &res[0]);
+    assert_int_equal(res[1], 0);
+}
+
+/* The digest is the first word of a sidecar's body: right, then wrong. */
+static void test_a_sidecar_fill_gives_the_digest(void **state)
+{
+    (void)state;
+    const size_t len = 5000;
+    char text[2 * 32 + 16];
+    for (int spoil = 0; spoil < 2; spoil++) {
+        struct eco_digest d = pattern_sha256(len, 11, spoil);
+        for (size_t i = 0; i < d.len; i++)
+            snprintf(text + 2 * i, 3, "%02X", d.value[i]);   /* upper case is fine */
+        strcat(text, "  a.jar\n");
+        const char *key = spoil ? "generic:b.jar" : "generic:a.jar";
+        const char *side = spoil ? "generic:b.jar.sha256" : "generic:a.jar.sha256";
+        put(source, key, len, 11);
+        put_text(source, side, text);
+        struct fill *f = start(key), *sf = start(side);
+        fill_verify(f, "SHA256", NULL);
+        fill_verify_from(f, sf);
+        struct client c;
+        attach(f, &c, len);
+        struct pump p = { &c, 1 };
+        run_until(all_ended, &p);
+        if (spoil) {
+            assert_int_equal(c.end, -1);
+            finish(&c);
+            run_until_idle();
+            uint8_t hash[KEY_HASH_LEN];
+            key_hash(key, strlen(key), hash);
+            assert_null(index_lookup(&A.index, hash));
+        } else {
+            assert_whole(&c, 1, len, 11);
+            finish(&c);
+            run_until(committed, (char *)key);
+            run_until(committed, (char *)side);  /* the sidecar is stored too */
+        }
+    }
+    assert_int_equal(metrics_route(&A, &A.routes.routes[0])->integrity_verified, 1);
+    assert_int_equal(metrics_route(&A, &A.routes.routes[0])->integrity_failures, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +601,12 @@ int main(void)
 #endif
         cmocka_unit_test_setup_teardown(test_a_fill_nobody_reads_is_abandoned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_committed_object_is_copied_to_the_sink_tier, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_body_matching_its_digest_is_served_and_stored_with_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_body_not_matching_its_digest_is_aborted_for_everyone_and_never_stored,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_late_digest_holds_the_last_byte_until_it_comes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_digest_after_all_releases_the_body_unverified, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_sidecar_fill_gives_the_digest, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

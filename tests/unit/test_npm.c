@@ -29,35 +29,28 @@ static int setup(void **state)
 static void test_classes(void **state)
 {
     (void)state;
-    static const struct {
-        const char *path;
-        enum eco_class cls;
-    } cases[] = {
-        { "/npm/left-pad", ECO_METADATA },
-        { "/npm/@babel/core", ECO_METADATA },
-        { "/npm/@babel%2fcore", ECO_METADATA },
-        { "/npm/@babel%2Fcore", ECO_METADATA },
-        { "/npm/left-pad/-/left-pad-1.3.0.tgz", ECO_IMMUTABLE },
-        { "/npm/@babel/core/-/core-7.0.0.tgz", ECO_IMMUTABLE },
-        { "/npm/-/v1/search", ECO_NEVER },
-        { "/npm/-/whoami", ECO_NEVER },
-        { "/npm/-/package/left-pad/dist-tags", ECO_NEVER },
-        { "/npm/left-pad/1.3.0", ECO_NEVER },
-        { "/npm/left-pad/latest", ECO_NEVER },
-        { "/npm/left-pad/-/sub/left-pad-1.3.0.tgz", ECO_NEVER },
-        { "/npm/left-pad/-/left-pad-1.3.0.tar", ECO_NEVER },
-        { "/npm/left-pad/-/.tgz", ECO_NEVER },
-        { "/npm/@babel", ECO_NEVER },
-        { "/npm/@/core", ECO_NEVER },
-        { "/npm/@babel/", ECO_NEVER },
-        { "/npm/.bin", ECO_NEVER },
-        { "/npm/_session", ECO_NEVER },
+    static const struct fx_class cases[] = {
+        { "npm", "/npm/left-pad", ECO_METADATA },
+        { "npm", "/npm/@babel/core", ECO_METADATA },
+        { "npm", "/npm/@babel%2fcore", ECO_METADATA },
+        { "npm", "/npm/@babel%2Fcore", ECO_METADATA },
+        { "npm", "/npm/left-pad/-/left-pad-1.3.0.tgz", ECO_IMMUTABLE },
+        { "npm", "/npm/@babel/core/-/core-7.0.0.tgz", ECO_IMMUTABLE },
+        { "npm", "/npm/-/v1/search", ECO_NEVER },
+        { "npm", "/npm/-/whoami", ECO_NEVER },
+        { "npm", "/npm/-/package/left-pad/dist-tags", ECO_NEVER },
+        { "npm", "/npm/left-pad/1.3.0", ECO_NEVER },
+        { "npm", "/npm/left-pad/latest", ECO_NEVER },
+        { "npm", "/npm/left-pad/-/sub/left-pad-1.3.0.tgz", ECO_NEVER },
+        { "npm", "/npm/left-pad/-/left-pad-1.3.0.tar", ECO_NEVER },
+        { "npm", "/npm/left-pad/-/.tgz", ECO_NEVER },
+        { "npm", "/npm/@babel", ECO_NEVER },
+        { "npm", "/npm/@/core", ECO_NEVER },
+        { "npm", "/npm/@babel/", ECO_NEVER },
+        { "npm", "/npm/.bin", ECO_NEVER },
+        { "npm", "/npm/_session", ECO_NEVER },
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        assert_int_equal(fx_canon("npm", cases[i].path, NULL), CANON_OK);
-        if (fx_cn.cls != cases[i].cls)
-            fail_msg("%s: class %d, want %d", cases[i].path, fx_cn.cls, cases[i].cls);
-    }
+    fx_assert_classes(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 static void test_scoped_spellings_are_one_key(void **state)
@@ -144,6 +137,33 @@ static void test_odd_tarball_values_are_kept(void **state)
                         "{\"versions\":{\"1\":{\"dist\":{\"tarball\":\"http://127.0.0.1:8080/npm/a\\\"b.tgz\"}}}}");
 }
 
+/* Each tarball's digest is noted under its edge key, paired with the
+ * integrity (else the shasum) of its own dist object, whatever the order
+ * of the keys in it, and never with a neighbour's. */
+static void test_digests_are_noted_by_tarball(void **state)
+{
+    (void)state;
+    static const char doc[] =
+        "{\"versions\": {\n"
+        "  \"1.0.0\": {\"dist\": {\"tarball\": \"http://127.0.0.1:9000/npm-proxy/p/-/p-1.0.0.tgz\","
+        " \"shasum\": \"0123456789abcdef0123456789abcdef01234567\"}},\n"
+        "  \"2.0.0\": {\"dist\": {\"integrity\": \"sha1-ASNFZ4mrze8BI0VniavN7wEjRWc= "
+        "sha512-q83vEqvN7xKrze8Sq83vEqvN7xKrze8Sq83vEqvN7xKrze8Sq83vEqvN7xKrze8Sq83vEqvN7xKrze8Sq83vEg==\","
+        " \"tarball\": \"http://127.0.0.1:9000/npm-proxy/p/-/p-2.0.0.tgz\"}},\n"
+        "  \"3.0.0\": {\"dist\": {\"tarball\": \"http://127.0.0.1:9000/npm-proxy/p/-/p-3.0.0.tgz\"}},\n"
+        "  \"4.0.0\": {\"dist\": {\"integrity\": \"not a digest\","
+        " \"tarball\": \"http://127.0.0.1:9000/npm-proxy/p/-/p-4.0.0.tgz\"}}\n"
+        "}}";
+    assert_int_equal(fx_canon("npm", "/npm/p", NULL), CANON_OK);
+    fx_rewritten(doc, "http://127.0.0.1:8080");
+    assert_string_equal(fx_noted("npm", "/npm/p/-/p-1.0.0.tgz"), "0123456789abcdef0123456789abcdef01234567");
+    /* the strongest of the list; a note keeps the first 32 bytes of a sha512 */
+    assert_string_equal(fx_noted("npm", "/npm/p/-/p-2.0.0.tgz"),
+                        "abcdef12abcdef12abcdef12abcdef12abcdef12abcdef12abcdef12abcdef12");
+    assert_string_equal(fx_noted("npm", "/npm/p/-/p-3.0.0.tgz"), "");
+    assert_string_equal(fx_noted("npm", "/npm/p/-/p-4.0.0.tgz"), "");
+}
+
 static void test_not_json_is_refused(void **state)
 {
     (void)state;
@@ -162,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_corgi_is_its_own_representation),
         cmocka_unit_test(test_tarballs_point_at_the_edge),
         cmocka_unit_test(test_odd_tarball_values_are_kept),
+        cmocka_unit_test(test_digests_are_noted_by_tarball),
         cmocka_unit_test(test_not_json_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

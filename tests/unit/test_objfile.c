@@ -142,6 +142,27 @@ static void test_round_trip(void **state)
     obj_meta_free(&in);
 }
 
+/* The digest an object was verified against goes and comes back; a
+ * value that would break the line is refused. */
+static void test_verified_round_trip(void **state)
+{
+    (void)state;
+    struct obj_meta in, out;
+    uint8_t block[OBJ_HEADER_SIZE];
+    char err[128];
+    make_meta(&in);
+    in.verified = strdup("sha256:00ff");
+    assert_int_equal(obj_header_encode(&in, block), 0);
+    assert_non_null(memmem(block, OBJ_HEADER_SIZE, "\nverified: sha256:00ff\n", 23));
+    assert_int_equal(obj_header_decode(block, sizeof(block), &out, err, sizeof(err)), 0);
+    assert_string_equal(out.verified, "sha256:00ff");
+    obj_meta_free(&out);
+    free(in.verified);
+    in.verified = strdup("sha256:00\nstatus: 500");
+    assert_int_equal(obj_header_encode(&in, block), -1);
+    obj_meta_free(&in);
+}
+
 /* The exact bytes, so a format change is a deliberate test change. */
 static void test_text_layout(void **state)
 {
@@ -624,6 +645,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_verified_round_trip),
         cmocka_unit_test(test_text_layout),
         cmocka_unit_test(test_round_trip_extremes),
         cmocka_unit_test(test_decode_longer_buffer),

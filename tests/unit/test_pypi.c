@@ -31,10 +31,7 @@ static int setup(void **state)
 static void test_classes(void **state)
 {
     (void)state;
-    static const struct {
-        const char *route, *path;
-        enum eco_class cls;
-    } cases[] = {
+    static const struct fx_class cases[] = {
         { "pypi", "/pypi/simple/", ECO_METADATA },
         { "pypi", "/pypi/simple/demo-a/", ECO_METADATA },
         { "pypi", "/pypi/simple/Demo_A", ECO_METADATA },
@@ -55,11 +52,7 @@ static void test_classes(void **state)
         { "pypi_files", "/pypi/files/packages/ab/cd/demo_a-1.0-py3-none-any.whl", ECO_IMMUTABLE },
         { "pypi_files", "/pypi/files/packages/ab/cd/demo_a-1.0-py3-none-any.whl.metadata", ECO_IMMUTABLE },
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        assert_int_equal(fx_canon(cases[i].route, cases[i].path, NULL), CANON_OK);
-        if (fx_cn.cls != cases[i].cls)
-            fail_msg("%s: class %d, want %d", cases[i].path, fx_cn.cls, cases[i].cls);
-    }
+    fx_assert_classes(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 /* The redirect target of path, or "" when it is already normal. */
@@ -165,6 +158,38 @@ static void test_json_api_links(void **state)
     assert_string_equal(fx_rewritten(doc, EDGE), want);
 }
 
+#define SHA_A "aa00000000000000000000000000000000000000000000000000000000000001"
+#define SHA_B "bb00000000000000000000000000000000000000000000000000000000000002"
+
+/* Each file's sha256 is noted under the edge key of its rewritten link:
+ * from an HTML fragment, PEP 691's hashes, the JSON API's digests. */
+static void test_digests_are_noted_by_file(void **state)
+{
+    (void)state;
+    static const char page[] =
+        "<a href=\"https://files.example/packages/h/a-1.0.tar.gz#sha256=" SHA_A "\">a</a>\n"
+        "<a href=\"../../packages/h/a-1.1.tar.gz#md5=00\">no sha256</a>\n";
+    assert_int_equal(fx_canon("pypi", "/pypi/simple/a/", NULL), CANON_OK);
+    fx_rewritten(page, EDGE);
+    assert_string_equal(fx_noted("pypi_files", "/pypi/files/packages/h/a-1.0.tar.gz"), SHA_A);
+    assert_string_equal(fx_noted("pypi", "/pypi/packages/h/a-1.1.tar.gz"), "");
+
+    static const char pep691[] =
+        "{\"files\":[{\"hashes\":{\"sha256\":\"" SHA_B "\"},\"url\":\"https://files.example/packages/j/b.whl\"},"
+        "{\"url\":\"https://files.example/packages/j/c.whl\",\"hashes\":{}}]}";
+    assert_int_equal(fx_canon("pypi", "/pypi/simple/b/", PEP691), CANON_OK);
+    fx_rewritten(pep691, EDGE);
+    assert_string_equal(fx_noted("pypi_files", "/pypi/files/packages/j/b.whl"), SHA_B);
+    assert_string_equal(fx_noted("pypi_files", "/pypi/files/packages/j/c.whl"), "");
+
+    static const char api[] =
+        "{\"releases\":{\"1.0\":[{\"url\":\"https://files.example/packages/k/d.whl\","
+        "\"digests\":{\"md5\":\"00\",\"sha256\":\"" SHA_A "\"}}]}}";
+    assert_int_equal(fx_canon("pypi", "/pypi/pypi/d/json", NULL), CANON_OK);
+    fx_rewritten(api, EDGE);
+    assert_string_equal(fx_noted("pypi_files", "/pypi/files/packages/k/d.whl"), SHA_A);
+}
+
 static void test_a_page_is_rewritten_as_what_it_is(void **state)
 {
     (void)state;
@@ -206,6 +231,7 @@ int main(void)
         cmocka_unit_test(test_html_links),
         cmocka_unit_test(test_pep691_links),
         cmocka_unit_test(test_json_api_links),
+        cmocka_unit_test(test_digests_are_noted_by_file),
         cmocka_unit_test(test_a_page_is_rewritten_as_what_it_is),
         cmocka_unit_test(test_bad_json_is_refused),
     };

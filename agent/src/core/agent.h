@@ -20,6 +20,7 @@
 #include "store/store.h"
 
 struct fill;
+struct digest_notes;
 
 #define FILL_TABLE_BUCKETS 4096
 #define AGENT_MAGIC 0x534c4147u   /* "SLAG": checked where a void * becomes an agent */
@@ -39,6 +40,7 @@ struct agent {
     int n_tiers;
     struct origin_client *origins;
     struct slots slots;
+    struct digest_notes *notes;               /* published digests of artifacts (eco/digest_notes.h) */
     struct fill *fills[FILL_TABLE_BUCKETS];   /* running fills by key hash */
     uint64_t spool_bytes;                     /* memory of every fill's spool */
     int refetches_running;                    /* background refetches in flight (at most one) */

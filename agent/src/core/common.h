@@ -48,6 +48,19 @@ static inline bool sl_bytes_eq(const char *p, size_t len, const char *s)
     return len == n && (n == 0 || __builtin_memcmp(p, s, n) == 0);
 }
 
+/* Do the counted bytes p[0..len) start (end) with the C string s? */
+static inline bool sl_starts_with(const char *p, size_t len, const char *s)
+{
+    size_t n = __builtin_strlen(s);
+    return len >= n && (n == 0 || __builtin_memcmp(p, s, n) == 0);
+}
+
+static inline bool sl_ends_with(const char *p, size_t len, const char *s)
+{
+    size_t n = __builtin_strlen(s);
+    return len >= n && (n == 0 || __builtin_memcmp(p + len - n, s, n) == 0);
+}
+
 /* The first occurrence of `needle` in hay[0..n), ignoring ASCII case, or NULL. */
 const char *sl_find_ci(const char *hay, size_t n, const char *needle);
 

@@ -132,6 +132,10 @@ const struct setting config_settings[] = {
     { "metadata_honor_no_cache", SET_INT, "0", FIELD(metadata_honor_no_cache), 0, 1, NO_CHECK,
       "1: a client's `Cache-Control: no-cache` or `max-age=0` revalidates metadata first (pip sends it on "
       "every request, hence 0).", true },
+    { "integrity_notes", SET_INT, "131072", FIELD(integrity_notes), 2, 100000000, NO_CHECK,
+      "Published artifact digests remembered between the metadata that names them and the artifact's fill "
+      "(50 bytes each; the oldest give way; an artifact whose digest was forgotten is stored unverified).",
+      false },
     { "log_level", SET_STRING, "info", FIELD(log_level), 0, 0, check_log_level,
       "One of debug, info, warn, error.", false },
 };

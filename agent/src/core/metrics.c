@@ -27,7 +27,8 @@
 #include "store/tier.h"
 
 static const char *const wfail_names[WFAIL_REASONS] = {
-    "enospc", "edquot", "eio", "short_write", "timeout", "lag", "too_large", "origin", "invalid", "other",
+    "enospc", "edquot", "eio", "short_write", "timeout", "lag", "too_large", "origin", "invalid", "integrity",
+    "other",
 };
 
 const char *const verdict_names[VERDICT_KINDS] = { "hit", "fill", "pass", "busy", "inline", "reject", "redirect" };
@@ -136,6 +137,15 @@ static const struct metric_row route_rows[] = {
     { "sluice_stale_if_error_total", "counter",
       "Stale metadata served because the origin failed or its queue was full (stale-if-error).",
       RC(stale_if_error), NULL },
+    { "sluice_integrity_verified_total", "counter",
+      "Artifact fills whose body matched the digest its ecosystem published (verified while streaming).",
+      RC(integrity_verified), NULL },
+    { "sluice_integrity_failures_total", "counter",
+      "Artifact fills whose body did not match its published digest: every client's transfer aborted, "
+      "nothing stored.", RC(integrity_failures), NULL },
+    { "sluice_integrity_unknown_total", "counter",
+      "Artifact fills with no published digest known (the ecosystem publishes none, or it was not seen): "
+      "stored unverified.", RC(integrity_unknown), NULL },
     { "sluice_bad_requests_total", "counter",
       "Requests refused for an ambiguous path or query (400/404/414, by the verdict or the HTTP side).",
       RC(bad_requests), NULL },

@@ -31,7 +31,7 @@ extern const char *const verdict_names[VERDICT_KINDS];
 /* Why a cache writer was detached (label `reason`). */
 enum write_fail_reason {
     WFAIL_ENOSPC, WFAIL_EDQUOT, WFAIL_EIO, WFAIL_SHORT, WFAIL_TIMEOUT, WFAIL_LAG,
-    WFAIL_TOO_LARGE, WFAIL_ORIGIN, WFAIL_INVALID, WFAIL_OTHER, WFAIL_REASONS
+    WFAIL_TOO_LARGE, WFAIL_ORIGIN, WFAIL_INVALID, WFAIL_INTEGRITY, WFAIL_OTHER, WFAIL_REASONS
 };
 
 /* What one route's requests did (label `route`). */
@@ -52,6 +52,9 @@ struct route_counters {
     uint64_t revalidated;                    /* metadata revalidations answered 304 */
     uint64_t stale_while_revalidate;         /* stale metadata served while it was refreshed */
     uint64_t stale_if_error;                 /* stale metadata served because the origin failed */
+    uint64_t integrity_verified;             /* fills whose body matched its published digest */
+    uint64_t integrity_failures;             /* ... that did not: aborted, nothing stored */
+    uint64_t integrity_unknown;              /* artifact fills with no digest known (stored unverified) */
 };
 
 /* Index of the counters of requests that matched no route. */

@@ -15,8 +15,10 @@
  *     revalidated), or never cached (passed through by HAProxy);
  *   - whether the query is part of the object (and so of its key and of
  *     its origin URL);
- *   - optionally, a streaming rewriter for metadata bodies and a lookup of
- *     the digest an artifact must have.
+ *   - optionally, a streaming rewriter for metadata bodies (which also
+ *     notes the digests the metadata publishes for its artifacts) and where
+ *     an artifact's expected digest is found (digest_notes.h, or a sidecar
+ *     file beside it).
  * How long metadata stays fresh is per route (route.h: route_freshness,
  * from the metadata_* settings), the same mechanism for every ecosystem.
  *
@@ -63,13 +65,17 @@ struct eco_digest {
 typedef void (*rw_emit_fn)(void *ctx, const uint8_t *data, size_t len);
 #endif
 
-/* What a rewriter knows about the document it rewrites. */
+/* What a rewriter knows about the document it rewrites: valid while its
+ * open operation runs (copy what it keeps; routes and notes live as long
+ * as the agent). */
 struct route_table;
+struct digest_notes;
 struct eco_rewrite_ctx {
     const struct canon *c;              /* the document's canonical request */
     const char *page_url;               /* the URL it came from (relative links) */
     const struct route_table *routes;   /* the edge's routes (where links go) */
     const char *public_url;             /* the edge as clients reach it, no '/' */
+    struct digest_notes *notes;         /* where published digests go, or NULL */
 };
 
 /*
@@ -120,9 +126,24 @@ struct eco {
     int (*origin_url)(const struct canon *c, char *out, size_t outlen);
     /* Optional: rewriter of metadata bodies, NULL = served as stored. */
     const struct eco_rewriter_ops *rewriter;
-    /* Optional: fills *out and returns true when the artifact's digest is
-     * known; NULL = the ecosystem publishes none. */
-    bool (*expected_digest)(const struct canon *c, struct eco_digest *out);
+    /* Its metadata publishes its artifacts' digests (noted by its
+     * rewriter, or in a sidecar): a new artifact fill is verified against
+     * one while it streams (serve/integrity.h). */
+    bool digests;
+    /* Optional: the name under which an artifact's expected digest is
+     * noted (digest_notes.h), when metadata cannot name it by its cache
+     * key: append it to out and return true, or false when this path names
+     * none. NULL: the artifact's cache key, which the metadata's rewriter
+     * notes its links under (npm's tarballs, PyPI's files). */
+    bool (*digest_name)(const struct canon *c, struct sl_buf *out);
+    /* Optional: the artifact's digest is published in a file beside it
+     * (Maven's ".sha1"): the suffix of that file's path, with *algorithm
+     * set, or NULL when c has none (it is a checksum file itself). A cold
+     * artifact's fill fetches the sidecar too and verifies against it. */
+    const char *(*sidecar)(const struct canon *c, const char **algorithm);
+    /* Its clients never retry a 503 (Go): a fill that finds its origin's
+     * queue full waits in it anyway, up to origin_queue_timeout. */
+    bool wait_when_full;
 };
 
 /* The ecosystem named `name` (a route name), or NULL when none is. */

@@ -60,6 +60,7 @@ struct pattern {
 struct frame {
     uint64_t here;             /* patterns matching the path to this container */
     uint64_t child;            /* ... and to its current member (or elements) */
+    uint64_t serial;           /* which container this is (json_rw_container) */
 };
 
 enum rw_state { RW_OK, RW_FAILED, RW_DONE };
@@ -79,6 +80,8 @@ struct json_rw {
     uint64_t base;             /* absolute offset of the piece yajl is parsing */
     struct frame *frames;
     size_t depth, frames_cap;
+    uint64_t containers;       /* containers opened so far */
+    size_t matched;            /* the pattern of the value fn is called for */
     struct sl_buf out, enc;    /* fn's replacement and its JSON encoding */
     char err[192];
 };
@@ -156,13 +159,16 @@ static uint64_t value_mask(const struct json_rw *rw)
     return rw->frames[rw->depth - 1].child;
 }
 
-/* Does a pattern end exactly at the value being parsed? */
-static bool value_matches(const struct json_rw *rw)
+/* Does a pattern end exactly at the value being parsed? Which one (the
+ * first) goes in rw->matched. */
+static bool value_matches(struct json_rw *rw)
 {
     uint64_t m = value_mask(rw);
     for (size_t i = 0; i < rw->n_pats && (m >> i) != 0; i++)
-        if (((m >> i) & 1) && rw->pats[i].n == rw->depth)
+        if (((m >> i) & 1) && rw->pats[i].n == rw->depth) {
+            rw->matched = i;
             return true;
+        }
     return false;
 }
 
@@ -364,6 +370,7 @@ static int push(struct json_rw *rw, bool array)
     rw->frames[rw->depth] = (struct frame){
         .here = here,
         .child = array && here ? step_mask(rw, here, rw->depth, NULL, 0) : 0,
+        .serial = ++rw->containers,
     };
     rw->depth++;
     return 1;
@@ -516,4 +523,16 @@ void json_rw_free(struct json_rw *rw)
     sl_buf_free(&rw->enc);
     rw->magic = 0;
     free(rw);
+}
+
+size_t json_rw_matched(const struct json_rw *rw)
+{
+    SL_CHECK_OBJ(rw, JSON_RW_MAGIC);
+    return rw->matched;
+}
+
+uint64_t json_rw_container(const struct json_rw *rw, size_t up)
+{
+    SL_CHECK_OBJ(rw, JSON_RW_MAGIC);
+    return up < rw->depth ? rw->frames[rw->depth - 1 - up].serial : 0;
 }

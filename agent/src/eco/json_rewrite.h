@@ -85,6 +85,16 @@ int json_rw_feed(struct json_rw *rw, const uint8_t *data, size_t len);
  * what the first did. */
 int json_rw_finish(struct json_rw *rw);
 
+/* For fn, while it runs: the index (in `paths`) of the pattern the value
+ * matched (the first, when several do), and which container holds it:
+ * json_rw_container(rw, 0) is the object or array the value is in, 1 its
+ * parent, ... (0 past the root). Containers are numbered in document
+ * order, from 1, so two values are in one object exactly when their
+ * numbers are equal: what lets a caller pair a download URL with the
+ * digest beside it. */
+size_t json_rw_matched(const struct json_rw *rw);
+uint64_t json_rw_container(const struct json_rw *rw, size_t up);
+
 /* One line, for logs: "" while there is no error. */
 const char *json_rw_error(const struct json_rw *rw);
 

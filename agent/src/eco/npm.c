@@ -28,6 +28,7 @@
 #include <strings.h>
 
 #include "core/common.h"
+#include "eco/digest_notes.h"
 #include "eco/eco.h"
 #include "eco/json_rewrite.h"
 #include "route/canon.h"
@@ -121,12 +122,32 @@ struct npm_rw {
     struct json_rw *json;
     struct sl_buf to_base;       /* public_url + the route prefix, no trailing '/' */
     const char *from_path;       /* the registry's base path ("" or "/npm-proxy") */
+    /* the dist object being read: its tarball's edge path and its digests */
+    const struct route_table *routes;   /* the rewrite context's (long-lived) */
+    const struct route *route;
+    struct digest_notes *notes;
+    uint64_t dist;               /* json_rw_container of the dist object */
+    struct sl_buf edge_path, integrity, shasum;
 };
 
-/* dist.tarball: keep the path on the registry, put the edge in front. */
-static bool rewrite_tarball(void *ctx, const char *in, size_t len, struct sl_buf *out)
+/* The dist object just read: note its tarball's digest (the SRI
+ * integrity, else the sha1 shasum) under the tarball's edge key. */
+static void note_dist(struct npm_rw *rw)
 {
-    struct npm_rw *rw = ctx;
+    struct eco_digest d;
+    bool ok = rw->edge_path.len &&
+              (digest_parse_sri((const char *)rw->integrity.data, rw->integrity.len, &d) ||
+               digest_parse_hex("SHA1", (const char *)rw->shasum.data, rw->shasum.len, &d));
+    if (ok && rw->notes)
+        digest_notes_put_link(rw->notes, rw->routes, (const char *)rw->edge_path.data, rw->edge_path.len, &d);
+    sl_buf_clear(&rw->edge_path);
+    sl_buf_clear(&rw->integrity);
+    sl_buf_clear(&rw->shasum);
+}
+
+/* dist.tarball: keep the path on the registry, put the edge in front. */
+static bool rewrite_tarball(struct npm_rw *rw, const char *in, size_t len, struct sl_buf *out)
+{
     const char *scheme_end = sl_find_ci(in, len, "://");
     if (!scheme_end)
         return false;
@@ -140,7 +161,31 @@ static bool rewrite_tarball(void *ctx, const char *in, size_t len, struct sl_buf
     }
     sl_buf_append(out, rw->to_base.data, rw->to_base.len);
     sl_buf_append(out, path, plen);
+    const struct route *r = rw->route;
+    sl_buf_append(&rw->edge_path, r->prefix, r->prefix_len - (r->prefix[r->prefix_len - 1] == '/'));
+    sl_buf_append(&rw->edge_path, path, plen);
     return true;
+}
+
+/* A value of a dist object: the tarball is rewritten, the digests kept. */
+static bool on_dist_value(void *ctx, const char *in, size_t len, struct sl_buf *out)
+{
+    struct npm_rw *rw = ctx;
+    uint64_t dist = json_rw_container(rw->json, 0);
+    if (dist != rw->dist) {
+        note_dist(rw);
+        rw->dist = dist;
+    }
+    switch (json_rw_matched(rw->json)) {
+    case 0:
+        return rewrite_tarball(rw, in, len, out);
+    case 1:
+        sl_buf_append(&rw->integrity, in, len);
+        return false;
+    default:
+        sl_buf_append(&rw->shasum, in, len);
+        return false;
+    }
 }
 
 static void npm_rw_base(struct npm_rw *rw, const struct eco_rewrite_ctx *ctx)
@@ -155,10 +200,15 @@ static void npm_rw_base(struct npm_rw *rw, const struct eco_rewrite_ctx *ctx)
 
 static struct eco_rewriter *npm_rw_open(const struct eco_rewrite_ctx *ctx, rw_emit_fn emit, void *emit_ctx)
 {
-    static const char *const paths[] = { "versions.*.dist.tarball" };
+    /* the order is on_dist_value's */
+    static const char *const paths[] = { "versions.*.dist.tarball", "versions.*.dist.integrity",
+                                         "versions.*.dist.shasum" };
     struct npm_rw *rw = sl_calloc(1, sizeof(*rw));
     npm_rw_base(rw, ctx);
-    rw->json = json_rw_new(paths, SL_ARRAY_LEN(paths), rewrite_tarball, rw, emit, emit_ctx);
+    rw->routes = ctx->routes;
+    rw->route = ctx->c->route;
+    rw->notes = ctx->notes;
+    rw->json = json_rw_new(paths, SL_ARRAY_LEN(paths), on_dist_value, rw, emit, emit_ctx);
     return (struct eco_rewriter *)rw;
 }
 
@@ -169,7 +219,11 @@ static int npm_rw_feed(struct eco_rewriter *p, const uint8_t *data, size_t len)
 
 static int npm_rw_finish(struct eco_rewriter *p)
 {
-    return json_rw_finish(((struct npm_rw *)p)->json);
+    struct npm_rw *rw = (struct npm_rw *)p;
+    int rc = json_rw_finish(rw->json);
+    if (rc == 0)
+        note_dist(rw);
+    return rc;
 }
 
 static void npm_rw_close(struct eco_rewriter *p)
@@ -177,6 +231,9 @@ static void npm_rw_close(struct eco_rewriter *p)
     struct npm_rw *rw = (struct npm_rw *)p;
     json_rw_free(rw->json);
     sl_buf_free(&rw->to_base);
+    sl_buf_free(&rw->edge_path);
+    sl_buf_free(&rw->integrity);
+    sl_buf_free(&rw->shasum);
     free(rw);
 }
 
@@ -191,4 +248,5 @@ const struct eco eco_npm = {
     .variant_accept = npm_variant_accept,
     .origin_url = npm_origin_url,
     .rewriter = &npm_rewriter,
+    .digests = true,
 };

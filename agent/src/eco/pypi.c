@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "eco/digest_notes.h"
 #include "eco/eco.h"
 #include "eco/html_rewrite.h"
 #include "eco/json_rewrite.h"
@@ -39,28 +40,16 @@
 
 #define SIMPLE_JSON "application/vnd.pypi.simple.v1+json"
 
-static bool starts(const char *p, size_t n, const char *lit)
-{
-    size_t m = strlen(lit);
-    return n >= m && memcmp(p, lit, m) == 0;
-}
-
 /* "simple/<project>[/]": where the project name is, or false. */
 static bool simple_project(const struct canon *c, const char **name, size_t *len)
 {
     const char *p = c->key + c->path_off;
     size_t n = c->path_len;
-    if (!starts(p, n, "simple/") || n == 7)
+    if (!sl_starts_with(p, n, "simple/") || n == 7)
         return false;
     *name = p + 7;
     *len = n - 7 - (p[n - 1] == '/');
     return *len > 0 && !memchr(*name, '/', *len);
-}
-
-static bool ends(const char *p, size_t n, const char *lit)
-{
-    size_t m = strlen(lit);
-    return n > m && memcmp(p + n - m, lit, m) == 0;
 }
 
 /* A distribution file name (or its PEP 658 metadata file): a name is
@@ -68,10 +57,10 @@ static bool ends(const char *p, size_t n, const char *lit)
 static bool is_distribution(const char *p, size_t n)
 {
     static const char *const exts[] = { ".whl", ".tar.gz", ".zip", ".tar.bz2", ".egg" };
-    if (ends(p, n, ".metadata"))
+    if (n > 9 && sl_ends_with(p, n, ".metadata"))
         n -= 9;
     for (size_t i = 0; i < SL_ARRAY_LEN(exts); i++)
-        if (ends(p, n, exts[i]) && p[n - strlen(exts[i]) - 1] != '/')
+        if (n > strlen(exts[i]) && sl_ends_with(p, n, exts[i]) && p[n - strlen(exts[i]) - 1] != '/')
             return true;
     return false;
 }
@@ -80,9 +69,9 @@ static enum eco_class pypi_classify(const struct canon *c)
 {
     const char *p = c->key + c->path_off, *name;
     size_t n = c->path_len, len;
-    if ((n == 7 && starts(p, n, "simple/")) || simple_project(c, &name, &len))
+    if ((n == 7 && sl_starts_with(p, n, "simple/")) || simple_project(c, &name, &len))
         return ECO_METADATA;
-    if (starts(p, n, "pypi/") && n > 10 && memcmp(p + n - 5, "/json", 5) == 0)
+    if (sl_starts_with(p, n, "pypi/") && n > 10 && memcmp(p + n - 5, "/json", 5) == 0)
         return ECO_METADATA;
     return is_distribution(p, n) ? ECO_IMMUTABLE : ECO_NEVER;
 }
@@ -113,13 +102,13 @@ static bool pypi_redirect(const struct canon *c, struct sl_buf *to)
 
 static const char *pypi_variant(const struct canon *c, const char *accept, size_t len)
 {
-    bool simple = starts(c->key + c->path_off, c->path_len, "simple/");
+    bool simple = sl_starts_with(c->key + c->path_off, c->path_len, "simple/");
     return simple && sl_find_ci(accept, len, SIMPLE_JSON) ? "json" : NULL;
 }
 
 static const char *pypi_variant_accept(const struct canon *c)
 {
-    if (!starts(c->key + c->path_off, c->path_len, "simple/"))
+    if (!sl_starts_with(c->key + c->path_off, c->path_len, "simple/"))
         return NULL;
     return c->variant ? SIMPLE_JSON : "text/html";
 }
@@ -143,7 +132,42 @@ struct pypi_rw {
     struct sl_buf lead;          /* a simple page's leading whitespace, until its format is known */
     rw_emit_fn emit;
     void *emit_ctx;
+    /* digests: the file being read (JSON: its object) and where it goes */
+    const struct route_table *routes;
+    struct digest_notes *notes;
+    size_t public_len;           /* strlen(public_url): a rewritten link minus it is the edge path */
+    const char *const *paths;    /* the JSON patterns (which are urls, which digests) */
+    uint64_t file;               /* json_rw_container of the file object */
+    struct sl_buf edge_path, sha256;
 };
+
+/* The file just read: note its sha256 under its edge key. */
+static void note_file(struct pypi_rw *rw)
+{
+    struct eco_digest d;
+    if (rw->notes && rw->edge_path.len &&
+        digest_parse_hex("SHA256", (const char *)rw->sha256.data, rw->sha256.len, &d))
+        digest_notes_put_link(rw->notes, rw->routes, (const char *)rw->edge_path.data, rw->edge_path.len, &d);
+    sl_buf_clear(&rw->edge_path);
+    sl_buf_clear(&rw->sha256);
+}
+
+/* A link re-pointed at the edge (out[from..]): remember its edge path. */
+static void keep_edge_path(struct pypi_rw *rw, const struct sl_buf *out, size_t from)
+{
+    sl_buf_clear(&rw->edge_path);
+    if (out->len > from + rw->public_len)
+        sl_buf_append(&rw->edge_path, out->data + from + rw->public_len, out->len - from - rw->public_len);
+}
+
+/* A "#sha256=<hex>" fragment (PEP 503): its digest, for the link. */
+static void keep_fragment(struct pypi_rw *rw, const char *frag, size_t len)
+{
+    if (len > 8 && memcmp(frag, "#sha256=", 8) == 0) {
+        sl_buf_clear(&rw->sha256);
+        sl_buf_append(&rw->sha256, frag + 8, len - 8);
+    }
+}
 
 static void add_base(struct pypi_rw *rw, const struct route *r, const char *public_url)
 {
@@ -167,15 +191,35 @@ static bool rebase(struct pypi_rw *rw, const char *link, size_t len, struct sl_b
 }
 
 /* A JSON url value: the part before '#' re-pointed, the fragment kept. */
-static bool rewrite_json_url(void *ctx, const char *in, size_t len, struct sl_buf *out)
+static bool rewrite_json_url(struct pypi_rw *rw, const char *in, size_t len, struct sl_buf *out)
 {
-    struct pypi_rw *rw = ctx;
     const char *hash = memchr(in, '#', len);
     size_t pre = hash ? (size_t)(hash - in) : len;
     if (!rebase(rw, in, pre, out))
         return false;
+    keep_edge_path(rw, out, 0);
+    keep_fragment(rw, in + pre, len - pre);
     sl_buf_append(out, in + pre, len - pre);
     return true;
+}
+
+/* A value of a file object: its url is rewritten, its sha256 kept. Both
+ * are in one object (the url directly, the digest one level down). */
+static bool on_json_value(void *ctx, const char *in, size_t len, struct sl_buf *out)
+{
+    struct pypi_rw *rw = ctx;
+    const char *pattern = rw->paths[json_rw_matched(rw->json)];
+    bool url = strcmp(pattern + strlen(pattern) - 4, ".url") == 0;
+    uint64_t file = json_rw_container(rw->json, url ? 0 : 1);
+    if (file != rw->file) {
+        note_file(rw);
+        rw->file = file;
+    }
+    if (url)
+        return rewrite_json_url(rw, in, len, out);
+    sl_buf_clear(&rw->sha256);
+    sl_buf_append(&rw->sha256, in, len);
+    return false;
 }
 
 /* An href as written: entities decoded, re-pointed, escaped for its quote;
@@ -190,6 +234,10 @@ static bool rewrite_href(void *ctx, const char *value, size_t len, char quote, s
     html_unescape(value, pre, &link);
     bool ok = link.len && rebase(rw, (const char *)link.data, link.len, &rw->scratch);
     if (ok) {
+        keep_edge_path(rw, &rw->scratch, 0);
+        sl_buf_clear(&rw->sha256);
+        keep_fragment(rw, value + pre, len - pre);
+        note_file(rw);
         html_escape_attr((const char *)rw->scratch.data, rw->scratch.len, quote, out);
         sl_buf_append(out, value + pre, len - pre);
     }
@@ -199,7 +247,8 @@ static bool rewrite_href(void *ctx, const char *value, size_t len, char quote, s
 
 static struct eco_rewriter *pypi_rw_open(const struct eco_rewrite_ctx *ctx, rw_emit_fn emit, void *emit_ctx)
 {
-    static const char *const api_json[] = { "urls[].url", "releases.*[].url" };
+    static const char *const api_json[] = { "urls[].url", "releases.*[].url", "urls[].digests.sha256",
+                                            "releases.*[].digests.sha256" };
     const struct canon *c = ctx->c;
     struct pypi_rw *rw = sl_calloc(1, sizeof(*rw));
     sl_strlcpy(rw->page, ctx->page_url, sizeof(rw->page));
@@ -207,8 +256,13 @@ static struct eco_rewriter *pypi_rw_open(const struct eco_rewrite_ctx *ctx, rw_e
     add_base(rw, c->route, ctx->public_url);
     rw->emit = emit;
     rw->emit_ctx = emit_ctx;
-    if (!starts(c->key + c->path_off, c->path_len, "simple/"))
-        rw->json = json_rw_new(api_json, SL_ARRAY_LEN(api_json), rewrite_json_url, rw, emit, emit_ctx);
+    rw->routes = ctx->routes;
+    rw->notes = ctx->notes;
+    rw->public_len = strlen(ctx->public_url);
+    if (!sl_starts_with(c->key + c->path_off, c->path_len, "simple/")) {
+        rw->paths = api_json;
+        rw->json = json_rw_new(api_json, SL_ARRAY_LEN(api_json), on_json_value, rw, emit, emit_ctx);
+    }
     return (struct eco_rewriter *)rw;
 }
 
@@ -217,15 +271,17 @@ static struct eco_rewriter *pypi_rw_open(const struct eco_rewrite_ctx *ctx, rw_e
  * held until the first other byte says which ('{' is JSON). */
 static bool pick_format(struct pypi_rw *rw, const uint8_t *data, size_t len, size_t *ws)
 {
-    static const char *const simple_json[] = { "files[].url" };
+    static const char *const simple_json[] = { "files[].url", "files[].hashes.sha256" };
     size_t i = 0;
     while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
         i++;
     *ws = i;
     if (i == len)
         return false;
-    if (data[i] == '{')
-        rw->json = json_rw_new(simple_json, SL_ARRAY_LEN(simple_json), rewrite_json_url, rw, rw->emit, rw->emit_ctx);
+    if (data[i] == '{') {
+        rw->paths = simple_json;
+        rw->json = json_rw_new(simple_json, SL_ARRAY_LEN(simple_json), on_json_value, rw, rw->emit, rw->emit_ctx);
+    }
     else
         rw->html = html_rw_new("a", "href", rewrite_href, rw, rw->emit, rw->emit_ctx);
     return true;
@@ -259,7 +315,10 @@ static int pypi_rw_finish(struct eco_rewriter *p)
         if (rw->lead.len && html_rw_feed(rw->html, rw->lead.data, rw->lead.len) != 0)
             return -1;
     }
-    return rw->json ? json_rw_finish(rw->json) : html_rw_finish(rw->html);
+    int rc = rw->json ? json_rw_finish(rw->json) : html_rw_finish(rw->html);
+    if (rc == 0)
+        note_file(rw);
+    return rc;
 }
 
 static void pypi_rw_close(struct eco_rewriter *p)
@@ -271,6 +330,8 @@ static void pypi_rw_close(struct eco_rewriter *p)
         html_rw_free(rw->html);
     sl_buf_free(&rw->scratch);
     sl_buf_free(&rw->lead);
+    sl_buf_free(&rw->edge_path);
+    sl_buf_free(&rw->sha256);
     free(rw);
 }
 
@@ -284,6 +345,7 @@ const struct eco eco_pypi = {
     .variant = pypi_variant,
     .variant_accept = pypi_variant_accept,
     .rewriter = &pypi_rewriter,
+    .digests = true,
 };
 
 /* ------------------------------------------------------------ the files */
@@ -298,4 +360,5 @@ const struct eco eco_pypi_files = {
     .name = "pypi_files",
     .default_origin = "https://files.pythonhosted.org",
     .classify = files_classify,
+    .digests = true,
 };

@@ -108,6 +108,7 @@ static void fill_free(struct fill *f)
     if (f->refetch)
         f->a->refetches_running--;
     check_close(f);
+    verify_free(f);
     obj_meta_free(&f->meta);
     free(f->key);
     free(f->url);
@@ -324,6 +325,7 @@ static size_t on_source_data(void *ctx, const uint8_t *data, size_t len)
         return ORIGIN_PAUSE;
     }
     spool_append(f, data, len);
+    verify_feed(f, data, len);
     check_feed(f, data, len);
     if (f->received > f->a->cfg.object_max_size)
         writer_fail(f, WFAIL_TOO_LARGE);
@@ -363,10 +365,40 @@ static void refetch_after_lag(struct fill *f)
     log_info("fill: refetching key=%s in the background, paced by the cache writer", f->key);
 }
 
+/* What follows the end of the source (or, for a fill waiting for its
+ * expected digest, the verdict): fail, wait, drop out, or commit. */
+static void settle(struct fill *f)
+{
+    if (!fill_body_complete(f)) {
+        if (f->origin_result == ORIGIN_OK)
+            f->origin_result = ORIGIN_ERR_TRUNCATED;
+        /* the origin's own failure (not a redirect policy's, not a tier's) */
+        if (f->url[0] && f->origin_result >= ORIGIN_ERR_CONNECT && f->origin_result <= ORIGIN_ERR_PROTOCOL)
+            origin_seen(f, false);
+        metrics_route(f->a, f->route)->fills_failed++;
+        log_warn("fill: origin failed (%s%s%s) key=%s after %llu bytes", origin_result_name(f->origin_result),
+                 f->origin_detail[0] ? ": " : "", f->origin_detail, f->key, (unsigned long long)f->received);
+        writer_fail(f, WFAIL_ORIGIN);
+        fill_table_remove(f);
+    } else if (!verify_settled(f)) {
+        return;   /* the expected digest is still coming (fill_verify_expect) */
+    } else if (f->wstate == W_NONE || f->wstate == W_FAILED) {
+        fill_table_remove(f);   /* nothing will be committed */
+        refetch_after_lag(f);
+    } else {
+        writer_pump(f);
+    }
+}
+
+void fill_verdict_reached(struct fill *f)
+{
+    settle(f);
+    fill_wake_readers(f);
+}
+
 static void on_origin_done(void *ctx, enum origin_result res, const char *detail)
 {
     struct fill *f = fill_of(ctx);
-    struct agent *a = f->a;
     f->src.h = NULL;
     release_slot(f);
     f->origin_done = true;
@@ -374,26 +406,11 @@ static void on_origin_done(void *ctx, enum origin_result res, const char *detail
     sl_strlcpy(f->origin_detail, detail ? detail : "", sizeof(f->origin_detail));
     if (f->head == FILL_HEAD_WAIT && res != ORIGIN_OK)
         f->head = FILL_HEAD_FAILED;
-    if (fill_body_complete(f))
-        check_finish(f);   /* before anything is committed */
-    if (!fill_body_complete(f)) {
-        if (res == ORIGIN_OK)
-            f->origin_result = ORIGIN_ERR_TRUNCATED;
-        /* the origin's own failure (not a redirect policy's, not a tier's) */
-        if (f->url[0] && f->origin_result >= ORIGIN_ERR_CONNECT && f->origin_result <= ORIGIN_ERR_PROTOCOL)
-            origin_seen(f, false);
-        metrics_route(a, f->route)->fills_failed++;
-        log_warn("fill: origin failed (%s%s%s) key=%s after %llu bytes", origin_result_name(f->origin_result),
-                 detail && *detail ? ": " : "", detail ? detail : "", f->key, (unsigned long long)f->received);
-        writer_fail(f, WFAIL_ORIGIN);
-        fill_table_remove(f);
-    } else if (f->wstate == W_NONE || f->wstate == W_FAILED) {
-        fill_table_remove(f);   /* nothing will be committed */
-        refetch_after_lag(f);
-    } else {
-        writer_pump(f);
+    if (fill_body_complete(f)) {
+        check_finish(f);            /* before anything is committed */
+        verify_body_complete(f);    /* may fail the fill (integrity) */
     }
-    fill_wake_readers(f);
+    fill_verdict_reached(f);
     fill_unref(f);   /* the transfer's reference */
 }
 

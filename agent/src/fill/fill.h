@@ -102,6 +102,28 @@ struct fill *fill_start_from_tier(struct agent *a, const struct route *route, co
  * without one. */
 void fill_set_check(struct fill *f, const struct eco_rewriter_ops *ops, struct eco_rewriter *check);
 
+/*
+ * Integrity while filling (fill/verify.c): hash every byte of a 200 with
+ * `algorithm` ("SHA1", "SHA256", "SHA512") as it arrives and compare the
+ * complete body with `expect`. Readers never get the body's last byte
+ * before the comparison. On a mismatch the fill fails
+ * (ORIGIN_ERR_INTEGRITY): every reader's transfer is aborted (never a
+ * clean end), nothing is committed, sluice_integrity_failures_total moves
+ * and the key is logged with both digests; on a match the object records
+ * the digest (objfile.h, "verified:"). expect NULL: the expected digest is
+ * still coming (a sidecar being fetched): fill_verify_expect gives it, or
+ * NULL for none after all (the body is then released unverified). Call
+ * right after fill_start, before the loop runs again.
+ */
+void fill_verify(struct fill *f, const char *algorithm, const struct eco_digest *expect);
+void fill_verify_expect(struct fill *f, const struct eco_digest *expect);
+/* The expected digest is the text (hex, its first word) of another fill's
+ * body, a sidecar file such as Maven's ".sha1": f reads it as one more
+ * reader and passes it to fill_verify_expect when it ends (NULL when it
+ * fails, is not a 200, or is not a digest). After fill_verify(f, alg,
+ * NULL). */
+void fill_verify_from(struct fill *f, struct fill *sidecar);
+
 /* Take a fill out of the table: it goes on serving its readers, and the
  * next request for its key starts a new fill (a new generation). Used when
  * a running fill can no longer take a follower from byte 0 (its writer

@@ -5,6 +5,8 @@
  *   fill.c    the table, lifetime, the source (origin or tier) and the API
  *   spool.c   memory chunks, the spool file, budgets, pausing, readers' reads
  *   writer.c  the cache writer: temp file, writes, deadline, commit
+ *   verify.c  integrity: the body hashed as it arrives, held one byte short
+ *             until it matches its published digest
  *
  * The invariants of fill.h hold between any two loop callbacks; the
  * functions below may be called from any of the three files, on the loop
@@ -113,6 +115,7 @@ struct fill {
     const struct eco_rewriter_ops *check_ops;   /* fill_set_check, or NULL */
     struct eco_rewriter *check;
     bool refetch;                  /* started by refetch_after_lag */
+    struct fill_verify *verify;    /* fill_verify, or NULL */
 };
 
 /* fill.c */
@@ -121,6 +124,15 @@ void fill_unref(struct fill *f);
 void fill_wake_readers(struct fill *f);
 void fill_table_remove(struct fill *f);
 bool fill_body_complete(const struct fill *f);
+
+void fill_verdict_reached(struct fill *f);
+
+/* verify.c */
+void verify_feed(struct fill *f, const uint8_t *data, size_t len);
+void verify_body_complete(struct fill *f);
+bool verify_settled(const struct fill *f);
+uint64_t fill_readable(const struct fill *f);
+void verify_free(struct fill *f);
 
 /* spool.c */
 void spool_chunk_unref(struct chunk *c);

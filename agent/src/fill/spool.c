@@ -208,25 +208,28 @@ enum http_body_result fill_read(struct fill_reader *r, struct http_piece *out)
 {
     struct fill *f = r->fill;
     SL_ASSERT(f && r->pos <= f->received);
-    if (r->pos < f->mem_start) {
+    uint64_t readable = fill_readable(f);   /* the last byte may wait for its verdict */
+    if (r->pos < f->mem_start && r->pos < readable) {
         SL_ASSERT(f->sf && f->file_end > r->pos);
-        uint64_t end = SL_MIN(f->mem_start, f->file_end);
+        uint64_t end = SL_MIN(SL_MIN(f->mem_start, f->file_end), readable);
         out->data = NULL;
         out->fd = f->sf->fd;
         out->file_off = OBJ_HEADER_SIZE + r->pos;
         out->len = (size_t)SL_MIN(end - r->pos, (uint64_t)1 << 30);
         return HTTP_PIECE_DATA;
     }
-    if (r->pos < f->received) {
+    if (r->pos < readable) {
         const struct chunk *c = spool_chunk_at(f, r->pos);
         SL_ASSERT(c != NULL);
         out->data = c->data + (r->pos - c->off);
-        out->len = (size_t)(c->off + c->len - r->pos);
+        out->len = (size_t)(SL_MIN(c->off + c->len, readable) - r->pos);
         return HTTP_PIECE_DATA;
     }
     if (!f->origin_done)
         return HTTP_PIECE_WAIT;
-    return fill_body_complete(f) ? HTTP_PIECE_END : HTTP_PIECE_ERROR;
+    if (!fill_body_complete(f))
+        return HTTP_PIECE_ERROR;
+    return readable < f->received ? HTTP_PIECE_WAIT : HTTP_PIECE_END;   /* WAIT: no verdict yet */
 }
 
 void fill_consumed(struct fill_reader *r, size_t n)

@@ -95,7 +95,7 @@ void writer_fail(struct fill *f, enum write_fail_reason why)
     ev_timer_stop(a->loop, &f->wtimer);
     a->m.write_failures[why]++;
     a->m.writers_detached++;
-    if (why != WFAIL_ORIGIN && why != WFAIL_INVALID)   /* those two say why themselves */
+    if (why != WFAIL_ORIGIN && why != WFAIL_INVALID && why != WFAIL_INTEGRITY)   /* they say why themselves */
         log_warn("fill: cache writer detached (%s) key=%s after %llu bytes", write_fail_reason_name(why),
                  f->key, (unsigned long long)f->written);
     if (!was_opening) {
@@ -260,7 +260,7 @@ void writer_pump(struct fill *f)
         workers_submit(a->workers, write_work, write_done, j);
         return;
     }
-    if (fill_body_complete(f)) {
+    if (fill_body_complete(f) && verify_settled(f)) {
         f->wstate = W_COMMITTING;
         f->meta.size = f->received;
         f->meta.stored = sl_wall_s();

@@ -84,7 +84,7 @@ static struct origin_xfer *xfer_of(void *p)
 
 const char *origin_result_name(enum origin_result r)
 {
-    static const char *const names[] = { "ok", "connect", "stall", "truncated", "protocol", "redirect", "status", "other" };
+    static const char *const names[] = { "ok", "connect", "stall", "truncated", "protocol", "redirect", "status", "integrity", "other" };
     return (unsigned)r < SL_ARRAY_LEN(names) ? names[r] : "other";
 }
 

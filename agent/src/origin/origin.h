@@ -43,6 +43,8 @@ enum origin_result {
     ORIGIN_ERR_REDIRECT,    /* a redirect the route's policy refuses */
     ORIGIN_ERR_STATUS,      /* the origin answered an error status where the
                                caller has better to serve (revalidations) */
+    ORIGIN_ERR_INTEGRITY,   /* the body does not match its published digest
+                               (set by the fill, never by a transfer) */
     ORIGIN_ERR_OTHER,
 };
 

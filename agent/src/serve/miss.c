@@ -22,6 +22,7 @@
 #include "core/common.h"
 #include "fill/fill.h"
 #include "serve/hit.h"
+#include "serve/integrity.h"
 #include "serve/rewrite.h"
 
 #define FILL_RESP_MAGIC 0x46494c52u   /* "FILR" */
@@ -267,6 +268,7 @@ static enum lead_result lead(struct fill_resp *fr, struct fill *running, const s
     if (!f)
         return LEAD_BUSY;
     rewrite_check_fill(a, f, &fr->cn);
+    integrity_arm(a, f, &fr->cn);
     metrics_route(a, fr->cn.route)->misses++;   /* this request leads the fill (a refetch has no request) */
     bool attached = fill_attach(f, &fr->reader, fill_resp_wake, fr);
     SL_ASSERT(attached);

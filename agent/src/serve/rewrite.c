@@ -63,7 +63,7 @@ static struct eco_rewriter *open_rewriter(struct agent *a, const struct canon *c
     if (canon_origin_url(cn, page, sizeof(page)) != 0)
         page[0] = '\0';
     config_public_url(&a->cfg, base, sizeof(base));
-    struct eco_rewrite_ctx rc = { cn, page, &a->routes, base };
+    struct eco_rewrite_ctx rc = { cn, page, &a->routes, base, a->notes };
     return cn->route->eco->rewriter->open(&rc, emit, ctx);
 }
 

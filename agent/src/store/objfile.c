@@ -113,6 +113,7 @@ void obj_meta_free(struct obj_meta *meta)
     free(meta->key);
     free(meta->etag);
     free(meta->origin_etag);
+    free(meta->verified);
     for (int i = 0; i < meta->n_headers && i < OBJ_MAX_HEADERS; i++) {
         free(meta->headers[i].name);
         free(meta->headers[i].value);
@@ -128,6 +129,7 @@ void obj_meta_copy(struct obj_meta *dst, const struct obj_meta *src)
     dst->key = src->key ? sl_strdup(src->key) : NULL;
     dst->etag = src->etag ? sl_strdup(src->etag) : NULL;
     dst->origin_etag = src->origin_etag ? sl_strdup(src->origin_etag) : NULL;
+    dst->verified = src->verified ? sl_strdup(src->verified) : NULL;
     for (int i = 0; i < src->n_headers; i++) {
         dst->headers[i].name = sl_strdup(src->headers[i].name);
         dst->headers[i].value = sl_strdup(src->headers[i].value);
@@ -236,6 +238,8 @@ static bool meta_encodable(const struct obj_meta *m)
     if (m->origin_etag != NULL && (m->origin_etag[0] == '\0' ||
                                    !httpx_header_value_ok(m->origin_etag, strlen(m->origin_etag), META_MAX)))
         return false;
+    if (m->verified != NULL && (m->verified[0] == '\0' || !line_safe(m->verified)))
+        return false;
     for (int i = 0; i < m->n_headers; i++) {
         const struct obj_header_field *h = &m->headers[i];
         if (h->name == NULL || h->value == NULL ||
@@ -266,6 +270,8 @@ int obj_header_encode(const struct obj_meta *meta, uint8_t block[OBJ_HEADER_SIZE
         text_field(&t, "origin-etag", meta->origin_etag);
     if (meta->origin_last_modified != 0)
         text_field_i64(&t, "origin-last-modified", meta->origin_last_modified);
+    if (meta->verified != NULL)
+        text_field(&t, "verified", meta->verified);
     for (int i = 0; i < meta->n_headers; i++) {
         text_puts(&t, "h: ");
         text_field(&t, meta->headers[i].name, meta->headers[i].value);
@@ -292,6 +298,7 @@ enum {
     F_LAST_MODIFIED = 1 << 5,
     F_ORIGIN_ETAG = 1 << 6,
     F_ORIGIN_LM = 1 << 7,
+    F_VERIFIED = 1 << 8,
     F_REQUIRED = F_KEY | F_STATUS | F_SIZE | F_STORED | F_ETAG,
 };
 
@@ -396,6 +403,17 @@ static int decode_number(struct decoder *d, const char *name, unsigned bit,
     return 0;
 }
 
+/* A non-empty value that could be a header's, kept as a string. */
+static int decode_string(struct decoder *d, const char *name, unsigned bit, const char *v, size_t vlen, char **out)
+{
+    if (claim(d, bit, name) != 0)
+        return -1;
+    if (vlen == 0 || !httpx_header_value_ok(v, vlen, META_MAX))
+        return fail(d, "line %d: bad %s", d->line, name);
+    *out = sl_strndup(v, vlen);
+    return 0;
+}
+
 static bool field_is(const char *name, size_t nlen, const char *lit)
 {
     return nlen == strlen(lit) && memcmp(name, lit, nlen) == 0;
@@ -437,22 +455,12 @@ static int decode_field(struct decoder *d, const char *name, size_t nlen,
         return decode_number(d, "last-modified", F_LAST_MODIFIED, v, vlen, &m->last_modified);
     if (field_is(name, nlen, "origin-last-modified"))
         return decode_number(d, "origin-last-modified", F_ORIGIN_LM, v, vlen, &m->origin_last_modified);
-    if (field_is(name, nlen, "origin-etag")) {
-        if (claim(d, F_ORIGIN_ETAG, "origin-etag") != 0)
-            return -1;
-        if (vlen == 0 || !httpx_header_value_ok(v, vlen, META_MAX))
-            return fail(d, "line %d: bad origin-etag", d->line);
-        m->origin_etag = sl_strndup(v, vlen);
-        return 0;
-    }
-    if (field_is(name, nlen, "etag")) {
-        if (claim(d, F_ETAG, "etag") != 0)
-            return -1;
-        if (vlen == 0 || !httpx_header_value_ok(v, vlen, META_MAX))
-            return fail(d, "line %d: bad etag", d->line);
-        m->etag = sl_strndup(v, vlen);
-        return 0;
-    }
+    if (field_is(name, nlen, "origin-etag"))
+        return decode_string(d, "origin-etag", F_ORIGIN_ETAG, v, vlen, &m->origin_etag);
+    if (field_is(name, nlen, "verified"))
+        return decode_string(d, "verified", F_VERIFIED, v, vlen, &m->verified);
+    if (field_is(name, nlen, "etag"))
+        return decode_string(d, "etag", F_ETAG, v, vlen, &m->etag);
     return 0; /* unknown field: written by a newer agent, skip it */
 }
 

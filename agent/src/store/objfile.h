@@ -22,6 +22,9 @@
  *   origin-last-modified: <unix seconds of the origin's Last-Modified> (optional)
  *     (the validators a revalidation sends back: If-None-Match and
  *     If-Modified-Since; absent when the origin sent none)
+ *   verified: <alg>:<hex digest>    (optional) the published digest the body
+ *     was checked against while it was filled (digest_notes.h); a hit is
+ *     never hashed again
  *   h: <Header-Name>: <value>       (zero or more kept response headers)
  *
  * Keeping the header a fixed size means the body can be streamed into the
@@ -57,6 +60,7 @@ struct obj_meta {
     int64_t last_modified;
     char *origin_etag;             /* NULL: the origin sent none */
     int64_t origin_last_modified;  /* 0: the origin sent none */
+    char *verified;                /* "sha256:<hex>": checked against it, or NULL */
     struct obj_header_field headers[OBJ_MAX_HEADERS];
     int n_headers;
 };

@@ -1,0 +1,270 @@
+/*
+ * verify.c - integrity while filling: a fill's body hashed as it arrives
+ * and compared with the digest its ecosystem published (fill.h,
+ * fill_verify).
+ *
+ * The readers are held one byte short of the body until the comparison is
+ * made (fill_readable): a client cannot see a complete body whose digest
+ * is wrong, whatever its framing (with Content-Length the last byte is the
+ * clean end; chunked, the terminating chunk comes after it). On a match
+ * the object records the digest (obj_meta.verified) and commits as usual;
+ * on a mismatch the fill fails as an origin failure does (every reader's
+ * transfer aborted, the writer detached with reason "integrity", nothing
+ * committed, the key out of the table so the next request fetches again).
+ *
+ * Invariants: the hash has seen exactly the bytes received (bytes arrive
+ * only through verify_feed, all of them, from byte 0 of a 200); a verdict
+ * is reached once, and only on a complete body whose expected digest is
+ * known; until a match (or the end of hope for a digest) fill_readable is
+ * received - 1, and for good after a mismatch.
+ */
+#include <ctype.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "core/common.h"
+#include "core/log.h"
+#include "eco/digest_notes.h"
+#include "fill/fill_impl.h"
+
+enum verify_state {
+    V_HASHING,     /* bytes arriving */
+    V_PASSED,      /* matched: the body is released */
+    V_FAILED,      /* did not match */
+    V_UNKNOWN,     /* no expected digest after all: released unverified */
+};
+
+/* The body of a sidecar fill that holds the expected digest as text. */
+#define SIDECAR_MAX 1024
+
+struct fill_verify {
+    EVP_MD_CTX *md;
+    const char *algorithm;
+    bool expected_known;        /* expect is set */
+    bool expected_pending;      /* it may still come (fill_verify_expect) */
+    struct eco_digest expect;
+    enum verify_state state;
+    /* fill_verify_from: the sidecar's fill, read as one of its readers */
+    struct fill *owner;
+    struct fill_reader sidecar;
+    bool sidecar_attached;
+    ev_timer sidecar_turn;      /* reads happen on their own loop turn, not inside a wake */
+    struct sl_buf sidecar_text;
+};
+
+void fill_verify(struct fill *f, const char *algorithm, const struct eco_digest *expect)
+{
+    SL_CHECK_OBJ(f, FILL_MAGIC);
+    SL_ASSERT(!f->verify && f->received == 0 && digest_length(algorithm) > 0);
+    SL_ASSERT(!expect || strcmp(expect->algorithm, algorithm) == 0);
+    struct fill_verify *v = sl_calloc(1, sizeof(*v));
+    v->md = EVP_MD_CTX_new();
+    v->algorithm = algorithm;
+    SL_ASSERT(v->md && EVP_DigestInit_ex(v->md, EVP_get_digestbyname(algorithm), NULL) == 1);
+    if (expect) {
+        v->expect = *expect;
+        v->expected_known = true;
+    } else {
+        v->expected_pending = true;
+    }
+    f->verify = v;
+}
+
+static void sidecar_stop(struct fill_verify *v)
+{
+    if (!v->sidecar_attached)
+        return;
+    ev_timer_stop(v->owner->a->loop, &v->sidecar_turn);
+    fill_detach(&v->sidecar);
+    v->sidecar_attached = false;
+}
+
+void verify_free(struct fill *f)
+{
+    if (!f->verify)
+        return;
+    sidecar_stop(f->verify);
+    sl_buf_free(&f->verify->sidecar_text);
+    EVP_MD_CTX_free(f->verify->md);
+    free(f->verify);
+    f->verify = NULL;
+}
+
+/* Only a 200's body is an artifact; anything else is never verified. */
+static bool applies(const struct fill *f)
+{
+    return f->verify && f->head == FILL_HEAD_READY && f->meta.status == 200;
+}
+
+void verify_feed(struct fill *f, const uint8_t *data, size_t len)
+{
+    if (applies(f) && f->verify->state == V_HASHING)
+        SL_ASSERT(EVP_DigestUpdate(f->verify->md, data, len) == 1);
+}
+
+bool verify_settled(const struct fill *f)
+{
+    return !applies(f) || f->verify->state == V_PASSED || f->verify->state == V_UNKNOWN;
+}
+
+uint64_t fill_readable(const struct fill *f)
+{
+    /* held while hashing, and for good once the digest did not match */
+    bool holding = applies(f) && !verify_settled(f) && f->received > 0;
+    return holding ? f->received - 1 : f->received;
+}
+
+static void record(struct fill *f, const uint8_t *got, size_t len)
+{
+    char text[8 + 2 * 64 + 1];
+    struct eco_digest d = { .algorithm = f->verify->algorithm, .len = len };
+    memcpy(d.value, got, len);
+    digest_format(&d, text, sizeof(text));
+    free(f->meta.verified);
+    f->meta.verified = sl_strdup(text);
+}
+
+static void mismatch(struct fill *f, const uint8_t *got, size_t len)
+{
+    char want[8 + 2 * 64 + 1], have[8 + 2 * 64 + 1];
+    struct eco_digest d = { .algorithm = f->verify->algorithm, .len = len };
+    memcpy(d.value, got, len);
+    digest_format(&f->verify->expect, want, sizeof(want));
+    digest_format(&d, have, sizeof(have));
+    log_warn("fill: integrity failure key=%s url=%s expected=%s got=%s (%llu bytes): aborting every client, "
+             "storing nothing", f->key, f->url, want, have, (unsigned long long)f->received);
+    metrics_route(f->a, f->route)->integrity_failures++;
+    f->origin_result = ORIGIN_ERR_INTEGRITY;
+    snprintf(f->origin_detail, sizeof(f->origin_detail), "the body does not match its published digest");
+    writer_fail(f, WFAIL_INTEGRITY);
+}
+
+/* Compare, once the body is complete and the expected digest known. */
+static void judge(struct fill *f)
+{
+    struct fill_verify *v = f->verify;
+    uint8_t got[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    SL_ASSERT(EVP_DigestFinal_ex(v->md, got, &len) == 1 && len <= 64);
+    SL_ASSERT(v->expect.len > 0 && v->expect.len <= len);
+    if (memcmp(got, v->expect.value, v->expect.len) == 0) {
+        v->state = V_PASSED;
+        metrics_route(f->a, f->route)->integrity_verified++;
+        record(f, got, len);
+    } else {
+        v->state = V_FAILED;
+        mismatch(f, got, len);
+    }
+}
+
+void verify_body_complete(struct fill *f)
+{
+    if (!applies(f) || f->verify->state != V_HASHING)
+        return;
+    if (f->verify->expected_known)
+        judge(f);
+    else if (!f->verify->expected_pending)
+        f->verify->state = V_UNKNOWN;
+}
+
+void fill_verify_expect(struct fill *f, const struct eco_digest *expect)
+{
+    SL_CHECK_OBJ(f, FILL_MAGIC);
+    struct fill_verify *v = f->verify;
+    if (!v || !v->expected_pending)
+        return;
+    v->expected_pending = false;
+    if (expect && strcmp(expect->algorithm, v->algorithm) == 0) {
+        v->expect = *expect;
+        v->expected_known = true;
+    } else {
+        metrics_route(f->a, f->route)->integrity_unknown++;
+    }
+    if (fill_body_complete(f)) {   /* the body was waiting for this */
+        verify_body_complete(f);
+        fill_verdict_reached(f);
+    }
+}
+
+/* ------------------------------------------------------------- sidecar */
+
+/* The sidecar ended (or failed): its first word is the digest, in hex. */
+static void sidecar_done(struct fill *f, bool ok)
+{
+    struct fill_verify *v = f->verify;
+    struct eco_digest d;
+    const char *text = (const char *)v->sidecar_text.data;
+    size_t n = 0;
+    while (ok && n < v->sidecar_text.len && !isspace((unsigned char)text[n]))
+        n++;
+    ok = ok && digest_parse_hex(v->algorithm, text, n, &d);
+    sidecar_stop(v);
+    if (!ok)
+        log_info("fill: no usable digest beside key=%s, storing it unverified", f->key);
+    fill_verify_expect(f, ok ? &d : NULL);
+}
+
+/* Read what the sidecar's fill has; false once it is done. */
+static bool sidecar_read(struct fill *f)
+{
+    struct fill_verify *v = f->verify;
+    struct fill *src = v->sidecar.fill;
+    enum fill_head_state hs = fill_head_state(src);
+    if (hs == FILL_HEAD_WAIT)
+        return true;
+    if (hs != FILL_HEAD_READY || fill_meta(src)->status != 200) {
+        sidecar_done(f, false);
+        return false;
+    }
+    for (;;) {
+        struct http_piece pc = { .fd = -1 };
+        enum http_body_result r = fill_read(&v->sidecar, &pc);
+        if (r == HTTP_PIECE_WAIT)
+            return true;
+        if (r != HTTP_PIECE_DATA) {
+            sidecar_done(f, r == HTTP_PIECE_END);
+            return false;
+        }
+        size_t room = SIDECAR_MAX - SL_MIN(v->sidecar_text.len, (size_t)SIDECAR_MAX), n = SL_MIN(pc.len, room);
+        uint8_t buf[SIDECAR_MAX];
+        if (n && pc.data)
+            sl_buf_append(&v->sidecar_text, pc.data, n);
+        else if (n && pread(pc.fd, buf, n, (off_t)pc.file_off) == (ssize_t)n)
+            sl_buf_append(&v->sidecar_text, buf, n);
+        fill_consumed(&v->sidecar, pc.len);
+    }
+}
+
+static void on_sidecar_turn(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    SL_UNUSED(loop);
+    SL_UNUSED(revents);
+    struct fill *f = w->data;
+    fill_ref(f);   /* a verdict may take it out of the table (its last reference) */
+    sidecar_read(f);
+    fill_unref(f);
+}
+
+static void on_sidecar_wake(void *ctx)
+{
+    struct fill *f = ctx;
+    ev_timer_start(f->a->loop, &f->verify->sidecar_turn);
+}
+
+void fill_verify_from(struct fill *f, struct fill *sidecar)
+{
+    SL_CHECK_OBJ(f, FILL_MAGIC);
+    struct fill_verify *v = f->verify;
+    SL_ASSERT(v && v->expected_pending && !v->sidecar_attached);
+    v->owner = f;
+    ev_timer_init(&v->sidecar_turn, on_sidecar_turn, 0., 0.);
+    v->sidecar_turn.data = f;
+    if (!fill_attach(sidecar, &v->sidecar, on_sidecar_wake, f)) {
+        fill_verify_expect(f, NULL);
+        return;
+    }
+    v->sidecar_attached = true;
+    ev_timer_start(f->a->loop, &v->sidecar_turn);
+}

@@ -1,0 +1,106 @@
+/*
+ * integrity.c - the expected digest of a new artifact fill (see
+ * integrity.h).
+ */
+#include "serve/integrity.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "core/common.h"
+#include "eco/digest_notes.h"
+#include "serve/miss.h"
+#include "store/cache.h"
+#include "store/index.h"
+
+/* The stored sidecar's body (it is small), as text. */
+static bool stored_text(struct agent *a, struct index_entry *e, const char *key, char *out, size_t outlen)
+{
+    struct cache_hit h;
+    if (!cache_open_hit(a, e, key, &h))
+        return false;
+    size_t n = (size_t)SL_MIN(h.meta->size, (uint64_t)outlen - 1);
+    bool ok = h.meta->status == 200;
+    if (ok && h.body)
+        memcpy(out, h.body, n);
+    else if (ok)
+        ok = pread(h.fd, out, n, OBJ_HEADER_SIZE) == (ssize_t)n;
+    out[ok ? n : 0] = '\0';
+    cache_release_hit(a, &h);
+    return ok;
+}
+
+/* Its first word as a digest of `algorithm`. */
+static bool parse_first_word(const char *text, const char *algorithm, struct eco_digest *d)
+{
+    size_t n = strcspn(text, " \t\r\n");
+    return digest_parse_hex(algorithm, text, n, d);
+}
+
+/* The canonical request of cn's sidecar: the same path + suffix. */
+static bool sidecar_canon(const struct canon *cn, const char *suffix, struct canon *sc)
+{
+    const struct route *r = cn->route;
+    char path[ROUTE_PREFIX_MAX + KEY_MAX + 16];
+    int n = snprintf(path, sizeof(path), "%s%.*s%s", r->prefix, (int)cn->path_len, cn->key + cn->path_off, suffix);
+    return n > 0 && (size_t)n < sizeof(path) &&
+           canon_request(r, path, (size_t)n, NULL, 0, NULL, 0, sc) == CANON_OK && sc->cls == ECO_IMMUTABLE;
+}
+
+/* The running fill of the sidecar, or a new one; NULL when there is no
+ * origin slot for it now. */
+static struct fill *sidecar_fill(struct agent *a, const struct canon *sc)
+{
+    struct fill *f = fill_find(a, sc->hash);
+    if (f)
+        return f;
+    char url[CONFIG_URL_MAX + KEY_MAX + 2];
+    struct fill_request rq;
+    if (canon_origin_url(sc, url, sizeof(url)) != 0)
+        return NULL;
+    miss_request(sc, &rq);
+    return fill_start(a, sc->route, sc->key, sc->hash, url, &rq);
+}
+
+static void arm_from_sidecar(struct agent *a, struct fill *f, const struct canon *cn, const char *suffix,
+                             const char *algorithm)
+{
+    struct canon *sc = sl_malloc(sizeof(*sc));
+    struct eco_digest d;
+    char text[256];
+    struct index_entry *e;
+    struct fill *side;
+    if (!sidecar_canon(cn, suffix, sc)) {
+        metrics_route(a, cn->route)->integrity_unknown++;
+    } else if ((e = index_lookup(&a->index, sc->hash)) != NULL && stored_text(a, e, sc->key, text, sizeof(text))) {
+        if (parse_first_word(text, algorithm, &d))
+            fill_verify(f, algorithm, &d);
+        else
+            metrics_route(a, cn->route)->integrity_unknown++;
+    } else if ((side = sidecar_fill(a, sc)) != NULL) {
+        fill_verify(f, algorithm, NULL);
+        fill_verify_from(f, side);
+    } else {
+        metrics_route(a, cn->route)->integrity_unknown++;
+    }
+    free(sc);
+}
+
+void integrity_arm(struct agent *a, struct fill *f, const struct canon *cn)
+{
+    const struct eco *eco = cn->route->eco;
+    const char *algorithm, *suffix;
+    if (cn->cls != ECO_IMMUTABLE || !eco->digests)
+        return;
+    if (eco->sidecar && (suffix = eco->sidecar(cn, &algorithm)) != NULL) {
+        arm_from_sidecar(a, f, cn, suffix, algorithm);
+        return;
+    }
+    struct sl_buf name = { 0 };
+    struct eco_digest d;
+    if (digest_notes_name(cn, &name) && digest_notes_get(a->notes, (const char *)name.data, name.len, &d))
+        fill_verify(f, d.algorithm, &d);
+    else
+        metrics_route(a, cn->route)->integrity_unknown++;
+    sl_buf_free(&name);
+}
