@@ -15,8 +15,9 @@
 extern const struct eco eco_generic;                   /* generic.c */
 extern const struct eco eco_npm;                       /* npm.c */
 extern const struct eco eco_pypi, eco_pypi_files;      /* pypi.c */
-extern const struct eco eco_cargo_index, eco_cargo_dl, eco_maven,
-    eco_go;                                            /* pending.c: not built yet, passed through */
+extern const struct eco eco_cargo_index, eco_cargo_dl;  /* cargo.c */
+extern const struct eco eco_maven;                     /* maven.c */
+extern const struct eco eco_go;                        /* go.c */
 
 static const struct eco *const table[] = {
     &eco_generic,

@@ -116,7 +116,8 @@ enum slot_result slot_acquire(struct slots *s, const struct route *route, struct
         observe_wait(s, QWAIT_ADMITTED, 0);
         return SLOT_GRANTED;
     }
-    if (o->queued >= o->queue_max) {
+    /* Clients that never retry a 503 (eco.h) wait past the queue's size. */
+    if (o->queued >= o->queue_max && !route->eco->wait_when_full) {
         observe_wait(s, QWAIT_REJECTED, 0);
         return SLOT_REJECTED;
     }

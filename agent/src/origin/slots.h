@@ -10,7 +10,9 @@
  *   GRANTED  a slot is free: fetch now;
  *   QUEUED   wait in its origin's queue; `granted` or `expired` is called
  *            later (exactly one of them), unless slot_cancel is called first;
- *   REJECTED the origin's queue is full: answer 503 + Retry-After.
+ *   REJECTED the origin's queue is full: answer 503 + Retry-After (never
+ *            on a route whose ecosystem says wait_when_full: those wait in
+ *            the queue past its size, up to its timeout).
  *
  * When a slot frees, the waiter that has waited longest among the origins
  * below their own cap gets it (FIFO across origins).
