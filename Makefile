@@ -16,7 +16,8 @@ CC ?= cc
 
 APT_PKGS := build-essential clang libclang-rt-14-dev libev-dev libcurl4-openssl-dev libssl-dev \
             libcmocka-dev libhttp-parser-dev libyajl-dev haproxy curl python3 ca-certificates
-TEST_PKGS := $(APT_PKGS) iproute2 procps util-linux python3-venv
+TEST_PKGS := $(APT_PKGS) iproute2 procps util-linux python3-venv \
+             golang-go golang-golang-x-mod-dev
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wformat=2 -Wno-format-nonliteral
