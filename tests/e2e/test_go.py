@@ -20,8 +20,13 @@ dependency (its lookup; no tile when the first one covers it), then each
 <v>.info. Module paths are case-encoded ("!hello") and sent as "%21hello"
 under @v; the sumdb lookup path is sent with a raw "!" (the edge passes it
 on as %21). `go list -m -versions` and `go get <mod>@latest` ask
-<mod>/@v/list (and, for @latest, then the .info/.mod/.zip of the version
-chosen). go never asks sumdb/<name>/latest in these runs.
+<mod>/@v/list, then the highest version's .info and .mod and its sumdb
+lookup (and tile); `go get <mod>@latest` in a project that requires
+<mod> first probes the path's prefixes (/example.test/@v/list -> 404,
+which it must get as a 404) and asks each dependency's @v/list too. go
+never asks sumdb/<name>/latest in these runs, and fetches a .zip BEFORE
+its sumdb lookup: an edge that checks a zip's h1 while filling must ask
+the lookup itself.
 """
 
 import os

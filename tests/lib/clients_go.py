@@ -113,11 +113,15 @@ def go_download(goproxy_url: str, project_dir: str, requires, gosumdb: Optional[
                 build: bool = True, modcache: Optional[str] = None, env: Optional[dict] = None,
                 timeout: float = 120) -> ClientResult:
     """A project requiring `requires` ("mod@ver" each) written to
-    project_dir, then `go mod download` (every module of the build list,
-    each verified through the checksum database) and, with build=True,
-    `go build` of its main package, which imports every required module.
-    The result joins both commands (argv, output, time); returncode is the
-    first failure's."""
+    project_dir, then `go mod tidy` (adds the indirect requirements and
+    every go.sum line: since Go 1.17 a bare `go mod download` neither
+    fetches the dependencies of a pruned module graph nor records their
+    sums, and `go build` then fails on "missing go.sum entry"), `go mod
+    download -x all` (every module of the build list; each one go accepts
+    was verified through the checksum database) and, with build=True,
+    `go build` of the main package, which imports every required module.
+    The result joins the commands (argv, output, time); returncode is the
+    first failure's, and the commands after a failure do not run."""
     project_dir = os.path.abspath(project_dir)
     write_project(project_dir, requires)
     cmds = [["mod", "tidy"], ["mod", "download", "-x", "all"]]
