@@ -132,6 +132,10 @@ const struct setting config_settings[] = {
     { "metadata_honor_no_cache", SET_INT, "0", FIELD(metadata_honor_no_cache), 0, 1, NO_CHECK,
       "1: a client's `Cache-Control: no-cache` or `max-age=0` revalidates metadata first (pip sends it on "
       "every request, hence 0).", true },
+    { "integrity_verify", SET_INT, "1", FIELD(integrity_verify), 0, 1, NO_CHECK,
+      "1: artifacts whose ecosystem publishes a digest are verified against it while they are filled "
+      "(a mismatch aborts every client's transfer and stores nothing); 0: stored as the origin sent them.",
+      true },
     { "integrity_notes", SET_INT, "131072", FIELD(integrity_notes), 2, 100000000, NO_CHECK,
       "Published artifact digests remembered between the metadata that names them and the artifact's fill "
       "(50 bytes each; the oldest give way; an artifact whose digest was forgotten is stored unverified).",

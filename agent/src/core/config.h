@@ -85,6 +85,7 @@ struct sluice_config {
     /* fills */
     uint64_t fill_buffer_size;          /* 8M: in-memory spool window per fill */
     uint64_t cache_write_lag_max;       /* 32M: unwritten bytes before the writer is detached */
+    int64_t integrity_verify;           /* 1: verify artifacts against published digests */
     int64_t integrity_notes;            /* 131072: expected digests kept (digest_notes.h) */
     uint64_t spool_memory_max;          /* 32M: spool memory of all fills together */
     uint64_t fill_background_max_size;  /* 1G: finish a fill with no client up to this size */

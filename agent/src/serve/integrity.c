@@ -90,7 +90,8 @@ void integrity_arm(struct agent *a, struct fill *f, const struct canon *cn)
 {
     const struct eco *eco = cn->route->eco;
     const char *algorithm, *suffix;
-    if (cn->cls != ECO_IMMUTABLE || !eco->digests)
+    if (cn->cls != ECO_IMMUTABLE || !eco->digests ||
+        !config_route_int(&a->cfg, "integrity_verify", cn->route->name))
         return;
     if (eco->sidecar && (suffix = eco->sidecar(cn, &algorithm)) != NULL) {
         arm_from_sidecar(a, f, cn, suffix, algorithm);
