@@ -61,11 +61,9 @@ BASE_SETTINGS = {
     "origin_queue_max": "1024",
     "cache_min_free": "0",
 }
-# Only the generic route is used. The public registries' routes are turned
-# off so that HAProxy does not resolve their host names at start (in a
-# sandbox without DNS that costs a resolver timeout, 5 s, on many starts).
-for _route in ("npm", "pypi_files", "pypi", "cargo_dl", "cargo_index", "maven", "go"):
-    BASE_SETTINGS["origin_" + _route] = '""'
+# The public registries' routes are off unless a test points them at the
+# test origin (Edge's origin_routes): HAProxy must not resolve their host
+# names at start (in a sandbox without DNS that costs a resolver timeout).
 
 
 # --------------------------------------------------------------- processes
