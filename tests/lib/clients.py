@@ -377,6 +377,134 @@ def pip_install(index_url: str, packages, target_or_venv: str, no_build_isolatio
     return res
 
 
+# -------------------------------------------------------------------- cargo
+
+CARGO_MIN = (1, 68)               # the first cargo with sparse registries on by default
+CARGO_DIRS = ("/root/.cargo/bin", "/usr/local/cargo/bin")
+_CARGO = None                     # (path or None, version or reason), looked up once
+
+
+def _cargo_version(path: str) -> Optional[tuple]:
+    try:
+        p = subprocess.run([path, "--version"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True, timeout=60, env=cargo_env(path, None))
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.match(r"cargo (\d+)\.(\d+)\.(\d+)", p.stdout)
+    return tuple(int(x) for x in m.groups()) if p.returncode == 0 and m else None
+
+
+def find_cargo() -> tuple:
+    """(path, "") of the first cargo >= 1.68 on PATH, in ~/.cargo/bin or
+    in CARGO_DIRS (rustup's are not on PATH in every shell), else (None,
+    the reason). Debian's cargo 0.66 has no sparse registries."""
+    global _CARGO
+    if _CARGO is None:
+        seen, cands = [], [shutil.which("cargo"), os.path.expanduser("~/.cargo/bin/cargo")]
+        cands += [os.path.join(d, "cargo") for d in CARGO_DIRS]
+        for c in cands:
+            if not c or c in seen or not os.access(c, os.X_OK):
+                continue
+            seen.append(c)
+            v = _cargo_version(c)
+            if v and v[:2] >= CARGO_MIN:
+                _CARGO = (c, "")
+                break
+        else:
+            where = ", ".join(("~/.cargo/bin",) + CARGO_DIRS)
+            _CARGO = (None, "no cargo >= %d.%d (sparse registries) on PATH or in %s; found: %s"
+                      % (CARGO_MIN[0], CARGO_MIN[1], where, ", ".join(seen) or "none"))
+    return _CARGO
+
+
+def cargo_env(cargo: str, cargo_home: Optional[str], home: Optional[str] = None,
+              extra: Optional[dict] = None) -> dict:
+    """The environment of a sandboxed cargo: no CARGO_*/RUSTUP_TOOLCHAIN of
+    the machine, CARGO_HOME as given, cargo's directory first on PATH (it
+    runs rustc from there), and RUSTUP_HOME kept pointing at the real one
+    (rustup's proxies look for their toolchains under it, not under the
+    sandbox's HOME)."""
+    real_home = os.environ.get("HOME", "/root")
+    env = _env(home, extra) if home else dict(os.environ)
+    env = {k: v for k, v in env.items() if not k.startswith(("CARGO_", "RUSTUP_", "RUSTC", "RUSTFLAGS"))}
+    rustup = os.environ.get("RUSTUP_HOME") or os.path.join(real_home, ".rustup")
+    if os.path.isdir(rustup):
+        env["RUSTUP_HOME"] = rustup
+    env["PATH"] = os.path.dirname(cargo) + os.pathsep + env.get("PATH", "")
+    if cargo_home:
+        env["CARGO_HOME"] = cargo_home
+    env["CARGO_TERM_COLOR"] = "never"
+    env["CARGO_TERM_PROGRESS_WHEN"] = "never"
+    env.update(extra or {})
+    return env
+
+
+def cargo_project(project_dir: str, index_url: str, deps: dict, retry: Optional[int] = None,
+                  config: str = "") -> None:
+    """A lib crate depending on deps ({name: requirement}) whose crates-io
+    source is replaced by the sparse registry at index_url (final slash
+    added when missing). retry: net.retry (cargo's default is 3)."""
+    os.makedirs(os.path.join(project_dir, "src"), exist_ok=True)
+    os.makedirs(os.path.join(project_dir, ".cargo"), exist_ok=True)
+    lines = "".join('%s = "%s"\n' % (n, r) for n, r in sorted(deps.items()))
+    with open(os.path.join(project_dir, "Cargo.toml"), "w") as f:
+        f.write('[package]\nname = "sluice-e2e-project"\nversion = "0.1.0"\nedition = "2021"\n'
+                'publish = false\n\n[dependencies]\n' + lines)
+    with open(os.path.join(project_dir, "src", "lib.rs"), "w") as f:
+        f.write("".join("pub use %s::hello as %s_hello;\n" % ((n.replace("-", "_"),) * 2) for n in sorted(deps)))
+    cfg = ('[source.crates-io]\nreplace-with = "sluice"\n\n[source.sluice]\nregistry = "sparse+%s"\n'
+           % (index_url.rstrip("/") + "/"))
+    if retry is not None:
+        cfg += "\n[net]\nretry = %d\n" % retry
+    with open(os.path.join(project_dir, ".cargo", "config.toml"), "w") as f:
+        f.write(cfg + config)
+
+
+def parse_cargo_lock(project_dir: str) -> dict:
+    """{name: version} of the registry packages in project_dir/Cargo.lock."""
+    try:
+        with open(os.path.join(project_dir, "Cargo.lock")) as f:
+            text = f.read()
+    except OSError:
+        return {}
+    out = {}
+    for block in text.split("[[package]]")[1:]:
+        name = re.search(r'^name = "([^"]+)"', block, re.M)
+        ver = re.search(r'^version = "([^"]+)"', block, re.M)
+        if name and ver and re.search(r"^source = \"(sparse|registry)\+", block, re.M):
+            out[name.group(1)] = ver.group(1)
+    return out
+
+
+def cargo_fetch(index_url: str, project_dir: str, deps: dict, build: bool = False,
+                retry: Optional[int] = None, cargo_home: Optional[str] = None, timeout: float = 180,
+                env: Optional[dict] = None, config: str = "") -> ClientResult:
+    """`cargo fetch` in project_dir (made by cargo_project: deps {name:
+    requirement} from the sparse registry at index_url, whose URL is
+    "sparse+" + index_url), then, with build=True, `cargo build --offline`
+    of what was fetched. CARGO_HOME: a fresh one in the sandbox unless
+    cargo_home is given. retry=0: net.retry = 0 (no retry of 5xx or a
+    refused connection). The result's .installed is {name: version} of
+    the registry packages in Cargo.lock (empty when the fetch failed).
+    When no cargo >= 1.68 exists: returncode 127 and the reason."""
+    project_dir = os.path.abspath(project_dir)
+    cargo, why = find_cargo()
+    if cargo is None:
+        return ClientResult(["cargo", "fetch"], project_dir, 127, "", why + "\n", 0.0)
+    cargo_project(project_dir, index_url, deps, retry, config)
+    with _sandbox("sluice-cargo-") as box:
+        home = os.path.join(box, "home")
+        run_env = cargo_env(cargo, cargo_home or os.path.join(box, "cargo-home"), home, env)
+        res = _run([cargo, "fetch"], project_dir, run_env, timeout)
+        if res.ok and build:
+            b = _run([cargo, "build", "--offline", "--target-dir", os.path.join(box, "target")],
+                     project_dir, run_env, timeout)
+            res = ClientResult(b.argv, project_dir, b.returncode, res.stdout + b.stdout,
+                               res.stderr + b.stderr, res.elapsed + b.elapsed, b.timed_out)
+    res.installed = parse_cargo_lock(project_dir) if res.ok else {}
+    return res
+
+
 # -------------------------------------------------------------------- tools
 
 
