@@ -505,6 +505,82 @@ def cargo_fetch(index_url: str, project_dir: str, deps: dict, build: bool = Fals
     return res
 
 
+# -------------------------------------------------------------------- maven
+
+MAVEN_SYSTEM_REPO = "/usr/share/maven-repo"
+MAVEN_DEPENDENCY_PLUGIN = "3.5.0"     # Debian's libmaven-dependency-plugin-java (bookworm)
+
+
+def maven_settings(repo_url: str) -> str:
+    """settings.xml: every repository mirrored to repo_url, and a profile
+    redefining `central` (and the plugin repository) with snapshots on and
+    updatePolicy always, so snapshot metadata is asked for on every run."""
+    repo = ("<id>central</id><url>%s</url>"
+            "<releases><enabled>true</enabled><updatePolicy>always</updatePolicy></releases>"
+            "<snapshots><enabled>true</enabled><updatePolicy>always</updatePolicy></snapshots>" % repo_url)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<settings>\n'
+            '  <mirrors><mirror><id>sluice</id><mirrorOf>*</mirrorOf><url>%s</url></mirror></mirrors>\n'
+            '  <profiles><profile><id>sluice</id>\n'
+            '    <repositories><repository>%s</repository></repositories>\n'
+            '    <pluginRepositories><pluginRepository>%s</pluginRepository></pluginRepositories>\n'
+            '  </profile></profiles>\n'
+            '  <activeProfiles><activeProfile>sluice</activeProfile></activeProfiles>\n'
+            '</settings>\n' % (repo_url, repo, repo))
+
+
+def maven_plugin_version(artifact_id: str = "maven-dependency-plugin") -> str:
+    """The plugin's version in Debian's maven-repo (MAVEN_DEPENDENCY_PLUGIN
+    when it cannot be read)."""
+    d = os.path.join(MAVEN_SYSTEM_REPO, "org", "apache", "maven", "plugins", artifact_id)
+    try:
+        vs = [v for v in os.listdir(d) if re.match(r"^\d+(\.\d+)*$", v)]
+    except OSError:
+        vs = []
+    return max(vs, key=lambda v: [int(x) for x in v.split(".")]) if vs else MAVEN_DEPENDENCY_PLUGIN
+
+
+def maven_local_file(local_repo: str, coords: str, ext: str = "jar") -> str:
+    """Where mvn puts g:a:v in a local repository (a -SNAPSHOT version under
+    its non-timestamped name, beside the timestamped file)."""
+    g, a, v = coords.split(":")[:3]
+    return os.path.join(local_repo, *g.split("."), a, v, "%s-%s.%s" % (a, v, ext))
+
+
+def mvn_get(repo_url: str, artifact: str, local_repo: Optional[str] = None, timeout: float = 180,
+            extra_args=(), env: Optional[dict] = None, strict_checksums: bool = False,
+            offline: bool = False) -> ClientResult:
+    """`mvn -B dependency:get -Dartifact=g:a:v` (the fully qualified Debian
+    maven-dependency-plugin) with every repository mirrored to repo_url
+    (maven_settings). local_repo: -Dmaven.repo.local (a fresh one in the
+    sandbox when None, so everything, plugins included, is downloaded).
+    strict_checksums: -C (a checksum mismatch fails; Maven's default only
+    warns and downloads once more). The result's .installed is
+    {artifact: path of the jar in the local repository} when it is there."""
+    mvn = shutil.which("mvn")
+    with _sandbox("sluice-mvn-") as box:
+        home = os.path.join(box, "home")
+        settings = os.path.join(box, "settings.xml")
+        with open(settings, "w") as f:
+            f.write(maven_settings(repo_url))
+        local = os.path.abspath(local_repo) if local_repo else os.path.join(box, "m2")
+        argv = [mvn or "mvn", "-B", "-s", settings, "-Dmaven.repo.local=" + local,
+                "-Dstyle.color=never"]
+        argv += ["-C"] if strict_checksums else []
+        argv += ["-o"] if offline else []
+        argv += list(extra_args)
+        argv += ["org.apache.maven.plugins:maven-dependency-plugin:%s:get" % maven_plugin_version(),
+                 "-Dartifact=" + artifact, "-Dtransitive=false"]
+        if mvn is None:
+            return ClientResult(argv, box, 127, "", "mvn: not found on PATH (apt-get install maven)\n", 0.0)
+        run_env = {k: v for k, v in _env(home, env).items()
+                   if k not in ("MAVEN_OPTS", "MAVEN_ARGS", "MAVEN_CONFIG", "M2_HOME")}
+        res = _run(argv, box, run_env, timeout)
+        jar = maven_local_file(local, artifact)
+        if res.ok and os.path.isfile(jar):
+            res.installed = {artifact: jar}
+        return res
+
+
 # -------------------------------------------------------------------- tools
 
 
