@@ -16,8 +16,13 @@ CC ?= cc
 
 APT_PKGS := build-essential clang libclang-rt-14-dev libev-dev libcurl4-openssl-dev libssl-dev \
             libcmocka-dev libhttp-parser-dev libyajl-dev haproxy curl python3 ca-certificates
+# The e2e suite's Maven: mvn, javac for the test jars, and the plugin that
+# `mvn dependency:get` runs (junit4: that plugin's POM names junit 4.x).
+# cargo is not here: Debian's 0.66 has no sparse registries (tests/e2e/test_cargo.py
+# skips without a cargo >= 1.68, e.g. rustup's in ~/.cargo/bin).
+MAVEN_PKGS := maven default-jdk-headless libmaven-dependency-plugin-java junit4
 TEST_PKGS := $(APT_PKGS) iproute2 procps util-linux python3-venv \
-             golang-go golang-golang-x-mod-dev
+             golang-go golang-golang-x-mod-dev $(MAVEN_PKGS)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wformat=2 -Wno-format-nonliteral

@@ -1,14 +1,16 @@
-"""The real package clients (npm, pnpm, pip), each run in a sandbox, for the
+"""The real package clients (npm, pnpm, pip, cargo, mvn), each run in a sandbox, for the
 end-to-end tests. Every function returns a ClientResult (returncode,
 stdout, stderr, elapsed, ...) and raises nothing for a failed install: the
 test decides what a failure means.
 
-    from clients import ensure_tools, npm_install, pnpm_install, pip_install
+    from clients import ensure_tools, npm_install, pnpm_install, pip_install, cargo_fetch, mvn_get
     ensure_tools()                                   # setUpClass: pnpm, the pip venv
     r = npm_install(registry.registry_url, proj, ["demo-a", "@demo/c"])
     assert r.ok, r                                   # str(r) has the command and output tails
     r = pip_install(pypi.index_url, ["demo-a"], target_dir)
     assert r.installed == {"demo-a": "1.0", "demo-b": "1.1"}
+    r = cargo_fetch(cargo.index_url, proj, {"demo-a": "0.1"}, build=True)
+    r = mvn_get(maven.repo_url, "com.example:demo-lib:1.0")
 
 Sandboxing (nothing of the machine's configuration leaks in, nothing of the
 run leaks out):
@@ -31,12 +33,25 @@ run leaks out):
         with every PIP_* variable dropped (this machine sets PIP_FIND_LINKS
         and PIP_DEFAULT_TIMEOUT). Installs go to `--target target_or_venv`,
         or into target_or_venv itself when it is a venv (make_venv()).
+  cargo find_cargo(): the first cargo >= 1.68 on PATH, in ~/.cargo/bin or
+        /root/.cargo/bin (rustup's; Debian's cargo 0.66 has no sparse
+        registries). A fresh CARGO_HOME per run, every CARGO_*/RUSTUP_*
+        variable dropped but RUSTUP_HOME (rustup's proxies need it), and the
+        project's .cargo/config.toml replaces crates-io with the sparse
+        registry given.
+  mvn   -s <settings.xml in the sandbox> (a mirror of * at the URL given,
+        and a profile redefining central with snapshots on, updatePolicy
+        always), -Dmaven.repo.local a fresh directory unless given, the
+        fully qualified Debian maven-dependency-plugin (ensure_maven()).
 
 Client defaults are kept on purpose (the tests measure the real clients):
 npm retries a 5xx or a refused connection after 10 s and 60 s
 (fetch-retries=2), pip retries 500/503 and connection errors five times
-with backoff (0.5 ... 4 s). Tests that expect a failure should pass
-npmrc={"fetch-retries": 0} or pip's extra_args=["--retries", "0"].
+with backoff (0.5 ... 4 s), cargo retries 5xx, 429, refused connections
+and partial files three times (about 1, 3.5 and 6.5 s apart), Maven 3.8's
+Wagon retries only I/O errors before the response head (a 5xx fails at
+once). Tests that expect a failure should pass npmrc={"fetch-retries": 0},
+pip's extra_args=["--retries", "0"] or cargo_fetch(..., retry=0).
 """
 
 from __future__ import annotations
@@ -52,6 +67,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Optional
@@ -585,9 +601,10 @@ def mvn_get(repo_url: str, artifact: str, local_repo: Optional[str] = None, time
 
 
 def tool_versions() -> dict:
-    """{"node": ..., "npm": ..., "pnpm": ..., "pip": ...} of what is
-    installed (None: missing). pnpm's and pip's are read from their
-    metadata, which is much faster than starting them."""
+    """{"node": ..., "npm": ..., "pnpm": ..., "pip": ..., "cargo": ...,
+    "mvn": ...} of what is installed (None: missing; cargo: only one >=
+    1.68 counts). pnpm's, pip's and mvn's are read from their metadata,
+    which is much faster than starting them."""
     out = {}
     for name, argv in (("node", ["node", "--version"]), ("npm", ["npm", "--version"])):
         try:
@@ -602,7 +619,43 @@ def tool_versions() -> dict:
         out["pnpm"] = None
     pips = glob.glob(os.path.join(PIP_VENV, "lib", "python*", "site-packages", "pip-*.dist-info"))
     out["pip"] = os.path.basename(pips[0])[4:-len(".dist-info")] if pips else None
+    cargo = find_cargo()[0]
+    v = _cargo_version(cargo) if cargo else None
+    out["cargo"] = ".".join(map(str, v)) if v else None
+    out["mvn"] = _mvn_version()
     return out
+
+
+def _mvn_version() -> Optional[str]:
+    """Maven's version from its install (Debian: /usr/share/maven), without
+    starting a JVM; None when mvn is not on PATH."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        return None
+    home = os.path.dirname(os.path.dirname(os.path.realpath(mvn)))
+    try:
+        with zipfile.ZipFile(glob.glob(os.path.join(home, "lib", "maven-core*.jar"))[0]) as z:
+            props = z.read("META-INF/maven/org.apache.maven/maven-core/pom.properties").decode()
+        return re.search(r"^version=(.+)$", props, re.M).group(1).strip()
+    except (IndexError, OSError, KeyError, AttributeError, zipfile.BadZipFile):
+        return "unknown"
+
+
+def ensure_maven() -> str:
+    """Check what the Maven e2e tests need: mvn, javac and Debian's
+    maven-dependency-plugin (with junit4) in /usr/share/maven-repo. Returns
+    mvn's version; raises RuntimeError naming the Debian packages to
+    install (make test-deps installs them)."""
+    missing = [t for t in ("mvn", "javac") if shutil.which(t) is None]
+    plugin = os.path.join(MAVEN_SYSTEM_REPO, "org", "apache", "maven", "plugins", "maven-dependency-plugin")
+    if not os.path.isdir(plugin):
+        missing.append(plugin)
+    if not os.path.isdir(os.path.join(MAVEN_SYSTEM_REPO, "junit", "junit")):
+        missing.append("junit in " + MAVEN_SYSTEM_REPO)
+    if missing:
+        raise RuntimeError("missing %s (apt-get install maven default-jdk-headless "
+                           "libmaven-dependency-plugin-java junit4)" % ", ".join(missing))
+    return _mvn_version()
 
 
 def ensure_tools() -> dict:
