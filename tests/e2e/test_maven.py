@@ -1,0 +1,165 @@
+"""mvn through the edge, against an offline Maven repository the test builds
+(tests/lib/registry_maven.py MavenRepo: deployed releases and timestamped
+snapshots, plus Debian's /usr/share/maven-repo for the plugins), the real
+mvn in a sandbox (tests/lib/clients.py mvn_get: `dependency:get` with a
+mirror of * at <edge>/maven/), the real HAProxy and agent.
+
+Every run has a fresh local repository, so mvn fetches everything it needs,
+the maven-dependency-plugin and its 300-odd dependencies included, through
+the edge: a warm run that reaches the repository not at all proves that the
+edge served all of it. Maven 3.8 sends Cache-control: no-cache and Pragma:
+no-cache on every request; the edge must not let that bypass the cache.
+
+Needs mvn, javac and Debian's maven-dependency-plugin (make test-deps
+installs them: maven default-jdk-headless libmaven-dependency-plugin-java
+junit4).
+"""
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+
+from clients import ensure_maven, mvn_get  # noqa: E402
+from edge import Edge  # noqa: E402
+from httpclient import wait_until  # noqa: E402
+from registry_maven import MavenRepo  # noqa: E402
+
+G, A = "com.example", "demo-lib"
+RELEASE, SNAPSHOT = G + ":" + A + ":1.0", G + ":" + A + ":1.1-SNAPSHOT"
+INTEGRITY = 'sluice_integrity_failures_total{route="maven"}'
+
+
+class _MavenEdge:
+    """One repository and one edge for the class; every mvn run has a fresh
+    local repository. TTL_S is the metadata TTL: long where a warm run must
+    not reach the repository however slow the machine, short where the
+    test waits it out."""
+
+    TTL_S = 3600
+
+    @classmethod
+    def setUpClass(cls):
+        ensure_maven()
+        cls.tmp = tempfile.mkdtemp(prefix="sluice-e2e-maven-")
+        cls.repo = MavenRepo(os.path.join(cls.tmp, "repo"))
+        cls.repo.start()
+        cls.repo.deploy(G, A, "1.0")
+        cls.repo.deploy(G, A, "1.1-SNAPSHOT")
+        cls.edge = Edge(origin=False, settings={
+            "origin_maven": cls.repo.base_url,
+            "metadata_ttl": "%ds" % cls.TTL_S, "metadata_stale_while_revalidate": "0",
+            "metadata_stale_if_error": "1h",
+            # every phase below meets the failing repository itself
+            "metadata_error_hold": "0"})
+        cls.edge.__enter__()
+        cls.url = "http://127.0.0.1:%d/maven/" % cls.edge.ports["listen"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.edge.__exit__(None, None, None)
+        cls.repo.stop()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        self.repo.clear_faults()
+
+    def get(self, artifact, **kw):
+        """mvn dependency:get into a fresh local repository; returns the
+        result and the bytes of the jar it resolved."""
+        local = tempfile.mkdtemp(prefix="m2-", dir=self.tmp)
+        r = mvn_get(self.url, artifact, local, **kw)
+        self.assertTrue(r.ok, str(r))
+        with open(r.installed[artifact], "rb") as f:
+            return r, f.read()
+
+    def jar_bytes(self, art):
+        with open(art.jar_file, "rb") as f:
+            return f.read()
+
+    def wait_past_ttl(self):
+        """Until every metadata file fetched so far is past its TTL."""
+        deadline = time.time() + self.TTL_S + 0.5
+        wait_until(lambda: time.time() > deadline, self.TTL_S + 5, interval=0.1)
+
+
+class MavenThroughTheEdge(_MavenEdge, unittest.TestCase):
+    """Cold then warm runs: the metadata stays fresh between them."""
+
+    def test_cold_then_warm_release_and_snapshot_are_served_by_the_edge(self):
+        release, snapshot = self.repo.artifact(G, A, "1.0"), self.repo.artifact(G, A, "1.1-SNAPSHOT")
+        for artifact, want in ((RELEASE, release), (SNAPSHOT, snapshot)):
+            self.assertEqual(self.get(artifact)[1], self.jar_bytes(want), artifact)
+        plugin = "/org/apache/maven/plugins/maven-dependency-plugin/"
+        self.assertGreaterEqual(self.repo.requests(re.compile("^" + plugin)), 1,
+                                "the plugin did not come through the edge")
+        self.edge.wait_idle()
+        before = self.repo.requests(method=None)
+        for artifact, want in ((RELEASE, release), (SNAPSHOT, snapshot)):
+            self.assertEqual(self.get(artifact)[1], self.jar_bytes(want), artifact)
+        self.assertEqual(self.repo.requests(method=None), before, "the warm run reached the repository")
+        self.assertGreaterEqual(self.edge.metric('sluice_hits_total{route="maven"}'), 300)
+
+    def test_a_corrupted_jar_fails_the_run_and_is_not_stored(self):
+        art = self.repo.deploy(G, "demo-bad", "1.0")
+        coords = art.coords
+        self.repo.corrupt(art.jar_path)
+        failures = self.edge.metric(INTEGRITY)
+        local = tempfile.mkdtemp(prefix="m2-", dir=self.tmp)
+        r = mvn_get(self.url, coords, local)
+        # Directly, Maven warns "Checksum validation failed", fetches again and
+        # (policy warn) keeps the bad jar; through the edge the transfer is
+        # cut short, which fails the run.
+        self.assertFalse(r.ok, "mvn accepted a corrupted jar through the edge:\n%s" % r)
+        self.edge.wait_idle()
+        self.assertGreater(self.edge.metric(INTEGRITY), failures)
+        self.repo.uncorrupt(art.jar_path)
+        self.repo.reset_log()
+        self.assertEqual(self.get(coords)[1], self.jar_bytes(art))
+        self.assertGreaterEqual(self.repo.requests(art.jar_path), 1, "the corrupted jar was stored")
+
+
+class MavenFreshnessThroughTheEdge(_MavenEdge, unittest.TestCase):
+    """The metadata TTL runs out between runs."""
+
+    TTL_S = 2
+
+    def test_runs_survive_the_repository_failing_and_going_away(self):
+        snapshot = self.jar_bytes(self.repo.artifact(G, A, "1.1-SNAPSHOT"))
+        self.assertEqual(self.get(SNAPSHOT)[1], snapshot)
+        self.edge.wait_idle()
+        self.wait_past_ttl()
+        self.repo.set_status(502)
+        self.assertEqual(self.get(SNAPSHOT)[1], snapshot)
+        self.assertGreaterEqual(self.edge.metric('sluice_stale_if_error_total{route="maven"}'), 1)
+        self.repo.set_status(None)
+        self.repo.set_refuse(True)
+        try:
+            self.wait_past_ttl()
+            self.assertEqual(self.get(SNAPSHOT)[1], snapshot)
+        finally:
+            self.repo.set_refuse(False)
+
+    def test_a_new_snapshot_build_and_a_new_release_are_seen_after_the_ttl(self):
+        self.get(SNAPSHOT)
+        self.get(G + ":" + A + ":RELEASE")
+        self.edge.wait_idle()
+        build = self.repo.deploy(G, A, "1.1-SNAPSHOT")
+        release = self.repo.deploy(G, A, "1.2")
+        self.repo.reset_log()
+        self.wait_past_ttl()
+        r, jar = self.get(SNAPSHOT)
+        self.assertEqual(jar, self.jar_bytes(build))
+        self.assertIn(build.jar_path, r.stdout)
+        meta = [e for e in self.repo.request_log() if e.path == self.repo.metadata_path(G, A, "1.1-SNAPSHOT")]
+        self.assertTrue(meta and meta[0].conditional, "the first request after the TTL was not conditional")
+        self.assertEqual(self.get(G + ":" + A + ":RELEASE")[1], self.jar_bytes(release))
+
+
+if __name__ == "__main__":
+    unittest.main()
