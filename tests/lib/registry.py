@@ -17,7 +17,9 @@ pnpm, pip) install from them, directly or through the edge.
 
 Where the parts live: registry.py (this: NpmRegistry, PypiIndex, their
 documents and routes), registry_http.py (listeners, knobs, request log),
-registry_build.py (tarballs, wheels, sdists).
+registry_build.py (tarballs, wheels, sdists). The Cargo and Maven fixtures,
+on the same knobs, are registry_cargo.py (CargoRegistry) and
+registry_maven.py (MavenRepo).
 
 NpmRegistry(root_dir, tarball_base=None, port=None)
     add_package(name, version, deps=None, files=None, size=None, tag="latest")

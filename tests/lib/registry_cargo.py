@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import unquote
 
-from registry_http import Fixture, Response, http_date, not_modified, strong_etag
+from registry_http import Fixture, Response, flip_bytes, http_date, not_modified, strong_etag
 
 CLOCK_START = 1704067200.0        # 2024-01-01T00:00:00Z, as registry.py
 CRATE_MTIME = 1577836800          # 2020-01-01: the sources' mtime, so cargo package is repeatable
@@ -92,14 +92,6 @@ def index_path(name: str) -> str:
     if len(n) == 3:
         return "/3/%s/%s" % (n[0], n)
     return "/%s/%s/%s" % (n[:2], n[2:4], n)
-
-
-def flip_bytes(data: bytes) -> bytes:
-    """The same length, every byte of the second half XORed with 0x5A."""
-    out = bytearray(data)
-    for i in range(len(out) // 2, len(out)):
-        out[i] ^= 0x5A
-    return bytes(out)
 
 
 # ------------------------------------------------------------------ building

@@ -1,7 +1,8 @@
 """The serving half of registry.py: listeners, fault knobs, the request log.
 
-A fixture (NpmRegistry, PypiIndex) owns one or more named listeners
-("registry"; "index" and "files") and answers every request through
+A fixture (NpmRegistry, PypiIndex; registry_cargo.CargoRegistry,
+registry_maven.MavenRepo) owns one or more named listeners ("registry";
+"index" and "files"; "repo") and answers every request through
 ``_route(listener, request) -> Response``. This module does the rest, the
 same way for every fixture:
 
@@ -153,6 +154,15 @@ def not_modified(headers, etag: Optional[str], mtime: Optional[float]) -> bool:
             return False
         return int(mtime) <= since
     return False
+
+
+def flip_bytes(data: bytes) -> bytes:
+    """A corrupted copy of the same length: every byte of the second half
+    XORed with 0x5A (the corrupt() knobs of the Cargo and Maven fixtures)."""
+    out = bytearray(data)
+    for i in range(len(out) // 2, len(out)):
+        out[i] ^= 0x5A
+    return bytes(out)
 
 
 def accept_q(accept: Optional[str], media_type: str) -> float:

@@ -62,8 +62,7 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import unquote
 
-from registry_cargo import flip_bytes
-from registry_http import Fixture, Response, http_date, not_modified
+from registry_http import Fixture, Response, flip_bytes, http_date, not_modified
 
 SYSTEM_REPO = "/usr/share/maven-repo"
 CLOCK_START = 1704067200.0        # 2024-01-01T00:00:00Z, as registry.py
