@@ -106,7 +106,8 @@ class CargoThroughTheEdge(_CargoEdge, unittest.TestCase):
         self.edge.wait_idle()
         before = self.reg.requests(method=None)
         self.assertEqual(self.fetch(deps, build=True).installed, want)   # a fresh CARGO_HOME
-        self.assertEqual(self.reg.requests(method=None), before, "the warm fetch reached the registry")
+        self.assertEqual(self.reg.requests(method=None), before, "the warm fetch reached the registry: %s"
+                         % sorted({e.path for e in self.reg.request_log()[before:]}))
         self.assertGreaterEqual(self.edge.metric('sluice_hits_total{route="cargo_index"}'), 1)
         self.assertGreaterEqual(self.edge.metric('sluice_hits_total{route="cargo_dl"}'), 1)
 
