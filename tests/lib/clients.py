@@ -568,13 +568,14 @@ def maven_local_file(local_repo: str, coords: str, ext: str = "jar") -> str:
 
 def mvn_get(repo_url: str, artifact: str, local_repo: Optional[str] = None, timeout: float = 180,
             extra_args=(), env: Optional[dict] = None, strict_checksums: bool = False,
-            offline: bool = False) -> ClientResult:
+            offline: bool = False, transitive: bool = False) -> ClientResult:
     """`mvn -B dependency:get -Dartifact=g:a:v` (the fully qualified Debian
     maven-dependency-plugin) with every repository mirrored to repo_url
     (maven_settings). local_repo: -Dmaven.repo.local (a fresh one in the
     sandbox when None, so everything, plugins included, is downloaded).
     strict_checksums: -C (a checksum mismatch fails; Maven's default only
-    warns and downloads once more). The result's .installed is
+    warns and downloads once more). transitive: also resolve the
+    artifact's dependencies (from its pom). The result's .installed is
     {artifact: path of the jar in the local repository} when it is there
     (for RELEASE/LATEST: the one jar of that artifact; the path is gone
     once the run returns when local_repo was None)."""
@@ -591,7 +592,7 @@ def mvn_get(repo_url: str, artifact: str, local_repo: Optional[str] = None, time
         argv += ["-o"] if offline else []
         argv += list(extra_args)
         argv += ["org.apache.maven.plugins:maven-dependency-plugin:%s:get" % maven_plugin_version(),
-                 "-Dartifact=" + artifact, "-Dtransitive=false"]
+                 "-Dartifact=" + artifact, "-Dtransitive=%s" % str(transitive).lower()]
         if mvn is None:
             return ClientResult(argv, box, 127, "", "mvn: not found on PATH (apt-get install maven)\n", 0.0)
         run_env = {k: v for k, v in _env(home, None).items()

@@ -13,11 +13,12 @@ edge.
         #   with a mirror of * at repo.base_url + "/"
 
 MavenRepo(root_dir, system_repo="/usr/share/maven-repo", port=None)
-    deploy(group, artifact, version) -> MavenArtifact
+    deploy(group, artifact, version, deps=()) -> MavenArtifact
         What `mvn deploy:deploy-file -DgeneratePom=true` writes, written
         directly: a tiny jar (one class compiled once per process with
         javac, then zipped with its pom.properties, so every version has
-        its own bytes), the generated pom, .sha1/.md5/.sha256 beside each,
+        its own bytes), the generated pom (with deps, "g:a:v" strings, as
+        its dependencies), .sha1/.md5/.sha256 beside each,
         and <g>/<a>/maven-metadata.xml (versions, latest, release,
         lastUpdated) with its own three checksums. A version ending in
         -SNAPSHOT is deployed as a timestamped build: <a>-<base>-<yyyyMMdd.
@@ -148,8 +149,12 @@ def build_jar(group: str, artifact: str, version: str) -> bytes:
     return raw.getvalue()
 
 
-def pom(group: str, artifact: str, version: str) -> bytes:
-    """The pom deploy-file generates (-DgeneratePom=true)."""
+def pom(group: str, artifact: str, version: str, deps=()) -> bytes:
+    """The pom deploy-file generates (-DgeneratePom=true), with a
+    <dependencies> section when deps ("g:a:v" strings) are given."""
+    dep_xml = "".join("    <dependency>\n      <groupId>%s</groupId>\n      <artifactId>%s</artifactId>\n"
+                      "      <version>%s</version>\n    </dependency>\n" % tuple(d.split(":")[:3]) for d in deps)
+    dep_xml = "  <dependencies>\n%s  </dependencies>\n" % dep_xml if deps else ""
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'
             '<project xmlns="http://maven.apache.org/POM/4.0.0" '
             'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
@@ -157,8 +162,8 @@ def pom(group: str, artifact: str, version: str) -> bytes:
             'http://maven.apache.org/xsd/maven-4.0.0.xsd">\n'
             '  <modelVersion>4.0.0</modelVersion>\n  <groupId>%s</groupId>\n'
             '  <artifactId>%s</artifactId>\n  <version>%s</version>\n'
-            '  <description>POM was created by the Sluice tests</description>\n</project>\n'
-            % (group, artifact, version)).encode()
+            '  <description>POM was created by the Sluice tests</description>\n%s</project>\n'
+            % (group, artifact, version, dep_xml)).encode()
 
 
 def _stamp(ts: float, fmt: str) -> str:
@@ -194,8 +199,9 @@ class MavenRepo(Fixture):
         return self.base_url + "/"
 
     # -------------------------------------------------------- publishing
-    def deploy(self, group: str, artifact: str, version: str) -> MavenArtifact:
-        """Write the jar, pom, checksums and metadata (module doc)."""
+    def deploy(self, group: str, artifact: str, version: str, deps=()) -> MavenArtifact:
+        """Write the jar, pom, checksums and metadata (module doc). deps:
+        "g:a:v" dependencies named in the pom."""
         jar = build_jar(group, artifact, version)
         with self._lock:
             self._now += 60
@@ -209,7 +215,7 @@ class MavenRepo(Fixture):
             jar_path = "%s/%s-%s.jar" % (vdir, artifact, fv)
             pom_path = "%s/%s-%s.pom" % (vdir, artifact, fv)
             self._write_with_sums(jar_path, jar, now)
-            self._write_with_sums(pom_path, pom(group, artifact, version), now)
+            self._write_with_sums(pom_path, pom(group, artifact, version, deps), now)
             art = MavenArtifact(group, artifact, version, fv, jar_path, pom_path, self._disk(jar_path),
                                 hashlib.sha1(jar).hexdigest(), hashlib.sha256(jar).hexdigest(), len(jar), now)
             self._arts.setdefault((group, artifact), []).append(art)
