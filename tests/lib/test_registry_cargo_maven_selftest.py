@@ -162,6 +162,9 @@ class MavenRepoTests(TmpCase):
             side = fetch(H, m.port, art.jar_path + "." + ext)
             self.assertEqual(side.body.decode(), algo(jar.body).hexdigest(), ext)
         self.assertIn(b"<artifactId>demo-lib</artifactId>", fetch(H, m.port, art.pom_path).body)
+        app = m.deploy("com.example", "demo-app", "1.0", deps=["com.example:demo-lib:1.1"])
+        self.assertIn(b"<dependency>\n      <groupId>com.example</groupId>\n      <artifactId>demo-lib</artifactId>\n"
+                      b"      <version>1.1</version>", fetch(H, m.port, app.pom_path).body)
         meta = fetch(H, m.port, "/com/example/demo-lib/maven-metadata.xml")
         self.assertIn(b"<release>1.1</release>", meta.body)
         self.assertIn(b"<version>1.0</version>", meta.body)
