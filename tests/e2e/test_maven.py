@@ -38,7 +38,7 @@ _PLUGINS = {}      # "dir": a local repository holding the plugins only, copied 
 
 def tearDownModule():
     if "dir" in _PLUGINS:
-        shutil.rmtree(_PLUGINS.pop("dir"), ignore_errors=True)
+        shutil.rmtree(os.path.dirname(_PLUGINS.pop("dir")), ignore_errors=True)
 
 
 def seed_plugins(local):
