@@ -15,7 +15,7 @@ SHELL := /bin/bash
 CC ?= cc
 
 APT_PKGS := build-essential clang libclang-rt-14-dev libev-dev libcurl4-openssl-dev libssl-dev \
-            libcmocka-dev libhttp-parser-dev libyajl-dev haproxy curl python3 ca-certificates
+            libcmocka-dev libhttp-parser-dev libyajl-dev zlib1g-dev haproxy curl python3 ca-certificates
 # The e2e suite's Maven: mvn, javac for the test jars, and the plugin that
 # `mvn dependency:get` runs (junit4: that plugin's POM names junit 4.x).
 # cargo is not here: Debian's 0.66 has no sparse registries (tests/e2e/test_cargo.py
@@ -27,7 +27,7 @@ TEST_PKGS := $(APT_PKGS) iproute2 procps util-linux python3-venv \
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wformat=2 -Wno-format-nonliteral
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Iagent/src
-LIBS := -lev -lcurl -lcrypto -lhttp_parser -lyajl -lpthread -lm
+LIBS := -lev -lcurl -lcrypto -lz -lhttp_parser -lyajl -lpthread -lm
 
 AGENT_SRC := $(wildcard agent/src/*/*.c)
 AGENT_HDR := $(wildcard agent/src/*.h agent/src/*/*.h)
