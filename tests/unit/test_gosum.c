@@ -347,6 +347,8 @@ static void write_set(struct zw *w, bool reversed)
 
 /* Hashed by groundtruth.go (GOSUM_DUMP): writer.zip, writer64.zip and
  * reversed.zip all gave this one. */
+/* Hashed by groundtruth.go (GOSUM_DUMP): small64.zip. */
+#define SMALL64_H1 "h1:cepIdBcXbYYIG9c8ycsTt0rWG2BBZ/LU8luULnVNldQ="
 #define WRITER_H1 "h1:FXch3R84Tr8KjfuYYuqKiLE+zVK7Q4MrIc4glowFdqE="
 
 static void test_zips_this_test_writes(void **state)
@@ -366,6 +368,20 @@ static void test_zips_this_test_writes(void **state)
     free(plain.buf);
     free(z64.buf);
     free(rev.buf);
+}
+
+/* A small ZIP64 zip (every size and offset in the ZIP64 extra fields, the
+ * end records saturated): Go reads it, and gets this (small64.zip). */
+static void test_small_zip64(void **state)
+{
+    (void)state;
+    struct zw w = { .zip64 = true };
+    zw_add(&w, "m@v1.0.0/b", "stored\n", 7, STORED, NO_DESC);
+    zw_add(&w, "m@v1.0.0/a", "deflated, with a descriptor\n", 28, DEFLATED, DESC_SIGNED);
+    zw_finish(&w);
+    dump("small64.zip", &w);
+    expect_h1(w.buf, w.len, SMALL64_H1);
+    free(w.buf);
 }
 
 /* No entries at all: the hash of nothing (Go's too). */
@@ -639,6 +655,7 @@ int main(void)
         cmocka_unit_test(test_zips_go_wrote),
         cmocka_unit_test(test_go_mod),
         cmocka_unit_test(test_zips_this_test_writes),
+        cmocka_unit_test(test_small_zip64),
         cmocka_unit_test(test_empty_zip),
         cmocka_unit_test(test_outside_the_file),
         cmocka_unit_test(test_truncated_everywhere),
