@@ -63,7 +63,9 @@ class _GoEdge:
         except RuntimeError as e:
             raise unittest.SkipTest(str(e))
         cls.tmp = tempfile.mkdtemp(prefix="sluice-e2e-go-")
-        cls.reg = GoProxy(os.path.join(cls.tmp, "goproxy"))
+        # Named as the public checksum database: the edge verifies module zips
+        # against sum.golang.org as the go origin proxies it (eco/go.c).
+        cls.reg = GoProxy(os.path.join(cls.tmp, "goproxy"), sumdb_name="sum.golang.org")
         cls.reg.start()
         for name in cls.MODULES:
             cls.reg.add_module(name + "/dep", "v1.0.0")

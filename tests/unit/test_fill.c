@@ -27,6 +27,7 @@
 #include <openssl/evp.h>
 
 #include "eco/digest_notes.h"
+#include "route/canon.h"
 
 #include "store/cache.h"
 
@@ -377,17 +378,22 @@ static void test_a_committed_object_is_copied_to_the_sink_tier(void **state)
 
 /* ------------------------------------------------------------ integrity */
 
-/* The sha256 of the pattern body (seed), as fill_verify wants it. */
-static struct eco_digest pattern_sha256(size_t len, unsigned seed, bool spoil)
+/* The sha256 (sha1) of the pattern body (seed), as fill_verify wants it. */
+static struct eco_digest pattern_digest(size_t len, unsigned seed, bool spoil, bool sha1)
 {
-    struct eco_digest d = { .algorithm = "SHA256", .len = 32 };
+    struct eco_digest d = { .algorithm = sha1 ? "SHA1" : "SHA256", .len = sha1 ? 20 : 32 };
     uint8_t *body = fixture_pattern(len, seed);
     unsigned n = 0;
-    assert_int_equal(EVP_Digest(body, len, d.value, &n, EVP_sha256(), NULL), 1);
+    assert_int_equal(EVP_Digest(body, len, d.value, &n, sha1 ? EVP_sha1() : EVP_sha256(), NULL), 1);
     free(body);
     if (spoil)
-        d.value[31] ^= 1;
+        d.value[d.len - 1] ^= 1;
     return d;
+}
+
+static struct eco_digest pattern_sha256(size_t len, unsigned seed, bool spoil)
+{
+    return pattern_digest(len, seed, spoil, false);
 }
 
 /* Every reader got the whole body and a clean end. */
@@ -549,24 +555,27 @@ static void put_text(struct tier *t, const char *key, const char *text)
     assert_int_equal(res[1], 0);
 }
 
-/* The digest is the first word of a sidecar's body: right, then wrong. */
+/* A Maven .sha1 beside the artifact gives the digest: right, then wrong
+ * (read by the maven ecosystem's sidecar_digest). */
 static void test_a_sidecar_fill_gives_the_digest(void **state)
 {
     (void)state;
     const size_t len = 5000;
     char text[2 * 32 + 16];
+    struct route maven = { .eco = eco_find("maven", 5) };
+    struct canon artifact = { .route = &maven };
     for (int spoil = 0; spoil < 2; spoil++) {
-        struct eco_digest d = pattern_sha256(len, 11, spoil);
+        struct eco_digest d = pattern_digest(len, 11, spoil, true);
         for (size_t i = 0; i < d.len; i++)
             snprintf(text + 2 * i, 3, "%02X", d.value[i]);   /* upper case is fine */
         strcat(text, "  a.jar\n");
         const char *key = spoil ? "generic:b.jar" : "generic:a.jar";
-        const char *side = spoil ? "generic:b.jar.sha256" : "generic:a.jar.sha256";
+        const char *side = spoil ? "generic:b.jar.sha1" : "generic:a.jar.sha1";
         put(source, key, len, 11);
         put_text(source, side, text);
         struct fill *f = start(key), *sf = start(side);
-        fill_verify(f, "SHA256", NULL);
-        fill_verify_from(f, sf);
+        fill_verify(f, "SHA1", NULL);
+        fill_verify_from(f, sf, &artifact);
         struct client c;
         attach(f, &c, len);
         struct pump p = { &c, 1 };

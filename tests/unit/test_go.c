@@ -72,6 +72,43 @@ static void test_case_encoding_is_one_key(void **state)
     assert_string_equal(fx_cn.key, "go:sumdb/sum.golang.org/lookup/github.com/!azure/sdk@v1.0.0");
 }
 
+/* A module zip and its go.mod are verified against their lines in the
+ * checksum database's lookup, fetched through the same route. */
+static void test_zips_are_verified_against_the_checksum_database(void **state)
+{
+    (void)state;
+    static const char body[] =
+        "42\n"
+        "github.com/Azure/sdk v1.0.0-RC1 h1:swFsGzNW6OnBje/aRGfqArT6vpRILHNm7fdd6D0VwfU=\n"
+        "github.com/Azure/sdk v1.0.0-RC1/go.mod h1:U2t3Mhn1Vd7nkKgl3FieA3xw30xADU+L/f5JbmImjrM=\n"
+        "\n"
+        "go.sum database tree\n";
+    const struct eco *g = eco_find("go", 2);
+    struct eco_sidecar sc = { 0 };
+    struct eco_digest d;
+    assert_int_equal(fx_canon("go", "/go/github.com/%21azure/sdk/@v/v1.0.0-%21r%21c1.zip", NULL), CANON_OK);
+    assert_true(g->sidecar(&fx_cn, &sc));
+    assert_string_equal(sc.algorithm, "H1");
+    sl_buf_append(&sc.path, "", 1);
+    assert_string_equal((const char *)sc.path.data, "sumdb/sum.golang.org/lookup/github.com/!azure/sdk@v1.0.0-!r!c1");
+    assert_true(g->sidecar_digest(&fx_cn, body, strlen(body), &d));
+    assert_int_equal(d.len, 32);
+    assert_int_equal(d.value[0], 0xb3);   /* swFs... */
+    sl_buf_free(&sc.path);
+
+    assert_int_equal(fx_canon("go", "/go/github.com/!azure/sdk/@v/v1.0.0-!r!c1.mod", NULL), CANON_OK);
+    assert_true(g->sidecar(&fx_cn, &sc));
+    assert_string_equal(sc.algorithm, "H1MOD");
+    assert_true(g->sidecar_digest(&fx_cn, body, strlen(body), &d));
+    assert_int_equal(d.value[0], 0x53);   /* U2t3... */
+    sl_buf_free(&sc.path);
+
+    assert_int_equal(fx_canon("go", "/go/github.com/!azure/sdk/@v/v1.0.0.info", NULL), CANON_OK);
+    assert_false(g->sidecar(&fx_cn, &sc));   /* .info: nothing published */
+    assert_int_equal(fx_canon("go", "/go/github.com/!azure/sdk/@v/v1.0.0.zip", NULL), CANON_OK);
+    assert_false(g->sidecar_digest(&fx_cn, body, strlen(body), &d));   /* another version */
+}
+
 static void test_clients_that_never_retry_wait_for_a_slot(void **state)
 {
     (void)state;
@@ -84,6 +121,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classes),
         cmocka_unit_test(test_case_encoding_is_one_key),
+        cmocka_unit_test(test_zips_are_verified_against_the_checksum_database),
         cmocka_unit_test(test_clients_that_never_retry_wait_for_a_slot),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -50,19 +50,36 @@ static void test_classes(void **state)
     fx_assert_classes(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
+/* The sidecar of the last fx_canon: its path, or "" when it has none. */
+static const char *sidecar_of(const char *path)
+{
+    static struct eco_sidecar sc;
+    sl_buf_free(&sc.path);
+    sc.algorithm = NULL;
+    assert_int_equal(fx_canon("maven", path, NULL), CANON_OK);
+    if (!eco_find("maven", 5)->sidecar(&fx_cn, &sc))
+        return "";
+    assert_string_equal(sc.algorithm, "SHA1");
+    sl_buf_append(&sc.path, "", 1);
+    return (const char *)sc.path.data;
+}
+
 static void test_artifacts_are_verified_against_their_sha1(void **state)
 {
     (void)state;
-    const struct eco *m = eco_find("maven", 5);
-    const char *alg = NULL;
-    assert_int_equal(fx_canon("maven", G "1.0/demo-lib-1.0.jar", NULL), CANON_OK);
-    assert_string_equal(m->sidecar(&fx_cn, &alg), ".sha1");
-    assert_string_equal(alg, "SHA1");
+    assert_string_equal(sidecar_of(G "1.0/demo-lib-1.0.jar"), "com/example/demo-lib/1.0/demo-lib-1.0.jar.sha1");
     assert_string_equal(fx_origin_url(), "https://repo.example/maven2/com/example/demo-lib/1.0/demo-lib-1.0.jar");
-    assert_int_equal(fx_canon("maven", G "1.0/demo-lib-1.0.jar.sha1", NULL), CANON_OK);
-    assert_null(m->sidecar(&fx_cn, &alg));   /* a checksum has none of its own */
-    assert_int_equal(fx_canon("maven", G "maven-metadata.xml", NULL), CANON_OK);
-    assert_null(m->sidecar(&fx_cn, &alg));   /* metadata is not verified */
+    assert_string_equal(sidecar_of(G "1.0/demo-lib-1.0.jar.sha1"), "");   /* a checksum has none of its own */
+    assert_string_equal(sidecar_of(G "maven-metadata.xml"), "");         /* metadata is not verified */
+    /* what a .sha1 says: its first word, hex; anything else is no digest */
+    const struct eco *m = eco_find("maven", 5);
+    struct eco_digest d;
+    static const char sha1[] = "0123456789abcdef0123456789abcdef01234567  demo-lib-1.0.jar\n";
+    assert_true(m->sidecar_digest(&fx_cn, sha1, strlen(sha1), &d));
+    assert_int_equal(d.len, 20);
+    assert_int_equal(d.value[19], 0x67);
+    assert_false(m->sidecar_digest(&fx_cn, "<html>404</html>", 16, &d));
+    assert_false(m->sidecar_digest(&fx_cn, "", 0, &d));
 }
 
 int main(void)

@@ -23,6 +23,8 @@ static const struct {
     { "SHA1", "sha1", 20 },
     { "SHA256", "sha256", 32 },
     { "SHA512", "sha512", 64 },
+    { "H1", "h1", 32 },      /* Go: a hash of the files in a module zip (eco/gosum.h), never streamed */
+    { "H1MOD", "h1", 32 },   /* ... of a go.mod alone */
 };
 
 struct note {
@@ -150,6 +152,24 @@ bool digest_parse_hex(const char *algorithm, const char *hex, size_t len, struct
     return true;
 }
 
+/* The standard base64 (with padding) of a digest of `algorithm`. */
+static bool parse_base64(const char *algorithm, const char *b64, size_t len, struct eco_digest *out)
+{
+    int a = alg_index(algorithm);
+    uint8_t buf[96];
+    char text[129];
+    if (a < 0 || len != 4 * ((algorithms[a].len + 2) / 3) || len > 128)
+        return false;
+    memcpy(text, b64, len);
+    text[len] = '\0';
+    if (EVP_DecodeBlock(buf, (const unsigned char *)text, (int)len) < (int)algorithms[a].len)
+        return false;
+    memcpy(out->value, buf, algorithms[a].len);
+    out->algorithm = algorithms[a].name;
+    out->len = algorithms[a].len;
+    return true;
+}
+
 /* One "<alg>-<base64>[?options]" of an SRI list. */
 static bool parse_sri_one(const char *s, size_t len, struct eco_digest *out)
 {
@@ -159,20 +179,10 @@ static bool parse_sri_one(const char *s, size_t len, struct eco_digest *out)
     const char *q = memchr(dash, '?', len - (size_t)(dash - s));
     size_t b64 = (size_t)((q ? q : s + len) - dash - 1);
     for (size_t i = 0; i < SL_ARRAY_LEN(algorithms); i++) {
-        if ((size_t)(dash - s) != strlen(algorithms[i].sri) || strncasecmp(s, algorithms[i].sri, (size_t)(dash - s)))
+        if ((size_t)(dash - s) != strlen(algorithms[i].sri) || strncasecmp(s, algorithms[i].sri, (size_t)(dash - s)) ||
+            strncmp(algorithms[i].name, "H1", 2) == 0)   /* not an SRI algorithm */
             continue;
-        uint8_t buf[96];
-        if (b64 != 4 * ((algorithms[i].len + 2) / 3) || b64 > 128)
-            return false;
-        char text[129];
-        memcpy(text, dash + 1, b64);
-        text[b64] = '\0';
-        if (EVP_DecodeBlock(buf, (const unsigned char *)text, (int)b64) < (int)algorithms[i].len)
-            return false;
-        memcpy(out->value, buf, algorithms[i].len);
-        out->algorithm = algorithms[i].name;
-        out->len = algorithms[i].len;
-        return true;
+        return parse_base64(algorithms[i].name, dash + 1, b64, out);
     }
     return false;
 }
@@ -255,3 +265,4 @@ void digest_notes_put_link(struct digest_notes *t, const struct route_table *rt,
     sl_buf_free(&name);
     free(c);
 }
+

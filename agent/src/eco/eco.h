@@ -59,6 +59,14 @@ struct eco_digest {
     size_t len;
 };
 
+/* Where an artifact's digest is published apart from it (eco.sidecar). */
+struct eco_sidecar {
+    const char *algorithm;   /* as in eco_digest, or "H1" / "H1MOD": Go's
+                                hash of the files in a module zip, of a
+                                go.mod (eco/gosum.h) */
+    struct sl_buf path;      /* the file's path after the route prefix */
+};
+
 #ifndef SLUICE_RW_EMIT_FN
 #define SLUICE_RW_EMIT_FN
 /* Where a streaming rewriter puts its output. */
@@ -136,11 +144,15 @@ struct eco {
      * none. NULL: the artifact's cache key, which the metadata's rewriter
      * notes its links under (npm's tarballs, PyPI's files). */
     bool (*digest_name)(const struct canon *c, struct sl_buf *out);
-    /* Optional: the artifact's digest is published in a file beside it
-     * (Maven's ".sha1"): the suffix of that file's path, with *algorithm
-     * set, or NULL when c has none (it is a checksum file itself). A cold
-     * artifact's fill fetches the sidecar too and verifies against it. */
-    const char *(*sidecar)(const struct canon *c, const char **algorithm);
+    /* Optional: the artifact's digest is published in another file of the
+     * route (Maven's "<path>.sha1", Go's checksum-database lookup): fill
+     * *out and return true, or false when c has none (it is a checksum
+     * file itself). A cold artifact's fill fetches the sidecar too (or
+     * reads it from the cache) and verifies against it. */
+    bool (*sidecar)(const struct canon *c, struct eco_sidecar *out);
+    /* With sidecar: the digest artifact c must have, read from its
+     * sidecar's body text[0..len) (a peer's bytes: parse strictly). */
+    bool (*sidecar_digest)(const struct canon *c, const char *text, size_t len, struct eco_digest *out);
     /* Its clients never retry a 503 (Go): a fill that finds its origin's
      * queue full waits in it anyway, up to origin_queue_timeout. */
     bool wait_when_full;

@@ -24,9 +24,11 @@
  * first, then its checksum, so a cold artifact's fill fetches the sidecar
  * beside it (serve/miss.c) and verifies against it.
  */
+#include <ctype.h>
 #include <string.h>
 
 #include "core/common.h"
+#include "eco/digest_notes.h"
 #include "eco/eco.h"
 #include "route/canon.h"
 
@@ -70,14 +72,26 @@ static enum eco_class maven_classify(const struct canon *c)
     return ECO_IMMUTABLE;
 }
 
-static const char *maven_sidecar(const struct canon *c, const char **algorithm)
+static bool maven_sidecar(const struct canon *c, struct eco_sidecar *out)
 {
     const char *p = c->key + c->path_off;
     size_t n = c->path_len;
     if (c->cls != ECO_IMMUTABLE || base_len(p, n) != n)
-        return NULL;
-    *algorithm = "SHA1";
-    return ".sha1";
+        return false;
+    out->algorithm = "SHA1";
+    sl_buf_append(&out->path, p, n);
+    sl_buf_append_str(&out->path, ".sha1");
+    return true;
+}
+
+/* A .sha1 file: the hex digest, then maybe blanks and the file's name. */
+static bool maven_sidecar_digest(const struct canon *c, const char *text, size_t len, struct eco_digest *out)
+{
+    SL_UNUSED(c);
+    size_t n = 0;
+    while (n < len && !isspace((unsigned char)text[n]))
+        n++;
+    return digest_parse_hex("SHA1", text, n, out);
 }
 
 const struct eco eco_maven = {
@@ -86,4 +100,5 @@ const struct eco eco_maven = {
     .classify = maven_classify,
     .digests = true,
     .sidecar = maven_sidecar,
+    .sidecar_digest = maven_sidecar_digest,
 };

@@ -195,10 +195,12 @@ static void maybe_abandon(struct fill *f)
     if (writer_ok && small)
         return;
     log_info("fill: last client left, aborting origin transfer key=%s", f->key);
+    fill_ref(f);   /* a fill nobody ever read (a sidecar) has no other holder */
     abort_origin(f);
     writer_fail(f, WFAIL_ORIGIN);
     fill_table_remove(f);
     fill_wake_readers(f);
+    fill_unref(f);
 }
 
 static const char *const kept_headers[] = {

@@ -117,12 +117,18 @@ void fill_set_check(struct fill *f, const struct eco_rewriter_ops *ops, struct e
  */
 void fill_verify(struct fill *f, const char *algorithm, const struct eco_digest *expect);
 void fill_verify_expect(struct fill *f, const struct eco_digest *expect);
-/* The expected digest is the text (hex, its first word) of another fill's
- * body, a sidecar file such as Maven's ".sha1": f reads it as one more
- * reader and passes it to fill_verify_expect when it ends (NULL when it
- * fails, is not a 200, or is not a digest). After fill_verify(f, alg,
- * NULL). */
-void fill_verify_from(struct fill *f, struct fill *sidecar);
+/* The expected digest is in the text of another fill's body, a sidecar
+ * file such as Maven's ".sha1" or Go's checksum-database lookup: f reads
+ * it as one more reader and, when it ends, passes what the artifact's
+ * ecosystem reads in it (eco.h, sidecar_digest, for `artifact`: f's own
+ * canonical request) to fill_verify_expect (NULL when it fails, is not a
+ * 200, or has no such digest). After fill_verify(f, alg, NULL).
+ * "H1"/"H1MOD" (Go's hash of a module zip's files, of a go.mod) is not a
+ * stream hash: it is computed by a worker over the written body once it is
+ * complete, the last byte held meanwhile; with no spool file to read (the
+ * writer was detached) the body is released unverified. */
+struct canon;
+void fill_verify_from(struct fill *f, struct fill *sidecar, const struct canon *artifact);
 
 /* Take a fill out of the table: it goes on serving its readers, and the
  * next request for its key starts a new fill (a new generation). Used when

@@ -133,6 +133,7 @@ void verify_body_complete(struct fill *f);
 bool verify_settled(const struct fill *f);
 uint64_t fill_readable(const struct fill *f);
 void verify_free(struct fill *f);
+bool verify_when_written(struct fill *f);
 
 /* spool.c */
 void spool_chunk_unref(struct chunk *c);

@@ -26,8 +26,11 @@
 
 #include "core/common.h"
 #include "core/log.h"
+#include "core/workers.h"
 #include "eco/digest_notes.h"
+#include "eco/gosum.h"
 #include "fill/fill_impl.h"
+#include "route/canon.h"
 
 enum verify_state {
     V_HASHING,     /* bytes arriving */
@@ -37,11 +40,12 @@ enum verify_state {
 };
 
 /* The body of a sidecar fill that holds the expected digest as text. */
-#define SIDECAR_MAX 1024
+#define SIDECAR_MAX 8192
 
 struct fill_verify {
-    EVP_MD_CTX *md;
+    EVP_MD_CTX *md;             /* NULL for Go's h1, which is not a stream hash */
     const char *algorithm;
+    bool h1_running;            /* a worker is hashing the written body (h1) */
     bool expected_known;        /* expect is set */
     bool expected_pending;      /* it may still come (fill_verify_expect) */
     struct eco_digest expect;
@@ -49,10 +53,18 @@ struct fill_verify {
     /* fill_verify_from: the sidecar's fill, read as one of its readers */
     struct fill *owner;
     struct fill_reader sidecar;
+    struct canon *artifact;     /* the fill's request, for its eco's sidecar_digest */
     bool sidecar_attached;
     ev_timer sidecar_turn;      /* reads happen on their own loop turn, not inside a wake */
     struct sl_buf sidecar_text;
 };
+
+/* Go's h1 of a module zip ("H1") or of a go.mod ("H1MOD"): computed over
+ * the whole written body by a worker, not while it streams. */
+static bool is_h1(const char *algorithm)
+{
+    return strcmp(algorithm, "H1") == 0 || strcmp(algorithm, "H1MOD") == 0;
+}
 
 void fill_verify(struct fill *f, const char *algorithm, const struct eco_digest *expect)
 {
@@ -60,9 +72,11 @@ void fill_verify(struct fill *f, const char *algorithm, const struct eco_digest 
     SL_ASSERT(!f->verify && f->received == 0 && digest_length(algorithm) > 0);
     SL_ASSERT(!expect || strcmp(expect->algorithm, algorithm) == 0);
     struct fill_verify *v = sl_calloc(1, sizeof(*v));
-    v->md = EVP_MD_CTX_new();
     v->algorithm = algorithm;
-    SL_ASSERT(v->md && EVP_DigestInit_ex(v->md, EVP_get_digestbyname(algorithm), NULL) == 1);
+    if (!is_h1(algorithm)) {
+        v->md = EVP_MD_CTX_new();
+        SL_ASSERT(v->md && EVP_DigestInit_ex(v->md, EVP_get_digestbyname(algorithm), NULL) == 1);
+    }
     if (expect) {
         v->expect = *expect;
         v->expected_known = true;
@@ -85,8 +99,10 @@ void verify_free(struct fill *f)
 {
     if (!f->verify)
         return;
+    SL_ASSERT(!f->verify->h1_running);   /* its job holds a reference */
     sidecar_stop(f->verify);
     sl_buf_free(&f->verify->sidecar_text);
+    free(f->verify->artifact);
     EVP_MD_CTX_free(f->verify->md);
     free(f->verify);
     f->verify = NULL;
@@ -100,7 +116,7 @@ static bool applies(const struct fill *f)
 
 void verify_feed(struct fill *f, const uint8_t *data, size_t len)
 {
-    if (applies(f) && f->verify->state == V_HASHING)
+    if (applies(f) && f->verify->state == V_HASHING && f->verify->md)
         SL_ASSERT(EVP_DigestUpdate(f->verify->md, data, len) == 1);
 }
 
@@ -141,13 +157,10 @@ static void mismatch(struct fill *f, const uint8_t *got, size_t len)
     writer_fail(f, WFAIL_INTEGRITY);
 }
 
-/* Compare, once the body is complete and the expected digest known. */
-static void judge(struct fill *f)
+/* The body's digest is `got`: pass or fail it. */
+static void conclude(struct fill *f, const uint8_t *got, size_t len)
 {
     struct fill_verify *v = f->verify;
-    uint8_t got[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    SL_ASSERT(EVP_DigestFinal_ex(v->md, got, &len) == 1 && len <= 64);
     SL_ASSERT(v->expect.len > 0 && v->expect.len <= len);
     if (memcmp(got, v->expect.value, v->expect.len) == 0) {
         v->state = V_PASSED;
@@ -159,12 +172,105 @@ static void judge(struct fill *f)
     }
 }
 
+/* Compare, once the body is complete and the expected digest known. */
+static void judge(struct fill *f)
+{
+    uint8_t got[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    SL_ASSERT(EVP_DigestFinal_ex(f->verify->md, got, &len) == 1 && len <= 64);
+    conclude(f, got, len);
+}
+
+/* ------------------------------------------------------------------ h1 */
+
+struct h1_job {
+    struct fill *f;
+    int fd;                  /* a dup of the spool file: the body at OBJ_HEADER_SIZE */
+    uint64_t size;
+    bool mod;
+    uint8_t got[32];
+    int rc;
+    char err[160];
+};
+
+#define GO_MOD_MAX ((uint64_t)16 << 20)   /* go.mod files are at most 16 MiB (modfetch) */
+
+static void h1_work(void *arg)
+{
+    struct h1_job *j = arg;
+    if (!j->mod) {
+        j->rc = gosum_zip_h1(j->fd, OBJ_HEADER_SIZE, j->size, j->got, j->err, sizeof(j->err));
+        return;
+    }
+    uint8_t *buf = j->size <= GO_MOD_MAX ? sl_malloc((size_t)j->size + 1) : NULL;
+    j->rc = buf && pread(j->fd, buf, (size_t)j->size, OBJ_HEADER_SIZE) == (ssize_t)j->size ? 0 : -1;
+    if (j->rc == 0)
+        gosum_file_h1("go.mod", buf, (size_t)j->size, j->got);
+    else
+        snprintf(j->err, sizeof(j->err), "go.mod larger than 16 MiB or unreadable");
+    free(buf);
+}
+
+static void h1_done(void *arg)
+{
+    struct h1_job *j = arg;
+    struct fill *f = j->f;
+    close(j->fd);
+    f->verify->h1_running = false;
+    if (f->verify->state == V_HASHING) {
+        if (j->rc != 0) {
+            /* not a zip go would take: as wrong as a wrong digest */
+            log_warn("fill: cannot hash key=%s as a module: %s", f->key, j->err);
+            memset(j->got, 0, sizeof(j->got));
+        }
+        conclude(f, j->got, sizeof(j->got));
+        fill_verdict_reached(f);
+    }
+    fill_unref(f);
+    free(j);
+}
+
+/* An h1 is computed once the whole body is in the spool file; without one
+ * (the writer was detached: nothing will be stored anyway) the body is
+ * released unverified, and true says so (the caller wakes the readers). */
+bool verify_when_written(struct fill *f)
+{
+    struct fill_verify *v = f->verify;
+    if (!applies(f) || v->md || v->state != V_HASHING || !v->expected_known || v->h1_running ||
+        !fill_body_complete(f))
+        return false;
+    if (!writer_file_usable(f)) {
+        v->state = V_UNKNOWN;
+        metrics_route(f->a, f->route)->integrity_unknown++;
+        log_info("fill: not verified (the cache writer was detached) key=%s", f->key);
+        return true;
+    }
+    if (f->written < f->received || f->wbusy)
+        return false;   /* writer_pump calls again */
+    struct h1_job *j = sl_calloc(1, sizeof(*j));
+    j->f = f;
+    j->fd = dup(f->sf->fd);
+    j->size = f->received;
+    j->mod = strcmp(v->algorithm, "H1MOD") == 0;
+    if (j->fd < 0) {
+        free(j);
+        v->state = V_UNKNOWN;
+        return true;
+    }
+    fill_ref(f);
+    v->h1_running = true;
+    workers_submit(f->a->workers, h1_work, h1_done, j);
+    return false;
+}
+
 void verify_body_complete(struct fill *f)
 {
     if (!applies(f) || f->verify->state != V_HASHING)
         return;
-    if (f->verify->expected_known)
+    if (f->verify->expected_known && f->verify->md)
         judge(f);
+    else if (f->verify->expected_known)
+        verify_when_written(f);
     else if (!f->verify->expected_pending)
         f->verify->state = V_UNKNOWN;
 }
@@ -195,11 +301,8 @@ static void sidecar_done(struct fill *f, bool ok)
 {
     struct fill_verify *v = f->verify;
     struct eco_digest d;
-    const char *text = (const char *)v->sidecar_text.data;
-    size_t n = 0;
-    while (ok && n < v->sidecar_text.len && !isspace((unsigned char)text[n]))
-        n++;
-    ok = ok && digest_parse_hex(v->algorithm, text, n, &d);
+    const struct canon *c = v->artifact;
+    ok = ok && c->route->eco->sidecar_digest(c, (const char *)v->sidecar_text.data, v->sidecar_text.len, &d);
     sidecar_stop(v);
     if (!ok)
         log_info("fill: no usable digest beside key=%s, storing it unverified", f->key);
@@ -253,12 +356,14 @@ static void on_sidecar_wake(void *ctx)
     ev_timer_start(f->a->loop, &f->verify->sidecar_turn);
 }
 
-void fill_verify_from(struct fill *f, struct fill *sidecar)
+void fill_verify_from(struct fill *f, struct fill *sidecar, const struct canon *artifact)
 {
     SL_CHECK_OBJ(f, FILL_MAGIC);
     struct fill_verify *v = f->verify;
     SL_ASSERT(v && v->expected_pending && !v->sidecar_attached);
     v->owner = f;
+    v->artifact = sl_malloc(sizeof(*v->artifact));
+    *v->artifact = *artifact;
     ev_timer_init(&v->sidecar_turn, on_sidecar_turn, 0., 0.);
     v->sidecar_turn.data = f;
     if (!fill_attach(sidecar, &v->sidecar, on_sidecar_wake, f)) {

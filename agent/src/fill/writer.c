@@ -115,6 +115,9 @@ void writer_fail(struct fill *f, enum write_fail_reason why)
      * forever. Every caller holds its own reference. */
     if (f->origin_done)
         fill_table_remove(f);
+    /* A body waiting for Go's h1 over the spool file goes unverified now. */
+    if (verify_when_written(f))
+        fill_wake_readers(f);
 }
 
 static void open_work(void *arg)
@@ -260,6 +263,7 @@ void writer_pump(struct fill *f)
         workers_submit(a->workers, write_work, write_done, j);
         return;
     }
+    verify_when_written(f);   /* Go's h1 hashes the written body */
     if (fill_body_complete(f) && verify_settled(f)) {
         f->wstate = W_COMMITTING;
         f->meta.size = f->received;

@@ -13,7 +13,7 @@
 #include "store/cache.h"
 #include "store/index.h"
 
-/* The stored sidecar's body (it is small), as text. */
+/* The stored sidecar's body (it is small), as NUL-terminated text. */
 static bool stored_text(struct agent *a, struct index_entry *e, const char *key, char *out, size_t outlen)
 {
     struct cache_hit h;
@@ -30,21 +30,14 @@ static bool stored_text(struct agent *a, struct index_entry *e, const char *key,
     return ok;
 }
 
-/* Its first word as a digest of `algorithm`. */
-static bool parse_first_word(const char *text, const char *algorithm, struct eco_digest *d)
-{
-    size_t n = strcspn(text, " \t\r\n");
-    return digest_parse_hex(algorithm, text, n, d);
-}
-
-/* The canonical request of cn's sidecar: the same path + suffix. */
-static bool sidecar_canon(const struct canon *cn, const char *suffix, struct canon *sc)
+/* The canonical request of cn's sidecar (its path on the same route). */
+static bool sidecar_canon(const struct canon *cn, const struct eco_sidecar *side, struct canon *sc)
 {
     const struct route *r = cn->route;
     char path[ROUTE_PREFIX_MAX + KEY_MAX + 16];
-    int n = snprintf(path, sizeof(path), "%s%.*s%s", r->prefix, (int)cn->path_len, cn->key + cn->path_off, suffix);
-    return n > 0 && (size_t)n < sizeof(path) &&
-           canon_request(r, path, (size_t)n, NULL, 0, NULL, 0, sc) == CANON_OK && sc->cls == ECO_IMMUTABLE;
+    int n = snprintf(path, sizeof(path), "%s%.*s", r->prefix, (int)side->path.len, (const char *)side->path.data);
+    return n > 0 && (size_t)n < sizeof(path) && canon_request(r, path, (size_t)n, NULL, 0, NULL, 0, sc) == CANON_OK &&
+           sc->cls != ECO_NEVER;
 }
 
 /* The running fill of the sidecar, or a new one; NULL when there is no
@@ -59,27 +52,31 @@ static struct fill *sidecar_fill(struct agent *a, const struct canon *sc)
     if (canon_origin_url(sc, url, sizeof(url)) != 0)
         return NULL;
     miss_request(sc, &rq);
+    /* Its 404 is never remembered (as an artifact's): it was asked for
+     * because of an artifact that may not exist yet either, and a client
+     * must not meet a remembered 404 once both are published. */
+    rq.cls = ECO_IMMUTABLE;
     return fill_start(a, sc->route, sc->key, sc->hash, url, &rq);
 }
 
-static void arm_from_sidecar(struct agent *a, struct fill *f, const struct canon *cn, const char *suffix,
-                             const char *algorithm)
+static void arm_from_sidecar(struct agent *a, struct fill *f, const struct canon *cn, const struct eco_sidecar *side)
 {
     struct canon *sc = sl_malloc(sizeof(*sc));
     struct eco_digest d;
-    char text[256];
+    char text[4096];
     struct index_entry *e;
-    struct fill *side;
-    if (!sidecar_canon(cn, suffix, sc)) {
+    struct fill *src;
+    const struct eco *eco = cn->route->eco;
+    if (!sidecar_canon(cn, side, sc)) {
         metrics_route(a, cn->route)->integrity_unknown++;
     } else if ((e = index_lookup(&a->index, sc->hash)) != NULL && stored_text(a, e, sc->key, text, sizeof(text))) {
-        if (parse_first_word(text, algorithm, &d))
-            fill_verify(f, algorithm, &d);
+        if (eco->sidecar_digest(cn, text, strlen(text), &d))
+            fill_verify(f, side->algorithm, &d);
         else
             metrics_route(a, cn->route)->integrity_unknown++;
-    } else if ((side = sidecar_fill(a, sc)) != NULL) {
-        fill_verify(f, algorithm, NULL);
-        fill_verify_from(f, side);
+    } else if ((src = sidecar_fill(a, sc)) != NULL) {
+        fill_verify(f, side->algorithm, NULL);
+        fill_verify_from(f, src, cn);
     } else {
         metrics_route(a, cn->route)->integrity_unknown++;
     }
@@ -89,14 +86,16 @@ static void arm_from_sidecar(struct agent *a, struct fill *f, const struct canon
 void integrity_arm(struct agent *a, struct fill *f, const struct canon *cn)
 {
     const struct eco *eco = cn->route->eco;
-    const char *algorithm, *suffix;
     if (cn->cls != ECO_IMMUTABLE || !eco->digests ||
         !config_route_int(&a->cfg, "integrity_verify", cn->route->name))
         return;
-    if (eco->sidecar && (suffix = eco->sidecar(cn, &algorithm)) != NULL) {
-        arm_from_sidecar(a, f, cn, suffix, algorithm);
-        return;
-    }
+    struct eco_sidecar side = { 0 };
+    bool has_side = eco->sidecar && eco->sidecar(cn, &side);
+    if (has_side)
+        arm_from_sidecar(a, f, cn, &side);
+    sl_buf_free(&side.path);
+    if (has_side || eco->sidecar)
+        return;   /* an ecosystem with sidecars notes nothing */
     struct sl_buf name = { 0 };
     struct eco_digest d;
     if (digest_notes_name(cn, &name) && digest_notes_get(a->notes, (const char *)name.data, name.len, &d))
