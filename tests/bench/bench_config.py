@@ -1,7 +1,8 @@
 """tests/bench settings: paths, the knobs read from the environment
 (BENCH_QUICK, BENCH_PASSES, BENCH_DURATION, BENCH_STAMPEDE_*,
 BENCH_ORIGIN_RATE, BENCH_ONLY, BENCH_TRANSPORT, BENCH_ARMS, BENCH_ECO_RUNS,
-BENCH_REPLAY_DURATION, SLUICE_TEST_BIN), the workload lists (generic and
+BENCH_REPLAY_DURATION, BENCH_VERIFY_MIB, BENCH_VERIFY_ROUNDS,
+SLUICE_TEST_BIN), the workload lists (generic and
 package registries) and log(). Read once, at import; every
 other bench module imports from here. The pinning and niceness knobs
 (BENCH_NO_PIN, BENCH_NICE) live with the processes, in bench_proc.py."""
@@ -64,7 +65,7 @@ WARM = [
 GENERIC_WORKLOADS = [w[0] for w in WARM] + ["stampede", "enospc"]
 # The package-registry workloads (bench_eco.py): Sluice's npm and PyPI
 # routes against Verdaccio 5 and a static nginx, on offline origins.
-ECO_WORKLOADS = ["npm-ci-warm", "npm-replay", "npm-huge-cold", "pip-warm"]
+ECO_WORKLOADS = ["npm-ci-warm", "npm-replay", "npm-huge-cold", "npm-fill-verify", "pip-warm"]
 ALL_WORKLOADS = GENERIC_WORKLOADS + ECO_WORKLOADS
 ONLY = [w.strip() for w in os.environ.get("BENCH_ONLY", "").split(",") if w.strip()] or ALL_WORKLOADS
 if set(ONLY) - set(ALL_WORKLOADS):
@@ -86,6 +87,10 @@ ECO = {
     "huge_versions": 1000,            # x 40 kB readmes: a 41 MB full packument
     "huge_readme": 40_000,
     "huge_clients": 20,
+    # npm-fill-verify: cold fills of one big tarball, integrity_verify 1
+    # against 0; one round = one fill per arm, each of its own version.
+    "verify_size": env_int("BENCH_VERIFY_MIB", 128 if QUICK else 256) * MIB,
+    "verify_rounds": env_int("BENCH_VERIFY_ROUNDS", 3 if QUICK else 6),
     "pip_projects": 20,
     "pip_warm_runs": env_int("BENCH_ECO_RUNS", 3 if QUICK else 5),
 }

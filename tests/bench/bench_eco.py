@@ -2,7 +2,8 @@
 and a PypiIndex from tests/lib/registry.py, served by the harness on
 127.0.0.1), the arms (Sluice with its npm and PyPI routes on them,
 Verdaccio 5 on the same registry, a static nginx with the index's pages
-and files), and the workloads of bench_npm.py and bench_pip.py in the
+and files, two more Sluice arms for npm-fill-verify, integrity_verify 1
+and 0), and the workloads of bench_npm.py, bench_verify.py and bench_pip.py in the
 order of ECO_WORKLOADS. Everything is started once for the phase and
 stopped at its end, failures included; only the arms the selected
 workloads need are started.
@@ -19,6 +20,7 @@ from bench_eco_arms import VERDACCIO_VERSION, StaticArm, VerdaccioArm, eco_sluic
 from bench_npm import make_huge, make_npm_project, run_huge, run_npm_ci, run_replay
 from bench_pip import make_pypi_project, run_pip, write_static_mirror
 from bench_proc import attempt
+from bench_verify import ARM_KEYS as VERIFY_ARMS, make_fill_verify, run_fill_verify, verify_arms
 from bench_report import collect_findings
 
 from clients import tool_versions  # noqa: E402 - tests/lib, on sys.path via bench_arms
@@ -30,6 +32,7 @@ PLAN = {
     "npm-ci-warm": (run_npm_ci, ("verdaccio", "sluice")),
     "npm-replay": (run_replay, ("verdaccio", "sluice")),
     "npm-huge-cold": (run_huge, ("sluice", "verdaccio")),
+    "npm-fill-verify": (run_fill_verify, VERIFY_ARMS),
     "pip-warm": (run_pip, ("nginx-static", "sluice")),
 }
 
@@ -49,6 +52,8 @@ def build_origins(ctx, eco):
                     tarball_mb=p["bytes"] / 1e6)
     if "npm-huge-cold" in ONLY:
         info["huge_mb"] = make_huge(ctx["npm"], eco) / 1e6
+    if "npm-fill-verify" in ONLY:
+        info["verify_mb"] = make_fill_verify(ctx["npm"], eco) / 1e6
     if "pip-warm" in ONLY:
         p = ctx["pypi_project"] = make_pypi_project(ctx["pypi"])
         files = [f for name in ctx["pypi"].projects() for f in ctx["pypi"].files(name)]
@@ -59,15 +64,21 @@ def build_origins(ctx, eco):
 def start_arms(ctx, eco, arms):
     reg, pypi = ctx["npm"], ctx["pypi"]
     work = lambda k: os.makedirs(os.path.join(eco, k)) or os.path.join(eco, k)  # noqa: E731
-    sluice = arms["sluice"] = eco_sluice_arm(work("sluice"), reg.base_url, pypi.base_url, pypi.files_base_url)
-    start_arm(sluice)
-    edge = "http://127.0.0.1:%d" % sluice.edge_port
-    ctx["npm_url"], ctx["npm_prefix"] = {"sluice": edge + "/npm/"}, {"sluice": "/npm", "verdaccio": ""}
-    ctx["pip_url"] = {"sluice": edge + "/pypi/simple/"}
+    ctx["npm_url"], ctx["npm_prefix"], ctx["pip_url"] = {}, {"sluice": "/npm", "verdaccio": ""}, {}
+    if any(w in ONLY for w in NPM + ("pip-warm",)):       # npm-fill-verify has its own two
+        sluice = arms["sluice"] = eco_sluice_arm(work("sluice"), reg.base_url, pypi.base_url, pypi.files_base_url)
+        start_arm(sluice)
+        edge = "http://127.0.0.1:%d" % sluice.edge_port
+        ctx["npm_url"]["sluice"] = edge + "/npm/"
+        ctx["pip_url"]["sluice"] = edge + "/pypi/simple/"
     if any(w in ONLY for w in NPM):
         v = arms["verdaccio"] = VerdaccioArm(work("verdaccio"), reg.registry_url)
         start_arm(v)
         ctx["npm_url"]["verdaccio"] = v.registry_url
+    if "npm-fill-verify" in ONLY:
+        for arm in verify_arms(work, reg.base_url):
+            arms[arm.key] = arm
+            start_arm(arm)
     if "pip-warm" in ONLY:
         st = arms["nginx-static"] = StaticArm(work("nginx-static"), os.path.join(eco, "pypi-static"))
         write_static_mirror(pypi, st.cache_root, st.base_url)
