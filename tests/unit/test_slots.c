@@ -77,7 +77,7 @@ static void set(struct fixture *fx, const char *name, const char *value)
 static void start(struct fixture *fx)
 {
     char err[256];
-    const char *map = "/a/ a\n/b/ b\n/c/ c\n";
+    const char *map = "/a/ a\n/b/ b\n/c/ c\n/go/ go\n";
     assert_int_equal(route_table_parse(fx->rt, map, fx->cfg, err, sizeof(err)), 0);
     slots_init(fx->s, fx->loop, fx->rt, fx->cfg);
 }
@@ -255,6 +255,26 @@ static void test_rejects_past_queue_max_without_callbacks(void **state)
     release(fx, "a");
     assert_int_equal(fx->n_log, 0);
     assert_int_equal(r.expired, 0);
+    assert_drained(fx);
+}
+
+/* Go never retries a 503: its route waits in the queue past its size, and
+ * still gets its slot in order or expires at the queue timeout. */
+static void test_a_route_whose_clients_never_retry_waits_past_queue_max(void **state)
+{
+    struct fixture *fx = *state;
+    set(fx, "origin_max_in_flight_per_origin", "1");
+    set(fx, "origin_queue_max", "1");
+    start(fx);
+    struct waiter g, q[3];
+    expect(fx, "go", &g, SLOT_GRANTED);
+    for (int i = 0; i < 3; i++)
+        expect(fx, "go", &q[i], SLOT_QUEUED);   /* 2 and 3 past queue_max */
+    for (int i = 0; i < 3; i++) {
+        release(fx, "go");
+        assert_int_equal(q[i].granted, 1);
+    }
+    release(fx, "go");
     assert_drained(fx);
 }
 
@@ -710,6 +730,7 @@ int main(void)
         T(test_new_leader_queues_behind_existing_waiters),
         T(test_release_grants_longest_waiting_route_first),
         T(test_same_millisecond_waiters_across_routes_granted_in_arrival_order),
+        T(test_a_route_whose_clients_never_retry_waits_past_queue_max),
         T(test_release_skips_waiters_of_routes_at_their_own_cap),
         T(test_release_inside_granted_callback_passes_slot_on),
         T(test_queue_timeout_calls_expired_once),

@@ -180,7 +180,7 @@ void slot_release(struct slots *s, const struct route *route, int64_t held_ms)
 bool slots_would_reject(const struct slots *s, const struct route *route)
 {
     const struct slot_origin *o = &s->origins[origin_index(s, route)];
-    return o->queued >= o->queue_max && !(o->queued == 0 && can_run(s, o));
+    return o->queued >= o->queue_max && !(o->queued == 0 && can_run(s, o)) && !route->eco->wait_when_full;
 }
 
 int slots_retry_after(const struct slots *s, const struct route *route)
