@@ -362,6 +362,7 @@ static void refetch_after_lag(struct fill *f)
     if (!g)
         return;   /* no origin slot now: the next request fills as usual */
     g->refetch = true;
+    verify_inherit(g, f);   /* stored only if it matches what f was checked against */
     a->refetches_running++;
     a->m.refetches++;
     log_info("fill: refetching key=%s in the background, paced by the cache writer", f->key);

@@ -134,6 +134,9 @@ bool verify_settled(const struct fill *f);
 uint64_t fill_readable(const struct fill *f);
 void verify_free(struct fill *f);
 bool verify_when_written(struct fill *f);
+/* A background refetch of f's object is verified as f was (when f's
+ * expected digest was known). */
+void verify_inherit(struct fill *g, const struct fill *f);
 
 /* spool.c */
 void spool_chunk_unref(struct chunk *c);

@@ -95,6 +95,13 @@ static void sidecar_stop(struct fill_verify *v)
     v->sidecar_attached = false;
 }
 
+void verify_inherit(struct fill *g, const struct fill *f)
+{
+    const struct fill_verify *v = f->verify;
+    if (v && v->expected_known)
+        fill_verify(g, v->algorithm, &v->expect);
+}
+
 void verify_free(struct fill *f)
 {
     if (!f->verify)

@@ -12,7 +12,8 @@
  *     last byte held until it arrives.
  * An artifact with neither is filled and stored as before (unverified),
  * counted in sluice_integrity_unknown_total when its ecosystem does publish
- * digests. A background refetch (fill.c) is never verified.
+ * digests. A background refetch (fill.c) is verified against what its
+ * first fill knew.
  */
 #ifndef SLUICE_INTEGRITY_H
 #define SLUICE_INTEGRITY_H
