@@ -6,6 +6,8 @@ packument (dist.integrity), PyPI in the page's link (#sha256=), Cargo in the
 index line (cksum), Maven in a .sha1 file beside the artifact. The test
 origin publishes the digest of the TRUE bytes and serves CORRUPTED bytes of
 the same length, slowly enough that several clients attach to the one fill.
+Go's checksum database hashes the files inside a module zip (h1): the
+corrupted zip is a well-formed zip whose file has one byte changed.
 
 The contract checked (C1, C2, C6, and the issue's integrity rule):
   * every client sees an aborted transfer: never a complete 200, never the
@@ -20,16 +22,18 @@ The contract checked (C1, C2, C6, and the issue's integrity rule):
 import base64
 import concurrent.futures
 import hashlib
+import io
 import json
 import os
 import sys
 import unittest
+import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from contract import ContractCase, KiB  # noqa: E402
 
-ROUTES = ("generic", "npm", "pypi", "pypi_files", "cargo_index", "cargo_dl", "maven")
+ROUTES = ("generic", "npm", "pypi", "pypi_files", "cargo_index", "cargo_dl", "maven", "go")
 SIZE = 768 * KiB
 CLIENTS = 4
 
@@ -134,6 +138,42 @@ class Maven(Ecosystem):
                                body=(hashlib.sha1(body).hexdigest() + "  x.jar\n").encode())
 
 
+def go_h1(files):
+    """Go's h1 of a set of (name, bytes): the sha256 of "<hex sha256>  <name>\n"
+    lines sorted by name, base64 (golang.org/x/mod/sumdb/dirhash)."""
+    lines = "".join("%s  %s\n" % (hashlib.sha256(data).hexdigest(), name) for name, data in sorted(files))
+    return "h1:" + base64.b64encode(hashlib.sha256(lines.encode()).digest()).decode()
+
+
+class Go(Ecosystem):
+    route = "go"
+    mod_path = "example.test/m"
+
+    def artifact(self):
+        f = "/%s/%s/@v/v1.0.0.zip" % (self.mod_path, self.name)
+        return "/go" + f, f
+
+    def files(self, body):
+        # one big stored file, so a flipped byte changes content, not structure
+        return [("%s/%s@v1.0.0/data.bin" % (self.mod_path, self.name), body),
+                ("%s/%s@v1.0.0/go.mod" % (self.mod_path, self.name), b"module x\n")]
+
+    def zipped(self, body):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+            for name, data in self.files(body):
+                z.writestr(name, data)
+        return buf.getvalue()
+
+    def publish_digest(self, body):
+        # The record the checksum database publishes; the edge fetches it
+        # beside the zip (sumdb/sum.golang.org/lookup/<module>@<version>).
+        mod = "%s/%s" % (self.mod_path, self.name)
+        record = "1\n%s v1.0.0 %s\n%s v1.0.0/go.mod %s\n\n" % (
+            mod, go_h1(self.files(body)), mod, go_h1([("go.mod", b"module x\n")]))
+        self.origin.set_object("/sumdb/sum.golang.org/lookup/%s@v1.0.0" % mod, body=record.encode())
+
+
 class Integrity(ContractCase):
     """One edge for each test; every ecosystem route on the test origin."""
 
@@ -164,13 +204,16 @@ class Integrity(ContractCase):
         verified = self.metric("sluice_integrity_verified_total", route)
 
         # The corrupted artifact, slowly: every client joins the one fill.
-        self.edge.origin.set_object(origin_path, body=spoiled(good), rate=2 * SIZE)
+        wire = eco.zipped if isinstance(eco, Go) else (lambda b: b)
+        bad = spoiled(wire(good)) if not isinstance(eco, Go) else wire(spoiled(good))
+        good = wire(good)
+        self.edge.origin.set_object(origin_path, body=bad, rate=2 * SIZE)
         results = self.fetch_all(path, CLIENTS)
         for r in results:
             self.assertFalse(r.complete and r.status == 200,
                              "a client got a clean end of a corrupt body (%s)" % describe(r))
             self.assertLess(len(r.body), len(good), describe(r))
-            self.assertEqual(r.body, spoiled(good)[:len(r.body)], "bytes that were never sent")
+            self.assertEqual(r.body, bad[:len(r.body)], "bytes that were never sent")
         self.assertEqual(self.metric("sluice_integrity_failures_total", route), failures + 1)
         self.assertEqual(self.edge.origin.requests(origin_path), 1, "one fill for the concurrent clients")
         self.assert_contract(self.edge, self.base, origin_pool_max=self.pool_max())
@@ -203,6 +246,9 @@ class Integrity(ContractCase):
 
     def test_maven_jar_against_its_sha1(self):
         self.check(Maven)
+
+    def test_go_zip_against_its_checksum_database_line(self):
+        self.check(Go)
 
     def test_an_artifact_whose_digest_was_never_seen_is_stored_unverified(self):
         name = "pkgunseen"

@@ -246,6 +246,8 @@ bool verify_when_written(struct fill *f)
     if (!applies(f) || v->md || v->state != V_HASHING || !v->expected_known || v->h1_running ||
         !fill_body_complete(f))
         return false;
+    if (f->wstate == W_OPENING)
+        return false;   /* its file is coming: writer_pump calls again */
     if (!writer_file_usable(f)) {
         v->state = V_UNKNOWN;
         metrics_route(f->a, f->route)->integrity_unknown++;
