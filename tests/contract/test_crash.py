@@ -13,9 +13,10 @@ import os
 import threading
 import unittest
 
-from contract import ContractCase, KiB, MiB, body_for, parallel, wait_until
+from contract import ContractCase, KiB, MiB, across_routes, body_for, parallel, wait_until
 
 
+@across_routes(always=False)
 class KillNineMidFill(ContractCase):
     SIZE = 4 * MiB
     N = 3
@@ -24,7 +25,7 @@ class KillNineMidFill(ContractCase):
         e = self.edge = self.start_edge()
         # Committed before the crash.
         old = self.path("committed.bin", size=1 * MiB)
-        self.assert_exact([e.get("/generic" + old)], body_for(old, 1 * MiB))
+        self.assert_exact([e.get(self.url(old))], body_for(old, 1 * MiB))
         e.wait_idle()
         self.assertIsNotNone(e.object_file_for(old))
         base = self.baseline(e)
@@ -34,7 +35,7 @@ class KillNineMidFill(ContractCase):
         results = {}
 
         def client(i):
-            results[i] = e.get("/generic" + paths[i // 2], timeout=20)
+            results[i] = e.get(self.url(paths[i // 2]), timeout=20)
         threads = [threading.Thread(target=client, args=(i,)) for i in range(2 * self.N)]
         for t in threads:
             t.start()
@@ -61,7 +62,7 @@ class KillNineMidFill(ContractCase):
                    message="origin transfers not cut by the crash")
         e.origin.wait_idle(5)
         # Agent down: HAProxy fails open to the origin.
-        r = e.get("/generic" + old, timeout=10)
+        r = e.get(self.url(old), timeout=10)
         self.assert_exact([r], body_for(old, 1 * MiB))
         self.assertEqual(r.header("Cache-Status"), "sluice; fwd=bypass")
 
@@ -73,20 +74,20 @@ class KillNineMidFill(ContractCase):
         self.assertEqual(e.metric("sluice_cache_objects"), 2)   # the old object and the warm-up's
         # The index rebuilt from disk: the old object is a hit (once HAProxy
         # sees the agent back).
-        wait_until(lambda: e.get("/generic" + old).header("Cache-Status") == "sluice; hit", 10,
+        wait_until(lambda: e.get(self.url(old)).header("Cache-Status") == "sluice; hit", 10,
                    message="the committed object is not a hit after the restart")
-        r = e.get("/generic" + old)
+        r = e.get(self.url(old))
         self.assert_exact([r], body_for(old, 1 * MiB))
         # The interrupted keys: fetched afresh, whole, stored, then hits.
         for p in paths:
             e.origin.set_object(p, size=self.SIZE)
-        rs = parallel(lambda p: e.get("/generic" + p, timeout=20), paths)
+        rs = parallel(lambda p: e.get(self.url(p), timeout=20), paths)
         for p, r in zip(paths, rs):
             self.assert_exact([r], body_for(p, self.SIZE), what=p)
             self.assertEqual(r.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
         e.wait_idle()
         for p in paths:
-            r = e.get("/generic" + p)
+            r = e.get(self.url(p))
             self.assert_exact([r], body_for(p, self.SIZE), what=p)
             self.assertEqual(r.header("Cache-Status"), "sluice; hit")
         # The new process settles to the same baseline as the old one.

@@ -7,11 +7,12 @@ import os
 import threading
 import unittest
 
-from contract import ContractCase, KiB, MiB, body_for, mount_tmpfs, umount, wait_until
+from contract import ContractCase, KiB, MiB, across_routes, body_for, mount_tmpfs, umount, wait_until
 
 HDR = 4096
 
 
+@across_routes(always=False)
 class MaxSize(ContractCase):
     SIZE = 6 * MiB
     # Room for three objects (and the warm-up's 5 KiB one), not four.
@@ -22,7 +23,7 @@ class MaxSize(ContractCase):
         # 6 MiB fits the default 8 MiB memory window, so the writer can never
         # be detached for lagging: every fill commits.
         p = self.path(name, size=self.SIZE)
-        r = e.get("/generic" + p, timeout=20)
+        r = e.get(self.url(p), timeout=20)
         self.assert_exact([r], body_for(p, self.SIZE), what=p)
         e.wait_idle()
         self.assertIsNotNone(e.object_file_for(p), "%s was not committed" % p)
@@ -30,7 +31,7 @@ class MaxSize(ContractCase):
         return p
 
     def hit(self, e, p):
-        r = e.get("/generic" + p, timeout=20)
+        r = e.get(self.url(p), timeout=20)
         self.assert_exact([r], body_for(p, self.SIZE), what=p)
         self.assertEqual(r.header("Cache-Status"), "sluice; hit", p)
 
@@ -59,7 +60,7 @@ class MaxSize(ContractCase):
         self.assertGreaterEqual(self.delta(base["metrics"], m, "sluice_evictions_total"), 1)
         self.assertGreaterEqual(self.delta(base["metrics"], m, "sluice_evicted_bytes_total"), self.SIZE + HDR)
         # The evicted key is an ordinary miss again.
-        r = e.get("/generic" + b, timeout=20)
+        r = e.get(self.url(b), timeout=20)
         self.assert_exact([r], body_for(b, self.SIZE))
         self.assertEqual(r.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
         e.wait_idle()
@@ -74,7 +75,7 @@ class MaxSize(ContractCase):
         # agent itself is still sending (HAProxy would absorb 6 MiB at once).
         out = {}
         t = threading.Thread(target=lambda: out.setdefault("r", e.get_agent(
-            "/generic" + c, timeout=30, rcvbuf=16 * KiB, read_rate=2 * MiB)))
+            self.url(c), timeout=30, rcvbuf=16 * KiB, read_rate=2 * MiB)))
         hits = e.metric("sluice_hits_total")
         t.start()
         wait_until(lambda: e.metric("sluice_hits_total") > hits, 5)
@@ -96,6 +97,7 @@ class MaxSize(ContractCase):
         self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
 
 
+@across_routes(always=False)
 class MinFree(ContractCase):
     """cache_min_free on a 16 MiB tmpfs: eviction keeps 8 MiB free."""
 
@@ -114,7 +116,7 @@ class MinFree(ContractCase):
         paths = []
         for i in range(5):
             p = self.path("o%d.bin" % i, size=self.SIZE)
-            r = e.get("/generic" + p, timeout=20)
+            r = e.get(self.url(p), timeout=20)
             self.assert_exact([r], body_for(p, self.SIZE), what=p)
             e.wait_idle()
             paths.append(p)

@@ -12,9 +12,10 @@ import threading
 import time
 import unittest
 
-from contract import ContractCase, KiB, MiB, body_for, origin_error, parallel, wait_until, wfail
+from contract import ContractCase, KiB, MiB, across_routes, body_for, origin_error, parallel, wait_until, wfail
 
 
+@across_routes
 class OriginFailsMidBody(ContractCase):
     settings = {"origin_stall_timeout": "2s"}
     SIZE = 4 * MiB
@@ -26,7 +27,7 @@ class OriginFailsMidBody(ContractCase):
         # The fault applies to the first origin request only (fail_times=1).
         p = self.path("o.bin", size=self.SIZE, rate=4 * MiB, delay_ms=200, fail_times=1, **fault)
         body = body_for(p, self.SIZE)
-        rs = parallel(lambda i: e.get("/generic" + p, timeout=15), range(self.CLIENTS))
+        rs = parallel(lambda i: e.get(self.url(p), timeout=15), range(self.CLIENTS))
         self.assert_aborted(rs, body)
         for r in rs:
             # Cut by the agent (the connection closed mid-body), promptly -
@@ -44,12 +45,12 @@ class OriginFailsMidBody(ContractCase):
         self.assertEqual(self.delta(base["metrics"], m, wfail("origin")), 1)
         self.assertIsNone(e.object_file_for(p), "a truncated body was committed")
         # The next request starts a new fill, which completes and stores.
-        r = e.get("/generic" + p, timeout=15)
+        r = e.get(self.url(p), timeout=15)
         self.assert_exact([r], body)
         self.assertEqual(r.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
         self.assertEqual(e.origin.requests(p), 2)
         e.wait_idle()
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assertEqual(r.header("Cache-Status"), "sluice; hit")
         self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
         return e
@@ -69,6 +70,7 @@ class OriginFailsMidBody(ContractCase):
         self.fail_midway("truncate", origin_error("truncated"), truncate_after=1 * MiB)
 
 
+@across_routes(tests=("test_everyone_leaves_a_failed_writer_aborts_the_origin_at_once",))
 class ClientsAbortMidBody(ContractCase):
     SIZE = 4 * MiB
     RATE = 2 * MiB      # 2 s of body: the clients leave after ~0.6 s
@@ -77,11 +79,11 @@ class ClientsAbortMidBody(ContractCase):
         """A leader, then (once the origin has its request) a follower."""
         out = {}
         lead = threading.Thread(target=lambda: out.setdefault(
-            "leader", e.get("/generic" + p, timeout=leader_timeout)))
+            "leader", e.get(self.url(p), timeout=leader_timeout)))
         lead.start()
         wait_until(lambda: e.origin.requests(p) == 1, 5, message="leader never reached the origin")
         t0 = time.monotonic()
-        out["follower"] = e.get("/generic" + p, timeout=follower_timeout)
+        out["follower"] = e.get(self.url(p), timeout=follower_timeout)
         lead.join()
         out["t_follower"] = t0
         return out["leader"], out["follower"]
@@ -103,7 +105,7 @@ class ClientsAbortMidBody(ContractCase):
         self.assert_exact([follower], body, "follower")
         self.assertIn("collapsed", follower.header("Cache-Status"))
         self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assert_exact([r], body)
         self.assertEqual(r.header("Cache-Status"), "sluice; hit")
         self.assertEqual(e.origin.requests(p), 1)
@@ -118,7 +120,7 @@ class ClientsAbortMidBody(ContractCase):
         self.assert_exact([leader], body, "leader")
         self.assert_left(follower, body, "follower")
         self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assertEqual(r.header("Cache-Status"), "sluice; hit")
         self.assertEqual(e.origin.requests(p), 1)
 
@@ -137,7 +139,7 @@ class ClientsAbortMidBody(ContractCase):
         self.assertEqual(st["paths"][p]["bytes_sent"], self.SIZE)
         m = e.metrics()
         self.assertEqual(self.delta(base["metrics"], m, "sluice_fills_committed_total"), 1)
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assert_exact([r], body)
         self.assertEqual(r.header("Cache-Status"), "sluice; hit")
         self.assertEqual(e.origin.requests(p), 1)
@@ -164,7 +166,7 @@ class ClientsAbortMidBody(ContractCase):
         self.assertEqual(self.delta(base["metrics"], m, wfail("eio")), 1)
         self.assertEqual(self.delta(base["metrics"], m, "sluice_fills_failed_total"), 1)
         self.assertIsNone(e.object_file_for(p))
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assert_exact([r], body)
         self.assertEqual(r.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
         self.assertEqual(e.origin.requests(p), 2)

@@ -6,9 +6,10 @@ import threading
 import time
 import unittest
 
-from contract import ContractCase, KiB, MiB, body_for, parallel, wait_until
+from contract import ContractCase, KiB, MiB, across_routes, body_for, parallel, wait_until
 
 
+@across_routes
 class Stampede(ContractCase):
     """100 concurrent requests for one cold key."""
 
@@ -26,7 +27,7 @@ class Stampede(ContractCase):
 
         def client(i):
             go.wait()
-            return e.get("/generic" + p, timeout=30)
+            return e.get(self.url(p), timeout=30)
         with_results = []
         t = threading.Thread(target=lambda: with_results.extend(parallel(client, range(self.N))))
         t.start()
@@ -54,12 +55,13 @@ class Stampede(ContractCase):
         self.assertEqual(self.delta(base["metrics"], m, "sluice_misses_total"), 1)
         self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
         e.wait_idle()
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assert_exact([r], body)
         self.assertEqual(r.header("Cache-Status"), "sluice; hit")
         self.assertEqual(e.origin.requests(p), 1)
 
 
+@across_routes(always=False)
 class StalledFollower(ContractCase):
     """One follower stops reading while 20 others read at full speed.
 
@@ -82,8 +84,8 @@ class StalledFollower(ContractCase):
         def client(i):
             go.wait()
             if i == 0:
-                return e.get_agent("/generic" + p, timeout=5, stop_reading_after=64 * KiB, rcvbuf=16 * KiB)
-            return e.get("/generic" + p, timeout=30)
+                return e.get_agent(self.url(p), timeout=5, stop_reading_after=64 * KiB, rcvbuf=16 * KiB)
+            return e.get(self.url(p), timeout=30)
         t0 = time.monotonic()
         rs = parallel(client, range(self.OTHERS + 1))
         stalled, others = rs[0], rs[1:]
@@ -111,7 +113,7 @@ class StalledFollower(ContractCase):
         # Control: what "full speed" is on this machine - the same 20 readers
         # of a same-sized object with nobody stalling.
         ctl = self.path("control.bin", size=self.SIZE, rate=self.RATE, delay_ms=200)
-        control = parallel(lambda i: e.get("/generic" + ctl, timeout=30), range(self.OTHERS))
+        control = parallel(lambda i: e.get(self.url(ctl), timeout=30), range(self.OTHERS))
         self.assert_exact(control, body_for(ctl, self.SIZE), what="control reader")
         full_speed = max(r.elapsed for r in control)
         e.wait_idle()
@@ -132,7 +134,7 @@ class StalledFollower(ContractCase):
         self.assertEqual(e.origin.requests(p), 1)
         self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
         # The writer was healthy: the object is committed.
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assert_exact([r], body_for(p, self.SIZE))
         self.assertEqual(r.header("Cache-Status"), "sluice; hit")
 
@@ -163,6 +165,7 @@ class StalledFollower(ContractCase):
         self.assertIsNone(e.object_file_for(p))
 
 
+@across_routes(always=False)
 class StalledBehindHaproxy(ContractCase):
     """A client that stops reading, through HAProxy: once HAProxy's buffers
     are full (about 8 MiB here) the agent's socket stalls and the agent drops
@@ -179,7 +182,7 @@ class StalledBehindHaproxy(ContractCase):
         size = 40 * MiB
         p = self.path("huge.bin", size=size, rate=20 * MiB)
         before = e.metrics()
-        stalled = e.get("/generic" + p, timeout=5, stop_reading_after=64 * KiB, rcvbuf=16 * KiB)
+        stalled = e.get(self.url(p), timeout=5, stop_reading_after=64 * KiB, rcvbuf=16 * KiB)
         self.assertTrue(stalled.stopped_reading)
         self.assertFalse(stalled.complete)
         m = e.metrics()
@@ -187,7 +190,7 @@ class StalledBehindHaproxy(ContractCase):
                          "the agent never saw the stall (HAProxy absorbed all %d bytes?)" % size)
         self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
         # The writer was healthy: the fill finished without its client.
-        r = e.get("/generic" + p, timeout=30)
+        r = e.get(self.url(p), timeout=30)
         self.assert_exact([r], body_for(p, size))
         self.assertEqual(r.header("Cache-Status"), "sluice; hit")
         self.assertEqual(e.origin.requests(p), 1)

@@ -9,9 +9,10 @@ the cache write, every reader gets the byte-exact body.
 import threading
 import unittest
 
-from contract import ContractCase, KiB, MiB, body_for, parallel, wait_until, wfail
+from contract import ContractCase, KiB, MiB, across_routes, body_for, parallel, wait_until, wfail
 
 
+@across_routes(always=False)
 class LateFollower(ContractCase):
     # A 4 MiB window at 8 MiB/s: slack enough for the ASan build's writer on
     # a loaded machine (a lagging writer would be detached, see test_writer_faults).
@@ -21,7 +22,7 @@ class LateFollower(ContractCase):
 
     def start_leader(self, e, p):
         out = {}
-        t = threading.Thread(target=lambda: out.setdefault("r", e.get("/generic" + p, timeout=30)))
+        t = threading.Thread(target=lambda: out.setdefault("r", e.get(self.url(p), timeout=30)))
         t.start()
         # Join once most of the body has gone by: far past the 4 MiB window.
         wait_until(lambda: e.origin.bytes_sent(p) >= 10 * MiB, 10, message="fill never got under way")
@@ -32,7 +33,7 @@ class LateFollower(ContractCase):
         base = self.baseline(e)
         p = self.path("late.bin", size=self.SIZE, rate=self.RATE)
         t, out = self.start_leader(e, p)
-        late = e.get("/generic" + p, timeout=30)
+        late = e.get(self.url(p), timeout=30)
         t.join()
         body = body_for(p, self.SIZE)
         self.assert_exact([out["r"], late], body)
@@ -54,7 +55,7 @@ class LateFollower(ContractCase):
         e.fault("kind=eio&after=1M")
         t, out = self.start_leader(e, p)
         e.fault("kind=none")
-        late = e.get("/generic" + p, timeout=30)
+        late = e.get(self.url(p), timeout=30)
         t.join()
         body = body_for(p, self.SIZE)
         self.assert_exact([out["r"], late], body)
@@ -64,12 +65,13 @@ class LateFollower(ContractCase):
         m = e.metrics()
         self.assertEqual(self.delta(base["metrics"], m, wfail("eio")), 1)
         self.assertEqual(self.delta(base["metrics"], m, "sluice_fills_committed_total"), 1)
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assert_exact([r], body)
         self.assertEqual(r.header("Cache-Status"), "sluice; hit")
         self.assertEqual(e.origin.requests(p), 2)
 
 
+@across_routes(always=False)
 class WriterFailsUnderASpoolReader(ContractCase):
     """A slow reader is behind the memory window (reading the spool file)
     when the writer fails: it finishes from the unlinked file it already has
@@ -90,8 +92,8 @@ class WriterFailsUnderASpoolReader(ContractCase):
 
         def client(i):
             if i == 0:   # straight to the agent so HAProxy cannot absorb the lag
-                return e.get_agent("/generic" + p, timeout=30, rcvbuf=16 * KiB, read_rate=4 * MiB)
-            return e.get("/generic" + p, timeout=30)
+                return e.get_agent(self.url(p), timeout=30, rcvbuf=16 * KiB, read_rate=4 * MiB)
+            return e.get(self.url(p), timeout=30)
         rs = parallel(client, range(3))
         e.fault("kind=none")
         self.assert_exact(rs, body_for(p, self.SIZE))

@@ -12,27 +12,28 @@ import os
 import threading
 import unittest
 
-from contract import ContractCase, KiB, MiB, body_for, parallel, wait_until
+from contract import ContractCase, KiB, MiB, across_routes, body_for, parallel, wait_until
 
 
+@across_routes(always=False)
 class StaleIndex(ContractCase):
     SIZE = 1 * MiB
 
     def committed(self, e, name):
         p = self.path(name, size=self.SIZE)
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assert_exact([r], body_for(p, self.SIZE))
         e.wait_idle()
         f = e.object_file_for(p)
         self.assertIsNotNone(f)
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assertEqual(r.header("Cache-Status"), "sluice; hit")
         return p, f
 
     def check_served_as_miss(self, e, base, p, clients=1):
         before = e.metrics()
         body = body_for(p, self.SIZE)
-        rs = parallel(lambda i: e.get("/generic" + p, timeout=15), range(clients))
+        rs = parallel(lambda i: e.get(self.url(p), timeout=15), range(clients))
         self.assert_exact(rs, body)
         # One client finds the entry stale and leads the refetch; the others
         # follow that fill, or hit the new object if they come after it.
@@ -48,7 +49,7 @@ class StaleIndex(ContractCase):
         # The refetched object replaced the bad one; the key hits again.
         with open(e.object_file_for(p), "rb") as fh:
             self.assertEqual(fh.read()[4096:], body)
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assert_exact([r], body)
         self.assertEqual(r.header("Cache-Status"), "sluice; hit")
         self.assertEqual(e.origin.requests(p), 2)
@@ -96,6 +97,7 @@ class StaleIndex(ContractCase):
         self.check_served_as_miss(e, base, p)
 
 
+@across_routes(always=False)
 class ChangedWhileServed(ContractCase):
     """The file goes bad while a hit is being sent (straight to the agent,
     with a small window and a slow reader, so the agent is still sending)."""
@@ -108,13 +110,13 @@ class ChangedWhileServed(ContractCase):
     def start_slow_hit(self, e, base):
         p = self.path("served.bin", size=self.SIZE)
         body = body_for(p, self.SIZE)
-        self.assert_exact([e.get("/generic" + p)], body)
+        self.assert_exact([e.get(self.url(p))], body)
         e.wait_idle()
         f = e.object_file_for(p)
         self.assertIsNotNone(f, "the object was not committed")
         out = {}
         t = threading.Thread(target=lambda: out.setdefault("r", e.get_agent(
-            "/generic" + p, timeout=20, rcvbuf=16 * KiB, read_rate=4 * MiB)))
+            self.url(p), timeout=20, rcvbuf=16 * KiB, read_rate=4 * MiB)))
         t.start()
         wait_until(lambda: e.metric("sluice_hits_total") > base["metrics"].get("sluice_hits_total", 0), 5)
         return p, body, f, t, out
@@ -129,7 +131,7 @@ class ChangedWhileServed(ContractCase):
         t.join()
         self.assert_exact([out["r"]], body)
         self.assertEqual(out["r"].header("Cache-Status"), "sluice; hit")
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assert_exact([r], body)
         self.assertEqual(r.header("Cache-Status"), "sluice; fwd=miss; stored")
         self.assert_contract(e, base)
@@ -152,7 +154,7 @@ class ChangedWhileServed(ContractCase):
         self.assertLess(len(r.body), self.SIZE)
         self.assertEqual(r.body[:keep], body[:min(keep, len(r.body))])
         # The next request notices the bad file before any byte.
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assert_exact([r], body)
         self.assertEqual(r.header("Cache-Status"), "sluice; fwd=miss; stored")
         self.assert_contract(e, base)

@@ -10,9 +10,11 @@ process returns to its baseline; the matching metric moved.
 import os
 import unittest
 
-from contract import (ContractCase, KiB, MiB, body_for, mount_tmpfs, parallel, umount, wait_until, wfail)
+from contract import (ContractCase, KiB, MiB, across_routes, body_for, mount_tmpfs, parallel, umount, wait_until,
+                      wfail)
 
 
+@across_routes(always=False)
 class RealEnospc(ContractCase):
     """The cache directory is a 16 MiB tmpfs; 24 concurrent distinct fills
     (128 KiB .. 3 MiB, 37.5 MiB in all, each at 1.5 MiB/s) overflow it while
@@ -31,7 +33,7 @@ class RealEnospc(ContractCase):
         e = self.edge = self.start_edge({"cache_max_size": "1G"}, cache_dir=os.path.join(d, "cache"))
         base = self.baseline(e)
         paths = [self.path("o%02d.bin" % i, size=self.size(i), rate=self.RATE) for i in range(self.N)]
-        rs = parallel(lambda p: e.get("/generic" + p, timeout=30), paths)
+        rs = parallel(lambda p: e.get(self.url(p), timeout=30), paths)
         for i, (p, r) in enumerate(zip(paths, rs)):
             self.assert_exact([r], body_for(p, self.size(i)), what=p)
         self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + self.N)
@@ -54,7 +56,7 @@ class RealEnospc(ContractCase):
         for i, p in enumerate(paths):
             e.origin.set_object(p, size=self.size(i))
             was_stored = e.object_file_for(p) is not None
-            r = e.get("/generic" + p, timeout=30)
+            r = e.get(self.url(p), timeout=30)
             self.assert_exact([r], body_for(p, self.size(i)), what=p)
             if was_stored:
                 self.assertEqual(r.header("Cache-Status"), "sluice; hit", p)
@@ -79,7 +81,7 @@ class SeamFault:
         # delay: the follower attaches before the head; rate: ~0.5 s body.
         paths = [self.path("o%d.bin" % i, size=self.SIZE, rate=4 * MiB, delay_ms=200) for i in range(self.N)]
         e.fault("kind=%s&after=512K" % self.KIND)
-        rs = parallel(lambda i: e.get("/generic" + paths[i // 2], timeout=20), range(2 * self.N))
+        rs = parallel(lambda i: e.get(self.url(paths[i // 2]), timeout=20), range(2 * self.N))
         for i, r in enumerate(rs):
             self.assert_exact([r], body_for(paths[i // 2], self.SIZE), what="client %d" % i)
         statuses = sorted(r.header("Cache-Status") for r in rs)
@@ -95,29 +97,32 @@ class SeamFault:
             self.assertIsNone(e.object_file_for(p), "%s: a failed write was committed" % p)
             self.assertEqual(e.origin.requests(p), 1, "%s: singleflight broken under the fault" % p)
         # Next request: a fresh fill that stores, then a hit.
-        rs = parallel(lambda p: e.get("/generic" + p, timeout=20), paths)
+        rs = parallel(lambda p: e.get(self.url(p), timeout=20), paths)
         for p, r in zip(paths, rs):
             self.assert_exact([r], body_for(p, self.SIZE), what=p)
             self.assertEqual(r.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
         e.wait_idle()
         for p in paths:
-            r = e.get("/generic" + p)
+            r = e.get(self.url(p))
             self.assert_exact([r], body_for(p, self.SIZE), what=p)
             self.assertEqual(r.header("Cache-Status"), "sluice; hit")
             self.assertEqual(e.origin.requests(p), 2)
         self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + self.N)
 
 
+@across_routes(always=False)
 class Edquot(SeamFault, ContractCase):
     KIND = "edquot"
     REASONS = ("edquot",)
 
 
+@across_routes
 class Eio(SeamFault, ContractCase):
     KIND = "eio"
     REASONS = ("eio",)
 
 
+@across_routes(always=False)
 class ShortWrite(SeamFault, ContractCase):
     # A write that wrote part of its bytes and then made no progress.
     # Either label satisfies the contract ("counted by reason").
@@ -125,6 +130,7 @@ class ShortWrite(SeamFault, ContractCase):
     REASONS = ("short_write",)
 
 
+@across_routes(always=False)
 class HangingWrite(ContractCase):
     """A cache write that blocks (kind=hang): the clients never wait for it."""
 
@@ -132,7 +138,7 @@ class HangingWrite(ContractCase):
     RATE = 4 * MiB      # ~1 s of origin time
 
     def run_clients(self, e, p, n=5):
-        rs = parallel(lambda i: e.get("/generic" + p, timeout=40), range(n))
+        rs = parallel(lambda i: e.get(self.url(p), timeout=40), range(n))
         self.assert_exact(rs, body_for(p, self.SIZE))
         return max(r.elapsed for r in rs)
 
@@ -149,7 +155,7 @@ class HangingWrite(ContractCase):
         m = e.metrics()
         self.assertEqual(self.delta(base["metrics"], m, "sluice_fills_committed_total"), 1)
         self.assertEqual(self.delta(base["metrics"], m, "sluice_writers_detached_total"), 0)
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assert_exact([r], body_for(p, self.SIZE))
         self.assertEqual(r.header("Cache-Status"), "sluice; hit")
         self.assertEqual(e.origin.requests(p), 1)
@@ -168,7 +174,7 @@ class HangingWrite(ContractCase):
         self.assertEqual(self.delta(base["metrics"], m, wfail("timeout")), 1)
         self.assertEqual(self.delta(base["metrics"], m, "sluice_fills_committed_total"), 0)
         self.assertIsNone(e.object_file_for(p))
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assert_exact([r], body_for(p, self.SIZE))
         self.assertEqual(r.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
 
@@ -185,7 +191,7 @@ class HangingWrite(ContractCase):
         size = 12 * MiB
         p = self.path("big.bin", size=size, rate=12 * MiB, delay_ms=100)
         e.fault("kind=hang&after=256K&hang=5s&count=1")
-        rs = parallel(lambda i: e.get("/generic" + p, timeout=40), range(5))
+        rs = parallel(lambda i: e.get(self.url(p), timeout=40), range(5))
         self.assert_exact(rs, body_for(p, size))
         self.assertLess(max(r.elapsed for r in rs), 3.0, "the origin was paused for the cache writer")
         return e, base, p, size
@@ -201,7 +207,7 @@ class HangingWrite(ContractCase):
         self.assertEqual(self.delta(base["metrics"], m, "sluice_misses_total"), 1)   # a refetch is no request
         self.assertEqual(self.delta(base["metrics"], m, "sluice_fills_committed_total"), 1)
         self.assertEqual(e.origin.requests(p), 2)
-        r = e.get("/generic" + p)
+        r = e.get(self.url(p))
         self.assert_exact([r], body_for(p, size))
         self.assertEqual(r.header("Cache-Status"), "sluice; hit")
 
@@ -211,7 +217,7 @@ class HangingWrite(ContractCase):
         def disk_error(e):
             q = self.path("small.bin", size=256 * 1024)
             e.fault("kind=enospc&after=0&count=1")
-            self.assert_exact([e.get("/generic" + q)], body_for(q, 256 * 1024))
+            self.assert_exact([e.get(self.url(q))], body_for(q, 256 * 1024))
             wait_until(lambda: e.metrics().get(wfail("enospc"), 0) >= 1, 5, message="no ENOSPC recorded")
         e, base, p, size = self.lag_run({}, before=disk_error)
         self.assert_contract(e, base)
