@@ -118,7 +118,9 @@ GENERIC = ROUTES[0]
 # bytes were streamed (Eio), concurrent clients on a cold object
 # (Stampede), an origin that stalls, resets or truncates mid-body
 # (OriginFailsMidBody), and every client leaving a fill whose writer failed
-# (the origin transfer aborted, fds and connections back to baseline).
+# (the origin transfer aborted, fds and connections back to baseline); also
+# a write slower than its deadline (HangingWrite, C1) and the stale index
+# (StaleIndex, C3: cheap, and the object file is found by each route's key).
 # The rest run on the other routes only with SLUICE_CONTRACT_ROUTES=all
 # (tests/run-suites contract with it set: the full matrix).
 ALL_ROUTES = os.environ.get("SLUICE_CONTRACT_ROUTES") == "all"

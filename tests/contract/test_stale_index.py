@@ -15,7 +15,7 @@ import unittest
 from contract import ContractCase, KiB, MiB, across_routes, body_for, parallel, wait_until
 
 
-@across_routes(always=False)
+@across_routes
 class StaleIndex(ContractCase):
     SIZE = 1 * MiB
 

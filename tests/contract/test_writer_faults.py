@@ -130,7 +130,7 @@ class ShortWrite(SeamFault, ContractCase):
     REASONS = ("short_write",)
 
 
-@across_routes(always=False)
+@across_routes(tests=("test_hang_past_the_deadline_detaches_the_writer",))
 class HangingWrite(ContractCase):
     """A cache write that blocks (kind=hang): the clients never wait for it."""
 
