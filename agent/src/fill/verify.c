@@ -326,20 +326,25 @@ static bool sidecar_read(struct fill *f)
     enum fill_head_state hs = fill_head_state(src);
     if (hs == FILL_HEAD_WAIT)
         return true;
-    if (hs != FILL_HEAD_READY || fill_meta(src)->status != 200) {
+    if (hs != FILL_HEAD_READY) {
         sidecar_done(f, false);
         return false;
     }
+    /* A 404 (no sidecar published) is read to its end all the same: left
+     * unread, its fill would be abandoned mid-body, counted as failed and
+     * its origin connection closed. */
+    bool published = fill_meta(src)->status == 200;
     for (;;) {
         struct http_piece pc = { .fd = -1 };
         enum http_body_result r = fill_read(&v->sidecar, &pc);
         if (r == HTTP_PIECE_WAIT)
             return true;
         if (r != HTTP_PIECE_DATA) {
-            sidecar_done(f, r == HTTP_PIECE_END);
+            sidecar_done(f, published && r == HTTP_PIECE_END);
             return false;
         }
-        size_t room = SIDECAR_MAX - SL_MIN(v->sidecar_text.len, (size_t)SIDECAR_MAX), n = SL_MIN(pc.len, room);
+        size_t room = SIDECAR_MAX - SL_MIN(v->sidecar_text.len, (size_t)SIDECAR_MAX);
+        size_t n = published ? SL_MIN(pc.len, room) : 0;
         uint8_t buf[SIDECAR_MAX];
         if (n && pc.data)
             sl_buf_append(&v->sidecar_text, pc.data, n);
