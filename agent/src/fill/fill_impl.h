@@ -118,6 +118,15 @@ struct fill {
     struct fill_verify *verify;    /* fill_verify, or NULL */
 };
 
+/* Spool bytes handed to a worker (a write, a hash): the pieces from a
+ * position on, each chunk referenced until spool_give_back. */
+struct spool_pieces {
+    struct iovec iov[STORE_IOV_MAX];
+    struct chunk *chunks[STORE_IOV_MAX];
+    int n;
+    size_t len;
+};
+
 /* fill.c */
 void fill_ref(struct fill *f);
 void fill_unref(struct fill *f);
@@ -132,6 +141,7 @@ void verify_feed(struct fill *f, const uint8_t *data, size_t len);
 void verify_body_complete(struct fill *f);
 bool verify_settled(const struct fill *f);
 uint64_t fill_readable(const struct fill *f);
+uint64_t verify_pin(const struct fill *f);
 void verify_free(struct fill *f);
 bool verify_when_written(struct fill *f);
 /* A background refetch of f's object is verified as f was (when f's
@@ -148,6 +158,10 @@ void spool_pause(struct fill *f);
 void spool_unpause(struct fill *f);
 void spool_free(struct fill *f);
 void spool_check(const struct fill *f);
+/* Take the bytes from pos (which must be in memory) to what was received,
+ * at most about max_len; returns how many. */
+size_t spool_take(struct fill *f, uint64_t pos, struct spool_pieces *out, size_t max_len);
+void spool_give_back(struct spool_pieces *p);
 
 /* writer.c */
 void writer_init(struct fill *f);

@@ -21,6 +21,31 @@ void spool_chunk_unref(struct chunk *c)
         free(c);
 }
 
+size_t spool_take(struct fill *f, uint64_t pos, struct spool_pieces *out, size_t max_len)
+{
+    struct chunk *c = (struct chunk *)spool_chunk_at(f, pos);
+    SL_ASSERT(c != NULL);   /* a taker's position always pins its memory */
+    out->n = 0;
+    out->len = 0;
+    for (; c && out->n < STORE_IOV_MAX && out->len < max_len; c = c->next) {
+        size_t n = (size_t)(c->off + c->len - pos);
+        out->iov[out->n].iov_base = c->data + (pos - c->off);
+        out->iov[out->n].iov_len = n;
+        out->chunks[out->n++] = c;
+        c->refs++;
+        out->len += n;
+        pos += n;
+    }
+    return out->len;
+}
+
+void spool_give_back(struct spool_pieces *p)
+{
+    for (int i = 0; i < p->n; i++)
+        spool_chunk_unref(p->chunks[i]);
+    p->n = 0;
+}
+
 const struct chunk *spool_chunk_at(const struct fill *f, uint64_t pos)
 {
     for (const struct chunk *c = f->head_chunk; c; c = c->next)
@@ -34,11 +59,12 @@ const struct chunk *spool_chunk_at(const struct fill *f, uint64_t pos)
  * writer's progress are served from the file, so while the file is usable
  * they do not pin memory; otherwise every reader does. The writer pins what
  * it has not written while it is attached; a write in flight works on its
- * own copy (writer_pump) and pins nothing.
+ * own copy (writer_pump) and pins nothing. The integrity hash pins what it
+ * has not hashed, as a reader would (verify.c).
  */
 static uint64_t free_point(const struct fill *f, bool count_writer)
 {
-    uint64_t p = f->received;
+    uint64_t p = verify_pin(f);
     if (count_writer && (f->wstate == W_OPENING || f->wstate == W_ACTIVE))
         p = SL_MIN(p, f->written);
     bool file_ok = writer_file_usable(f);

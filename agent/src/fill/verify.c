@@ -3,6 +3,12 @@
  * and compared with the digest its ecosystem published (fill.h,
  * fill_verify).
  *
+ * The hash runs on a worker, not on the event loop (a SHA-512 costs about
+ * as much CPU per byte as the rest of a fill): one hash job at a time per
+ * fill, over the spool chunks from `hashed` on, which stay in memory until
+ * hashed (verify_pin: the hash holds memory as a reader would; a slow hash
+ * pauses the origin, never the loop).
+ *
  * The readers are held one byte short of the body until the comparison is
  * made (fill_readable): a client cannot see a complete body whose digest
  * is wrong, whatever its framing (with Content-Length the last byte is the
@@ -12,8 +18,8 @@
  * transfer aborted, the writer detached with reason "integrity", nothing
  * committed, the key out of the table so the next request fetches again).
  *
- * Invariants: the hash has seen exactly the bytes received (bytes arrive
- * only through verify_feed, all of them, from byte 0 of a 200); a verdict
+ * Invariants: the hash has seen exactly bytes [0, hashed) of the body, in
+ * order, and only a hash job touches it while one runs (hashing); a verdict
  * is reached once, and only on a complete body whose expected digest is
  * known; until a match (or the end of hope for a digest) fill_readable is
  * received - 1, and for good after a mismatch.
@@ -50,6 +56,8 @@ struct fill_verify {
     bool expected_pending;      /* it may still come (fill_verify_expect) */
     struct eco_digest expect;
     enum verify_state state;
+    uint64_t hashed;            /* bytes the digest has seen */
+    bool hashing;               /* a hash job runs (it owns md meanwhile) */
     /* fill_verify_from: the sidecar's fill, read as one of its readers */
     struct fill *owner;
     struct fill_reader sidecar;
@@ -106,7 +114,7 @@ void verify_free(struct fill *f)
 {
     if (!f->verify)
         return;
-    SL_ASSERT(!f->verify->h1_running);   /* its job holds a reference */
+    SL_ASSERT(!f->verify->h1_running && !f->verify->hashing);   /* their jobs hold references */
     sidecar_stop(f->verify);
     sl_buf_free(&f->verify->sidecar_text);
     free(f->verify->artifact);
@@ -121,10 +129,74 @@ static bool applies(const struct fill *f)
     return f->verify && f->head == FILL_HEAD_READY && f->meta.status == 200;
 }
 
+/* ---------------------------------------------------------------- hash */
+
+struct hash_job {
+    struct fill *f;
+    EVP_MD_CTX *md;
+    struct spool_pieces pieces;
+};
+
+static void hash_work(void *arg)
+{
+    struct hash_job *j = arg;
+    for (int i = 0; i < j->pieces.n; i++)
+        SL_ASSERT(EVP_DigestUpdate(j->md, j->pieces.iov[i].iov_base, j->pieces.iov[i].iov_len) == 1);
+}
+
+static void judge(struct fill *f);
+static void hash_done(void *arg);
+
+/* Hash what arrived and was not hashed yet; once all of a complete body
+ * is, judge it and return true (the caller then settles the fill). */
+static bool hash_pump(struct fill *f)
+{
+    struct fill_verify *v = f->verify;
+    if (!applies(f) || !v->md || v->state != V_HASHING || v->hashing)
+        return false;
+    if (v->hashed < f->received) {
+        struct hash_job *j = sl_calloc(1, sizeof(*j));
+        j->f = f;
+        j->md = v->md;
+        spool_take(f, v->hashed, &j->pieces, (size_t)16 << 20);
+        v->hashing = true;
+        fill_ref(f);
+        workers_submit(f->a->workers, hash_work, hash_done, j);
+        return false;
+    }
+    if (!v->expected_known || !fill_body_complete(f))
+        return false;
+    judge(f);
+    return true;
+}
+
+static void hash_done(void *arg)
+{
+    struct hash_job *j = arg;
+    struct fill *f = j->f;
+    struct fill_verify *v = f->verify;
+    v->hashing = false;
+    v->hashed += j->pieces.len;
+    spool_give_back(&j->pieces);
+    free(j);
+    spool_reclaim(f);   /* the hash no longer pins those bytes */
+    if (hash_pump(f))
+        fill_verdict_reached(f);
+    fill_unref(f);
+}
+
 void verify_feed(struct fill *f, const uint8_t *data, size_t len)
 {
-    if (applies(f) && f->verify->state == V_HASHING && f->verify->md)
-        SL_ASSERT(EVP_DigestUpdate(f->verify->md, data, len) == 1);
+    SL_UNUSED(data);
+    SL_UNUSED(len);
+    hash_pump(f);
+}
+
+uint64_t verify_pin(const struct fill *f)
+{
+    const struct fill_verify *v = f->verify;
+    bool pins = applies(f) && v->md && v->state == V_HASHING;
+    return pins ? v->hashed : f->received;
 }
 
 bool verify_settled(const struct fill *f)
@@ -277,7 +349,7 @@ void verify_body_complete(struct fill *f)
     if (!applies(f) || f->verify->state != V_HASHING)
         return;
     if (f->verify->expected_known && f->verify->md)
-        judge(f);
+        hash_pump(f);   /* judges once every byte is hashed */
     else if (f->verify->expected_known)
         verify_when_written(f);
     else if (!f->verify->expected_pending)

@@ -31,10 +31,7 @@ struct fill_job {
     struct fill *f;
     int rc;
     int object_fd;                     /* commit: the committed object, read-only */
-    struct iovec iov[STORE_IOV_MAX];   /* write: the bytes, in the chunks below */
-    struct chunk *chunks[STORE_IOV_MAX];
-    int iovcnt;
-    size_t len;
+    struct spool_pieces pieces;        /* write: the bytes */
     uint64_t off;
 };
 
@@ -57,8 +54,7 @@ static struct fill_job *job_new(struct fill *f)
 static void job_done_common(struct fill_job *j)
 {
     struct fill *f = j->f;
-    for (int i = 0; i < j->iovcnt; i++)
-        spool_chunk_unref(j->chunks[i]);
+    spool_give_back(&j->pieces);
     j->magic = 0;
     free(j);
     fill_unref(f);
@@ -155,7 +151,7 @@ static void open_done(void *arg)
 static void write_work(void *arg)
 {
     struct fill_job *j = job_of(arg);
-    j->rc = store_temp_writev(&j->f->temp, j->iov, j->iovcnt, j->off);
+    j->rc = store_temp_writev(&j->f->temp, j->pieces.iov, j->pieces.n, j->off);
 }
 
 static void write_done(void *arg)
@@ -169,7 +165,7 @@ static void write_done(void *arg)
         enum write_fail_reason why = write_fail_reason_from_errno(-j->rc);
         writer_fail(f, why);
     } else {
-        f->written += j->len;
+        f->written += j->pieces.len;
         f->file_end = f->written;
         spool_check(f);
         ev_timer_stop(f->a->loop, &f->wtimer);
@@ -245,19 +241,7 @@ void writer_pump(struct fill *f)
          * already received; the loop may append past them meanwhile. */
         struct fill_job *j = job_new(f);
         j->off = f->written;
-        uint64_t pos = f->written;
-        struct chunk *c = (struct chunk *)spool_chunk_at(f, pos);
-        SL_ASSERT(c != NULL);   /* memory is never freed past `written` */
-        for (; c && j->iovcnt < STORE_IOV_MAX && j->len < WRITE_MAX; c = c->next) {
-            size_t n = (size_t)(c->off + c->len - pos);
-            j->iov[j->iovcnt].iov_base = c->data + (pos - c->off);
-            j->iov[j->iovcnt].iov_len = n;
-            j->chunks[j->iovcnt] = c;
-            c->refs++;
-            j->iovcnt++;
-            j->len += n;
-            pos += n;
-        }
+        spool_take(f, f->written, &j->pieces, WRITE_MAX);   /* memory is never freed past `written` */
         f->wbusy = true;
         arm_write_deadline(f);
         workers_submit(a->workers, write_work, write_done, j);
