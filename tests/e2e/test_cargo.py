@@ -19,23 +19,20 @@ newer one every test here is skipped (unittest.SkipTest, with the reason).
 
 import json
 import os
-import shutil
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 
 from clients import cargo_fetch, find_cargo  # noqa: E402
-from edge import Edge  # noqa: E402
-from httpclient import wait_until  # noqa: E402
+from e2e_edge import RegistryEdge  # noqa: E402
 from registry_cargo import CargoRegistry  # noqa: E402
 
 INTEGRITY = 'sluice_integrity_failures_total{route="cargo_dl"}'
 
 
-class _CargoEdge:
+class _CargoEdge(RegistryEdge):
     """One registry and one edge for the class; each test fetches into a
     fresh project with a fresh CARGO_HOME (no client cache). TTL_S is the
     metadata TTL: long where a warm fetch must not reach the registry
@@ -56,25 +53,9 @@ class _CargoEdge:
         cls.reg.add_crate("demo-a", "0.1.0", deps={"demo-b": "0.1"})
         cls.reg.add_crate("ab", "1.0.0")            # index/2/ab
         cls.reg.add_crate("abc", "1.0.0")           # index/3/a/abc
-        cls.edge = Edge(origin=False, settings={
-            "origin_cargo_index": cls.reg.base_url + "/index",
-            "origin_cargo_dl": cls.reg.base_url,
-            "metadata_ttl": "%ds" % cls.TTL_S, "metadata_stale_while_revalidate": "0",
-            "metadata_stale_if_error": "1h",
-            # every phase below meets the failing registry itself
-            "metadata_error_hold": "0"})
-        cls.edge.__enter__()
-        cls.public = "http://127.0.0.1:%d" % cls.edge.ports["listen"]
+        cls.start_edge({"origin_cargo_index": cls.reg.base_url + "/index", "origin_cargo_dl": cls.reg.base_url})
         cls.url = cls.public + "/crates/"
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.edge.__exit__(None, None, None)
-        cls.reg.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def setUp(self):
-        self.reg.clear_faults()
 
     def project(self):
         return tempfile.mkdtemp(prefix="proj-", dir=self.tmp)
@@ -84,10 +65,6 @@ class _CargoEdge:
         self.assertTrue(r.ok, str(r))
         return r
 
-    def wait_past_ttl(self):
-        """Until every index file fetched so far is past its TTL."""
-        deadline = time.time() + self.TTL_S + 0.5
-        wait_until(lambda: time.time() > deadline, self.TTL_S + 5, interval=0.1)
 
 
 class CargoThroughTheEdge(_CargoEdge, unittest.TestCase):

@@ -31,23 +31,20 @@ the lookup itself.
 
 import os
 import re
-import shutil
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 
 from clients_go import ensure_go, go_command, go_download, write_project  # noqa: E402
-from edge import Edge  # noqa: E402
-from httpclient import wait_until  # noqa: E402
+from e2e_edge import RegistryEdge  # noqa: E402
 from registry_go import GoProxy  # noqa: E402
 
 LATEST = re.compile(r"^/sumdb/[^/]+/latest$")
 
 
-class _GoEdge:
+class _GoEdge(RegistryEdge):
     """One Go module proxy and one edge for the class; each go run has a
     fresh GOPATH, module cache and build cache. Each test uses modules of
     its own, so a cold run is really cold whatever ran before. TTL_S is
@@ -70,23 +67,9 @@ class _GoEdge:
         for name in cls.MODULES:
             cls.reg.add_module(name + "/dep", "v1.0.0")
             cls.reg.add_module(name + "/App", "v1.0.0", requires=[name + "/dep@v1.0.0"])
-        cls.edge = Edge(origin=False, settings={
-            "origin_go": cls.reg.base_url,
-            "metadata_ttl": "%ds" % cls.TTL_S, "metadata_stale_while_revalidate": "0",
-            "metadata_stale_if_error": "1h",
-            # every phase below meets the failing origin itself
-            "metadata_error_hold": "0"})
-        cls.edge.__enter__()
-        cls.url = "http://127.0.0.1:%d/go" % cls.edge.ports["listen"]
+        cls.start_edge({"origin_go": cls.reg.base_url})
+        cls.url = cls.public + "/go"
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.edge.__exit__(None, None, None)
-        cls.reg.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def setUp(self):
-        self.reg.clear_faults()
 
     def project(self):
         return tempfile.mkdtemp(prefix="proj-", dir=self.tmp)
@@ -109,10 +92,6 @@ class _GoEdge:
         anyway; should it start to, it is not a cache miss)."""
         return sum(1 for e in self.reg.request_log() if not LATEST.match(e.path))
 
-    def wait_past_ttl(self):
-        """Until every list fetched so far is past its TTL."""
-        deadline = time.time() + self.TTL_S + 0.5
-        wait_until(lambda: time.time() > deadline, self.TTL_S + 5, interval=0.1)
 
 
 class GoThroughTheEdge(_GoEdge, unittest.TestCase):

@@ -19,14 +19,12 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 
 from clients import ensure_maven, maven_local_file, mvn_get  # noqa: E402
-from edge import Edge  # noqa: E402
-from httpclient import wait_until  # noqa: E402
+from e2e_edge import RegistryEdge  # noqa: E402
 from registry_maven import MavenRepo  # noqa: E402
 
 G = "com.example"
@@ -50,7 +48,7 @@ def seed_plugins(local):
         _PLUGINS["dir"] = os.path.join(d, "m2")
 
 
-class _MavenEdge:
+class _MavenEdge(RegistryEdge):
     """One repository and one edge for the class; every mvn run has a fresh
     local repository. demo-app 1.0 (a release) depends on demo-lib 1.0 (a
     release) and demo-snap 2.0-SNAPSHOT (a timestamped snapshot), so one
@@ -66,26 +64,13 @@ class _MavenEdge:
         cls.tmp = tempfile.mkdtemp(prefix="sluice-e2e-maven-")
         cls.repo = MavenRepo(os.path.join(cls.tmp, "repo"))
         cls.repo.start()
+        cls.reg = cls.repo
         cls.repo.deploy(G, "demo-lib", "1.0")
         cls.repo.deploy(G, "demo-snap", "2.0-SNAPSHOT")
         cls.repo.deploy(G, "demo-app", "1.0", deps=[LIB, SNAP])
-        cls.edge = Edge(origin=False, settings={
-            "origin_maven": cls.repo.base_url,
-            "metadata_ttl": "%ds" % cls.TTL_S, "metadata_stale_while_revalidate": "0",
-            "metadata_stale_if_error": "1h",
-            # every phase below meets the failing repository itself
-            "metadata_error_hold": "0"})
-        cls.edge.__enter__()
-        cls.url = "http://127.0.0.1:%d/maven/" % cls.edge.ports["listen"]
+        cls.start_edge({"origin_maven": cls.repo.base_url})
+        cls.url = cls.public + "/maven/"
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.edge.__exit__(None, None, None)
-        cls.repo.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def setUp(self):
-        self.repo.clear_faults()
 
     def local_repo(self, seeded=False):
         """A fresh local repository: empty, or (seeded) holding the plugin
@@ -120,10 +105,6 @@ class _MavenEdge:
         with open(art.jar_file, "rb") as f:
             return f.read()
 
-    def wait_past_ttl(self):
-        """Until every metadata file fetched so far is past its TTL."""
-        deadline = time.time() + self.TTL_S + 0.5
-        wait_until(lambda: time.time() > deadline, self.TTL_S + 5, interval=0.1)
 
 
 class MavenThroughTheEdge(_MavenEdge, unittest.TestCase):

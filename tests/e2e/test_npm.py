@@ -13,17 +13,16 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 
 from clients import ensure_tools, npm_install, npm_lock, pnpm_install  # noqa: E402
-from edge import Edge  # noqa: E402
-from httpclient import free_port, wait_until  # noqa: E402
+from e2e_edge import RegistryEdge  # noqa: E402
+from httpclient import free_port  # noqa: E402
 from registry import NpmRegistry  # noqa: E402
 
-class _NpmEdge:
+class _NpmEdge(RegistryEdge):
     """One registry and one edge for the class; each test installs into
     fresh project and cache directories. TTL_S is the metadata TTL: long
     where a warm install must not reach the registry however slow the
@@ -42,23 +41,9 @@ class _NpmEdge:
         cls.reg.add_package("demo-a", "1.0.0", deps={"demo-b": "^1.0.0"})
         cls.reg.add_package("@demo/c", "2.0.0", size=200_000)
         cls.reg.bulk_packument("demo-huge")
-        cls.edge = Edge(origin=False, settings={
-            "origin_npm": cls.reg.base_url,
-            "metadata_ttl": "%ds" % cls.TTL_S, "metadata_stale_while_revalidate": "0",
-            "metadata_stale_if_error": "1h",
-            # every phase below meets the failing registry itself
-            "metadata_error_hold": "0"})
-        cls.edge.__enter__()
-        cls.url = "http://127.0.0.1:%d/npm/" % cls.edge.ports["listen"]
+        cls.start_edge({"origin_npm": cls.reg.base_url})
+        cls.url = cls.public + "/npm/"
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.edge.__exit__(None, None, None)
-        cls.reg.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def setUp(self):
-        self.reg.clear_faults()
 
     def project(self):
         return tempfile.mkdtemp(prefix="proj-", dir=self.tmp)
@@ -69,10 +54,6 @@ class _NpmEdge:
         self.assertTrue(r.ok, str(r))
         return r
 
-    def wait_past_ttl(self):
-        """Until every packument fetched so far is past its TTL."""
-        deadline = time.time() + self.TTL_S + 0.5
-        wait_until(lambda: time.time() > deadline, self.TTL_S + 5, interval=0.1)
 
 
 class NpmThroughTheEdge(_NpmEdge, unittest.TestCase):

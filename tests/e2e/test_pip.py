@@ -11,17 +11,16 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 
 from clients import ensure_tools, pip_install  # noqa: E402
 from edge import Edge  # noqa: E402
-from httpclient import wait_until  # noqa: E402
+from e2e_edge import RegistryEdge  # noqa: E402
 from registry import PypiIndex  # noqa: E402
 
-class _PipEdge:
+class _PipEdge(RegistryEdge):
     """One index and one edge for the class; every install goes to a fresh
     target directory with pip's cache off. TTL_S is the metadata TTL: long
     where a warm install must not reach the index however slow the
@@ -35,27 +34,14 @@ class _PipEdge:
         cls.tmp = tempfile.mkdtemp(prefix="sluice-e2e-pip-")
         cls.index = PypiIndex(os.path.join(cls.tmp, "index"), core_metadata=True)
         cls.index.start()
+        cls.reg = cls.index
         cls.index.add_wheel("demo-b", "1.0")
         cls.index.add_wheel("Demo_A", "1.0", requires=["demo-b>=1.0"])
         cls.index.add_sdist("demo-src", "0.1")
         cls.index.add_wheel("demo-fresh", "1.0")
-        cls.edge = Edge(origin=False, settings={
-            "origin_pypi": cls.index.base_url, "origin_pypi_files": cls.index.files_base_url,
-            "metadata_ttl": "%ds" % cls.TTL_S, "metadata_stale_while_revalidate": "0",
-            "metadata_stale_if_error": "1h",
-            # every phase below meets the failing registry itself
-            "metadata_error_hold": "0"})
-        cls.edge.__enter__()
-        cls.url = "http://127.0.0.1:%d/pypi/simple/" % cls.edge.ports["listen"]
+        cls.start_edge({"origin_pypi": cls.index.base_url, "origin_pypi_files": cls.index.files_base_url})
+        cls.url = cls.public + "/pypi/simple/"
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.edge.__exit__(None, None, None)
-        cls.index.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def setUp(self):
-        self.index.clear_faults()
 
     def install(self, packages, **kw):
         target = tempfile.mkdtemp(prefix="target-", dir=self.tmp)
@@ -63,10 +49,6 @@ class _PipEdge:
         self.assertTrue(r.ok, str(r))
         return r
 
-    def wait_past_ttl(self):
-        """Until every page fetched so far is past its TTL."""
-        deadline = time.time() + self.TTL_S + 0.5
-        wait_until(lambda: time.time() > deadline, self.TTL_S + 5, interval=0.1)
 
 
 class PipThroughTheEdge(_PipEdge, unittest.TestCase):

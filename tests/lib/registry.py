@@ -106,7 +106,7 @@ from typing import Optional
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import registry_build as rb
-from registry_http import (Fixture, LoggedRequest, Response, accept_q, http_date,  # noqa: F401
+from registry_http import (Fixture, LoggedRequest, SingleListenerFixture, Response, accept_q, http_date,  # noqa: F401
                            iso_time, not_modified, strong_etag)
 
 CLOCK_START = 1704067200.0        # 2024-01-01T00:00:00Z
@@ -171,26 +171,18 @@ class _NpmPackage:
         self.revision = 0
 
 
-class NpmRegistry(Fixture):
+class NpmRegistry(SingleListenerFixture):
     def __init__(self, root_dir: str, tarball_base: Optional[str] = None, port: Optional[int] = None):
-        super().__init__()
+        super().__init__("registry", port)
         self.root_dir = root_dir
         os.makedirs(root_dir, exist_ok=True)
         self._tarball_base = tarball_base.rstrip("/") if tarball_base else None
-        self._listener = self._add_listener("registry", port)
         self._pkgs: dict = {}
         self._tarballs: dict = {}     # url path -> NpmVersion
         self._docs: dict = {}         # (name, corgi) -> (bytes, etag)
         self._clock = _Clock()
 
     # ------------------------------------------------------------- urls
-    @property
-    def port(self) -> int:
-        return self._listener.port
-
-    @property
-    def base_url(self) -> str:
-        return self._listener.base_url
 
     @property
     def registry_url(self) -> str:

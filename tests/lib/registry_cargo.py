@@ -61,7 +61,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 from urllib.parse import unquote
 
-from registry_http import Fixture, Response, flip_bytes, http_date, not_modified, strong_etag
+from registry_http import Response, SingleListenerFixture, flip_bytes, http_date, not_modified, strong_etag
 
 CLOCK_START = 1704067200.0        # 2024-01-01T00:00:00Z, as registry.py
 CRATE_MTIME = 1577836800          # 2020-01-01: the sources' mtime, so cargo package is repeatable
@@ -185,28 +185,20 @@ def _write(path: str, data: bytes) -> None:
 # ------------------------------------------------------------------- fixture
 
 
-class CargoRegistry(Fixture):
+class CargoRegistry(SingleListenerFixture):
     def __init__(self, root_dir: str, dl_form: str = "crate", port: Optional[int] = None):
-        super().__init__()
+        super().__init__("registry", port)
         if dl_form not in ("crate", "download"):
             raise ValueError("dl_form must be 'crate' or 'download', not %r" % (dl_form,))
         self.root_dir = root_dir
         os.makedirs(root_dir, exist_ok=True)
         self.dl_form = dl_form
-        self._listener = self._add_listener("registry", port)
         self._crates: dict = {}        # lower-cased name -> {version: CargoCrate}
         self._corrupt: set = set()     # (name, version)
         self._index: dict = {}         # lower-cased name -> (bytes, etag, mtime)
         self._now = CLOCK_START
 
     # ------------------------------------------------------------- urls
-    @property
-    def port(self) -> int:
-        return self._listener.port
-
-    @property
-    def base_url(self) -> str:
-        return self._listener.base_url
 
     @property
     def index_url(self) -> str:

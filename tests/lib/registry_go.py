@@ -80,7 +80,7 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import unquote
 
-from registry_http import Fixture, Response, http_date, not_modified, strong_etag
+from registry_http import Response, SingleListenerFixture, http_date, not_modified, strong_etag
 from httpclient import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -338,13 +338,12 @@ class _Sumdb:
 # ------------------------------------------------------------------ fixture
 
 
-class GoProxy(Fixture):
+class GoProxy(SingleListenerFixture):
     def __init__(self, root_dir: str, sumdb_name: str = "sumdb.sluice.test", port: Optional[int] = None):
-        super().__init__()
+        super().__init__("proxy", port)
         self.root_dir = root_dir
         os.makedirs(root_dir, exist_ok=True)
         self.sumdb_name = sumdb_name
-        self._listener = self._add_listener("proxy", port)
         self._mods: dict = {}          # path -> {version: GoModule}
         self._modified: dict = {}      # path -> time of its last publish
         self._corrupt: dict = {}       # (path, version) -> tampered zip bytes
@@ -353,13 +352,6 @@ class GoProxy(Fixture):
         self._records: list = []       # every go.sum record, in publish order
 
     # ------------------------------------------------------------- urls
-    @property
-    def port(self) -> int:
-        return self._listener.port
-
-    @property
-    def base_url(self) -> str:
-        return self._listener.base_url
 
     @property
     def gosumdb(self) -> str:

@@ -515,3 +515,21 @@ class Fixture:
     def _route(self, listener: str, method: str, path: str, target: str, headers) -> Response:
         raise NotImplementedError
 
+
+class SingleListenerFixture(Fixture):
+    """A fixture served on one listener (a registry, a proxy, a repository):
+    its port and base URL."""
+
+    def __init__(self, name: str, port: Optional[int] = None):
+        super().__init__()
+        self._listener = self._add_listener(name, port)
+
+    @property
+    def port(self) -> int:
+        return self._listener.port
+
+    @property
+    def base_url(self) -> str:
+        return self._listener.base_url
+
+

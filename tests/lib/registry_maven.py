@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import unquote
 
-from registry_http import Fixture, Response, flip_bytes, http_date, not_modified
+from registry_http import Response, SingleListenerFixture, flip_bytes, http_date, not_modified
 
 SYSTEM_REPO = "/usr/share/maven-repo"
 CLOCK_START = 1704067200.0        # 2024-01-01T00:00:00Z, as registry.py
@@ -173,26 +173,18 @@ def _stamp(ts: float, fmt: str) -> str:
 # ------------------------------------------------------------------- fixture
 
 
-class MavenRepo(Fixture):
+class MavenRepo(SingleListenerFixture):
     def __init__(self, root_dir: str, system_repo: Optional[str] = SYSTEM_REPO, port: Optional[int] = None):
-        super().__init__()
+        super().__init__("repo", port)
         self.root_dir = os.path.abspath(root_dir)
         os.makedirs(self.root_dir, exist_ok=True)
         self.system_repo = system_repo
-        self._listener = self._add_listener("repo", port)
         self._arts: dict = {}          # (g, a) -> [MavenArtifact] in deploy order
         self._builds: dict = {}        # (g, a, snapshot version) -> last build number
         self._corrupt: set = set()
         self._sums: dict = {}          # url path -> computed checksum of a system_repo file
         self._now = CLOCK_START
 
-    @property
-    def port(self) -> int:
-        return self._listener.port
-
-    @property
-    def base_url(self) -> str:
-        return self._listener.base_url
 
     @property
     def repo_url(self) -> str:
