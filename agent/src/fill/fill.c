@@ -327,7 +327,7 @@ static size_t on_source_data(void *ctx, const uint8_t *data, size_t len)
         return ORIGIN_PAUSE;
     }
     spool_append(f, data, len);
-    verify_feed(f, data, len);
+    verify_pump(f);   /* hash what just arrived */
     check_feed(f, data, len);
     if (f->received > f->a->cfg.object_max_size)
         writer_fail(f, WFAIL_TOO_LARGE);

@@ -127,6 +127,9 @@ void fill_verify_expect(struct fill *f, const struct eco_digest *expect);
  * stream hash: it is computed by a worker over the written body once it is
  * complete, the last byte held meanwhile; with no spool file to read (the
  * writer was detached) the body is released unverified. */
+/* How much of a sidecar's body is read as its text (a digest file, a
+ * checksum-database record: a few hundred bytes). */
+#define FILL_SIDECAR_MAX 8192
 struct canon;
 void fill_verify_from(struct fill *f, struct fill *sidecar, const struct canon *artifact);
 

@@ -137,7 +137,7 @@ bool fill_body_complete(const struct fill *f);
 void fill_verdict_reached(struct fill *f);
 
 /* verify.c */
-void verify_feed(struct fill *f, const uint8_t *data, size_t len);
+void verify_pump(struct fill *f);
 void verify_body_complete(struct fill *f);
 bool verify_settled(const struct fill *f);
 uint64_t fill_readable(const struct fill *f);

@@ -19,7 +19,7 @@
  * committed, the key out of the table so the next request fetches again).
  *
  * Invariants: the hash has seen exactly bytes [0, hashed) of the body, in
- * order, and only a hash job touches it while one runs (hashing); a verdict
+ * order, and only a hash job touches it while one runs (busy); a verdict
  * is reached once, and only on a complete body whose expected digest is
  * known; until a match (or the end of hope for a digest) fill_readable is
  * received - 1, and for good after a mismatch.
@@ -45,19 +45,17 @@ enum verify_state {
     V_UNKNOWN,     /* no expected digest after all: released unverified */
 };
 
-/* The body of a sidecar fill that holds the expected digest as text. */
-#define SIDECAR_MAX 8192
 
 struct fill_verify {
     EVP_MD_CTX *md;             /* NULL for Go's h1, which is not a stream hash */
     const char *algorithm;
-    bool h1_running;            /* a worker is hashing the written body (h1) */
     bool expected_known;        /* expect is set */
     bool expected_pending;      /* it may still come (fill_verify_expect) */
     struct eco_digest expect;
     enum verify_state state;
     uint64_t hashed;            /* bytes the digest has seen */
-    bool hashing;               /* a hash job runs (it owns md meanwhile) */
+    bool busy;                  /* a worker job runs: a stream hash (it owns md
+                                   meanwhile) or Go's h1 over the written body */
     /* fill_verify_from: the sidecar's fill, read as one of its readers */
     struct fill *owner;
     struct fill_reader sidecar;
@@ -114,7 +112,7 @@ void verify_free(struct fill *f)
 {
     if (!f->verify)
         return;
-    SL_ASSERT(!f->verify->h1_running && !f->verify->hashing);   /* their jobs hold references */
+    SL_ASSERT(!f->verify->busy);   /* a job holds a reference */
     sidecar_stop(f->verify);
     sl_buf_free(&f->verify->sidecar_text);
     free(f->verify->artifact);
@@ -152,14 +150,14 @@ static void hash_done(void *arg);
 static bool hash_pump(struct fill *f)
 {
     struct fill_verify *v = f->verify;
-    if (!applies(f) || !v->md || v->state != V_HASHING || v->hashing)
+    if (!applies(f) || !v->md || v->state != V_HASHING || v->busy)
         return false;
     if (v->hashed < f->received) {
         struct hash_job *j = sl_calloc(1, sizeof(*j));
         j->f = f;
         j->md = v->md;
         spool_take(f, v->hashed, &j->pieces, (size_t)16 << 20);
-        v->hashing = true;
+        v->busy = true;
         fill_ref(f);
         workers_submit(f->a->workers, hash_work, hash_done, j);
         return false;
@@ -175,7 +173,7 @@ static void hash_done(void *arg)
     struct hash_job *j = arg;
     struct fill *f = j->f;
     struct fill_verify *v = f->verify;
-    v->hashing = false;
+    v->busy = false;
     v->hashed += j->pieces.len;
     spool_give_back(&j->pieces);
     free(j);
@@ -185,10 +183,8 @@ static void hash_done(void *arg)
     fill_unref(f);
 }
 
-void verify_feed(struct fill *f, const uint8_t *data, size_t len)
+void verify_pump(struct fill *f)
 {
-    SL_UNUSED(data);
-    SL_UNUSED(len);
     hash_pump(f);
 }
 
@@ -295,7 +291,7 @@ static void h1_done(void *arg)
     struct h1_job *j = arg;
     struct fill *f = j->f;
     close(j->fd);
-    f->verify->h1_running = false;
+    f->verify->busy = false;
     if (f->verify->state == V_HASHING) {
         if (j->rc != 0) {
             /* not a zip go would take: as wrong as a wrong digest */
@@ -315,7 +311,7 @@ static void h1_done(void *arg)
 bool verify_when_written(struct fill *f)
 {
     struct fill_verify *v = f->verify;
-    if (!applies(f) || v->md || v->state != V_HASHING || !v->expected_known || v->h1_running ||
+    if (!applies(f) || v->md || v->state != V_HASHING || !v->expected_known || v->busy ||
         !fill_body_complete(f))
         return false;
     if (f->wstate == W_OPENING)
@@ -339,7 +335,7 @@ bool verify_when_written(struct fill *f)
         return true;
     }
     fill_ref(f);
-    v->h1_running = true;
+    v->busy = true;
     workers_submit(f->a->workers, h1_work, h1_done, j);
     return false;
 }
@@ -377,7 +373,8 @@ void fill_verify_expect(struct fill *f, const struct eco_digest *expect)
 
 /* ------------------------------------------------------------- sidecar */
 
-/* The sidecar ended (or failed): its first word is the digest, in hex. */
+/* The sidecar ended (or failed): what its ecosystem reads in it is the
+ * expected digest (eco.h, sidecar_digest). */
 static void sidecar_done(struct fill *f, bool ok)
 {
     struct fill_verify *v = f->verify;
@@ -415,9 +412,9 @@ static bool sidecar_read(struct fill *f)
             sidecar_done(f, published && r == HTTP_PIECE_END);
             return false;
         }
-        size_t room = SIDECAR_MAX - SL_MIN(v->sidecar_text.len, (size_t)SIDECAR_MAX);
+        size_t room = FILL_SIDECAR_MAX - SL_MIN(v->sidecar_text.len, (size_t)FILL_SIDECAR_MAX);
         size_t n = published ? SL_MIN(pc.len, room) : 0;
-        uint8_t buf[SIDECAR_MAX];
+        uint8_t buf[FILL_SIDECAR_MAX];
         if (n && pc.data)
             sl_buf_append(&v->sidecar_text, pc.data, n);
         else if (n && pread(pc.fd, buf, n, (off_t)pc.file_off) == (ssize_t)n)

@@ -63,7 +63,7 @@ static void arm_from_sidecar(struct agent *a, struct fill *f, const struct canon
 {
     struct canon *sc = sl_malloc(sizeof(*sc));
     struct eco_digest d;
-    char text[4096];
+    char text[FILL_SIDECAR_MAX + 1];
     struct index_entry *e;
     struct fill *src;
     const struct eco *eco = cn->route->eco;
