@@ -158,7 +158,13 @@ static int run(struct agent *a)
     a->started_wall = sl_wall_s();
     index_init(&a->index);
     list_init(&a->paused);
-    a->workers = workers_start(a->loop, (int)a->cfg.workers);
+    a->workers = workers_start(a->loop, (int)a->cfg.workers, a->cfg.worker_cpus, err, sizeof(err));
+    if (!a->workers) {
+        log_error("%s", err);
+        index_free(&a->index);
+        store_close(&a->store);
+        return 1;
+    }
     a->origins = origin_client_new(a->loop, a->cfg.origin_connect_timeout, a->cfg.origin_stall_timeout);
     slots_init(&a->slots, a->loop, &a->routes, &a->cfg);
     a->notes = digest_notes_new((size_t)a->cfg.integrity_notes);

@@ -73,7 +73,7 @@ static int setup(void **state, tier_maker make)
     struct env *e = sl_calloc(1, sizeof(*e));
     log_set_level(LOG_ERROR);
     e->loop = ev_loop_new(EVFLAG_AUTO);
-    e->workers = workers_start(e->loop, 2);
+    e->workers = workers_start(e->loop, 2, NULL, NULL, 0);
     strcpy(e->dir, "/tmp/sluice-tier-XXXXXX");
     assert_non_null(mkdtemp(e->dir));
     e->tier = make(e);

@@ -2,12 +2,14 @@
  * test_workers.c - the blocking-work pool (core/workers.h): work runs on a
  * worker thread and its done on the loop thread, jobs start in submission
  * order, the pending count covers queued, running and finished-not-done
- * jobs, and stopping the pool runs every done callback still owed.
+ * jobs, and stopping the pool runs every done callback still owed; the
+ * worker_cpus list parses strictly, and pinned workers run only on its CPUs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -59,7 +61,7 @@ static void test_work_off_the_loop_done_on_it_in_order(void **state)
 {
     (void)state;
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-    struct worker_pool *p = workers_start(loop, 1);   /* one thread: a strict order */
+    struct worker_pool *p = workers_start(loop, 1, "", NULL, 0); /* one thread: a strict order */
     struct rec r;
     struct job jobs[20];
     init(&r);
@@ -88,7 +90,7 @@ static void test_stop_runs_every_done_still_owed(void **state)
 {
     (void)state;
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-    struct worker_pool *p = workers_start(loop, 3);
+    struct worker_pool *p = workers_start(loop, 3, NULL, NULL, 0);
     struct rec r;
     struct job jobs[40];
     init(&r);
@@ -103,11 +105,74 @@ static void test_stop_runs_every_done_still_owed(void **state)
     ev_loop_destroy(loop);
 }
 
+static void test_cpu_list_parses_strictly(void **state)
+{
+    (void)state;
+    cpu_set_t set;
+    assert_int_equal(workers_cpus_parse("", &set), 0);
+    assert_int_equal(CPU_COUNT(&set), 0);
+    assert_int_equal(workers_cpus_parse("0-3,6", &set), 0);
+    assert_int_equal(CPU_COUNT(&set), 5);
+    assert_true(CPU_ISSET(3, &set) && CPU_ISSET(6, &set) && !CPU_ISSET(4, &set));
+    assert_int_equal(workers_cpus_parse("1,1", &set), 0);
+    assert_int_equal(CPU_COUNT(&set), 1);
+    assert_int_equal(workers_cpus_parse("1023", NULL), 0);
+    const char *bad[] = { "a", "1-", "3-1", "1,", ",1", "1 ", " 1", "-1", "1024", "1;2", "1--2",
+                          "99999999999999999999" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(workers_cpus_parse(bad[i], &set), -1);
+}
+
+static void where(void *arg)
+{
+    int *cpu = arg;
+    *cpu = sched_getcpu();
+}
+
+static void test_pinned_workers_run_on_their_cpu(void **state)
+{
+    (void)state;
+    cpu_set_t mine;
+    assert_int_equal(sched_getaffinity(0, sizeof(mine), &mine), 0);
+    int last = -1;                                    /* the last CPU this process may use */
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &mine))
+            last = c;
+    char list[16];
+    snprintf(list, sizeof(list), "%d", last);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    char err[256] = "";
+    struct worker_pool *p = workers_start(loop, 2, list, err, sizeof(err));
+    assert_non_null(p);
+    int cpus[8];
+    for (int i = 0; i < 8; i++) {
+        cpus[i] = -2;
+        workers_submit(p, where, NULL, &cpus[i]);
+    }
+    workers_stop(p);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(cpus[i], last);
+    ev_loop_destroy(loop);
+}
+
+static void test_a_cpu_out_of_reach_is_refused(void **state)
+{
+    (void)state;
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    char err[256] = "";
+    assert_null(workers_start(loop, 2, "1023", err, sizeof(err)));
+    assert_non_null(strstr(err, "worker_cpus '1023'"));
+    ev_loop_destroy(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_work_off_the_loop_done_on_it_in_order),
         cmocka_unit_test(test_stop_runs_every_done_still_owed),
+        cmocka_unit_test(test_cpu_list_parses_strictly),
+        cmocka_unit_test(test_pinned_workers_run_on_their_cpu),
+        cmocka_unit_test(test_a_cpu_out_of_reach_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

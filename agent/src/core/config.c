@@ -34,6 +34,7 @@
 #include "core/config_impl.h"
 #include "core/log.h"
 #include "core/net.h"
+#include "core/workers.h"
 #include "eco/eco.h"
 #include "route/route.h"
 
@@ -43,6 +44,7 @@ static const char *check_address(const char *value);
 static const char *check_nonempty(const char *value);
 static const char *check_log_level(const char *value);
 static const char *check_public_url(const char *value);
+static const char *check_cpu_list(const char *value);
 
 #define FIELD(f) offsetof(struct sluice_config, f), sizeof(((struct sluice_config *)0)->f)
 #define NO_CHECK NULL
@@ -85,7 +87,8 @@ const struct setting config_settings[] = {
     { "fill_buffer_size", SET_SIZE, "8M", FIELD(fill_buffer_size), 64 * KIB, INT64_MAX, NO_CHECK,
       "In-memory spool window per fill (the origin pauses for clients beyond it).", false },
     { "cache_write_lag_max", SET_SIZE, "32M", FIELD(cache_write_lag_max), 0, INT64_MAX, NO_CHECK,
-      "Bytes the cache writer may fall behind the origin before it is detached (the origin never waits for it).", false },
+      "Bytes the cache writer, and the integrity hash, may fall behind the origin: past it the writer is "
+      "detached (the origin never waits for it) and the origin waits for the hash.", false },
     { "spool_memory_max", SET_SIZE, "32M", FIELD(spool_memory_max), 1 * MIB, INT64_MAX, NO_CHECK,
       "Spool memory of all fills together; past it writers that lag are detached and origins paused.", false },
     { "fill_background_max_size", SET_SIZE, "1G", FIELD(fill_background_max_size), 0, INT64_MAX,
@@ -108,7 +111,11 @@ const struct setting config_settings[] = {
     { "retry_after_max", SET_DURATION, "10s", FIELD(retry_after_max), 1000, MS_HOUR, NO_CHECK,
       "Largest Retry-After sent with a 503 (pip retries with no upper bound: keep it small).", false },
     { "workers", SET_INT, "4", FIELD(workers), 1, 64, NO_CHECK,
-      "Disk worker threads.", false },
+      "Worker threads: cache writes, fsync, eviction, the start-up scan, integrity hashing.", false },
+    { "worker_cpus", SET_STRING, "", FIELD(worker_cpus), 0, 0, check_cpu_list,
+      "CPUs the worker threads run on, as a list such as `1` or `2-3,6` (empty = the CPUs the agent "
+      "was started on). With HAProxy and the agent's event loop pinned to one core, put the workers on "
+      "another, so hashing and disk writes never take the loop's time.", false },
     { "open_file_cache_size", SET_INT, "1000", FIELD(open_file_cache_size), 0, 1000000, NO_CHECK,
       "Hot objects kept open with their decoded header (0 = off); each is one fd.", false },
     { "inline_hit_max", SET_SIZE, "12k", FIELD(inline_hit_max), 0, 16 * KIB, NO_CHECK,
@@ -275,6 +282,12 @@ void config_public_url(const struct sluice_config *cfg, char *out, size_t outlen
 static const char *check_log_level(const char *value)
 {
     return log_level_parse(value) >= 0 ? NULL : "must be one of debug, info, warn, error";
+}
+
+static const char *check_cpu_list(const char *value)
+{
+    return workers_cpus_parse(value, NULL) == 0 ? NULL
+                                                 : "must be a CPU list such as 1 or 0-3,6 (CPUs below 1024)";
 }
 
 /* ------------------------------------------------------------- origins */

@@ -102,6 +102,7 @@ struct sluice_config {
 
     /* process */
     int64_t workers;                    /* 4: disk worker threads */
+    char worker_cpus[CONFIG_ADDR_MAX];  /* "": CPU list the workers are pinned to */
     int64_t open_file_cache_size;       /* 1000: hot objects kept open */
     int64_t inline_hit_max;             /* 12k: hits answered in the SPOP reply */
 

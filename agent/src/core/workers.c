@@ -7,8 +7,11 @@
  */
 #include "core/workers.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "core/common.h"
 
@@ -101,7 +104,68 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
     drain_finished(w->data);
 }
 
-struct worker_pool *workers_start(struct ev_loop *loop, int n_threads)
+/* One CPU number at *p (decimal, below CPU_SETSIZE); advances *p. */
+static int parse_cpu(const char **p, long *cpu)
+{
+    if (**p < '0' || **p > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    *cpu = strtol(*p, &end, 10);
+    if (errno || *cpu >= CPU_SETSIZE)
+        return -1;
+    *p = end;
+    return 0;
+}
+
+/* One item of a CPU list at *p: "N" or "N-M"; advances *p. */
+static int parse_cpu_range(const char **p, long *lo, long *hi)
+{
+    if (parse_cpu(p, lo) != 0)
+        return -1;
+    *hi = *lo;
+    if (**p != '-')
+        return 0;
+    (*p)++;
+    return parse_cpu(p, hi) == 0 && *hi >= *lo ? 0 : -1;
+}
+
+int workers_cpus_parse(const char *list, cpu_set_t *set)
+{
+    if (set)
+        CPU_ZERO(set);
+    for (const char *p = list; *p; p++) {
+        long lo, hi;
+        if (parse_cpu_range(&p, &lo, &hi) != 0)
+            return -1;
+        for (long c = lo; set && c <= hi; c++)
+            CPU_SET((int)c, set);
+        if (*p == '\0')
+            return 0;
+        if (*p != ',' || p[1] == '\0')
+            return -1;
+    }
+    return 0;
+}
+
+/* Pin every thread of the pool to `cpus` (not empty). */
+static int pin_threads(struct worker_pool *pool, const char *cpus, char *err, size_t errlen)
+{
+    cpu_set_t set;
+    SL_ASSERT(workers_cpus_parse(cpus, &set) == 0); /* checked with the configuration */
+    for (int i = 0; i < pool->n_threads; i++) {
+        int rc = pthread_setaffinity_np(pool->threads[i], sizeof(set), &set);
+        if (rc != 0) {
+            sl_set_err(err, errlen, "worker_cpus '%s': cannot pin the worker threads there: %s", cpus,
+                       strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+struct worker_pool *workers_start(struct ev_loop *loop, int n_threads, const char *cpus, char *err,
+                                  size_t errlen)
 {
     SL_ASSERT(n_threads > 0);
     struct worker_pool *pool = sl_calloc(1, sizeof(*pool));
@@ -120,6 +184,10 @@ struct worker_pool *workers_start(struct ev_loop *loop, int n_threads)
     for (int i = 0; i < n_threads; i++) {
         int rc = pthread_create(&pool->threads[i], NULL, worker_main, pool);
         SL_ASSERT(rc == 0);
+    }
+    if (cpus && *cpus && pin_threads(pool, cpus, err, errlen) != 0) {
+        workers_stop(pool);
+        return NULL;
     }
     return pool;
 }

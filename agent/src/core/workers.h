@@ -9,6 +9,10 @@
  * may finish in any order: a caller that needs ordering keeps at most one job
  * of its own in flight (the fill's cache writer does exactly that).
  *
+ * The threads may be pinned to CPUs of their own (setting worker_cpus), apart
+ * from the loop's: the work they do (hashing, writing) then never takes the
+ * loop's time.
+ *
  * A job can hang (a stuck NFS write); the pool keeps working as long as one
  * thread is free, and the caller that owns the job enforces its own deadline.
  */
@@ -16,13 +20,22 @@
 #define SLUICE_WORKERS_H
 
 #include <ev.h>
+#include <sched.h>
 
 typedef void (*work_fn)(void *arg);
 typedef void (*work_done_fn)(void *arg);
 
 struct worker_pool;
 
-struct worker_pool *workers_start(struct ev_loop *loop, int n_threads);
+/* Parse a CPU list ("" = none given, "1", "0-3,6"; CPUs below CPU_SETSIZE)
+ * into *set (NULL: only check). 0 when it parses, -1 when not. */
+int workers_cpus_parse(const char *list, cpu_set_t *set);
+
+/* Start n_threads workers, pinned to the CPU list `cpus` unless it is empty.
+ * NULL (and `err` filled) when the pinning is refused: a CPU this process
+ * may not use. */
+struct worker_pool *workers_start(struct ev_loop *loop, int n_threads, const char *cpus, char *err,
+                                  size_t errlen);
 
 /* Queue a job. `done` may be NULL. Never blocks (the queue is unbounded). */
 void workers_submit(struct worker_pool *pool, work_fn work, work_done_fn done, void *arg);
