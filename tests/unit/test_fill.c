@@ -13,6 +13,7 @@
  * stored with the digest when it matches, and aborted for every reader
  * and never stored when it does not.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +28,7 @@
 #include <openssl/evp.h>
 
 #include "eco/digest_notes.h"
+#include "fill/fill_impl.h"
 #include "route/canon.h"
 
 #include "store/cache.h"
@@ -516,6 +518,70 @@ static void test_a_late_digest_holds_the_last_byte_until_it_comes(void **state)
     run_until(committed, "generic:late-digest");
 }
 
+/* A job that holds a worker thread until released. */
+struct blocker {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool released;
+};
+
+static void block_work(void *arg)
+{
+    struct blocker *b = arg;
+    pthread_mutex_lock(&b->mu);
+    while (!b->released)
+        pthread_cond_wait(&b->cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void release(struct blocker *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->released = true;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+static int read_until_paused(void *arg)
+{
+    read_some(arg, SIZE_MAX);
+    return !list_empty(&A.paused);
+}
+
+static void test_a_hash_behind_the_stream_gets_the_writers_slack_then_pauses_the_origin(void **state)
+{
+    (void)state;
+    const size_t len = 3 * 1024 * 1024;
+    char err[128];
+    /* Not stored (no writer pins anything), a 256K window, 1M of lag. */
+    assert_int_equal(config_set(&A.cfg, "object_max_size", "1M", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&A.cfg, "cache_write_lag_max", "1M", err, sizeof(err)), 0);
+    static struct blocker b = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false };
+    put(source, "generic:hash-lag", len, 11);
+    workers_submit(A.workers, block_work, NULL, &b);   /* both threads busy: */
+    workers_submit(A.workers, block_work, NULL, &b);   /* no hash job can run */
+    struct fill *f = start("generic:hash-lag");
+    struct eco_digest d = pattern_sha256(len, 11, false);
+    fill_verify(f, "SHA256", &d);
+    struct client c;
+    attach(f, &c, len);
+    run_until(read_until_paused, &c);
+    /* Past the window, the client kept reading what the hash had not seen,
+     * up to the lag; there the origin waits for the hash. */
+    assert_true(f->received > 3 * A.cfg.fill_buffer_size);
+    assert_true(f->received <= A.cfg.cache_write_lag_max + 64 * 1024);
+    assert_true(f->received >= A.cfg.cache_write_lag_max - 64 * 1024);
+    assert_int_equal(c.len, f->received - 1);  /* all it may: the last byte waits for the verdict */
+    assert_int_equal(c.end, 0);
+    release(&b);
+    struct pump p = { &c, 1 };
+    run_until(all_ended, &p);                 /* the hash catches up, the origin resumes */
+    assert_whole(&c, 1, len, 11);
+    finish(&c);
+    run_until_idle();
+    assert_int_equal(metrics_route(&A, &A.routes.routes[0])->integrity_verified, 1);
+}
+
 static void test_no_digest_after_all_releases_the_body_unverified(void **state)
 {
     (void)state;
@@ -615,6 +681,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_late_digest_holds_the_last_byte_until_it_comes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_digest_after_all_releases_the_body_unverified, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_hash_behind_the_stream_gets_the_writers_slack_then_pauses_the_origin,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_sidecar_fill_gives_the_digest, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

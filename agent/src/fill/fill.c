@@ -189,7 +189,7 @@ static void maybe_abandon(struct fill *f)
         fill_table_remove(f);
         return;
     }
-    bool writer_ok = f->wstate == W_OPENING || f->wstate == W_ACTIVE || f->head == FILL_HEAD_WAIT;
+    bool writer_ok = writer_attached(f) || f->head == FILL_HEAD_WAIT;
     uint64_t max = f->a->cfg.fill_background_max_size;
     bool small = f->content_length >= 0 ? (uint64_t)f->content_length <= max : f->received <= max;
     if (writer_ok && small)

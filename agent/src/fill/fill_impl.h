@@ -169,5 +169,7 @@ void writer_open(struct fill *f);
 void writer_pump(struct fill *f);
 void writer_fail(struct fill *f, enum write_fail_reason why);
 bool writer_file_usable(const struct fill *f);
+/* The writer is opening or writing: it still pins what it has not written. */
+bool writer_attached(const struct fill *f);
 
 #endif

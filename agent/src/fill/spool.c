@@ -57,15 +57,16 @@ const struct chunk *spool_chunk_at(const struct fill *f, uint64_t pos)
 /*
  * The lowest offset anyone may still read from memory. Readers behind the
  * writer's progress are served from the file, so while the file is usable
- * they do not pin memory; otherwise every reader does. The writer pins what
- * it has not written while it is attached; a write in flight works on its
- * own copy (writer_pump) and pins nothing. The integrity hash pins what it
- * has not hashed, as a reader would (verify.c).
+ * they do not pin memory; otherwise every reader does. With `count_workers`,
+ * so does the work done off the loop: the writer pins what it has not
+ * written while it is attached (a write in flight works on its own copy,
+ * writer_pump, and pins nothing), and the integrity hash what it has not
+ * hashed (verify.c).
  */
-static uint64_t free_point(const struct fill *f, bool count_writer)
+static uint64_t free_point(const struct fill *f, bool count_workers)
 {
-    uint64_t p = verify_pin(f);
-    if (count_writer && (f->wstate == W_OPENING || f->wstate == W_ACTIVE))
+    uint64_t p = count_workers ? verify_pin(f) : f->received;
+    if (count_workers && writer_attached(f))
         p = SL_MIN(p, f->written);
     bool file_ok = writer_file_usable(f);
     for (const struct fill_reader *r = f->readers; r; r = r->next)
@@ -162,6 +163,14 @@ static bool over_budget(const struct fill *f, size_t incoming)
            f->a->spool_bytes + incoming > cfg->spool_memory_max;
 }
 
+/* Work off the loop that trails the stream from `from` gets this slack:
+ * cache_write_lag_max behind it, within the global cap. */
+static bool within_lag(const struct fill *f, uint64_t from, size_t incoming)
+{
+    return f->received + incoming - from <= f->a->cfg.cache_write_lag_max &&
+           f->a->spool_bytes + incoming <= f->a->cfg.spool_memory_max;
+}
+
 /* Over budget: detach a lagging writer, else pause. True = pause. */
 bool spool_must_pause(struct fill *f, size_t incoming)
 {
@@ -170,28 +179,35 @@ bool spool_must_pause(struct fill *f, size_t incoming)
     spool_reclaim(f);
     if (!over_budget(f, incoming))
         return false;
-    if ((f->wstate == W_OPENING || f->wstate == W_ACTIVE) && free_point(f, false) > free_point(f, true)) {
-        /* Nobody reads this fill (a background refetch, or its clients
-         * left): pausing the origin for the writer holds no client (C1).
+    if (free_point(f, false) > free_point(f, true)) {
+        /* The writer or the hash holds the memory, not a client.
+         * Nobody reads this fill (a background refetch, or its clients
+         * left): pausing the origin for them holds no client (C1).
          * Only for an open writer: each of its writes has a deadline, so
          * the pause is bounded (an open that hangs has none; it gets the
          * lag rule below). */
         if (f->n_readers == 0 && f->wstate == W_ACTIVE)
             return true;
-        /* The writer holds the memory. Give it cache_write_lag_max of slack
-         * within the global cap (a busy loop or a short disk hiccup must not
-         * cost the object); past that it is detached, never waited for. */
-        if (f->received + incoming - f->written <= f->a->cfg.cache_write_lag_max &&
-            f->a->spool_bytes + incoming <= f->a->cfg.spool_memory_max)
+        /* Give them cache_write_lag_max of slack within the global cap (a
+         * busy loop or a short disk hiccup must not cost the object, nor a
+         * hash one window behind cost the stream its pace). Past that the
+         * writer is detached, never waited for; the hash is waited for (it
+         * never blocks: its pace is the CPU's). */
+        if (within_lag(f, free_point(f, true), incoming))
             return false;
-        writer_fail(f, WFAIL_LAG);
-        spool_reclaim(f);
-        if (!over_budget(f, incoming))
-            return false;
+        if (writer_attached(f) && !within_lag(f, f->written, incoming)) {
+            writer_fail(f, WFAIL_LAG);
+            spool_reclaim(f);
+            if (!over_budget(f, incoming) || within_lag(f, free_point(f, true), incoming))
+                return false;
+        }
     }
-    /* A fill holding nothing has nothing its readers could free: let it
-     * take one chunk rather than wait for other fills. */
-    return f->mem_bytes > 0;
+    /* A fill holding at most one chunk has nothing its readers could free
+     * (a reader held one byte short of the body, fill_readable, pins the
+     * last chunk however fast it reads): let it take one more rather than
+     * wait for other fills, or for a byte that only more of the body can
+     * release. */
+    return f->mem_bytes > CHUNK_SIZE;
 }
 
 void spool_unpause(struct fill *f)
@@ -209,6 +225,14 @@ void spool_pause(struct fill *f)
     list_push_back(&f->a->paused, &f->paused_link);
 }
 
+/* A paused fill resumes at half its window, or with one chunk left: a
+ * reader held one byte short of the body (fill_readable) pins the last
+ * chunk, and a smaller threshold would then never be reached. */
+static uint64_t resume_point(const struct agent *a)
+{
+    return SL_MAX(a->cfg.fill_buffer_size / 2, (uint64_t)CHUNK_SIZE);
+}
+
 /*
  * Resume paused origins once memory is back under both budgets (with
  * hysteresis, so a fill does not flap between paused and running). Memory
@@ -222,7 +246,7 @@ static void resume_paused(struct agent *a)
     while (n != &a->paused) {
         struct fill *f = SL_CONTAINER_OF(n, struct fill, paused_link);
         n = n->next;
-        if (f->mem_bytes <= a->cfg.fill_buffer_size / 2) {
+        if (f->mem_bytes <= resume_point(a)) {
             spool_unpause(f);
             if (f->src.h)
                 f->src.resume(f->src.h);

@@ -6,8 +6,10 @@
  * The hash runs on a worker, not on the event loop (a SHA-512 costs about
  * as much CPU per byte as the rest of a fill): one hash job at a time per
  * fill, over the spool chunks from `hashed` on, which stay in memory until
- * hashed (verify_pin: the hash holds memory as a reader would; a slow hash
- * pauses the origin, never the loop).
+ * hashed (verify_pin). Like the cache writer, the hash may trail the stream
+ * by cache_write_lag_max (spool.c), so its jobs overlap the loop's reading
+ * instead of taking turns with it; a hash further behind pauses the origin,
+ * never the loop.
  *
  * The readers are held one byte short of the body until the comparison is
  * made (fill_readable): a client cannot see a complete body whose digest

@@ -60,6 +60,11 @@ static void job_done_common(struct fill_job *j)
     fill_unref(f);
 }
 
+bool writer_attached(const struct fill *f)
+{
+    return f->wstate == W_OPENING || f->wstate == W_ACTIVE;
+}
+
 bool writer_file_usable(const struct fill *f)
 {
     return f->sf && (f->wstate == W_ACTIVE || f->wstate == W_COMMITTING || f->wstate == W_COMMITTED);
