@@ -179,8 +179,10 @@ def verify_section(res, info):
                                         "on %s, off %s" % (on["verified_txt"], off["verified_txt"])),
         "- Agent CPU the check adds (on minus off, medians): %s s per GB" % fmt(cost),
         "- Both arms: `cache_write_lag_max` and `spool_memory_max` %s (the tarball + 64 MiB), so the cache writer "
-        "trails the unpaced loopback registry in memory instead of being detached (tests/bench/README.md)"
-        % on.get("room", "-")]
+        "trails the unpaced loopback registry in memory instead of being detached (tests/bench/README.md); "
+        "`worker_cpus` %s, so the worker threads (cache writes, the hash) have a core apart from the event "
+        "loop and HAProxy on CPU 0 (docs/architecture.md §10)" % (on.get("room", "-"), on.get("worker_cpus") or
+                                                                "unset (not pinned)")]
     return "### %s\n\n%s\n\n%s\n" % (title, t, "\n".join(targets))
 
 

@@ -46,7 +46,7 @@ import tarfile
 from bench_arms import SluiceArm
 from bench_config import CLK_TCK, ECO, log
 from bench_npm import fetch_body
-from bench_proc import LOAD_CPUS, Measure, child_setup, proc_stat
+from bench_proc import LOAD_CPUS, PIN, Measure, child_setup, proc_stat
 
 PKG = "bench-fill-verify"
 ARM_KEYS = ("sluice-verify-on", "sluice-verify-off")
@@ -122,7 +122,12 @@ def verify_arms(make_work, npm_origin):
     the background while the next fill runs, and the run would measure
     that. With room for the whole tarball the writer trails the stream in
     memory and never makes the fill wait, so the fill runs at what the
-    agent can move, the check included."""
+    agent can move, the check included.
+    Both arms put the agent's worker threads (cache writes, the hash) on
+    the load CPUs with `worker_cpus`, apart from the event loop and
+    HAProxy on CPU 0: the deployment docs/architecture.md §10 asks for,
+    where the hash has a core of its own instead of taking the loop's.
+    The registry sends with sendfile, so that core is not the origin's."""
     arms = []
     room = ECO["verify_size"] // 2**20 + 64
     for key, on in zip(ARM_KEYS, (1, 0)):
@@ -132,6 +137,8 @@ def verify_arms(make_work, npm_origin):
         arm.extra.update({"origin_npm": npm_origin, "public_url": "http://127.0.0.1:%d" % arm.edge_port,
                           "metadata_ttl": ECO["metadata_ttl"], "route_npm_integrity_verify": on,
                           "cache_write_lag_max": "%dM" % room, "spool_memory_max": "%dM" % room})
+        if PIN:
+            arm.extra["worker_cpus"] = ",".join(map(str, sorted(LOAD_CPUS)))
         arms.append(arm)
     return arms
 
@@ -232,6 +239,7 @@ def run_fill_verify(ctx, arms):
             s[f] = statistics.median(vals) if vals else None
         s["mb_s_min"], s["mb_s_max"] = min(r["mb_s"] for r in rs), max(r["mb_s"] for r in rs)
         s["room"] = "%dM" % (ECO["verify_size"] // 2**20 + 64)
+        s["worker_cpus"] = next(a.extra.get("worker_cpus") for a in arms if a.key == key)
         out[key] = s
     return out
 
