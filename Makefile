@@ -22,11 +22,12 @@ APT_PKGS := build-essential clang libclang-rt-14-dev libev-dev libcurl4-openssl-
 # skips without a cargo >= 1.68, e.g. rustup's in ~/.cargo/bin).
 MAVEN_PKGS := maven default-jdk-headless libmaven-dependency-plugin-java junit4
 TEST_PKGS := $(APT_PKGS) iproute2 procps util-linux python3-venv \
-             golang-go golang-golang-x-mod-dev $(MAVEN_PKGS)
+             golang-go golang-golang-x-mod-dev $(MAVEN_PKGS) chromium
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wformat=2 -Wno-format-nonliteral
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Iagent/src
+GEN_DIR := build/gen
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -Iagent/src -I$(GEN_DIR)
 LIBS := -lev -lcurl -lcrypto -lz -lhttp_parser -lyajl -lpthread -lm
 
 AGENT_SRC := $(wildcard agent/src/*/*.c)
@@ -89,6 +90,14 @@ $(ASAN_DIR)/sluice: agent/src/main.c $(ASAN_DIR)/libsluice.a
 release: $(REL_DIR)/sluice
 asan: $(ASAN_DIR)/sluice
 
+# The admin status page is an HTML file in the tree, built in as a C string
+# literal (one "line\n" per line) that admin_status.c includes.
+STATUS_PAGE := $(GEN_DIR)/status_page.inc
+$(STATUS_PAGE): agent/src/serve/status_page.html
+	@mkdir -p $(@D)
+	@echo "  GEN $@"; sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@.tmp && mv $@.tmp $@
+$(REL_DIR)/obj/serve/admin_status.o $(ASAN_DIR)/obj/serve/admin_status.o: $(STATUS_PAGE)
+
 # --------------------------------------------------------------- unit tests
 UNIT_BIN := $(patsubst tests/unit/%.c,$(ASAN_DIR)/unit/%,$(UNIT_SRC))
 
@@ -108,7 +117,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRC))
 FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -DSLUICE_TESTING -fsanitize=fuzzer,address,undefined
 
-$(FUZZ_DIR)/%: tests/fuzz/%.c $(AGENT_SRC) $(AGENT_HDR)
+$(FUZZ_DIR)/%: tests/fuzz/%.c $(AGENT_SRC) $(AGENT_HDR) $(STATUS_PAGE)
 	@mkdir -p $(@D)
 	@echo "  FUZZ $@"; clang $(FUZZ_CFLAGS) $< $(AGENT_SRC) $(LIBS) -o $@
 

@@ -125,6 +125,7 @@ static int start_listeners(struct agent *a)
         log_error("%s", err);
         return -1;
     }
+    http_server_allow_delete(a->admin);   /* the admin API's purge */
     log_info("listening: spop %s, http %s, admin %s; cache %s (max %llu bytes)", a->cfg.spop_listen,
              a->cfg.http_listen, a->cfg.admin_listen, a->cfg.cache_dir,
              (unsigned long long)a->cfg.cache_max_size);

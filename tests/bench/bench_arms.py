@@ -253,7 +253,7 @@ class SluiceArm(Arm):
         def ready():
             if not self.cache.alive():
                 raise RuntimeError("agent exited:\n" + self.cache.log_text()[-3000:])
-            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % self.ports["admin"], timeout=1) as r:
+            with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % self.ports["admin"], timeout=1) as r:
                 return r.status == 200
         wait_until(ready, 15, "sluice agent")
         gen = os.path.join(self.work, "generated.cfg")

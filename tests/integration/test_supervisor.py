@@ -191,7 +191,7 @@ class SupervisorTest(unittest.TestCase):
         if self.agent_pid() is None:
             return False
         try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % self.ports["admin"], timeout=2) as r:
+            with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % self.ports["admin"], timeout=2) as r:
                 return r.status == 200
         except Exception:
             return False

@@ -121,7 +121,7 @@ class Edge:
         if self.agent.poll() is not None:
             raise AssertionError("agent exited with %s:\n%s" % (self.agent.returncode, self.agent_log()))
         try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % self.ports["admin"], timeout=1) as r:
+            with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % self.ports["admin"], timeout=1) as r:
                 return r.status == 200
         except Exception:
             return False

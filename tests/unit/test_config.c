@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "core/config.h"
+#include "core/config_impl.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -527,6 +528,28 @@ static void test_print_defaults(void **state)
     free(text);
 }
 
+static void test_redact_hides_credentials(void **state)
+{
+    (void)state;
+    char out[256];
+    config_redact("origin_npm", "https://user:pw@registry.example/npm", out, sizeof(out));
+    assert_string_equal(out, "https://<redacted>@registry.example/npm");
+    config_redact("origin_npm", "https://registry.example/a@b", out, sizeof(out));   /* '@' in the path */
+    assert_string_equal(out, "https://registry.example/a@b");
+    config_redact("listen", "127.0.0.1:8080", out, sizeof(out));
+    assert_string_equal(out, "127.0.0.1:8080");
+    config_redact("s3_secret_access_key", "abc", out, sizeof(out));
+    assert_string_equal(out, "<redacted>");
+    config_redact("s3_access_key", "AKIA", out, sizeof(out));
+    assert_string_equal(out, "<redacted>");
+    config_redact("s3_session_token", "", out, sizeof(out));   /* unset stays visibly unset */
+    assert_string_equal(out, "");
+    assert_false(config_is_secret("cache_max_size"));
+    assert_false(config_is_secret("admin_listen"));
+    for (size_t i = 0; i < config_n_settings; i++)   /* no setting today holds credentials */
+        assert_false(config_is_secret(config_settings[i].name));
+}
+
 static void test_print_round_trip(void **state)
 {
     (void)state;
@@ -604,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_env_last_wins_and_errors),
         cmocka_unit_test(test_print_defaults),
         cmocka_unit_test(test_print_round_trip),
+        cmocka_unit_test(test_redact_hides_credentials),
         cmocka_unit_test(test_print_markdown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

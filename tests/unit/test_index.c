@@ -70,7 +70,10 @@ static void check_invariants(struct index *ix)
         struct index_entry *e = SL_CONTAINER_OF(n, struct index_entry, lru);
         count++;
         bytes += e->disk_bytes;
-        assert_ptr_equal(index_lookup(ix, e->hash), e);
+        if (e->purged)
+            assert_true(e->pins > 0 && index_lookup(ix, e->hash) != e);
+        else
+            assert_ptr_equal(index_lookup(ix, e->hash), e);
         assert_int_equal(list_linked(&e->open), e->fd >= 0);
         if (e->fd >= 0)
             assert_non_null(e->meta);
@@ -432,6 +435,45 @@ static void test_free_closes_open_files_and_frees_all_entries(void **state)
     assert_int_equal(ix.open_files, 0);
 }
 
+/* ------------------------------------------------------------- purge */
+
+static void test_forget_of_unpinned_entry_removes_it(void **state)
+{
+    struct index *ix = *state;
+    put(ix, 1, 100);
+    put(ix, 2, 50);
+    index_forget(ix, find(ix, 1));
+    assert_null(find(ix, 1));
+    assert_int_equal(ix->count, 1);
+    assert_int_equal(ix->total_bytes, 50);
+    check_invariants(ix);
+}
+
+static void test_forget_of_pinned_entry_hides_it_until_removed(void **state)
+{
+    struct index *ix = *state;
+    struct index_entry *e = put(ix, 1, 100);
+    int fd = attach(ix, e);
+    e->pins = 1;   /* a hit is being served from its open file */
+    index_forget(ix, e);
+    assert_true(e->purged);
+    assert_null(find(ix, 1));          /* lookups no longer see it */
+    assert_false(fd_closed(fd));       /* the response keeps reading */
+    assert_null(index_oldest_unpinned(ix));
+    struct index_entry *fresh = put(ix, 1, 70);   /* a new object for the key */
+    assert_ptr_not_equal(fresh, e);
+    assert_ptr_equal(find(ix, 1), fresh);
+    assert_int_equal(ix->count, 2);
+    assert_int_equal(ix->total_bytes, 170);
+    check_invariants(ix);
+    e->pins = 0;   /* the response ended (cache_release_hit) */
+    index_remove(ix, e);
+    assert_true(fd_closed(fd));
+    assert_ptr_equal(find(ix, 1), fresh);
+    assert_int_equal(ix->total_bytes, 70);
+    check_invariants(ix);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -450,6 +492,8 @@ int main(void)
         T(test_remove_of_entry_with_open_file_closes_it),
         T(test_replace_of_unpinned_entry_closes_its_stale_file),
         T(test_replace_of_pinned_entry_keeps_its_open_file),
+        T(test_forget_of_unpinned_entry_removes_it),
+        T(test_forget_of_pinned_entry_hides_it_until_removed),
         cmocka_unit_test(test_free_closes_open_files_and_frees_all_entries),
     };
 #undef T

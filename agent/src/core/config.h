@@ -167,6 +167,16 @@ void config_public_url(const struct sluice_config *cfg, char *out, size_t outlen
 
 /* Write every setting as `name = value` lines (the effective config). */
 void config_print(const struct sluice_config *cfg, FILE *out);
+/* The same, with secrets redacted (the admin API's /debug/config): the
+ * value of every secret setting (config_is_secret), and the user-info of
+ * any URL ("https://user:pw@host" -> "https://<redacted>@host"). */
+void config_print_redacted(const struct sluice_config *cfg, FILE *out);
+/* Does the setting `name` hold credentials? By its name: it contains
+ * secret, password, passwd, token or credential, or ends in "_key" (an
+ * access key). A new credential setting is named so. */
+bool config_is_secret(const char *name);
+/* A value as config_print_redacted shows it, into out. */
+void config_redact(const char *name, const char *value, char *out, size_t outlen);
 
 /* Write docs/configuration.md's settings table (markdown) from the table. */
 void config_print_markdown(FILE *out);

@@ -45,22 +45,61 @@ static void print_value_line(FILE *out, const char *name, const char *value)
         fprintf(out, "%s = %s\n", name, value);
 }
 
-void config_print(const struct sluice_config *cfg, FILE *out)
+#define REDACTED "<redacted>"
+
+bool config_is_secret(const char *name)
+{
+    static const char *const words[] = { "secret", "password", "passwd", "token", "credential" };
+    for (size_t i = 0; i < SL_ARRAY_LEN(words); i++)
+        if (strstr(name, words[i]))
+            return true;
+    size_t n = strlen(name);
+    return n >= 4 && strcmp(name + n - 4, "_key") == 0;
+}
+
+void config_redact(const char *name, const char *value, char *out, size_t outlen)
+{
+    if (config_is_secret(name) && value[0]) {
+        snprintf(out, outlen, REDACTED);
+        return;
+    }
+    const char *auth = strstr(value, "://");
+    auth = auth ? auth + 3 : NULL;
+    const char *at = auth ? strchr(auth, '@') : NULL;
+    const char *end = auth ? auth + strcspn(auth, "/?#") : NULL;
+    if (at && at < end)
+        snprintf(out, outlen, "%.*s" REDACTED "%s", (int)(auth - value), value, at);
+    else
+        snprintf(out, outlen, "%s", value);
+}
+
+/* A line of the configuration, redacted when asked. */
+static void print_line(FILE *out, const char *name, const char *value, bool redact)
+{
+    char shown[CONFIG_URL_MAX + 32];
+    if (redact) {
+        config_redact(name, value, shown, sizeof(shown));
+        value = shown;
+    }
+    print_value_line(out, name, value);
+}
+
+static void print_config(const struct sluice_config *cfg, FILE *out, bool redact)
 {
     SL_ASSERT(cfg && out);
     char value[CONFIG_URL_MAX + 16];
     for (size_t i = 0; i < config_n_settings; i++) {
         format_setting(cfg, &config_settings[i], value, sizeof(value));
-        print_value_line(out, config_settings[i].name, value);
+        print_line(out, config_settings[i].name, value, redact);
     }
     for (int i = 0; i < cfg->n_origins; i++) {
         const struct config_origin *o = &cfg->origins[i];
         char name[sizeof(ORIGIN_PREFIX) + CONFIG_ROUTE_NAME_MAX + sizeof(REDIRECT_HOSTS_SUFFIX)];
         snprintf(name, sizeof(name), ORIGIN_PREFIX "%s", o->route);
-        print_value_line(out, name, o->url);
+        print_line(out, name, o->url, redact);
         if (o->redirect_hosts_set) {
             snprintf(name, sizeof(name), ORIGIN_PREFIX "%s" REDIRECT_HOSTS_SUFFIX, o->route);
-            print_value_line(out, name, o->redirect_hosts);
+            print_line(out, name, o->redirect_hosts, redact);
         }
     }
     struct sluice_config *scratch = sl_calloc(1, sizeof(*scratch));
@@ -71,9 +110,19 @@ void config_print(const struct sluice_config *cfg, FILE *out)
         *(int64_t *)((char *)scratch + st->offset) = o->value;
         format_setting(scratch, st, value, sizeof(value));
         snprintf(name, sizeof(name), ROUTE_PREFIX "%s_%s", o->route, o->setting);
-        print_value_line(out, name, value);
+        print_line(out, name, value, redact);
     }
     free(scratch);
+}
+
+void config_print(const struct sluice_config *cfg, FILE *out)
+{
+    print_config(cfg, out, false);
+}
+
+void config_print_redacted(const struct sluice_config *cfg, FILE *out)
+{
+    print_config(cfg, out, true);
 }
 
 static void print_env_name(FILE *out, const char *name)

@@ -1,7 +1,9 @@
 /*
- * log.c - leveled logging to stderr (see log.h).
+ * log.c - leveled logging to stderr (see log.h). Warnings and errors are
+ * also kept in a ring for the status page (log_ring.h).
  */
 #include "core/log.h"
+#include "core/log_ring.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,4 +43,6 @@ void log_msg(enum log_level level, const char *fmt, ...)
         vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
     fprintf(stderr, "%s\n", line);
+    if (level >= LOG_WARN)
+        log_ring_push(line);
 }

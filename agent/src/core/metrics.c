@@ -28,7 +28,7 @@
 
 static const char *const wfail_names[WFAIL_REASONS] = {
     "enospc", "edquot", "eio", "short_write", "timeout", "lag", "too_large", "origin", "invalid", "integrity",
-    "other",
+    "purged", "other",
 };
 
 const char *const verdict_names[VERDICT_KINDS] = { "hit", "fill", "pass", "busy", "inline", "reject", "redirect" };
@@ -188,6 +188,9 @@ static const struct metric_row agent_rows[] = {
     { "sluice_evictions_total", "counter", "Objects evicted.", AM(evictions), NULL },
     { "sluice_evicted_bytes_total", "counter", "Bytes evicted.", AM(evicted_bytes), NULL },
     { "sluice_temp_files_swept_total", "counter", "Temp files removed at start.", AM(temp_swept), NULL },
+    { "sluice_purged_objects_total", "counter",
+      "Objects purged through the admin API (DELETE /objects/...): stored copies removed and fills in flight "
+      "whose commit was discarded.", AM(purged_objects), NULL },
     { "sluice_cache_objects", "gauge", "Objects in the index.", 0, read_cache_objects },
     { "sluice_cache_bytes", "gauge", "Bytes on disk of indexed objects.", 0, read_cache_bytes },
     { "sluice_cache_max_bytes", "gauge", "cache_max_size.", 0, read_cache_max },

@@ -31,7 +31,7 @@ extern const char *const verdict_names[VERDICT_KINDS];
 /* Why a cache writer was detached (label `reason`). */
 enum write_fail_reason {
     WFAIL_ENOSPC, WFAIL_EDQUOT, WFAIL_EIO, WFAIL_SHORT, WFAIL_TIMEOUT, WFAIL_LAG,
-    WFAIL_TOO_LARGE, WFAIL_ORIGIN, WFAIL_INVALID, WFAIL_INTEGRITY, WFAIL_OTHER, WFAIL_REASONS
+    WFAIL_TOO_LARGE, WFAIL_ORIGIN, WFAIL_INVALID, WFAIL_INTEGRITY, WFAIL_PURGED, WFAIL_OTHER, WFAIL_REASONS
 };
 
 /* What one route's requests did (label `route`). */
@@ -71,6 +71,7 @@ struct metrics {
     uint64_t evictions;
     uint64_t evicted_bytes;
     uint64_t temp_swept;                     /* crash debris removed at start */
+    uint64_t purged_objects;                 /* objects removed by the admin API's DELETE */
     uint64_t tier_writes[TIER_MAX][2];              /* by agent tier index: [0] stored, [1] failed */
 };
 

@@ -126,6 +126,9 @@ struct eco {
     /* The Accept header sent to the origin for c (c->variant set, or NULL
      * for the default representation); NULL: none. */
     const char *(*variant_accept)(const struct canon *c);
+    /* Every name variant() may return, NULL-terminated (NULL: none): a
+     * purge of a document removes each representation of it. */
+    const char *const *variants;
     /* Optional: the origin URL of a canonical request, for an origin whose
      * layout differs from its clients' paths; a function of the canonical
      * form alone (so key and URL still cannot disagree). NULL = the route's

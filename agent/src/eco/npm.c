@@ -96,6 +96,8 @@ static const char *npm_variant(const struct canon *c, const char *accept, size_t
     return sl_find_ci(accept, len, CORGI) ? "corgi" : NULL;
 }
 
+static const char *const npm_variants[] = { "corgi", NULL };
+
 static const char *npm_variant_accept(const struct canon *c)
 {
     return c->variant ? CORGI "; q=1.0, application/json; q=0.8, */*" : "application/json";
@@ -245,6 +247,7 @@ const struct eco eco_npm = {
     .canon = npm_canon,
     .classify = npm_classify,
     .variant = npm_variant,
+    .variants = npm_variants,
     .variant_accept = npm_variant_accept,
     .origin_url = npm_origin_url,
     .rewriter = &npm_rewriter,

@@ -106,6 +106,8 @@ static const char *pypi_variant(const struct canon *c, const char *accept, size_
     return simple && sl_find_ci(accept, len, SIMPLE_JSON) ? "json" : NULL;
 }
 
+static const char *const pypi_variants[] = { "json", NULL };
+
 static const char *pypi_variant_accept(const struct canon *c)
 {
     if (!sl_starts_with(c->key + c->path_off, c->path_len, "simple/"))
@@ -343,6 +345,7 @@ const struct eco eco_pypi = {
     .classify = pypi_classify,
     .redirect = pypi_redirect,
     .variant = pypi_variant,
+    .variants = pypi_variants,
     .variant_accept = pypi_variant_accept,
     .rewriter = &pypi_rewriter,
     .digests = true,

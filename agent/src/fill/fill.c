@@ -491,6 +491,65 @@ void fill_retire(struct fill *f)
     fill_table_remove(f);
 }
 
+void fill_purge(struct fill *f)
+{
+    SL_CHECK_OBJ(f, FILL_MAGIC);
+    fill_ref(f);
+    f->purged = true;
+    writer_fail(f, WFAIL_PURGED);
+    fill_table_remove(f);
+    fill_wake_readers(f);
+    fill_unref(f);
+}
+
+int fill_purge_prefix(struct agent *a, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    int purged = 0;
+    for (int b = 0; b < FILL_TABLE_BUCKETS; b++) {
+        struct fill *f = a->fills[b];
+        while (f) {
+            if (strncmp(f->key, prefix, n) != 0) {
+                f = f->table_next;
+                continue;
+            }
+            fill_purge(f);   /* leaves the table: start the bucket again */
+            purged++;
+            f = a->fills[b];
+        }
+    }
+    return purged;
+}
+
+static const char *const writer_state_names[] = {
+    [W_NONE] = "none", [W_OPENING] = "opening", [W_ACTIVE] = "writing", [W_COMMITTING] = "committing",
+    [W_COMMITTED] = "committed", [W_FAILED] = "detached",
+};
+
+static void describe(const struct fill *f, struct fill_info *out)
+{
+    out->key = f->key;
+    out->route = f->route->name;
+    out->url = f->url;
+    out->received = f->received;
+    out->content_length = f->content_length;
+    out->readers = f->n_readers;
+    out->age_ms = sl_now_ms() - f->started_ms;
+    out->queued = f->queued;
+    out->writer = writer_state_names[f->wstate];
+    out->writer_detached_why = f->wstate == W_FAILED ? write_fail_reason_name(f->wfail) : NULL;
+}
+
+void fill_each(struct agent *a, void (*fn)(void *ctx, const struct fill_info *fi), void *ctx)
+{
+    for (int b = 0; b < FILL_TABLE_BUCKETS; b++)
+        for (const struct fill *f = a->fills[b]; f; f = f->table_next) {
+            struct fill_info fi;
+            describe(f, &fi);
+            fn(ctx, &fi);
+        }
+}
+
 /* The request headers rq asks for, owned by the fill. */
 static void set_request(struct fill *f, const struct fill_request *rq)
 {
@@ -527,6 +586,7 @@ static struct fill *fill_new(struct agent *a, const struct route *route, const c
     f->url = sl_strdup(url);
     f->route = route;
     f->started_wall = sl_wall_s();
+    f->started_ms = sl_now_ms();
     f->content_length = -1;
     f->head = FILL_HEAD_WAIT;
     list_init(&f->paused_link);

@@ -140,6 +140,32 @@ void fill_verify_from(struct fill *f, struct fill *sidecar, const struct canon *
  * origin fetch instead of each making their own. */
 void fill_retire(struct fill *f);
 
+/* The object of this running fill was purged (the admin API): its
+ * transfer goes on for the readers attached, but nothing is committed -
+ * the writer is detached (reason "purged"), or, when the commit is already
+ * under way, the committed object is unlinked and never indexed - and the
+ * fill leaves the table, so the next request fetches afresh. */
+void fill_purge(struct fill *f);
+
+/* fill_purge every fill in the table whose key starts with `prefix`;
+ * returns how many. */
+int fill_purge_prefix(struct agent *a, const char *prefix);
+
+/* What the admin API shows of a fill in the table (GET /debug/fills). The
+ * strings belong to the fill: valid during the callback only. */
+struct fill_info {
+    const char *key, *route;
+    const char *url;              /* the origin URL, "" for a tier's fill */
+    uint64_t received;            /* body bytes received so far */
+    int64_t content_length;       /* -1 when unknown */
+    int readers;                  /* client responses attached */
+    int64_t age_ms;
+    bool queued;                  /* waiting for an origin slot */
+    const char *writer;           /* none, opening, writing, committing, committed, detached */
+    const char *writer_detached_why;   /* detached: the reason (metrics.h), else NULL */
+};
+void fill_each(struct agent *a, void (*fn)(void *ctx, const struct fill_info *fi), void *ctx);
+
 /* Attach a reader at byte 0. False when the fill can no longer serve from
  * the start (its early bytes are gone and there is no file holding them). */
 bool fill_attach(struct fill *f, struct fill_reader *r, void (*wake)(void *ctx), void *ctx);

@@ -73,6 +73,7 @@ struct fill {
     bool in_table;
     struct fill *table_next;
     int64_t started_wall;
+    int64_t started_ms;          /* sl_now_ms at start (fill_each's age) */
 
     /* origin slot: queued for one, or holding one while the transfer runs */
     struct slot_wait wait;
@@ -115,6 +116,8 @@ struct fill {
     const struct eco_rewriter_ops *check_ops;   /* fill_set_check, or NULL */
     struct eco_rewriter *check;
     bool refetch;                  /* started by refetch_after_lag */
+    bool purged;                   /* fill_purge: never commit (a commit under
+                                      way is undone in commit_done) */
     struct fill_verify *verify;    /* fill_verify, or NULL */
 };
 

@@ -96,7 +96,8 @@ void writer_fail(struct fill *f, enum write_fail_reason why)
     ev_timer_stop(a->loop, &f->wtimer);
     a->m.write_failures[why]++;
     a->m.writers_detached++;
-    if (why != WFAIL_ORIGIN && why != WFAIL_INVALID && why != WFAIL_INTEGRITY)   /* they say why themselves */
+    if (why != WFAIL_ORIGIN && why != WFAIL_INVALID && why != WFAIL_INTEGRITY &&
+        why != WFAIL_PURGED)   /* they say why themselves */
         log_warn("fill: cache writer detached (%s) key=%s after %llu bytes", write_fail_reason_name(why),
                  f->key, (unsigned long long)f->written);
     if (!was_opening) {
@@ -190,6 +191,15 @@ static void commit_work(void *arg)
         j->object_fd = store_object_open(&j->f->a->store, j->f->hash);
 }
 
+/* A purge arrived while the commit ran: the object just renamed into
+ * place is removed again, never indexed (nothing else indexes it: the
+ * fill left the table when it was purged). */
+static void purged_unlink_work(void *arg)
+{
+    struct fill_job *j = job_of(arg);
+    store_remove_object(&j->f->a->store, j->f->hash);
+}
+
 static void commit_done(void *arg)
 {
     struct fill_job *j = job_of(arg);
@@ -202,6 +212,13 @@ static void commit_done(void *arg)
         a->m.write_failures[write_fail_reason_from_errno(-j->rc)]++;
         a->m.writers_detached++;
         log_warn("fill: commit failed key=%s: %s", f->key, strerror(-j->rc));
+    } else if (f->purged) {
+        /* Stays W_COMMITTED: readers behind the memory window read the
+         * spool file, which stays readable through its descriptor. */
+        f->wstate = W_COMMITTED;
+        if (j->object_fd >= 0)
+            close(j->object_fd);
+        workers_submit(a->workers, purged_unlink_work, unlink_done, job_new(f));
     } else {
         f->wstate = W_COMMITTED;
         metrics_route(a, f->route)->fills_committed++;

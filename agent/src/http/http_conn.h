@@ -51,6 +51,7 @@ struct http_server {
     http_handler_fn handler;
     void *ctx;
     double stall_s;
+    bool allow_delete;           /* http_server_allow_delete */
     struct sl_list conns;        /* every open connection */
     struct http_server_stats stats;
 };

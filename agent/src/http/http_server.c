@@ -163,7 +163,8 @@ static int on_headers_complete(http_parser *p)
 {
     struct http_conn *c = conn_of(p->data);
     finish_value(c);
-    if (p->method != HTTP_GET && p->method != HTTP_HEAD) {
+    bool deletes = p->method == HTTP_DELETE && c->srv->allow_delete;
+    if (p->method != HTTP_GET && p->method != HTTP_HEAD && !deletes) {
         /* Not ours to handle; answer without reading any body. */
         c->req_error = 405;
         return 1;
@@ -231,7 +232,9 @@ static bool fill_request(struct http_conn *c)
         r->query = q + 1;
         r->query_len = target_len - r->path_len - 1;
     }
-    r->method = c->parser.method == HTTP_GET ? HTTP_M_GET : HTTP_M_HEAD;
+    r->method = c->parser.method == HTTP_GET      ? HTTP_M_GET
+                : c->parser.method == HTTP_DELETE ? HTTP_M_DELETE
+                                                  : HTTP_M_HEAD;
     r->method_name = http_method_str(c->parser.method);
     r->range = c->values[H_RANGE];
     r->if_none_match = c->values[H_INM];
@@ -419,6 +422,11 @@ struct http_server *http_server_start(struct ev_loop *loop, const char *addr,
         return NULL;
     }
     return srv;
+}
+
+void http_server_allow_delete(struct http_server *srv)
+{
+    srv->allow_delete = true;
 }
 
 void http_server_stop(struct http_server *srv)

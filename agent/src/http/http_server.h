@@ -44,7 +44,7 @@
 struct http_conn;
 struct http_server;
 
-enum http_method_kind { HTTP_M_GET, HTTP_M_HEAD, HTTP_M_POST, HTTP_M_OTHER };
+enum http_method_kind { HTTP_M_GET, HTTP_M_HEAD, HTTP_M_POST, HTTP_M_DELETE, HTTP_M_OTHER };
 
 struct http_request {
     enum http_method_kind method;
@@ -121,6 +121,10 @@ struct http_server *http_server_start(struct ev_loop *loop, const char *addr,
                                       http_handler_fn handler, void *ctx,
                                       int64_t stall_timeout_ms, char *err, size_t errlen);
 void http_server_stop(struct http_server *srv);
+
+/* Let DELETE requests through to the handler (the admin listener's purge);
+ * otherwise every method but GET and HEAD is answered 405 by the server. */
+void http_server_allow_delete(struct http_server *srv);
 
 /* A server with no listener, fed with http_server_adopt (tests, fuzzing). */
 struct http_server *http_server_new(struct ev_loop *loop, http_handler_fn handler, void *ctx,

@@ -159,13 +159,14 @@ bool cache_open_hit(struct agent *a, struct index_entry *e, const char *key, str
 
 void cache_release_hit(struct agent *a, struct cache_hit *h)
 {
-    SL_UNUSED(a);
     SL_ASSERT(h->e && h->e->pins > 0);
     h->e->pins--;
     if (h->owned) {
         close(h->fd);
         obj_meta_free(&h->own_meta);
     }
+    if (h->e->purged && h->e->pins == 0)
+        index_remove(&a->index, h->e);   /* the last response of a purged object */
     h->e = NULL;
 }
 
@@ -215,6 +216,14 @@ bool cache_validators(struct agent *a, struct index_entry *e, const char *key, c
     *last_modified = h.meta->origin_last_modified;
     cache_release_hit(a, &h);
     return true;
+}
+
+bool cache_forget(struct agent *a, const uint8_t hash[KEY_HASH_LEN])
+{
+    struct index_entry *e = index_lookup(&a->index, hash);
+    if (e)
+        index_forget(&a->index, e);
+    return e != NULL;
 }
 
 void cache_revalidated(struct agent *a, const uint8_t hash[KEY_HASH_LEN])

@@ -51,6 +51,11 @@ void cache_committed(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const ch
  * when it is not usable (as cache_open_hit). */
 bool cache_validators(struct agent *a, struct index_entry *e, const char *key, char **etag, int64_t *last_modified);
 
+/* Purge `hash` from the index (index_forget: hits being served finish from
+ * their open files). The caller unlinks the file (store_remove_object, on
+ * a worker). True when the index had it. */
+bool cache_forget(struct agent *a, const uint8_t hash[KEY_HASH_LEN]);
+
 /* The origin confirmed the stored copy of `hash` current (a 304): it is
  * fresh again from now. Nothing on disk changes. */
 void cache_revalidated(struct agent *a, const uint8_t hash[KEY_HASH_LEN]);

@@ -105,7 +105,7 @@ static void grow(struct index *ix)
 struct index_entry *index_lookup(struct index *ix, const uint8_t hash[KEY_HASH_LEN])
 {
     for (struct index_entry *e = ix->buckets[bucket_of(ix, hash)]; e; e = e->bucket_next)
-        if (memcmp(e->hash, hash, KEY_HASH_LEN) == 0)
+        if (!e->purged && memcmp(e->hash, hash, KEY_HASH_LEN) == 0)
             return e;
     return NULL;
 }
@@ -158,6 +158,14 @@ void index_remove(struct index *ix, struct index_entry *e)
     ix->total_bytes -= e->disk_bytes;
     ix->count--;
     free(e);
+}
+
+void index_forget(struct index *ix, struct index_entry *e)
+{
+    if (e->pins == 0)
+        index_remove(ix, e);
+    else
+        e->purged = true;
 }
 
 void index_touch(struct index *ix, struct index_entry *e)

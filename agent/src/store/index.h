@@ -17,7 +17,8 @@
  * Invariants: every entry is in exactly one hash bucket and on the LRU list;
  * total_bytes is the sum of disk_bytes over all entries; an entry with
  * pins > 0 is never chosen for eviction and never loses its open file;
- * an entry is on the open-file list iff fd >= 0, and then meta != NULL.
+ * an entry is on the open-file list iff fd >= 0, and then meta != NULL;
+ * a purged entry is pinned, and index_lookup never returns it.
  */
 #ifndef SLUICE_INDEX_H
 #define SLUICE_INDEX_H
@@ -40,6 +41,8 @@ struct index_entry {
                                   count from here. In memory only: after a
                                   restart a copy is as old as its file says. */
     uint32_t pins;             /* responses being served from it */
+    bool purged;               /* purged while pinned (index_forget): invisible
+                                  to lookups, removed when the last pin goes */
     int status;                /* the stored status: 200, or 404 (negative) */
     struct index_entry *bucket_next;
     struct sl_list lru;        /* on index.lru; front = most recent */
@@ -81,6 +84,12 @@ struct index_entry *index_fd_oldest_unpinned(struct index *ix);
 
 /* Remove and free (closing its open file). Must not be pinned. */
 void index_remove(struct index *ix, struct index_entry *e);
+
+/* Purge: remove the entry now when nothing pins it; otherwise mark it
+ * purged, which hides it from index_lookup (a new object for its hash gets
+ * a new entry) while the responses pinning it finish from their open files;
+ * the last unpin removes it (cache_release_hit). */
+void index_forget(struct index *ix, struct index_entry *e);
 
 /* Mark as just used. */
 void index_touch(struct index *ix, struct index_entry *e);
