@@ -64,7 +64,8 @@ const struct setting config_settings[] = {
       "Address of the agent's HTTP listener (hits and fills are sent here): host:port, "
       "[ipv6]:port or unix:PATH; a UNIX socket halves the kernel work of large hits.", false },
     { "admin_listen", SET_STRING, "127.0.0.1:8093", FIELD(admin_listen), 0, 0, check_address,
-      "Address of the admin listener (metrics, health).", false },
+      "Address of the admin listener: metrics, health, purge, status page (docs/admin-api.md). Keep it on "
+      "loopback: it has no authentication.", false },
     { "public_url", SET_STRING, "", FIELD(public_url), 0, 0, check_public_url,
       "The edge as clients reach it (`https://cache.example.com`); links rewritten in metadata (npm tarballs, "
       "PyPI files) point here. Empty: `http://` + `listen`. Never taken from a request's Host.", false },
