@@ -321,6 +321,99 @@ static void test_a_writer_failure_never_reaches_readers(void **state)
 }
 #endif
 
+/* ------------------------------------------------------------- purge */
+
+static bool object_on_disk(const char *key)
+{
+    uint8_t hash[KEY_HASH_LEN];
+    key_hash(key, strlen(key), hash);
+    int fd = store_object_open(&A.store, hash);
+    if (fd >= 0)
+        close(fd);
+    return fd >= 0;
+}
+
+/* Purge a running fill, then check that its reader got every byte and
+ * that nothing of it was stored. */
+static void purge_and_check(struct fill *f, struct client *c, const char *key, size_t len, unsigned seed)
+{
+    uint8_t hash[KEY_HASH_LEN];
+    key_hash(key, strlen(key), hash);
+    fill_purge(f);
+    assert_null(fill_find(&A, hash));          /* the next request starts afresh */
+    struct pump p = { c, 1 };
+    run_until(all_ended, &p);
+    uint8_t *want = fixture_pattern(len, seed);
+    assert_int_equal(c->end, 1);               /* the transfer is whole */
+    assert_int_equal(c->len, len);
+    assert_memory_equal(c->got, want, len);
+    free(want);
+    finish(c);
+    run_until_idle();
+    assert_null(index_lookup(&A.index, hash)); /* nothing committed */
+    assert_false(object_on_disk(key));
+    assert_int_equal(temp_files(), 0);
+}
+
+static int writing(void *arg)
+{
+    struct fill *f = arg;
+    return f->wstate == W_ACTIVE && f->written > 0;
+}
+
+static void test_a_purged_fill_serves_its_readers_and_stores_nothing(void **state)
+{
+    (void)state;
+    const size_t len = 1500000;
+    put(source, "generic:purged", len, 8);
+    struct fill *f = start("generic:purged");
+    struct client c;
+    attach(f, &c, len);
+    fill_ref(f);
+    run_until(writing, f);
+    purge_and_check(f, &c, "generic:purged", len, 8);
+    assert_int_equal(f->wstate, W_FAILED);
+    assert_int_equal(A.m.write_failures[WFAIL_PURGED], 1);
+    fill_unref(f);
+}
+
+static void test_a_fill_purged_before_its_head_never_opens_a_writer(void **state)
+{
+    (void)state;
+    const size_t len = 100000;
+    put(source, "generic:purged-early", len, 10);
+    struct fill *f = start("generic:purged-early");
+    struct client c;
+    attach(f, &c, len);
+    fill_ref(f);
+    purge_and_check(f, &c, "generic:purged-early", len, 10);
+    assert_int_equal(f->wstate, W_NONE);
+    fill_unref(f);
+}
+
+static int committing(void *arg)
+{
+    struct fill *f = arg;
+    return f->wstate == W_COMMITTING || f->wstate == W_COMMITTED;
+}
+
+static void test_a_purge_during_the_commit_removes_the_object_again(void **state)
+{
+    (void)state;
+    const size_t len = 300000;
+    put(source, "generic:purged-commit", len, 9);
+    struct fill *f = start("generic:purged-commit");
+    struct client c;
+    attach(f, &c, len);
+    fill_ref(f);
+    run_until(committing, f);
+    assert_int_equal(f->wstate, W_COMMITTING);   /* the commit job is on a worker */
+    purge_and_check(f, &c, "generic:purged-commit", len, 9);
+    assert_int_equal(f->wstate, W_COMMITTED);    /* readers behind could still read the file */
+    fill_unref(f);
+    assert_int_equal(metrics_route(&A, &A.routes.routes[0])->fills_committed, 0);
+}
+
 static void test_a_fill_nobody_reads_is_abandoned(void **state)
 {
     (void)state;
@@ -674,6 +767,9 @@ int main(void)
 #ifdef SLUICE_TESTING
         cmocka_unit_test_setup_teardown(test_a_writer_failure_never_reaches_readers, setup, teardown),
 #endif
+        cmocka_unit_test_setup_teardown(test_a_purged_fill_serves_its_readers_and_stores_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_purge_during_the_commit_removes_the_object_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_fill_purged_before_its_head_never_opens_a_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_fill_nobody_reads_is_abandoned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_committed_object_is_copied_to_the_sink_tier, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_body_matching_its_digest_is_served_and_stored_with_it, setup, teardown),

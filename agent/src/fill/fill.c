@@ -268,9 +268,9 @@ static void head_ready(struct fill *f)
     f->head = FILL_HEAD_READY;
     bool cacheable = status_stored(f, f->meta.status) &&
                      (f->content_length < 0 || (uint64_t)f->content_length <= a->cfg.object_max_size);
-    if (cacheable)
+    if (cacheable && !f->purged)   /* purged before its head: never stored */
         writer_open(f);
-    else
+    else if (!cacheable)
         metrics_route(a, f->route)->fills_not_cacheable++;
     fill_wake_readers(f);
     maybe_abandon(f);
