@@ -228,24 +228,22 @@ class Admin(unittest.TestCase):
 
 class Readiness(unittest.TestCase):
     def test_readyz_is_503_while_loading_and_healthz_200(self):
-        """A cache with many objects keeps the start-up scan busy for a
-        while; meanwhile the agent is alive but not ready."""
-        with Edge(haproxy=False) as e:
-            pass
-        cache = e.cache_dir
-        with Edge(haproxy=False, cache_dir=cache) as e:
-            for i in range(600):
-                e.get_agent("/generic/admin/r%d.bin" % i)
-            e.wait_idle(30)
-        e2 = Edge(haproxy=False, cache_dir=cache)
+        """The start-up scan removes debris it finds among the objects; 60000
+        stray files keep it busy for a while, during which the agent is
+        alive (/healthz) but not ready (/readyz)."""
+        e = Edge(haproxy=False)
         try:
-            e2.write_config()
-            e2.start_agent(wait_ready=False)
-            seen = set()
+            leaf = os.path.join(e.cache_dir, "objects", "00", "00")
+            os.makedirs(leaf)
+            for i in range(60000):
+                os.close(os.open(os.path.join(leaf, "stray-%d" % i), os.O_CREAT | os.O_WRONLY, 0o644))
+            e.write_config()
+            e.start_agent(wait_ready=False)
+            seen = []
 
             def probe():
                 try:
-                    c = http.client.HTTPConnection("127.0.0.1", e2.ports["admin"], timeout=2)
+                    c = http.client.HTTPConnection("127.0.0.1", e.ports["admin"], timeout=2)
                     c.request("GET", "/readyz")
                     ready = c.getresponse()
                     body = ready.read()
@@ -255,16 +253,15 @@ class Readiness(unittest.TestCase):
                     c.close()
                 except OSError:
                     return False
-                seen.add((ready.status, body, alive.status))
+                seen.append((ready.status, body, alive.status))
                 return ready.status == 200
-            wait_until(probe, 30, interval=0.001)
-            self.assertIn((200, b"ok\n", 200), seen)
-            # The loading state is only seen when the probe won the race
-            # with the scan; when seen, it was alive and not ready.
-            for s in seen:
-                self.assertIn(s, {(200, b"ok\n", 200), (503, b"loading\n", 200)})
+            wait_until(probe, 60, interval=0.005)
+            self.assertEqual(seen[0], (503, b"loading\n", 200))
+            self.assertEqual(seen[-1], (200, b"ok\n", 200))
+            self.assertEqual(set(seen), {(503, b"loading\n", 200), (200, b"ok\n", 200)})
+            self.assertEqual(os.listdir(leaf), [])
         finally:
-            e2.stop()
+            e.stop()
 
 
 if __name__ == "__main__":

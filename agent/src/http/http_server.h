@@ -2,7 +2,8 @@
  * http_server.h - a small HTTP/1.1 server on the libev loop.
  *
  * Used twice: for the agent's HTTP side (HAProxy sends `hit` and `fill`
- * requests there) and for the admin listener (/metrics, /healthz). Requests
+ * requests there) and for the admin listener (docs/admin-api.md; the only
+ * one that lets DELETE through, http_server_allow_delete). Requests
  * are parsed with the system's http-parser library (docs/architecture.md
  * says why); this module owns sockets, keep-alive, limits, timeouts and
  * response framing, and knows nothing about caching.

@@ -22,6 +22,7 @@
 
 #include "core/common.h"
 #include "core/log.h"
+#include "http/httpx.h"
 #include "route/canon.h"
 #include "serve/admin_impl.h"
 #include "serve/purge.h"
@@ -53,8 +54,9 @@ static enum http_head_result later_head(struct http_response *r, struct http_hea
     struct later *l = later_of(r);
     if (l->p)
         return HTTP_HEAD_WAIT;
-    bool ok = http_head_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                               l->status, http_status_text(l->status), l->len);
+    bool ok = http_head_printf(out, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\n"
+                                    "Cache-Control: no-store\r\nContent-Length: %zu\r\n\r\n",
+                               l->status, http_status_text(l->status), httpx_date_now(), l->len);
     out->mode = HTTP_BODY_LENGTH;
     out->length = l->len;
     out->inline_body = (const uint8_t *)l->body;

@@ -21,7 +21,9 @@ void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict 
 /* Agent HTTP side handler (ctx = struct agent *). */
 void serve_http(void *ctx, struct http_conn *c, const struct http_request *req);
 
-/* Admin handler: /metrics, /healthz, and /fault in test builds. */
+/* Admin handler (admin.c; docs/admin-api.md): /metrics, /healthz, /readyz,
+ * /debug/fills, /debug/config, the status page, DELETE /objects/..., and
+ * /fault in test builds. */
 void serve_admin(void *ctx, struct http_conn *c, const struct http_request *req);
 
 #endif
