@@ -7,7 +7,9 @@ import hashlib
 import http.client
 import json
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import unittest
 
@@ -15,8 +17,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 
 from edge import Edge  # noqa: E402
 from httpclient import wait_until  # noqa: E402
+from registry import PypiIndex  # noqa: E402
 
 CORGI = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
+PEP691 = "application/vnd.pypi.simple.v1+json"
 
 
 def packument(name):
@@ -224,6 +228,39 @@ class Admin(unittest.TestCase):
         self.assertGreater(g["hit_ratio"], 0)
         self.assertEqual(s["disk"]["max"], 10 * 1024 ** 3)
         self.assertGreaterEqual(s["disk"]["objects"], 1)
+
+
+class PypiPurge(unittest.TestCase):
+    """A name PyPI spells otherwise is purged under its normal form, in
+    both representations (HTML and PEP 691 JSON), as a client's request
+    would have been redirected to it and stored."""
+
+    def test_purge_by_a_spelling_that_is_not_normal(self):
+        tmp = tempfile.mkdtemp(prefix="sluice-admin-pypi-")
+        index = PypiIndex(os.path.join(tmp, "index"))
+        index.start()
+        try:
+            index.add_wheel("Demo_A", "1.0")
+            settings = {"origin_pypi": index.base_url, "origin_pypi_files": index.files_base_url}
+            with Edge(origin=False, settings=settings) as e:
+                for accept in (None, PEP691):
+                    h = {"Accept": accept} if accept else None
+                    self.assertTrue(e.get("/pypi/simple/demo-a/", headers=h).ok)
+                    e.wait_idle()
+                    self.assertEqual(e.get("/pypi/simple/demo-a/", headers=h).header("Cache-Status"), "sluice; hit")
+                c = http.client.HTTPConnection("127.0.0.1", e.ports["admin"], timeout=30)
+                c.request("DELETE", "/objects/pypi/simple/Demo_A/")
+                r = c.getresponse()
+                self.assertEqual((r.status, json.loads(r.read())), (200, {"purged": 2}))
+                c.close()
+                for accept in (None, PEP691):
+                    h = {"Accept": accept} if accept else None
+                    self.assertNotEqual(e.get("/pypi/simple/demo-a/", headers=h).header("Cache-Status"),
+                                        "sluice; hit")
+                self.assertIn("admin: purge pypi:simple/demo-a/: 2 objects", e.agent_log())
+        finally:
+            index.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Readiness(unittest.TestCase):

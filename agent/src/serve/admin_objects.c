@@ -7,7 +7,8 @@
  * it), so the same ambiguities are refused (400 with canon_strerror). A
  * document with representations (npm's full and abbreviated packument,
  * PyPI's HTML and JSON simple page) is purged in every one of them
- * (eco->variants).
+ * (eco->variants); a name the ecosystem redirects to its normal form
+ * (PyPI's "Demo_A") purges that form, where the object is stored.
  *
  * A path ending in '*' purges every object whose key starts with the
  * canonical form of what precedes it ("npm/@types/" then "*", or just "*" after "npm/" for the
@@ -128,12 +129,28 @@ static int derive(const struct route *r, const char *rest, size_t rest_len, cons
                          accept ? strlen(accept) : 0, out);
 }
 
+/* Derive the default form of <rest>; a name the ecosystem spells
+ * otherwise (PyPI's "Demo_A" for "demo-a") is what a client is redirected
+ * from, and the object is stored under its normal form: so it is purged.
+ * *rest then points into `normal`. */
+static int derive_normal(const struct route *r, const char **rest, size_t *rest_len, const struct http_request *req,
+                         struct canon *out, struct sl_buf *normal)
+{
+    int rc = derive(r, *rest, *rest_len, req, NULL, out);
+    if (rc != CANON_OK || !r->eco->redirect || !r->eco->redirect(out, normal))
+        return rc;
+    *rest = (const char *)normal->data;
+    *rest_len = normal->len;
+    return derive(r, *rest, *rest_len, req, NULL, out);
+}
+
 /* The hashes of every representation of the object named. */
 static int object_hashes(const struct route *r, const char *rest, size_t rest_len, const struct http_request *req,
                          uint8_t (*hashes)[KEY_HASH_LEN], char *what, size_t what_len)
 {
     struct canon *cn = sl_malloc(sizeof(*cn));
-    int rc = derive(r, rest, rest_len, req, NULL, cn);
+    struct sl_buf normal = { 0 };
+    int rc = derive_normal(r, &rest, &rest_len, req, cn, &normal);
     int n = 0;
     if (rc == CANON_OK) {
         memcpy(hashes[n++], cn->hash, KEY_HASH_LEN);
@@ -147,6 +164,7 @@ static int object_hashes(const struct route *r, const char *rest, size_t rest_le
         }
         free(alt);
     }
+    sl_buf_free(&normal);
     free(cn);
     return rc == CANON_OK ? n : rc;
 }
