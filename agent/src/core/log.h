@@ -4,7 +4,8 @@
  * Lines look like "2026-11-23T06:50:22Z warn fill: origin stalled key=...".
  * The level is set once at start (config `log_level`); logging is safe to
  * call from worker threads (each line is one fprintf on an unbuffered
- * stream, which glibc serialises).
+ * stream, which glibc serialises). Warn and error lines are also kept in
+ * a small ring in memory for the admin status page (log_ring.h).
  */
 #ifndef SLUICE_LOG_H
 #define SLUICE_LOG_H
