@@ -224,7 +224,7 @@ static void render_agent_rows(struct out *o, const struct agent *a)
 
 static void render_verdicts(struct out *o, const struct agent *a)
 {
-    family(o, "sluice_verdicts_total", "counter", "SPOP verdicts answered, by kind.");
+    family(o, "sluice_verdicts_total", "counter", "Verdicts answered (SPOP and the HTTP verdict of Lua mode), by kind.");
     FOR_EACH_ROUTE(a, i)
         for (int v = 0; v < VERDICT_KINDS; v++)
             emit(o, "sluice_verdicts_total{route=\"%s\",verdict=\"%s\"} %llu\n", route_label(a, i), verdict_names[v],
