@@ -294,17 +294,28 @@ class Systemd(unittest.TestCase):
         self.assertRegex(unit, r"(?m)^ReadWritePaths=/var/cache/sluice$")
 
 
-@unittest.skipUnless(PROMTOOL, "promtool not installed (Debian package prometheus)")
+NO_PROMTOOL = "promtool not installed (Debian package prometheus, in the Makefile's TEST_PKGS)"
+
+
 class Monitoring(unittest.TestCase):
+    @unittest.skipUnless(PROMTOOL, NO_PROMTOOL)
     def test_rules_pass_promtool_check(self):
         r = subprocess.run([PROMTOOL, "check", "rules", os.path.join(MONITORING, "sluice-rules.yml")],
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
+    @unittest.skipUnless(PROMTOOL, NO_PROMTOOL)
     def test_alerts_fire_on_their_series(self):
         r = subprocess.run([PROMTOOL, "test", "rules", os.path.join(MONITORING, "sluice-rules.test.yml")],
                            capture_output=True, text=True, cwd=MONITORING)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_every_runbook_link_names_a_section_of_operations_md(self):
+        heads = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
+                 for h in re.findall(r"(?m)^#+ (.+)$", read(os.path.join(ROOT, "docs", "operations.md")))}
+        links = re.findall(r"docs/operations\.md#([a-z0-9-]+)", read(os.path.join(MONITORING, "sluice-rules.yml")))
+        self.assertTrue(links)
+        self.assertEqual(sorted(set(links) - heads), [])
 
     def test_dashboard_structure(self):
         d = dashboard()
