@@ -107,6 +107,33 @@ def scrape(port):
     return r.body.decode()
 
 
+SELECTOR = re.compile(r"\b((?:sluice|haproxy)_[a-z0-9_]+)\{([^}]*)\}")
+MATCHER = re.compile(r'([a-z_]+)\s*(=~|=)\s*"([^"]*)"')
+
+
+def label_values_in(text):
+    """(metric, label) -> the values that label takes in an exposition."""
+    seen = {}
+    for line in text.splitlines():
+        m = SELECTOR.match(line)
+        if m:
+            for k, _, v in MATCHER.findall(m.group(2)):
+                seen.setdefault((m.group(1), k), set()).add(v)
+    return seen
+
+
+def label_values_used(exprs):
+    """(metric, label) -> the literal values the expressions match on (each
+    alternative of a `=~"a|b"`); matchers on template variables are skipped."""
+    used = {}
+    for expr in exprs:
+        for name, labels in SELECTOR.findall(expr):
+            for k, op, v in MATCHER.findall(labels):
+                if "$" not in v:
+                    used.setdefault((name, k), set()).update(v.split("|") if op == "=~" else [v])
+    return used
+
+
 def names_in(text):
     """Metric names of an exposition (histogram series included)."""
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
@@ -239,6 +266,16 @@ class DropIn(unittest.TestCase):
             used |= set(METRIC_NAME.findall(expr))
         self.assertTrue(any(n.startswith("haproxy_") for n in used))
         self.assertEqual(sorted(used - live), [], "metric names in examples/monitoring that nothing exports")
+
+    def test_monitoring_matches_only_label_values_that_exist(self):
+        # A typo in a label value (reason="ENOSPC") is valid PromQL that
+        # never matches: the alert would never fire.
+        live = label_values_in(self.edge_metrics() + scrape(self.stats))
+        used = label_values_used(rules_exprs() + dashboard_exprs())
+        self.assertIn(("sluice_cache_write_failures_total", "reason"), used)
+        missing = {key: sorted(vals - live.get(key, set())) for key, vals in used.items()
+                   if vals - live.get(key, set())}
+        self.assertEqual(missing, {})
 
     def edge_metrics(self):
         return scrape(self.edge.ports["admin"])
