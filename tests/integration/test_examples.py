@@ -13,7 +13,7 @@ them in production, and the SPOE drop-in is run for real:
                  alerts fire on the series they are meant for), the
                  dashboard's JSON structure, and every metric name either
                  file uses exists in a live agent's /metrics or in HAProxy's
-                 Prometheus exporter
+                 Prometheus exporter (docs/operations.md's names too)
 """
 
 import glob
@@ -78,7 +78,7 @@ def read(path):
         return f.read()
 
 
-def compose_dropin(tmp, listen, origin, stats, spop_sock, http_sock):
+def compose_dropin(tmp, listen, origin, stats, spop_sock, http_sock, extra=""):
     """Write the drop-in as an operator would install it, with its fixed
     paths (/etc/sluice, /run/sluice, the exporter's port) pointed into tmp.
     Returns the haproxy -f arguments."""
@@ -95,7 +95,7 @@ def compose_dropin(tmp, listen, origin, stats, spop_sock, http_sock):
     with open(main_cfg, "w") as f:
         f.write(EXISTING.format(listen=listen, origin=origin,
                                 global_lines=local(read(os.path.join(DROPIN, "global.cfg"))),
-                                dropin=local(read(os.path.join(DROPIN, "frontend.cfg")))))
+                                dropin=local(read(os.path.join(DROPIN, "frontend.cfg"))) + extra))
     backends = os.path.join(tmp, "sluice-backends.cfg")
     with open(backends, "w") as f:
         f.write(local(read(os.path.join(DROPIN, "backends.cfg"))))
@@ -136,8 +136,10 @@ def label_values_used(exprs):
 
 
 def names_in(text):
-    """Metric names of an exposition (histogram series included)."""
-    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+    """Metric names of an exposition: every series' and every family's (a
+    histogram's family name has no series of its own)."""
+    series = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+    return series | set(re.findall(r"(?m)^# TYPE (\S+)", text))
 
 
 def rules_exprs():
@@ -230,6 +232,21 @@ class DropIn(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertNotIn("[WARNING]", r.stdout + r.stderr)
 
+    def test_haproxy_accepts_it_with_the_agents_generated_origin_backends(self):
+        # README's variant: pass and fail-open to the agent's own origins.
+        tmp = os.path.join(self.tmp, "with-generated")
+        os.makedirs(tmp)
+        gen = os.path.join(tmp, "generated.cfg")
+        with open(gen, "w") as f:
+            subprocess.run([AGENT_BIN, "-c", self.edge.config_path, "--print-haproxy"], stdout=f,
+                           env=agent_env(), check=True)
+        cfgs = compose_dropin(tmp, free_port(), self.edge.origin.port, free_port(), self.edge.unix_paths["spop"],
+                              self.edge.unix_paths["http"],
+                              "    use_backend be_origin_%[var(txn.sluice_route)] if { var(txn.sluice_route) -m found }\n")
+        r = subprocess.run([HAPROXY, "-c", "-f", gen] + cfgs, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotIn("[WARNING]", r.stdout + r.stderr)
+
     def test_miss_then_hit_through_the_agent(self):
         p = "/dropin/big.bin"
         self.edge.origin.set_object(p, size=200_000)   # above inline_hit_max: the HTTP side
@@ -275,11 +292,12 @@ class DropIn(unittest.TestCase):
         self.edge.origin.set_object(p, size=20_000)
         self.get("/generic" + p)
         live = names_in(self.edge_metrics()) | names_in(scrape(self.stats))
-        used = set()
+        used = set(METRIC_NAME.findall(read(os.path.join(ROOT, "docs", "operations.md"))))
         for expr in rules_exprs() + dashboard_exprs():
             used |= set(METRIC_NAME.findall(expr))
         self.assertTrue(any(n.startswith("haproxy_") for n in used))
-        self.assertEqual(sorted(used - live), [], "metric names in examples/monitoring that nothing exports")
+        self.assertEqual(sorted(used - live), [],
+                         "metric names in examples/monitoring or docs/operations.md that nothing exports")
 
     def test_monitoring_matches_only_label_values_that_exist(self):
         # A typo in a label value (reason="ENOSPC") is valid PromQL that
