@@ -250,10 +250,13 @@ class DropIn(unittest.TestCase):
     def test_miss_then_hit_through_the_agent(self):
         p = "/dropin/big.bin"
         self.edge.origin.set_object(p, size=200_000)   # above inline_hit_max: the HTTP side
-        wait_until(lambda: self.get("/generic" + p).header("Cache-Status") == "sluice; hit", 15,
-                   message="the drop-in never served a hit from the agent")
+        miss = self.get("/generic" + p)
+        self.assertEqual((miss.status, miss.body), (200, body_for(p, 200_000)))
+        self.assertEqual(miss.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
+        self.edge.wait_idle()
         hit = self.get("/generic" + p)
-        self.assertEqual((hit.status, hit.body), (200, body_for(p, 200_000)))
+        self.assertEqual((hit.status, hit.header("Cache-Status")), (200, "sluice; hit"))
+        self.assertEqual(hit.body, body_for(p, 200_000))
         self.assertEqual(self.edge.origin.requests(p), 1)
 
     def test_small_hit_is_sent_inline_by_the_lua_service(self):
