@@ -240,9 +240,9 @@ class DropIn(unittest.TestCase):
         with open(gen, "w") as f:
             subprocess.run([AGENT_BIN, "-c", self.edge.config_path, "--print-haproxy"], stdout=f,
                            env=agent_env(), check=True)
+        to_origins = "    use_backend be_origin_%[var(txn.sluice_route)] if { var(txn.sluice_route) -m found }\n"
         cfgs = compose_dropin(tmp, free_port(), self.edge.origin.port, free_port(), self.edge.unix_paths["spop"],
-                              self.edge.unix_paths["http"],
-                              "    use_backend be_origin_%[var(txn.sluice_route)] if { var(txn.sluice_route) -m found }\n")
+                              self.edge.unix_paths["http"], extra=to_origins)
         r = subprocess.run([HAPROXY, "-c", "-f", gen] + cfgs, capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertNotIn("[WARNING]", r.stdout + r.stderr)
