@@ -1,8 +1,9 @@
 """Logs (docs/logs.md): the agent ends every fill with exactly one logfmt
 line whose fields say what became of it, writes its lines to log_file when
 one is set (and refuses to start when it cannot open it), and HAProxy's
-line for a request carries the verdict, the SPOE time and Cache-Status
-after the standard httplog fields."""
+line for a request carries the verdict, the SPOE time, the SPOE error and
+Cache-Status after the standard httplog fields: for failed requests by
+default, for every request with SLUICE_HAPROXY_LOG_ALL."""
 
 import os
 import hashlib
@@ -131,36 +132,73 @@ class FillLines(unittest.TestCase):
         self.assertEqual((f["followers"], f["bytes"], f["outcome"]), ("2", "400000", "stored"))
         self.assertEqual(self.edge.origin.requests(p), 1)
 
-    def test_haproxy_line_has_verdict_spoe_time_and_cache_status(self):
-        p = "/generic/logs/ha.bin"
-        self.assertEqual(self.edge.get(p).status, 200)
-        self.edge.wait_idle()
-        self.assertEqual(self.edge.get(p).status, 200)
+    def test_haproxy_logs_only_failed_requests_by_default(self):
+        self.edge.origin.set_object("/logs/ha500.bin", status=500)
+        self.assertEqual(self.edge.get("/generic/logs/ha500.bin").status, 500)
+        self.assertEqual(self.edge.get("/generic/logs/ha200.bin").status, 200)
+        f = haproxy_fields(self, self.edge, "/generic/logs/ha500.bin", 1)[0]
+        self.assertEqual(f["verdict"], "fill")
+        self.assertRegex(f["spoe_ms"], r"^\d+$")
+        self.assertEqual(f["cache_status"], "sluice; fwd=uri-miss")
+        self.assertEqual(haproxy_lines(self.edge, "/generic/logs/ha200.bin"), [])
 
-        def lines():
-            return [ln for ln in self.edge.haproxy_log().splitlines() if '"GET %s HTTP/1.1"' % p in ln]
-        got = wait_until(lambda: len(lines()) == 2 and lines(), 10, message="no HAProxy log lines")
-        for line, verdicts, fwd in zip(got, (("fill",), ("hit", "inline")), ("fwd=uri-miss", "hit")):
-            # httplog's fields first: client, [date], frontend, backend/server,
-            # timers, status, bytes ... then the request in quotes.
-            m = re.match(r'^127\.0\.0\.1:\d+ \[[^]]+\] edge \S+/\S+ [-\d/]+ 200 \d+ .* "GET %s HTTP/1\.1"'
-                         r'((?: [a-z_]+=%s)+)$' % (re.escape(p), VALUE), line)
-            self.assertIsNotNone(m, line)
-            f = parse_fields(m.group(1))
-            self.assertEqual([n for n, _ in f], ["verdict", "spoe_ms", "spoe_err", "cache_status"])
-            f = dict(f)
-            self.assertIn(f["verdict"], verdicts, line)
-            self.assertRegex(f["spoe_ms"], r"^\d+$")
-            self.assertEqual(f["spoe_err"], "-")
-            self.assertTrue(f["cache_status"].startswith("sluice; ") and fwd in f["cache_status"], line)
 
-    def test_haproxy_line_of_an_unasked_request(self):
-        r = self.edge.get("/no-such-route/x")
-        self.assertEqual(r.status, 404)
-        line = wait_until(lambda: [ln for ln in self.edge.haproxy_log().splitlines()
-                                   if '"GET /no-such-route/x HTTP/1.1"' in ln], 10)[0]
-        self.assertTrue(line.endswith(' verdict=- spoe_ms=- spoe_err=- '
-                                      'cache_status="sluice; fwd=bypass; detail=no-route"'), line)
+def haproxy_lines(edge, path):
+    return [ln for ln in edge.haproxy_log().splitlines() if '"GET %s HTTP/1.1"' % path in ln]
+
+
+def haproxy_fields(test, edge, path, n):
+    """The Sluice fields of the n HAProxy lines for path, after checking
+    that httplog's come first: client, [date], frontend, backend/server,
+    timers, status, bytes ... then the request in quotes."""
+    got = wait_until(lambda: len(haproxy_lines(edge, path)) == n and haproxy_lines(edge, path), 10,
+                     message="not %d HAProxy log lines for %s" % (n, path))
+    out = []
+    for line in got:
+        m = re.match(r'^127\.0\.0\.1:\d+ \[[^]]+\] edge \S+/\S+ [-\d/]+ \d{3} \d+ .* "GET %s HTTP/1\.1"'
+                     r'((?: [a-z_]+=%s)+)$' % (re.escape(path), VALUE), line)
+        test.assertIsNotNone(m, line)
+        f = parse_fields(m.group(1))
+        test.assertEqual([n for n, _ in f], ["verdict", "spoe_ms", "spoe_err", "cache_status"])
+        out.append(dict(f))
+    return out
+
+
+class LogAllEdge(Edge):
+    """HAProxy started with SLUICE_HAPROXY_LOG_ALL: every request logged."""
+    def haproxy_env(self):
+        env = super().haproxy_env()
+        env["SLUICE_HAPROXY_LOG_ALL"] = "1"
+        return env
+
+
+class HAProxyLogAll(unittest.TestCase):
+    def test_every_request_has_verdict_spoe_time_and_cache_status(self):
+        with LogAllEdge() as e:
+            p = "/generic/logs/ha.bin"
+            self.assertEqual(e.get(p).status, 200)
+            e.wait_idle()
+            self.assertEqual(e.get(p).status, 200)
+            fill, hit = haproxy_fields(self, e, p, 2)
+            self.assertEqual((fill["verdict"], fill["spoe_err"], fill["cache_status"]),
+                             ("fill", "-", "sluice; fwd=uri-miss; stored"))
+            self.assertIn(hit["verdict"], ("hit", "inline"))
+            self.assertEqual(hit["cache_status"], "sluice; hit")
+            for f in (fill, hit):
+                self.assertRegex(f["spoe_ms"], r"^\d+$")
+            # Not asked (no route): every Sluice field "-" but Cache-Status.
+            self.assertEqual(e.get("/no-such-route/x").status, 404)
+            f = haproxy_fields(self, e, "/no-such-route/x", 1)[0]
+            self.assertEqual(f, {"verdict": "-", "spoe_ms": "-", "spoe_err": "-",
+                                 "cache_status": "sluice; fwd=bypass; detail=no-route"})
+            # The agent gone: the request fails open and says why.
+            e.kill_agent()
+            r = e.get("/generic/logs/down.bin")
+            self.assertEqual(r.status, 200)
+            f = haproxy_fields(self, e, "/generic/logs/down.bin", 1)[0]
+            self.assertEqual(f["verdict"], "-")
+            self.assertNotEqual(f["spoe_err"], "-")
+            self.assertIn("fwd=bypass", f["cache_status"])
 
 
 class LogFile(unittest.TestCase):
