@@ -143,6 +143,44 @@ class FillLines(unittest.TestCase):
         self.assertEqual(haproxy_lines(self.edge, "/generic/logs/ha200.bin"), [])
 
 
+class OtherOutcomes(unittest.TestCase):
+    """not-cacheable, not-stored and aborted, on an agent that lets a fill
+    go as soon as its last client leaves and stores nothing over 100 KiB."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.edge = Edge(haproxy=False, settings={"fill_background_max_size": "0", "object_max_size": "100k"})
+        cls.edge.__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.edge.__exit__(None, None, None)
+
+    line_for = FillLines.line_for
+
+    def test_404_is_not_cacheable(self):
+        self.edge.origin.set_object("/logs/missing.bin", status=404)
+        self.assertEqual(self.edge.get_agent("/generic/logs/missing.bin").status, 404)
+        f = self.line_for("generic:logs/missing.bin")
+        self.assertEqual((f["origin_status"], f["outcome"]), ("404", "not-cacheable"))
+
+    def test_body_growing_past_object_max_size_is_not_stored(self):
+        self.edge.origin.set_object("/logs/big.bin", size=200_000, chunked=True)
+        r = self.edge.get_agent("/generic/logs/big.bin")
+        self.assertTrue(r.complete)
+        self.assertEqual(len(r.body), 200_000)
+        f = self.line_for("generic:logs/big.bin")
+        self.assertEqual((f["bytes"], f["outcome"], f["reason"]), ("200000", "not-stored", "too-large"))
+
+    def test_client_leaving_aborts_the_fill(self):
+        self.edge.origin.set_object("/logs/left.bin", size=90_000, rate=30_000)
+        r = self.edge.get_agent("/generic/logs/left.bin", timeout=0.5)
+        self.assertFalse(r.complete)
+        f = self.line_for("generic:logs/left.bin")
+        self.assertEqual((f["origin_status"], f["followers"], f["outcome"]), ("200", "1", "aborted"))
+        self.assertLess(int(f["bytes"]), 90_000)
+
+
 def haproxy_lines(edge, path):
     return [ln for ln in edge.haproxy_log().splitlines() if '"GET %s HTTP/1.1"' % path in ln]
 
