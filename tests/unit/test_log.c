@@ -3,7 +3,9 @@
  * values are quoted and escaped so that a key cannot end the line or
  * forge a field; the fill line has its fields in their documented order;
  * lines go to log_file, by its name again after log_reopen (the file was
- * renamed, as logrotate does); levels below log_level are not written.
+ * renamed, as logrotate does), to the open file still when the name cannot
+ * be opened, and to another file or stderr when log_open runs again;
+ * levels below log_level are not written.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -128,6 +130,41 @@ static void test_file_and_reopen(void **state)
     unlink(rotated);
 }
 
+/* After test_file_and_reopen: a file that cannot be reopened leaves lines
+ * going to the one open; log_open again (a reload) moves them to another
+ * file, and back to stderr. */
+static void test_reopen_failure_and_open_again(void **state)
+{
+    (void)state;
+    char sub[96], path[128], moved[96], other[128];
+    snprintf(sub, sizeof(sub), "%s/sub", dir);
+    snprintf(path, sizeof(path), "%s/agent.log", sub);
+    snprintf(moved, sizeof(moved), "%s/moved", dir);
+    snprintf(other, sizeof(other), "%s/other.log", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(log_open(path), 0);
+    assert_int_equal(rename(sub, moved), 0);
+    assert_int_equal(log_reopen(), -ENOENT);
+    log_warn("still to the open file");
+    assert_int_equal(log_open(other), 0);
+    log_warn("to the other file");
+    assert_int_equal(log_open(""), 0);
+    log_warn("to stderr");
+
+    char moved_path[128];
+    snprintf(moved_path, sizeof(moved_path), "%s/agent.log", moved);
+    char *a = slurp(moved_path), *b = slurp(other);
+    assert_non_null(strstr(a, " warn still to the open file\n"));
+    assert_null(strstr(a, "to the other file"));
+    assert_non_null(strstr(b, " warn to the other file\n"));
+    assert_null(strstr(b, "to stderr"));
+    free(a);
+    free(b);
+    unlink(moved_path);
+    unlink(other);
+    rmdir(moved);
+}
+
 static size_t format_line(char *line, size_t cap, const char *fmt, ...)
 {
     va_list ap;
@@ -174,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_long_line_cut),
         cmocka_unit_test(test_open_refused),
         cmocka_unit_test(test_file_and_reopen),
+        cmocka_unit_test(test_reopen_failure_and_open_again),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -2,15 +2,16 @@
  * log.c - leveled logging to stderr or a file (see log.h).
  *
  * One function formats a line (log_format_line), one writes it
- * (log_write). The descriptor number never changes once log_open has run:
- * log_reopen puts the new file under it with dup3, which is atomic for
- * threads writing meanwhile.
+ * (log_write). The descriptor number never changes once a file is open:
+ * log_reopen (and log_open again, on a reload) puts the new file under it
+ * with dup3, which is atomic for threads writing meanwhile.
  */
 #include "core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -21,7 +22,7 @@
 
 static enum log_level current_level = LOG_INFO;
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
-static int log_fd = STDERR_FILENO;
+static _Atomic int log_fd = STDERR_FILENO;   /* its number never changes once a file is open */
 static char log_path[PATH_MAX];   /* "" = stderr */
 
 void log_set_level(enum log_level level)
@@ -45,19 +46,37 @@ static int open_log_file(const char *path)
     return fd < 0 ? -errno : fd;
 }
 
+/* Make fd the log's descriptor (it is closed or kept): the first time by
+ * taking its number, afterwards by putting it under the number in use. */
+static int install(int fd)
+{
+    if (atomic_load(&log_fd) == STDERR_FILENO && fd != STDERR_FILENO) {
+        atomic_store(&log_fd, fd);
+        return 0;
+    }
+    int rc = dup3(fd, atomic_load(&log_fd), O_CLOEXEC) < 0 ? -errno : 0;
+    if (fd != STDERR_FILENO)
+        close(fd);
+    return rc;
+}
+
 int log_open(const char *path)
 {
-    if (!path || !*path)
-        return 0;
+    if (!path || !*path) {
+        if (!log_path[0])
+            return 0;
+        log_path[0] = '\0';
+        return install(STDERR_FILENO);   /* back to stderr, under the same number */
+    }
     if (strlen(path) >= sizeof(log_path))
         return -ENAMETOOLONG;
     int fd = open_log_file(path);
     if (fd < 0)
         return fd;
-    SL_ASSERT(log_fd == STDERR_FILENO);   /* once, at start */
-    log_fd = fd;
-    sl_strlcpy(log_path, path, sizeof(log_path));
-    return 0;
+    int rc = install(fd);
+    if (rc == 0)
+        sl_strlcpy(log_path, path, sizeof(log_path));
+    return rc;
 }
 
 int log_reopen(void)
@@ -65,11 +84,7 @@ int log_reopen(void)
     if (!log_path[0])
         return 0;
     int fd = open_log_file(log_path);
-    if (fd < 0)
-        return fd;
-    int rc = dup3(fd, log_fd, O_CLOEXEC) < 0 ? -errno : 0;
-    close(fd);
-    return rc;
+    return fd < 0 ? fd : install(fd);
 }
 
 /* -------------------------------------------------------------- lines */
@@ -95,7 +110,7 @@ static void log_write(const char *line, size_t len)
 {
     ssize_t w;
     do
-        w = write(log_fd, line, len);
+        w = write(atomic_load(&log_fd), line, len);
     while (w < 0 && errno == EINTR);
 }
 

@@ -32,8 +32,9 @@ void log_set_level(enum log_level level);
 int log_level_parse(const char *name);
 
 /* Send lines to `path`, opened for append and created with mode 0640
- * (less the umask); NULL or "" keeps stderr. Called once at start, before
- * any thread logs. Returns 0, or -errno (lines still go where they went). */
+ * (less the umask); NULL or "" to stderr. Called at start, and again when
+ * a reload changes log_file. Returns 0, or -errno (lines still go where
+ * they went). Loop thread only. */
 int log_open(const char *path);
 /* Open the log file again by its name (logrotate renamed it; SIGHUP): the
  * following lines go to the file now at that name, created if needed.

@@ -87,24 +87,29 @@ static const char *origin_reason(const struct fill *f)
     }
 }
 
-static void decide(const struct fill *f, struct fill_summary *s)
+/* The outcome (the order of the header comment), and its reason. */
+static const char *outcome_of(const struct fill *f, const char **reason)
 {
     const char *verdict = verify_log_name(f);
-    bool status_5xx = s->origin_status >= 500 || f->origin_result == ORIGIN_ERR_STATUS;
+    *reason = NULL;
     if (f->origin_result == ORIGIN_ERR_INTEGRITY || (verdict && strcmp(verdict, "failed") == 0))
-        s->outcome = "integrity-failure";
-    else if (f->head == FILL_HEAD_NOT_MODIFIED || f->wstate == W_COMMITTED)
-        s->outcome = "stored";
-    else if (status_5xx)
-        s->outcome = "origin-error", s->reason = "5xx";
-    else if (f->aborted)
-        s->outcome = "aborted";
-    else if (f->head == FILL_HEAD_BUSY || f->origin_result != ORIGIN_OK)
-        s->outcome = "origin-error", s->reason = origin_reason(f);
-    else if (f->wstate == W_NONE)
-        s->outcome = "not-cacheable";
-    else
-        s->outcome = "not-stored", s->reason = f->wstate == W_FAILED ? write_reason(f->wfail) : "other";
+        return "integrity-failure";
+    if (f->head == FILL_HEAD_NOT_MODIFIED || f->wstate == W_COMMITTED)
+        return "stored";
+    if (f->answer_status >= 500 || f->origin_result == ORIGIN_ERR_STATUS) {
+        *reason = "5xx";
+        return "origin-error";
+    }
+    if (f->aborted)
+        return "aborted";
+    if (f->head == FILL_HEAD_BUSY || f->origin_result != ORIGIN_OK) {
+        *reason = origin_reason(f);
+        return "origin-error";
+    }
+    if (f->wstate == W_NONE)
+        return "not-cacheable";
+    *reason = f->wstate == W_FAILED ? write_reason(f->wfail) : "other";
+    return "not-stored";
 }
 
 static const char *integrity_name(const struct fill *f)
@@ -117,12 +122,13 @@ static const char *integrity_name(const struct fill *f)
 
 void fill_log_end(const struct fill *f)
 {
+    SL_ASSERT(f->ran && f->route && f->key);
     int64_t end = f->ended_ms ? f->ended_ms : sl_now_ms();
     struct fill_summary s = {
         .route = f->route->name, .key = f->key, .origin_status = f->answer_status, .bytes = f->received,
         .duration_ms = end - f->start_ms, .followers = f->attached, .integrity = integrity_name(f),
     };
-    decide(f, &s);
+    s.outcome = outcome_of(f, &s.reason);
     struct sl_buf line = { 0 };
     fill_summary_format(&s, &line);
     log_info("%s", (const char *)line.data);
