@@ -160,7 +160,11 @@ local function sluice_verdict(txn)
         txn:set_var("txn.sluice.err", "down")
         return
     end
+    local t0 = core.now()
     local res, why = ask("/_sluice/verdict?" .. verdict_query(txn), VERDICT_TIMEOUT_MS)
+    local t1 = core.now()
+    -- the log line's spoe_ms, as the SPOE filter's set-process-time gives it
+    txn:set_var("txn.sluice.process_time", (t1.sec - t0.sec) * 1000 + (t1.usec - t0.usec) // 1000)
     if res and res.status >= 500 then
         -- 503/504 are the httpclient's own: refused, or no answer in time.
         why = res.status == 504 and "timeout" or "status " .. res.status
