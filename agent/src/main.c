@@ -235,6 +235,11 @@ int main(int argc, char **argv)
     case 'H': haproxy_gen_print(&a->routes, &a->cfg, stdout); return 0;
     default: break;
     }
+    int lrc = log_open(a->cfg.log_file);
+    if (lrc != 0) {
+        fprintf(stderr, "sluice: log_file %s: %s\n", a->cfg.log_file, strerror(-lrc));
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -1,6 +1,8 @@
 """tests/bench arms: the origin nginx both arms share, arm A (HAProxy +
 nginx proxy_cache, from the templates next to this file), arm B (the
-sluice agent + HAProxy with its generated config), and start_arm."""
+sluice agent + HAProxy with its generated config), their 2-thread twins
+for the `threads` workload (the same, but HAProxy with nbthread 2 on CPUs
+0-1, haproxy-bench-2t.cfg), and start_arm."""
 
 import os
 import re
@@ -11,7 +13,7 @@ import time
 import urllib.request
 
 from bench_config import AGENT_BIN, BENCH, CLK_TCK, HAPROXY_DIR, P, TRANSPORT, log
-from bench_proc import (LOAD_CPUS, SUT_CPUS, USER_LINE, Proc, cpu_ticks, free_port, http_get, nofile, render,
+from bench_proc import (LOAD_CPUS, SUT_2T_CPUS, SUT_CPUS, USER_LINE, Proc, cpu_ticks, free_port, http_get, nofile, render,
                         status_kb, wait_until)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
@@ -66,7 +68,7 @@ class Origin:
 
 # --------------------------------------------------------------- the arms
 
-def start_haproxy(work, cfgs, env):
+def start_haproxy(work, cfgs, env, cpus=SUT_CPUS):
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
     args = []
     for c in cfgs:
@@ -75,12 +77,13 @@ def start_haproxy(work, cfgs, env):
                          stderr=subprocess.STDOUT)
     if chk.returncode != 0:
         raise RuntimeError("haproxy -c failed:\n%s" % chk.stdout.decode(errors="replace"))
-    return Proc("haproxy", [haproxy, "-db"] + args, work, cpus=SUT_CPUS, env=env)
+    return Proc("haproxy", [haproxy, "-db"] + args, work, cpus=cpus, env=env)
 
 
 class Arm:
     key = ""
     label = ""
+    threads = 1          # HAProxy's nbthread: 1, or 2 in the threads workload's twins
 
     def __init__(self, origin, work, cache_root):
         self.origin = origin             # the generic origin nginx, or None
@@ -89,6 +92,15 @@ class Arm:
         self.edge_port = free_port()
         self.haproxy = None
         self.cache = None
+
+    def start_edge(self, cfgs, env):
+        """HAProxy with cfgs and then the bench global of this arm's thread
+        count: haproxy-bench.cfg (nbthread 1, on CPU 0) or
+        haproxy-bench-2t.cfg (nbthread 2, on CPUs 0-1)."""
+        bench_cfg, cpus = ("haproxy-bench.cfg", SUT_CPUS) if self.threads == 1 else \
+            ("haproxy-bench-2t.cfg", SUT_2T_CPUS)
+        self.haproxy = start_haproxy(self.work, cfgs + [os.path.join(BENCH, bench_cfg)], env, cpus=cpus)
+        self.wait_edge()
 
     def sut_pids(self):
         return (self.haproxy.pids() if self.haproxy else []) + (self.cache.pids() if self.cache else [])
@@ -165,9 +177,7 @@ class NginxArm(Arm):
         env.update(BENCH_LISTEN="127.0.0.1:%d" % self.edge_port,
                    BENCH_CACHE_ADDR=("unix@" + sock) if TRANSPORT == "unix" else "127.0.0.1:%d" % self.cache_port,
                    SLUICE_HAPROXY_DIR=HAPROXY_DIR)
-        self.haproxy = start_haproxy(self.work, [os.path.join(BENCH, "haproxy-nginx.cfg"),
-                                                 os.path.join(BENCH, "haproxy-bench.cfg")], env)
-        self.wait_edge()
+        self.start_edge([os.path.join(BENCH, "haproxy-nginx.cfg")], env)
 
     def path(self, speed, tag, obj, lock_tuned=False):
         return "/generic/%s%s/%s/%s" % ("_locktuned/" if lock_tuned else "", speed, tag, obj)
@@ -261,9 +271,7 @@ class SluiceArm(Arm):
             subprocess.run([AGENT_BIN, "-c", self.conf, "--print-haproxy"], stdout=f, env=self.env, check=True)
         env = dict(self.env)
         env["SLUICE_HAPROXY_DIR"] = HAPROXY_DIR
-        self.haproxy = start_haproxy(self.work, [gen, os.path.join(HAPROXY_DIR, "haproxy.cfg"),
-                                                 os.path.join(BENCH, "haproxy-bench.cfg")], env)
-        self.wait_edge()
+        self.start_edge([gen, os.path.join(HAPROXY_DIR, "haproxy.cfg")], env)
 
     def path(self, speed, tag, obj, lock_tuned=False):
         return "/generic/%s/%s/%s" % (speed, tag, obj)
@@ -314,6 +322,26 @@ class SluiceArm(Arm):
         except Exception as e:  # noqa: BLE001
             r["metrics_error"] = str(e)
         return r
+
+
+class NginxArm2t(NginxArm):
+    """Arm A with HAProxy at nbthread 2 (the threads workload); nginx as in
+    arm A, on CPU 0."""
+    key = "nginx-2t"
+    label = "nginx proxy_cache, HAProxy 2 threads"
+    threads = 2
+
+
+class SluiceArm2t(SluiceArm):
+    """Arm B with HAProxy at nbthread 2 (the threads workload); the agent
+    and its workers as in arm B, on CPU 0 (worker_cpus left at its
+    default, the CPUs the agent was started on)."""
+    key = "sluice-2t"
+    label = "Sluice, HAProxy 2 threads"
+    threads = 2
+
+
+TWO_THREADS = {"nginx": NginxArm2t, "sluice": SluiceArm2t}
 
 
 def start_arm(arm):

@@ -62,7 +62,11 @@ WARM = [
     ("hit-64m", "obj-64m.bin", 64 * MIB, 4),
     ("hit-64m-c16", "obj-64m.bin", 64 * MIB, 16),
 ]
-GENERIC_WORKLOADS = [w[0] for w in WARM] + ["stampede", "enospc"]
+# The threads workload: these warm hits once more on twins of both arms
+# whose HAProxy runs 2 threads (nbthread 2 on CPUs 0-1), each measured
+# seconds apart from the same hit on the 1-thread arm.
+THREADS_WARM = ["hit-1k", "hit-1m"]
+GENERIC_WORKLOADS = [w[0] for w in WARM] + ["threads", "stampede", "enospc"]
 # The package-registry workloads (bench_eco.py): Sluice's npm and PyPI
 # routes against Verdaccio 5 and a static nginx, on offline origins.
 ECO_WORKLOADS = ["npm-ci-warm", "npm-replay", "npm-huge-cold", "npm-fill-verify", "pip-warm"]

@@ -88,6 +88,10 @@ N_CPU = os.cpu_count() or 1
 PIN = N_CPU >= 2 and not os.environ.get("BENCH_NO_PIN")
 SUT_CPUS = {0} if PIN else None
 LOAD_CPUS = set(range(1, N_CPU)) if PIN else None
+# HAProxy of the 2-thread arms (the `threads` workload): CPU 0 and CPU 1,
+# one thread on each (haproxy-bench-2t.cfg's cpu-map). CPU 1 is also the
+# load generator's: on 2 cores there is no CPU left for the second thread.
+SUT_2T_CPUS = {0, 1} if PIN else None
 
 
 # Niceness of everything the bench runs (SUT, origin, load generators, the

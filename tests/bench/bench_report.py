@@ -12,7 +12,8 @@ import statistics
 import subprocess
 
 from bench_arms import NginxArm, SluiceArm
-from bench_config import AGENT_BIN, GENERIC_WORKLOADS, KIB, MIB, ONLY, P, QUICK, ROOT, TRANSPORT, WARM
+from bench_config import (AGENT_BIN, GENERIC_WORKLOADS, KIB, MIB, ONLY, P, QUICK, ROOT, THREADS_WARM, TRANSPORT,
+                          WARM)
 from bench_proc import LOAD_CPUS, N_CPU, NICE, PIN
 
 
@@ -129,6 +130,8 @@ def build_report(results, meta):
                 for label, f in (SMALL_ROWS if size <= 64 * KIB else LARGE_ROWS) + COMMON_ROWS]
         parts.append((name, "### %s\n\n%s\n" % (warm_title(size, conns),
                                                  table(["metric", "nginx", "Sluice", "Sluice/nginx"], rows))))
+    if "threads" in ONLY:
+        parts.append(("threads", threads_section(R["threads"])))
     if "stampede" in ONLY:
         a, t, b = R["stampede"]["nginx"], R["stampede"]["nginx-tuned"], R["stampede"]["sluice"]
         rows = []
@@ -197,6 +200,66 @@ def build_report(results, meta):
              "%.2f" % (pb / pa) if pa and pb else "-"]]
     parts.append(("_whole", "### Whole pass\n\n%s\n" % table(["metric", "nginx", "Sluice", "Sluice/nginx"], rows)))
     return parts
+
+
+THREADS_ROWS = [("req/s", "req_s"), ("MB/s", "mb_s"), ("latency p99 ms", "p99_ms"),
+                ("SUT CPU utilisation (1.0 = one CPU busy)", "cpu_util"),
+                ("HAProxy CPU utilisation", "haproxy_util"),
+                ("load generator CPU utilisation", "loadgen_util"),
+                ("CPUs used by other processes (noise)", "background_cpus"), ("errors", "wrk_errors")]
+THREADS_NO_RATIO = {"background_cpus", "wrk_errors"}
+THREADS_TEXT = """### HAProxy threads: 1 vs 2 ({small} hits wrk -t1 -c{c1}, {big} hits fetchmany {c2} connections)
+
+{runs}.
+
+The {small} and {big} warm hits on each arm (HAProxy `nbthread 1` on CPU 0:
+the 1t columns are the runs of those two sections when they ran too) and,
+seconds apart, on a twin of the arm whose HAProxy runs `nbthread 2`
+(tests/bench/haproxy-bench-2t.cfg: `cpu-map auto:1/1-2 0-1`, HAProxy started
+on CPUs 0-1); 1 thread first in odd passes, 2 threads first in even ones.
+The cache tier (nginx, or the agent with its workers) stays on CPU 0 in
+both. This machine has {nproc} CPUs, so the second thread gets CPU 1, which
+is also the load generator's and the origin's: it competes with wrk or
+fetchmany for that CPU, and 2t/1t is what a second thread gives when no core
+is free for it (a lower bound for an edge with a spare core). HAProxy CPU
+utilisation is the SUT's minus the cache tier's (2.0 = both CPUs busy);
+2t/1t above 1 is better for req/s and MB/s.
+
+{table}
+"""
+
+
+def with_haproxy_util(runs):
+    """The runs with HAProxy's own CPU utilisation added: the SUT's minus
+    the cache tier's share (how much of its CPUs HAProxy used)."""
+    return [dict(r, haproxy_util=r["cpu_util"] * (1 - r["cache_cpu_share"]))
+            if r.get("cpu_util") is not None and r.get("cache_cpu_share") is not None else r for r in runs]
+
+
+def threads_section(T):
+    """The threads table: hit-1k (req/s) and hit-1m (MB/s) with HAProxy at
+    1 and at 2 threads, for both arms, and the ratio 2t/1t of the medians
+    (above 1: the second thread helped)."""
+    warm = {w[0]: w for w in WARM}
+    rows = []
+    for name in THREADS_WARM:
+        size = warm[name][2]
+        skip = "mb_s" if size <= 64 * KIB else "req_s"
+        for label, f in (r for r in THREADS_ROWS if r[1] != skip):
+            row = ["%s: %s" % (human_size(size), label)]
+            for arm in ("nginx", "sluice"):
+                one = with_haproxy_util(T["%s %s" % (name, arm)])
+                two = with_haproxy_util(T["%s %s-2t" % (name, arm)])
+                row += [cell(one, f), cell(two, f), "" if f in THREADS_NO_RATIO else ratio(one, two, f)]
+            rows.append(row)
+    runs = ("**Quick-mode numbers** (BENCH_QUICK): %d pass of %d s runs, no medians; they show that the "
+            "workload runs, not what the machine does" if QUICK else "%d passes of %d s runs; each cell is the "
+            "median over passes") % (P["passes"], P["duration"])
+    return THREADS_TEXT.format(
+        small=human_size(warm["hit-1k"][2]), big=human_size(warm["hit-1m"][2]), c1=warm["hit-1k"][3],
+        c2=warm["hit-1m"][3], nproc=N_CPU, runs=runs,
+        table=table(["metric", "nginx 1t", "nginx 2t", "nginx 2t/1t", "Sluice 1t", "Sluice 2t", "Sluice 2t/1t"],
+                    rows))
 
 
 def raw_section(results):

@@ -239,15 +239,21 @@ class FailOpen(unittest.TestCase):
 class Restart(unittest.TestCase):
     def test_restart_keeps_hits(self):
         with Edge() as e:
-            p = "/restart/obj.bin"
+            p, probe = "/restart/obj.bin", "/restart/probe.bin"
             e.origin.set_object(p, size=123_456)
-            self.assertEqual(e.get("/generic" + p).status, 200)
+            e.origin.set_object(probe, size=1000)
+            for path in (p, probe):
+                self.assertEqual(e.get("/generic" + path).status, 200)
             e.wait_idle()
             e.stop_agent()
             e.start_agent()
-            wait_until(lambda: e.get("/generic" + p).header("Cache-Status") == "sluice; hit", 10,
-                       message="restarted agent never served the hit")
+            # Until HAProxy's checks see the restarted agent, requests fail
+            # open to the origin: wait on the probe, so that p's origin count
+            # says whether the restart kept p.
+            wait_until(lambda: e.get("/generic" + probe).header("Cache-Status") == "sluice; hit", 10,
+                       message="restarted agent never served the probe's hit")
             r = e.get("/generic" + p)
+            self.assertEqual(r.header("Cache-Status"), "sluice; hit")
             self.assertEqual(r.body, body_for(p, 123_456))
             self.assertEqual(e.origin.requests(p), 1)
 

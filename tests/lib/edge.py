@@ -31,7 +31,7 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 class Edge:
     def __init__(self, settings=None, origin=True, haproxy=True, env=None, cache_dir=None,
-                 transport="tcp", origin_path="", origin_routes=("generic",)):
+                 transport="tcp", origin_path="", origin_routes=("generic",), haproxy_cfg="haproxy.cfg"):
         self.tmp = tempfile.mkdtemp(prefix="sluice-test-")
         self.cache_dir = cache_dir or os.path.join(self.tmp, "cache")
         self.settings = dict(settings or {})
@@ -41,6 +41,9 @@ class Edge:
         self.origin_path = origin_path
         self.origin_routes = tuple(origin_routes)
         self.want_haproxy = haproxy
+        # The shipped edge config HAProxy runs: haproxy.cfg (SPOE) or
+        # haproxy-lua.cfg (Lua HTTP mode, lua/sluice.lua).
+        self.haproxy_cfg = haproxy_cfg
         self.origin = None
         self.agent = None
         self.haproxy = None
@@ -167,7 +170,7 @@ class Edge:
             subprocess.run([AGENT_BIN, "-c", self.config_path, "--print-haproxy"], stdout=f,
                            env=self.agent_env(), check=True)
         self._haproxy_log = open(os.path.join(self.tmp, "haproxy.log"), "ab")
-        cfgs = ["-f", gen, "-f", os.path.join(ROOT, "haproxy", "haproxy.cfg")]
+        cfgs = ["-f", gen, "-f", os.path.join(ROOT, "haproxy", self.haproxy_cfg)]
         subprocess.run([HAPROXY, "-c", "-q"] + cfgs, env=self.haproxy_env(), check=True)
         self.haproxy = subprocess.Popen([HAPROXY, "-db"] + cfgs, env=self.haproxy_env(),
                                         stdout=self._haproxy_log, stderr=subprocess.STDOUT)

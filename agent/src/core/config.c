@@ -149,7 +149,12 @@ const struct setting config_settings[] = {
       "(50 bytes each; the oldest give way; an artifact whose digest was forgotten is stored unverified).",
       false },
     { "log_level", SET_STRING, "info", FIELD(log_level), 0, 0, check_log_level,
-      "One of debug, info, warn, error.", false },
+      "Least important lines written: one of debug, info (one line per fill, docs/logs.md), warn, error.",
+      false },
+    { "log_file", SET_STRING, "", FIELD(log_file), 0, 0, NO_CHECK,
+      "Where log lines go: empty for stderr, else a file opened for append (created with mode 0640); "
+      "an agent that cannot open it does not start. It is opened again by its name when the agent "
+      "reloads (SIGHUP), so logrotate can rename it.", false },
 };
 
 const size_t config_n_settings = sizeof(config_settings) / sizeof(config_settings[0]);

@@ -114,6 +114,7 @@ struct sluice_config {
     int64_t metadata_negative_ttl;      /* 30s: a 404 for metadata is remembered this long */
     int64_t metadata_honor_no_cache;    /* 0: a client's no-cache/max-age=0 does not bypass the TTL */
     char log_level[16];                 /* info */
+    char log_file[CONFIG_PATH_MAX];     /* "": stderr; else appended to */
 
     /* origins, one per route */
     struct config_origin origins[CONFIG_MAX_ORIGINS];

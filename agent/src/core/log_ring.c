@@ -19,6 +19,7 @@ void log_ring_push(const char *line)
 {
     pthread_mutex_lock(&ring_lock);
     sl_strlcpy(lines[next], line, LOG_RING_LINE);
+    lines[next][strcspn(lines[next], "\n")] = '\0';   /* one line, without its end */
     next = (next + 1) % LOG_RING_LINES;
     if (count < LOG_RING_LINES)
         count++;

@@ -5,7 +5,7 @@
  * log_msg (log.c) pushes a copy of every warn and error line it writes;
  * the admin listener reads them back, oldest first. The ring is guarded by
  * a mutex: log lines come from worker threads too. Lines longer than
- * LOG_RING_LINE are cut.
+ * LOG_RING_LINE are cut, and kept without their newline.
  */
 #ifndef SLUICE_LOG_RING_H
 #define SLUICE_LOG_RING_H

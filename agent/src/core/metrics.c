@@ -154,6 +154,8 @@ static const struct metric_row route_rows[] = {
 static double read_cache_objects(const struct agent *a) { return (double)a->index.count; }
 static double read_cache_bytes(const struct agent *a) { return (double)a->index.total_bytes; }
 static double read_cache_max(const struct agent *a) { return (double)a->cfg.cache_max_size; }
+static double read_min_free(const struct agent *a) { return (double)a->cfg.cache_min_free; }
+static double read_fs_free(const struct agent *a) { return (double)store_fs_free(&a->store); }
 static double read_open_files(const struct agent *a) { return (double)a->index.open_files; }
 static double read_loading(const struct agent *a) { return a->index_loading ? 1 : 0; }
 static double read_jobs(const struct agent *a) { return workers_pending(a->workers); }
@@ -194,6 +196,10 @@ static const struct metric_row agent_rows[] = {
     { "sluice_cache_objects", "gauge", "Objects in the index.", 0, read_cache_objects },
     { "sluice_cache_bytes", "gauge", "Bytes on disk of indexed objects.", 0, read_cache_bytes },
     { "sluice_cache_max_bytes", "gauge", "cache_max_size.", 0, read_cache_max },
+    { "sluice_cache_fs_free_bytes", "gauge",
+      "Space available on the cache's filesystem (statvfs f_bavail; -1 when unreadable).", 0, read_fs_free },
+    { "sluice_cache_min_free_bytes", "gauge", "cache_min_free: eviction keeps at least this much free.", 0,
+      read_min_free },
     { "sluice_open_file_cache_files", "gauge", "Hot objects kept open (open_file_cache_size).", 0, read_open_files },
     { "sluice_index_loading", "gauge", "1 while the start-up scan runs.", 0, read_loading },
     { "sluice_worker_jobs_pending", "gauge", "Blocking jobs queued or running.", 0, read_jobs },
@@ -227,7 +233,7 @@ static void render_agent_rows(struct out *o, const struct agent *a)
 
 static void render_verdicts(struct out *o, const struct agent *a)
 {
-    family(o, "sluice_verdicts_total", "counter", "SPOP verdicts answered, by kind.");
+    family(o, "sluice_verdicts_total", "counter", "Verdicts answered (SPOP and the HTTP verdict of Lua mode), by kind.");
     FOR_EACH_ROUTE(a, i)
         for (int v = 0; v < VERDICT_KINDS; v++)
             emit(o, "sluice_verdicts_total{route=\"%s\",verdict=\"%s\"} %llu\n", route_label(a, i), verdict_names[v],

@@ -10,7 +10,7 @@
  *   data            -> bytes appended to the spool; writer pumped; readers woken
  *   done            -> source finished; writer commits when it has caught up
  *   commit done     -> index updated, out of the table
- *   refs reach 0    -> freed
+ *   refs reach 0    -> its one log line (fill_log.c), freed
  *
  * References: the table, each reader, each worker job in flight, and the
  * source (or the queue wait that precedes it) each hold one, so nothing a
@@ -101,6 +101,8 @@ void fill_ref(struct fill *f)
 
 static void fill_free(struct fill *f)
 {
+    if (f->ran)
+        fill_log_end(f);   /* before anything it reads is freed */
     SL_ASSERT(!f->in_table && !f->src.h && !f->wbusy && f->n_readers == 0 && !f->queued && !f->has_slot);
     spool_free(f);
     ev_timer_stop(f->a->loop, &f->wtimer);
@@ -142,6 +144,14 @@ bool fill_body_complete(const struct fill *f)
 
 /* ------------------------------------------------------------- source */
 
+/* The source is over: finished, failed, cut, or never granted a slot. */
+static void source_ended(struct fill *f, enum origin_result res)
+{
+    f->origin_done = true;
+    f->origin_result = res;
+    f->ended_ms = sl_now_ms();
+}
+
 static void release_slot(struct fill *f)
 {
     if (!f->has_slot)
@@ -157,8 +167,8 @@ static void cancel_wait(struct fill *f)
         return;
     f->queued = false;
     slot_cancel(&f->a->slots, &f->wait);
-    f->origin_done = true;
-    f->origin_result = ORIGIN_ERR_OTHER;
+    source_ended(f, ORIGIN_ERR_OTHER);
+    f->aborted = true;
     if (f->head == FILL_HEAD_WAIT)
         f->head = FILL_HEAD_FAILED;
     fill_unref(f);   /* the wait's reference */
@@ -172,8 +182,8 @@ static void abort_origin(struct fill *f)
     release_slot(f);
     f->src.abort(f->src.h);
     f->src.h = NULL;
-    f->origin_done = true;
-    f->origin_result = ORIGIN_ERR_OTHER;
+    source_ended(f, ORIGIN_ERR_OTHER);
+    f->aborted = true;
     metrics_route(f->a, f->route)->fills_failed++;
     fill_unref(f);
 }
@@ -311,6 +321,7 @@ static void on_origin_headers(void *ctx, int status, const struct origin_headers
 {
     struct fill *f = fill_of(ctx);
     origin_seen(f, status < 500);
+    f->answer_status = status;
     if (f->rq.revalidate && revalidation_answered(f, status))
         return;
     build_meta(f, status, h);
@@ -404,8 +415,7 @@ static void on_origin_done(void *ctx, enum origin_result res, const char *detail
     struct fill *f = fill_of(ctx);
     f->src.h = NULL;
     release_slot(f);
-    f->origin_done = true;
-    f->origin_result = res;
+    source_ended(f, res);
     sl_strlcpy(f->origin_detail, detail ? detail : "", sizeof(f->origin_detail));
     if (f->head == FILL_HEAD_WAIT && res != ORIGIN_OK)
         f->head = FILL_HEAD_FAILED;
@@ -436,7 +446,7 @@ static void on_tier_meta(void *ctx, const struct obj_meta *m)
     obj_meta_copy(&f->meta, m);
     free(f->meta.key);
     f->meta.key = sl_strdup(f->key);
-    f->meta.status = 200;
+    f->meta.status = f->answer_status = 200;
     f->content_length = (int64_t)m->size;
     head_ready(f);
 }
@@ -477,8 +487,7 @@ static void on_slot_expired(void *ctx)
 {
     struct fill *f = fill_of(ctx);
     f->queued = false;
-    f->origin_done = true;
-    f->origin_result = ORIGIN_ERR_OTHER;
+    source_ended(f, ORIGIN_ERR_OTHER);
     f->head = FILL_HEAD_BUSY;
     f->retry_after = slots_retry_after(&f->a->slots, f->route);
     fill_table_remove(f);
@@ -534,7 +543,7 @@ static void describe(const struct fill *f, struct fill_info *out)
     out->received = f->received;
     out->content_length = f->content_length;
     out->readers = f->n_readers;
-    out->age_ms = sl_now_ms() - f->started_ms;
+    out->age_ms = sl_now_ms() - f->start_ms;
     out->queued = f->queued;
     out->writer = writer_state_names[f->wstate];
     out->writer_detached_why = f->wstate == W_FAILED ? write_fail_reason_name(f->wfail) : NULL;
@@ -586,7 +595,7 @@ static struct fill *fill_new(struct agent *a, const struct route *route, const c
     f->url = sl_strdup(url);
     f->route = route;
     f->started_wall = sl_wall_s();
-    f->started_ms = sl_now_ms();
+    f->start_ms = sl_now_ms();
     f->content_length = -1;
     f->head = FILL_HEAD_WAIT;
     list_init(&f->paused_link);
@@ -601,6 +610,7 @@ static void table_insert(struct fill *f)
     f->table_next = f->a->fills[b];
     f->a->fills[b] = f;
     f->in_table = true;
+    f->ran = true;
     f->a->m.fills_in_flight++;
 }
 
@@ -649,6 +659,7 @@ bool fill_attach(struct fill *f, struct fill_reader *r, void (*wake)(void *ctx),
         f->readers->prev = r;
     f->readers = r;
     f->n_readers++;
+    f->attached++;
     f->a->m.followers_attached++;
     fill_ref(f);
     return true;

@@ -1,5 +1,5 @@
 /*
- * fill_impl.h - the inside of a fill, shared by the three files that make
+ * fill_impl.h - the inside of a fill, shared by the files that make
  * it up and by nothing else (fill.h is the interface):
  *
  *   fill.c    the table, lifetime, the source (origin or tier) and the API
@@ -7,9 +7,10 @@
  *   writer.c  the cache writer: temp file, writes, deadline, commit
  *   verify.c  integrity: the body hashed as it arrives, held one byte short
  *             until it matches its published digest
+ *   fill_log.c the line every fill ends with (fill_log.h)
  *
  * The invariants of fill.h hold between any two loop callbacks; the
- * functions below may be called from any of the three files, on the loop
+ * functions below may be called from any of these files, on the loop
  * thread only.
  */
 #ifndef SLUICE_FILL_IMPL_H
@@ -73,7 +74,10 @@ struct fill {
     bool in_table;
     struct fill *table_next;
     int64_t started_wall;
-    int64_t started_ms;          /* sl_now_ms at start (fill_each's age) */
+    bool ran;                    /* it was in the table: it ends with a log line */
+    int64_t start_ms, ended_ms;  /* sl_now_ms(): started; source over (0: not yet) */
+    int attached;                /* readers that ever attached */
+    bool aborted;                /* the source was cut: no client left, shutdown */
 
     /* origin slot: queued for one, or holding one while the transfer runs */
     struct slot_wait wait;
@@ -88,6 +92,7 @@ struct fill {
     int retry_after;             /* FILL_HEAD_BUSY: seconds */
     bool origin_done;            /* the source has finished (or failed) */
     enum origin_result origin_result;
+    int answer_status;           /* the origin's (or a tier's 200), 0 before any */
     char origin_detail[160];     /* why the source failed, for the client */
     enum fill_head_state head;
     struct obj_meta meta;
@@ -139,10 +144,17 @@ bool fill_body_complete(const struct fill *f);
 
 void fill_verdict_reached(struct fill *f);
 
+/* fill_log.c: the fill's last line (fill_log.h), once, as it is freed. */
+void fill_log_end(const struct fill *f);
+
 /* verify.c */
 void verify_pump(struct fill *f);
 void verify_body_complete(struct fill *f);
 bool verify_settled(const struct fill *f);
+/* The integrity verdict for the fill's log line: "verified", "failed",
+ * "unknown" (armed, but no verdict: no digest came, or the body never
+ * completed), or NULL when it was not armed or its answer is not a 200. */
+const char *verify_log_name(const struct fill *f);
 uint64_t fill_readable(const struct fill *f);
 uint64_t verify_pin(const struct fill *f);
 void verify_free(struct fill *f);

@@ -202,6 +202,13 @@ bool verify_settled(const struct fill *f)
     return !applies(f) || f->verify->state == V_PASSED || f->verify->state == V_UNKNOWN;
 }
 
+const char *verify_log_name(const struct fill *f)
+{
+    if (!applies(f))
+        return NULL;
+    return f->verify->state == V_PASSED ? "verified" : f->verify->state == V_FAILED ? "failed" : "unknown";
+}
+
 uint64_t fill_readable(const struct fill *f)
 {
     /* held while hashing, and for good once the digest did not match */

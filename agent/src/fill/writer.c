@@ -209,7 +209,8 @@ static void commit_done(void *arg)
     ev_timer_stop(a->loop, &f->wtimer);
     if (j->rc < 0) {
         f->wstate = W_FAILED;
-        a->m.write_failures[write_fail_reason_from_errno(-j->rc)]++;
+        f->wfail = write_fail_reason_from_errno(-j->rc);
+        a->m.write_failures[f->wfail]++;
         a->m.writers_detached++;
         log_warn("fill: commit failed key=%s: %s", f->key, strerror(-j->rc));
     } else if (f->purged) {

@@ -64,8 +64,7 @@ static int hex_value(unsigned char c)
     return -1;
 }
 
-/* The byte of the escape at s[i] ('%' already seen), or -1 when malformed. */
-static int escape_value(const char *s, size_t len, size_t i)
+int canon_escape_value(const char *s, size_t len, size_t i)
 {
     if (i + 2 >= len)
         return -1;
@@ -148,7 +147,7 @@ static int put_segment(struct canon *c, const char *rest, size_t rest_len, size_
         unsigned char ch = (unsigned char)rest[*i];
         bool escaped = ch == '%';
         if (escaped) {
-            int v = escape_value(rest, rest_len, *i);
+            int v = canon_escape_value(rest, rest_len, *i);
             if (v < 0)
                 return CANON_ERR_ESCAPE;
             ch = (unsigned char)v;
@@ -210,7 +209,7 @@ static int put_query(struct canon *c, const char *q, size_t qlen)
     for (size_t i = 0; i < qlen && rc == CANON_OK; i++) {
         unsigned char ch = (unsigned char)q[i];
         if (ch == '%') {
-            int v = escape_value(q, qlen, i);
+            int v = canon_escape_value(q, qlen, i);
             if (v < 0)
                 return CANON_ERR_ESCAPE;
             if (v == 0)

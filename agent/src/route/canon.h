@@ -99,6 +99,10 @@ int canon_path(const char *rest, size_t rest_len, struct canon *out);
 /* The origin URL of a canonical request. 0, or -1 when it does not fit. */
 int canon_origin_url(const struct canon *c, char *out, size_t outlen);
 
+/* The byte of the percent-escape at s[i] (s[i] is '%'), or -1 when it is
+ * not followed by two hex digits within len. */
+int canon_escape_value(const char *s, size_t len, size_t i);
+
 /* One line saying what was wrong, for the 400 body and the logs. */
 const char *canon_strerror(int err);
 

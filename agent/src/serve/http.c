@@ -3,7 +3,9 @@
  * was hit or fill here, and this re-decides authoritatively, because the
  * index may have changed since the verdict: a usable committed artifact
  * is a hit (hit.c), anything else joins or leads a fill (miss.c); metadata
- * follows its freshness rules (meta.c).
+ * follows its freshness rules (meta.c). Two paths are the agent's own:
+ * /_sluice/healthz (HAProxy's health check) and /_sluice/verdict (the
+ * verdict for the Lua edge, verdict_http.c).
  */
 #include <string.h>
 
@@ -66,6 +68,10 @@ void serve_http(void *ctx, struct http_conn *c, const struct http_request *req)
     SL_CHECK_OBJ(a, AGENT_MAGIC);
     if (http_request_path_is(req, "/_sluice/healthz")) {
         respond_text(c, a->stopping ? 503 : 200, a->stopping ? "stopping\n" : "ok\n");
+        return;
+    }
+    if (http_request_path_is(req, "/_sluice/verdict")) {
+        serve_verdict_http(a, c, req);
         return;
     }
     const struct route *route = route_match(&a->routes, req->path, req->path_len, NULL, NULL);

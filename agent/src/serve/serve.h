@@ -1,6 +1,6 @@
 /*
  * serve.h - request handling, the three entry points the listeners call:
- * the SPOP verdict (verdict.c), the agent's HTTP side (http.c, which serves
+ * the SPOP verdict (verdict.c, also asked over HTTP by verdict_http.c), the agent's HTTP side (http.c, which serves
  * hits with hit.c and fills with miss.c) and the admin listener (admin.c).
  *
  * The verdict and the HTTP side classify a request with the same function
@@ -17,6 +17,10 @@
 
 /* SPOP verdict callback (ctx = struct agent *). */
 void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict *out);
+
+/* The verdict over HTTP, GET /_sluice/verdict on the HTTP side, for the
+ * Lua edge (verdict_http.c): serve_verdict's answer in response headers. */
+void serve_verdict_http(struct agent *a, struct http_conn *c, const struct http_request *req);
 
 /* Agent HTTP side handler (ctx = struct agent *). */
 void serve_http(void *ctx, struct http_conn *c, const struct http_request *req);

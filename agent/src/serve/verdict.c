@@ -12,6 +12,10 @@
  *   redirect the ecosystem spells the name another way: HAProxy answers a
  *            301 to the location carried in the ACK
  *   pass     anything else: HAProxy forwards it to the origin
+ *
+ * Asked over SPOP (spop_server.c) and over HTTP (verdict_http.c, for the
+ * Lua edge). Only a "plain" lookup may be answered inline; the HTTP caller,
+ * which cannot carry a body back, never sends one as plain.
  */
 #include <string.h>
 

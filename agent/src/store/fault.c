@@ -23,6 +23,7 @@ static uint64_t after;
 static int64_t remaining = -1;   /* -1 = unlimited */
 static int64_t hang_ms = 3600 * 1000;
 static uint64_t hits;
+static int64_t verdict_delay_ms;   /* loop thread only (set and read there) */
 
 static int parse_kind(const char *v, enum fault_kind *k, int *e)
 {
@@ -46,7 +47,7 @@ int fault_configure(const char *spec, char *err, size_t errlen)
     enum fault_kind k = FAULT_NONE;
     int e = 0;
     uint64_t a = 0;
-    int64_t count = -1, hang = 3600 * 1000;
+    int64_t count = -1, hang = 3600 * 1000, vdelay = 0;
     char buf[256];
     if (!sl_strlcpy(buf, spec, sizeof(buf))) {
         snprintf(err, errlen, "fault spec too long");
@@ -70,6 +71,8 @@ int fault_configure(const char *spec, char *err, size_t errlen)
             count = strtoll(v, NULL, 10);
         else if (strcmp(tok, "hang") == 0)
             bad = config_parse_duration_ms(v, &hang);
+        else if (strcmp(tok, "verdict_delay") == 0)
+            bad = config_parse_duration_ms(v, &vdelay);
         else
             bad = -1;
         if (bad) {
@@ -84,7 +87,13 @@ int fault_configure(const char *spec, char *err, size_t errlen)
     remaining = count;
     hang_ms = hang;
     pthread_mutex_unlock(&fault_mu);
+    verdict_delay_ms = vdelay;
     return 0;
+}
+
+int64_t fault_verdict_delay_ms(void)
+{
+    return verdict_delay_ms;
 }
 
 int fault_before_write(size_t *len, uint64_t off)

@@ -1,5 +1,6 @@
 /*
- * fault.h - the fault-injection seam of the storage layer (test builds only).
+ * fault.h - the fault-injection seam of the storage layer (test builds only),
+ * plus a delay for the HTTP verdict (an agent slow to decide).
  *
  * Compiled in only with -DSLUICE_TESTING (the build/asan variant the test
  * suites use); release builds have no seam and no admin endpoint for it.
@@ -9,12 +10,18 @@
  *
  *   kind=enospc|edquot|eio|short|hang [&after=BYTES] [&count=N] [&hang=DURATION]
  *   kind=none                         (clear)
+ *   verdict_delay=DURATION            (with or without a kind)
  *
  * `after`: the fault hits the first write that would take a temp file past
  * BYTES of body (default 0). `count`: how many writes fail before the seam
  * disarms itself (default unlimited). `short` makes the write crossing
  * `after` stop there and every later write make no progress; `hang` blocks the write for the
  * given duration (default 1h) before it succeeds.
+ *
+ * `verdict_delay`: the HTTP verdict endpoint (serve/verdict_http.c) answers
+ * that much later, without blocking the loop: an agent slow to decide, for
+ * the Lua edge's verdict timeout. Every spec replaces the whole previous one,
+ * so a spec without it clears it.
  *
  * Thread-safe: workers call fault_before_write concurrently.
  */
@@ -34,6 +41,9 @@ int fault_configure(const char *spec, char *err, size_t errlen);
  * negative errno to fail the write. May block (hang).
  */
 int fault_before_write(size_t *len, uint64_t off);
+
+/* The verdict_delay of the spec in force, 0 for none (loop thread only). */
+int64_t fault_verdict_delay_ms(void);
 
 /* Writes that the seam has failed, shortened or hung so far. */
 uint64_t fault_hits(void);

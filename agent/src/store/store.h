@@ -111,7 +111,7 @@ int store_object_open(struct store *st, const uint8_t hash[KEY_HASH_LEN]);
 int store_remove_object(struct store *st, const uint8_t hash[KEY_HASH_LEN]);
 
 /* Bytes free for unprivileged users on the cache filesystem, or -1. */
-int64_t store_fs_free(struct store *st);
+int64_t store_fs_free(const struct store *st);
 
 /* Total size of the cache filesystem in bytes, or -1. */
 int64_t store_fs_size(struct store *st);

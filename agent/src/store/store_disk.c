@@ -313,7 +313,7 @@ int64_t store_fs_size(struct store *st)
     return (int64_t)sv.f_blocks * (int64_t)sv.f_frsize;
 }
 
-int64_t store_fs_free(struct store *st)
+int64_t store_fs_free(const struct store *st)
 {
     struct statvfs sv;
     if (fstatvfs(st->dir_fd, &sv) == -1)
