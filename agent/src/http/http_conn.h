@@ -53,6 +53,7 @@ struct http_server {
     double stall_s;
     bool allow_delete;           /* http_server_allow_delete */
     struct sl_list conns;        /* every open connection */
+    bool draining;               /* http_server_drain: no listener, close after each response */
     struct http_server_stats stats;
 };
 
