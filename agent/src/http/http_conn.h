@@ -85,6 +85,7 @@ struct http_conn {
     size_t header_bytes;
     const char *values[H_KINDS];
     int req_error;
+    bool in_message;           /* the parser has begun a request (part of it was read) */
     bool message_complete;
     struct http_request req;
 

@@ -63,6 +63,7 @@ void reset_request(struct http_conn *c)
     memset(c->values, 0, sizeof(c->values));
     c->req_error = 0;
     c->message_complete = false;
+    c->in_message = false;
     memset(&c->req, 0, sizeof(c->req));
 }
 
@@ -72,6 +73,7 @@ static int on_message_begin(http_parser *p)
 {
     struct http_conn *c = conn_of(p->data);
     reset_request(c);
+    c->in_message = true;
     c->last_activity_ms = sl_now_ms();
     return 0;
 }
@@ -444,10 +446,10 @@ void http_server_set_stall_timeout(struct http_server *srv, int64_t stall_timeou
     srv->stall_s = (double)stall_timeout_ms / 1000.0;
 }
 
-/* Answering a request, or holding part of the next one. */
+/* Answering a request (a half-read one is not a transfer yet). */
 static bool conn_busy(const struct http_conn *c)
 {
-    return c->phase != P_READING || c->in_len > c->in_off;
+    return c->phase != P_READING;
 }
 
 void http_server_drain(struct http_server *srv)
@@ -459,7 +461,7 @@ void http_server_drain(struct http_server *srv)
         struct http_conn *c = SL_CONTAINER_OF(it, struct http_conn, link);
         it = it->next;
         c->close_after = true;
-        if (!conn_busy(c))
+        if (!conn_busy(c) && !c->in_message && c->in_len == c->in_off)
             conn_close(c, false);
     }
 }

@@ -129,9 +129,11 @@ void http_server_allow_delete(struct http_server *srv);
 
 /*
  * Shutdown, first step: stop accepting and close the idle keep-alive
- * connections; a connection answering a request (or holding part of one)
- * finishes it and then closes. http_server_busy counts those; when it is
- * 0 the server may be stopped without cutting anything.
+ * connections; a connection answering a request finishes it and then
+ * closes (one holding part of a request may still complete it and is then
+ * answered the same way). http_server_busy counts the connections
+ * answering a request; when it is 0 the server may be stopped without
+ * cutting a transfer.
  */
 void http_server_drain(struct http_server *srv);
 int http_server_busy(const struct http_server *srv);
