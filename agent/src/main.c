@@ -134,10 +134,26 @@ static int reload_read(struct agent *a, struct sluice_config *cfg, struct route_
     return route_table_load(rt, cfg->routes_map, cfg, err, errlen);
 }
 
+/* A reload that names another log_file (or stderr) switches to it; when
+ * it cannot be opened, the running one stays, in cfg too. */
+static void reload_log_file(const char *was, char *now, size_t nowlen)
+{
+    if (strcmp(was, now) == 0)
+        return;
+    log_info("reload: log lines go to %s from here on", now[0] ? now : "stderr");   /* the old one's last */
+    int rc = log_open(now);
+    if (rc == 0)
+        return;
+    log_warn("reload: cannot open log_file %s: %s; logging goes on to %s", now, strerror(-rc),
+             was[0] ? was : "stderr");
+    sl_strlcpy(now, was, nowlen);
+}
+
 /* Apply a checked configuration (routes already updated in place). */
 static void reload_apply(struct agent *a, struct sluice_config *cfg)
 {
     int kept = config_keep_restart_settings(cfg, &a->cfg);
+    reload_log_file(a->cfg.log_file, cfg->log_file, sizeof(cfg->log_file));
     a->cfg = *cfg;
     int lvl = log_level_parse(a->cfg.log_level);
     log_set_level(lvl < 0 ? LOG_INFO : (enum log_level)lvl);
@@ -160,7 +176,10 @@ static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     struct agent *a = &the_agent;
     if (a->stopping)
         return;
-    /* Log files are reopened here (log_reopen) once core/log.c has them. */
+    int lrc = log_reopen();   /* logrotate renamed the file: lines go to a new one at its name */
+    if (lrc != 0)
+        log_warn("reload: cannot reopen log_file %s: %s; logging to the file already open", a->cfg.log_file,
+                 strerror(-lrc));
     char err[512];
     struct sluice_config *cfg = sl_calloc(1, sizeof(*cfg));
     struct route_table *rt = sl_calloc(1, sizeof(*rt));

@@ -159,6 +159,31 @@ class Reload(unittest.TestCase):
         self.assertIn("reload: http_listen changed", log)   # and the listener stayed where it was
 
 
+class LogFile(unittest.TestCase):
+    def test_sighup_reopens_the_log_file_and_follows_a_new_name(self):
+        with Edge(haproxy=False) as e:
+            path = os.path.join(e.tmp, "sluice.log")
+            e.settings["log_file"] = path
+            e.write_config()
+            e.stop_agent()
+            e.start_agent()
+            os.rename(path, path + ".1")                 # what logrotate does first
+            e.reload_agent()
+            wait_until(lambda: os.path.exists(path), 5)
+            with open(path) as f:
+                self.assertIn("reload: configuration 2 applied", f.read())
+            with open(path + ".1") as f:
+                self.assertNotIn("reload: configuration 2 applied", f.read())
+            other = os.path.join(e.tmp, "other.log")
+            e.settings["log_file"] = other
+            e.write_config()
+            e.reload_agent()
+            with open(other) as f:
+                self.assertIn("reload: configuration 3 applied", f.read())
+            with open(path) as f:
+                self.assertIn("reload: log lines go to %s from here on" % other, f.read())
+
+
 class Shutdown(unittest.TestCase):
     def test_sigterm_lets_a_download_finish_while_new_requests_fail_open(self):
         with Edge() as e:
