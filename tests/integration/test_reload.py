@@ -10,6 +10,7 @@ Every download in flight is checked byte for byte against the origin's
 generated body; every wait is a condition with a deadline.
 """
 
+import json
 import os
 import signal
 import sys
@@ -157,6 +158,23 @@ class Reload(unittest.TestCase):
         log = e.agent_log()
         self.assertIn("reload: workers changed from '4' to '2' but needs a restart", log)
         self.assertIn("reload: http_listen changed", log)   # and the listener stayed where it was
+
+
+class Freshness(unittest.TestCase):
+    def test_a_per_route_ttl_set_by_a_reload_applies_to_stored_metadata(self):
+        with Edge(settings={"metadata_ttl": "1h"}, origin_routes=("generic", "npm")) as e:
+            doc = b'{"name": "ttl", "dist-tags": {"latest": "1.0.0"}, "versions": {}}'
+            e.origin.set_object("/ttl", body=doc, headers={"Content-Type": "application/json"})
+            self.assertEqual(e.get("/npm/ttl").header("cache-status"), "sluice; fwd=uri-miss; stored")
+            e.wait_idle()
+            self.assertEqual(e.get("/npm/ttl").header("cache-status"), "sluice; hit")   # fresh for an hour
+            e.settings["route_npm_metadata_ttl"] = "0"
+            e.write_config()
+            e.reload_agent()
+            r = e.get("/npm/ttl")                        # stale now: served, revalidated behind it
+            self.assertEqual(r.header("cache-status"), "sluice; hit; detail=stale-while-revalidate")
+            self.assertEqual(json.loads(r.body)["name"], "ttl")
+            wait_until(lambda: e.origin.requests("/ttl") == 2, 10, message="no revalidation")
 
 
 class LogFile(unittest.TestCase):
