@@ -1,17 +1,18 @@
 /*
  * origin.c - libcurl multi driven by libev (see origin.h).
  *
+ * The multi handle's sockets and timer are libev watchers (core/curl_ev.c).
  * libcurl forbids calling most multi functions from inside its own
  * callbacks, and our callbacks (on_headers/on_data) run inside them. So
  * every operation that may be requested from a callback - adding a
  * transfer, resuming one, aborting one - is queued on the client and carried
  * out by a zero-delay "kick" timer, outside libcurl. Completion (on_done) is
- * reported from check_done, which also runs outside libcurl.
+ * reported from xfer_done, which curl_ev runs outside libcurl.
  *
  * Redirects are followed here, not by libcurl: the response of a 3xx with
  * a Location is read and dropped, the target is checked by the route's
  * policy (redirect.h), and the same easy handle is started again on the new
- * URL from check_done. The address of every connection after a redirect
+ * URL from xfer_done. The address of every connection after a redirect
  * is checked before the request is sent (CURLOPT_PREREQFUNCTION).
  */
 #include "origin/origin.h"
@@ -22,6 +23,7 @@
 #include <strings.h>
 
 #include "core/common.h"
+#include "core/curl_ev.h"
 #include "core/log.h"
 
 #define XFER_MAGIC 0x58464552u   /* "XFER" */
@@ -58,8 +60,8 @@ struct origin_xfer {
 
 struct origin_client {
     struct ev_loop *loop;
-    CURLM *multi;
-    ev_timer curl_timer;
+    struct curl_ev *ce;
+    CURLM *multi;             /* curl_ev_multi(ce) */
     ev_timer kick;
     double stall_s;
     long connect_timeout_ms;
@@ -67,12 +69,6 @@ struct origin_client {
     struct origin_stats stats;
 };
 
-struct sock_watch {
-    ev_io io;
-    struct origin_client *oc;
-};
-
-static void check_done(struct origin_client *oc);
 
 /* Every callback context libcurl or libev hands back is checked. */
 static struct origin_xfer *xfer_of(void *p)
@@ -86,68 +82,6 @@ const char *origin_result_name(enum origin_result r)
 {
     static const char *const names[] = { "ok", "connect", "stall", "truncated", "protocol", "redirect", "status", "integrity", "other" };
     return (unsigned)r < SL_ARRAY_LEN(names) ? names[r] : "other";
-}
-
-/* ------------------------------------------------------- libev <-> curl */
-
-static void on_sock(struct ev_loop *loop, ev_io *w, int revents)
-{
-    SL_UNUSED(loop);
-    /* sock_cb may free the watch during socket_action: keep what we need. */
-    struct origin_client *oc = ((struct sock_watch *)w)->oc;
-    int action = (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
-    int running;
-    curl_multi_socket_action(oc->multi, w->fd, action, &running);
-    check_done(oc);
-}
-
-static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-    SL_UNUSED(e);
-    struct origin_client *oc = userp;
-    struct sock_watch *sw = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (sw) {
-            ev_io_stop(oc->loop, &sw->io);
-            free(sw);
-        }
-        curl_multi_assign(oc->multi, s, NULL);
-        return 0;
-    }
-    if (!sw) {
-        sw = sl_calloc(1, sizeof(*sw));
-        sw->oc = oc;
-        ev_init(&sw->io, on_sock);
-        curl_multi_assign(oc->multi, s, sw);
-    } else {
-        ev_io_stop(oc->loop, &sw->io);
-    }
-    int events = (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
-    ev_io_set(&sw->io, s, events);
-    ev_io_start(oc->loop, &sw->io);
-    return 0;
-}
-
-static void on_curl_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    SL_UNUSED(loop);
-    SL_UNUSED(revents);
-    struct origin_client *oc = w->data;
-    int running;
-    curl_multi_socket_action(oc->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(oc);
-}
-
-static int timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
-    SL_UNUSED(m);
-    struct origin_client *oc = userp;
-    ev_timer_stop(oc->loop, &oc->curl_timer);
-    if (timeout_ms >= 0) {
-        ev_timer_set(&oc->curl_timer, (double)timeout_ms / 1000.0, 0.);
-        ev_timer_start(oc->loop, &oc->curl_timer);
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------ transfers */
@@ -283,7 +217,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
         return len;
     }
     /* End of a header block: interim, a redirect (its body is dropped and
-     * check_done decides whether to follow it), or final. */
+     * xfer_done decides whether to follow it), or final. */
     if (x->status < 200)
         return len;
     if (x->status >= 300 && x->status < 400 && x->saw_location) {
@@ -369,7 +303,7 @@ static void finish_xfer(struct origin_xfer *x, enum origin_result res, const cha
 /*
  * A redirect's response is complete: follow it with the same easy handle,
  * or end the transfer when the route's policy refuses it. Runs outside
- * libcurl's callbacks (check_done), where removing and re-adding a handle
+ * libcurl's callbacks (xfer_done), where removing and re-adding a handle
  * is allowed.
  */
 static void follow_redirect(struct origin_xfer *x)
@@ -398,35 +332,30 @@ static void follow_redirect(struct origin_xfer *x)
     curl_multi_add_handle(oc->multi, x->easy);
 }
 
-static void check_done(struct origin_client *oc)
+/* A transfer ended (curl_ev.h: outside libcurl's callbacks). */
+static void xfer_done(void *ctx, CURL *easy, CURLcode rc)
 {
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(oc->multi, &left)) != NULL) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        struct origin_xfer *x = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-        SL_ASSERT(x != NULL);
-        if (x->remove_pending)
-            continue;   /* aborted; the kick frees it */
-        CURLcode rc = m->data.result;
-        if (rc == CURLE_OK && x->location && !x->aborted) {
-            follow_redirect(x);
-            continue;
-        }
-        enum origin_result res = map_result(x, rc);
-        if (res == ORIGIN_ERR_REDIRECT) {
-            x->oc->stats.redirects[x->refused]++;
-            finish_xfer(x, res, "redirect to a non-public address the origin is not at");
-            continue;
-        }
-        if (res == ORIGIN_OK && !x->headers_done && !x->aborted) {
-            x->headers_done = true;
-            x->cb.on_headers(x->ctx, x->status, &x->hdrs);
-        }
-        finish_xfer(x, res, rc == CURLE_OK ? "" : (x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc)));
+    SL_UNUSED(ctx);
+    struct origin_xfer *x = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    SL_ASSERT(x != NULL);
+    if (x->remove_pending)
+        return;   /* aborted; the kick frees it */
+    if (rc == CURLE_OK && x->location && !x->aborted) {
+        follow_redirect(x);
+        return;
     }
+    enum origin_result res = map_result(x, rc);
+    if (res == ORIGIN_ERR_REDIRECT) {
+        x->oc->stats.redirects[x->refused]++;
+        finish_xfer(x, res, "redirect to a non-public address the origin is not at");
+        return;
+    }
+    if (res == ORIGIN_OK && !x->headers_done && !x->aborted) {
+        x->headers_done = true;
+        x->cb.on_headers(x->ctx, x->status, &x->hdrs);
+    }
+    finish_xfer(x, res, rc == CURLE_OK ? "" : (x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc)));
 }
 
 static void on_stall(struct ev_loop *loop, ev_timer *w, int revents)
@@ -468,7 +397,7 @@ static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_again(oc->loop, &x->stall);
         curl_easy_pause(x->easy, CURLPAUSE_CONT);
     }
-    check_done(oc);
+    curl_ev_check(oc->ce);
 }
 
 /*
@@ -583,15 +512,8 @@ struct origin_client *origin_client_new(struct ev_loop *loop, int64_t connect_ti
     struct origin_client *oc = sl_calloc(1, sizeof(*oc));
     oc->loop = loop;
     origin_client_set_timeouts(oc, connect_timeout_ms, stall_timeout_ms);
-    oc->multi = curl_multi_init();
-    SL_ASSERT(oc->multi != NULL);
-    curl_multi_setopt(oc->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(oc->multi, CURLMOPT_SOCKETDATA, oc);
-    curl_multi_setopt(oc->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(oc->multi, CURLMOPT_TIMERDATA, oc);
-    curl_multi_setopt(oc->multi, CURLMOPT_MAXCONNECTS, 64L);
-    ev_init(&oc->curl_timer, on_curl_timer);
-    oc->curl_timer.data = oc;
+    oc->ce = curl_ev_new(loop, xfer_done, oc);
+    oc->multi = curl_ev_multi(oc->ce);
     ev_init(&oc->kick, on_kick);
     oc->kick.data = oc;
     return oc;
@@ -609,8 +531,7 @@ void origin_client_free(struct origin_client *oc)
     while (oc->to_add)
         xfer_free(oc->to_add);
     ev_timer_stop(oc->loop, &oc->kick);
-    ev_timer_stop(oc->loop, &oc->curl_timer);
-    curl_multi_cleanup(oc->multi);
+    curl_ev_free(oc->ce);
     free(oc);
 }
 
