@@ -107,6 +107,7 @@ void tier_destroy(struct tier *t);
 struct ev_loop;
 struct worker_pool;
 struct store;
+struct s3_settings;
 
 /* Objects in memory: for tests, and the model the others are checked
  * against. Reads are delivered from the loop in pieces of `piece` bytes
@@ -120,5 +121,11 @@ size_t tier_mem_count(const struct tier *t);
  * share. */
 struct tier *tier_disk_new(struct ev_loop *loop, struct worker_pool *workers, const char *dir, char *err,
                            size_t errlen);
+
+/* Objects in an S3 bucket (store/s3.h: settings, names, metadata), over
+ * libcurl on the loop, signed with the settings' key pair. NULL (and
+ * `err` filled) when the settings are unusable. */
+struct tier *tier_s3_new(struct ev_loop *loop, struct worker_pool *workers, const struct s3_settings *s,
+                         char *err, size_t errlen);
 
 #endif
