@@ -35,6 +35,8 @@
 #include "store/cache.h"
 #include "core/common.h"
 #include "store/fault.h"
+#include "store/s3.h"
+#include "store/tier.h"
 #include "eco/digest_notes.h"
 #include "fill/fill.h"
 #include "http/http_server.h"
@@ -222,6 +224,52 @@ static int load(struct agent *a, const char *config_path)
     return 0;
 }
 
+/* "set" or "not set" for each credential of the S3 tier (never a value). */
+static void print_s3_credentials(FILE *out)
+{
+    static const char *const vars[] = { "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN" };
+    fputs("# s3 credentials:", out);
+    for (size_t i = 0; i < SL_ARRAY_LEN(vars); i++) {
+        const char *v = getenv(vars[i]);
+        fprintf(out, "%s %s %s", i ? "," : "", vars[i], v && v[0] ? "set" : "not set");
+    }
+    fputs("\n", out);
+}
+
+/* --check of the S3 tier's settings together (each alone is checked as
+ * it is set). 0 or -1 with the reason printed. */
+static int check_s3(const struct sluice_config *cfg)
+{
+    struct s3_settings s;
+    char endpoint[CONFIG_URL_MAX];
+    if (!s3_settings_from_config(cfg, &s, endpoint, sizeof(endpoint)))
+        return 0;
+    const char *why = s3_settings_check(&s);
+    if (!why && (!s.access_key || !s.access_key[0] || !s.secret_key || !s.secret_key[0]))
+        why = "s3_bucket is set: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set";
+    if (why)
+        fprintf(stderr, "sluice: s3 tier: %s\n", why);
+    return why ? -1 : 0;
+}
+
+/* The S3 tier, when s3_bucket is set, appended to the agent's tiers. */
+static int start_s3_tier(struct agent *a)
+{
+    struct s3_settings s;
+    char endpoint[CONFIG_URL_MAX], err[256];
+    if (!s3_settings_from_config(&a->cfg, &s, endpoint, sizeof(endpoint)))
+        return 0;
+    SL_ASSERT(a->n_tiers < TIER_MAX);
+    struct tier *t = tier_s3_new(a->loop, a->workers, &s, err, sizeof(err));
+    if (!t) {
+        log_error("%s", err);
+        return -1;
+    }
+    a->tiers[a->n_tiers++] = t;
+    log_info("s3 tier: bucket %s at %s, prefix '%s'", s.bucket, s.endpoint, s.prefix);
+    return 0;
+}
+
 static int start_listeners(struct agent *a)
 {
     char err[256];
@@ -283,7 +331,7 @@ static int run(struct agent *a)
     slots_init(&a->slots, a->loop, &a->routes, &a->cfg);
     a->notes = digest_notes_new((size_t)a->cfg.integrity_notes);
     cache_start_scan(a);
-    int rc = start_listeners(a);
+    int rc = start_s3_tier(a) == 0 ? start_listeners(a) : -1;
     if (rc == 0) {
         ev_signal sig_term, sig_int, sig_hup;
         ev_signal_init(&sig_term, on_signal, SIGTERM);
@@ -304,6 +352,8 @@ static int run(struct agent *a)
         http_server_stop(a->admin);
     }
     workers_stop(a->workers);
+    for (int i = 0; i < a->n_tiers; i++)
+        tier_destroy(a->tiers[i]);
     origin_client_free(a->origins);
     digest_notes_free(a->notes);
     index_free(&a->index);
@@ -346,8 +396,16 @@ int main(int argc, char **argv)
     if (load(a, config_path) != 0)
         return 1;
     switch (action) {
-    case 'k': printf("configuration ok: %d routes\n", a->routes.n); return 0;
-    case 'p': config_print(&a->cfg, stdout); return 0;
+    case 'k':
+        if (check_s3(&a->cfg) != 0)
+            return 1;
+        printf("configuration ok: %d routes\n", a->routes.n);
+        print_s3_credentials(stdout);
+        return 0;
+    case 'p':
+        config_print(&a->cfg, stdout);
+        print_s3_credentials(stdout);
+        return 0;
     case 'H': haproxy_gen_print(&a->routes, &a->cfg, stdout); return 0;
     default: break;
     }

@@ -45,6 +45,9 @@ static const char *check_nonempty(const char *value);
 static const char *check_log_level(const char *value);
 static const char *check_public_url(const char *value);
 static const char *check_cpu_list(const char *value);
+static const char *check_s3_endpoint(const char *value);
+static const char *check_s3_prefix(const char *value);
+static const char *check_s3_addressing(const char *value);
 
 #define FIELD(f) offsetof(struct sluice_config, f), sizeof(((struct sluice_config *)0)->f)
 #define NO_CHECK NULL
@@ -151,6 +154,37 @@ const struct setting config_settings[] = {
       "Published artifact digests remembered between the metadata that names them and the artifact's fill "
       "(50 bytes each; the oldest give way; an artifact whose digest was forgotten is stored unverified).",
       SF_RESTART },
+    { "s3_endpoint", SET_STRING, "", FIELD(s3_endpoint), 0, 0, check_s3_endpoint,
+      "URL of the S3 service the L2 tier uses (`https://s3.eu-west-1.amazonaws.com`, "
+      "`http://127.0.0.1:9000` for a local store); empty: `https://s3.<s3_region>.amazonaws.com`. Credentials "
+      "come only from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.", SF_RESTART },
+    { "s3_bucket", SET_STRING, "", FIELD(s3_bucket), 0, 0, NO_CHECK,
+      "Bucket of the S3 tier, shared by the edges as their second-level cache (empty = no S3 tier).", SF_RESTART },
+    { "s3_region", SET_STRING, "us-east-1", FIELD(s3_region), 0, 0, NO_CHECK,
+      "Region requests are signed for (SigV4).", SF_RESTART },
+    { "s3_prefix", SET_STRING, "sluice/", FIELD(s3_prefix), 0, 0, check_s3_prefix,
+      "Prepended to every object name in the bucket (names are then the key's SHA-256 in hex); "
+      "A-Z a-z 0-9 . _ - / only.", SF_RESTART },
+    { "s3_addressing", SET_STRING, "path", FIELD(s3_addressing), 0, 0, check_s3_addressing,
+      "`path`: `<endpoint>/<bucket>/<object>`; `virtual`: `<bucket>.<endpoint host>/<object>`.", SF_RESTART },
+    { "s3_tls_verify", SET_INT, "1", FIELD(s3_tls_verify), 0, 1, NO_CHECK,
+      "1: verify the S3 endpoint's TLS certificate and name; 0: do not (a test store only).", SF_RESTART },
+    { "s3_connect_timeout", SET_DURATION, "2s", FIELD(s3_connect_timeout), 1, 0, NO_CHECK,
+      "Give up connecting to the S3 endpoint after this long.", SF_RESTART },
+    { "s3_read_header_timeout", SET_DURATION, "1s", FIELD(s3_read_header_timeout), 1, 0, NO_CHECK,
+      "An L2 lookup that has no response headers after this long fails (the request goes to the origin): "
+      "the most a slow or down store adds to a miss.", SF_RESTART },
+    { "s3_stall_timeout", SET_DURATION, "10s", FIELD(s3_stall_timeout), 1, 0, NO_CHECK,
+      "An L2 read that receives nothing for this long (while its client takes bytes) fails.", SF_RESTART },
+    { "s3_request_timeout", SET_DURATION, "60s", FIELD(s3_request_timeout), 1, 0, NO_CHECK,
+      "Each request of an upload to S3 (PutObject, one part, completing) fails after this long; "
+      "the upload is then abandoned (and a multipart upload aborted).", SF_RESTART },
+    { "s3_multipart_threshold", SET_SIZE, "16M", FIELD(s3_multipart_threshold), 5 * MIB, 5 * 1024 * MIB,
+      NO_CHECK, "Objects up to this size are uploaded with one PutObject (read into memory whole); larger "
+      "ones as a multipart upload.", SF_RESTART },
+    { "s3_part_size", SET_SIZE, "8M", FIELD(s3_part_size), 5 * MIB, 5 * 1024 * MIB, NO_CHECK,
+      "Part size of multipart uploads (S3: at least 5M, at most 10000 parts); one part per upload is in "
+      "memory at a time.", SF_RESTART },
     { "log_level", SET_STRING, "info", FIELD(log_level), 0, 0, check_log_level,
       "Least important lines written: one of debug, info (one line per fill, docs/logs.md), warn, error.",
       0 },
@@ -297,6 +331,24 @@ static const char *check_cpu_list(const char *value)
 {
     return workers_cpus_parse(value, NULL) == 0 ? NULL
                                                  : "must be a CPU list such as 1 or 0-3,6 (CPUs below 1024)";
+}
+
+static const char *check_s3_endpoint(const char *value)
+{
+    return check_public_url(value);   /* the same shape: scheme://host[:port][/path], http(s) */
+}
+
+static const char *check_s3_prefix(const char *value)
+{
+    for (const char *p = value; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._-/", *p))
+            return "want only A-Z a-z 0-9 . _ - /";
+    return NULL;
+}
+
+static const char *check_s3_addressing(const char *value)
+{
+    return strcmp(value, "path") == 0 || strcmp(value, "virtual") == 0 ? NULL : "must be path or virtual";
 }
 
 /* ------------------------------------------------------------- origins */

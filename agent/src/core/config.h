@@ -114,6 +114,19 @@ struct sluice_config {
     int64_t metadata_error_hold;        /* 10s: after an origin failure, stale metadata is served without asking */
     int64_t metadata_negative_ttl;      /* 30s: a 404 for metadata is remembered this long */
     int64_t metadata_honor_no_cache;    /* 0: a client's no-cache/max-age=0 does not bypass the TTL */
+    /* the S3 tier (store/s3.h, tier_s3.c); off while s3_bucket is "" */
+    char s3_endpoint[CONFIG_URL_MAX];   /* "": https://s3.<region>.amazonaws.com */
+    char s3_bucket[64];
+    char s3_region[64];                 /* us-east-1 */
+    char s3_prefix[256];                /* sluice/ */
+    char s3_addressing[16];             /* path | virtual */
+    int64_t s3_tls_verify;              /* 1 */
+    int64_t s3_connect_timeout;         /* 2s (ms) */
+    int64_t s3_read_header_timeout;     /* 1s (ms): the L2 lookup deadline */
+    int64_t s3_stall_timeout;           /* 10s (ms) */
+    int64_t s3_request_timeout;         /* 60s (ms): each request of an upload */
+    uint64_t s3_multipart_threshold;    /* 16M */
+    uint64_t s3_part_size;              /* 8M */
     char log_level[16];                 /* info */
     char log_file[CONFIG_PATH_MAX];     /* "": stderr; else appended to */
 

@@ -9,15 +9,45 @@
 #include "store/s3.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 
 #include "core/buf.h"
 #include "core/common.h"
+#include "core/config.h"
 #include "route/route.h"
 
 #define META_FRAME 16   /* magic, length, CRC before the text (objfile.h) */
+
+bool s3_settings_from_config(const struct sluice_config *cfg, struct s3_settings *s, char *endpoint, size_t len)
+{
+    if (!cfg->s3_bucket[0])
+        return false;
+    if (cfg->s3_endpoint[0])
+        sl_strlcpy(endpoint, cfg->s3_endpoint, len);
+    else
+        snprintf(endpoint, len, "https://s3.%s.amazonaws.com", cfg->s3_region);
+    *s = (struct s3_settings){
+        .endpoint = endpoint,
+        .bucket = cfg->s3_bucket,
+        .region = cfg->s3_region,
+        .prefix = cfg->s3_prefix,
+        .virtual_host = strcmp(cfg->s3_addressing, "virtual") == 0,
+        .tls_verify = cfg->s3_tls_verify != 0,
+        .connect_timeout_ms = cfg->s3_connect_timeout,
+        .header_timeout_ms = cfg->s3_read_header_timeout,
+        .stall_timeout_ms = cfg->s3_stall_timeout,
+        .request_timeout_ms = cfg->s3_request_timeout,
+        .multipart_threshold = cfg->s3_multipart_threshold,
+        .part_size = cfg->s3_part_size,
+        .access_key = getenv("AWS_ACCESS_KEY_ID"),
+        .secret_key = getenv("AWS_SECRET_ACCESS_KEY"),
+        .session_token = getenv("AWS_SESSION_TOKEN"),
+    };
+    return true;
+}
 
 static bool prefix_char_ok(char c)
 {

@@ -55,6 +55,15 @@ struct s3_settings {
     const char *session_token;   /* AWS_SESSION_TOKEN, or NULL / "" */
 };
 
+struct sluice_config;
+
+/* cfg's S3 tier into *s (strings point into cfg and the environment; the
+ * credentials come only from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+ * AWS_SESSION_TOKEN); an empty s3_endpoint becomes
+ * https://s3.<region>.amazonaws.com, written into endpoint[0..len).
+ * false when s3_bucket is empty: no S3 tier. */
+bool s3_settings_from_config(const struct sluice_config *cfg, struct s3_settings *s, char *endpoint, size_t len);
+
 /* NULL when the endpoint, bucket, region, prefix and sizes make a usable
  * tier; else why not (for --check and tier_s3_new). */
 const char *s3_settings_check(const struct s3_settings *s);
