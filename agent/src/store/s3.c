@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 
@@ -202,6 +203,36 @@ int s3_meta_decode(const char *value, size_t len, struct obj_meta *meta, char *e
         rc = obj_header_decode(block, OBJ_HEADER_SIZE, meta, err, errlen);
     free(block);
     return rc;
+}
+
+/* --------------------------------------------------------------- headers */
+
+bool s3_header_match(const char *line, size_t len, const char *name, const char **v, size_t *vlen)
+{
+    size_t n = strlen(name);
+    if (len <= n || line[n] != ':' || strncasecmp(line, name, n) != 0)
+        return false;
+    const char *p = line + n + 1, *end = line + len;
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *v = p;
+    *vlen = (size_t)(end - p);
+    return true;
+}
+
+int64_t s3_parse_length(const char *v, size_t len)
+{
+    if (len == 0 || len > 18)
+        return -1;
+    int64_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        n = n * 10 + (v[i] - '0');
+    }
+    return n;
 }
 
 /* -------------------------------------------------------------------- XML */

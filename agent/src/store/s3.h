@@ -95,6 +95,13 @@ char *s3_complete_xml(char *const *etags, int n);
  * when absent, malformed or longer than outlen - 1. */
 int s3_xml_value(const char *xml, size_t len, const char *tag, char *out, size_t outlen);
 
+/* Is line[0..len) (a response header without its CRLF) the header
+ * `name` (any case)? Then *v, *vlen: its value without surrounding blanks. */
+bool s3_header_match(const char *line, size_t len, const char *name, const char **v, size_t *vlen);
+
+/* A Content-Length value: 1 to 18 decimal digits, nothing else; -1 if not. */
+int64_t s3_parse_length(const char *v, size_t len);
+
 /* An <Error> document (a 200 CompleteMultipartUpload can be one). */
 bool s3_xml_is_error(const char *xml, size_t len);
 

@@ -42,7 +42,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -189,40 +188,17 @@ static struct s3_req *req_of(void *p)
     return q;
 }
 
-/* "Name: value" with the name `name` (any case)? Then its trimmed value. */
-static bool header_is(const char *line, size_t len, const char *name, const char **v, size_t *vlen)
-{
-    size_t n = strlen(name);
-    if (len <= n || line[n] != ':' || strncasecmp(line, name, n) != 0)
-        return false;
-    const char *p = line + n + 1, *end = line + len;
-    while (p < end && (*p == ' ' || *p == '\t'))
-        p++;
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
-        end--;
-    *v = p;
-    *vlen = (size_t)(end - p);
-    return true;
-}
-
+/* One response header line (no CRLF): what the tier looks at. */
 static void note_header(struct s3_req *q, const char *line, size_t len)
 {
     const char *v;
     size_t vl;
-    if (header_is(line, len, "content-length", &v, &vl)) {
-        char num[24];
-        char *e;
-        q->content_length = -1;
-        if (vl > 0 && vl < sizeof(num)) {
-            memcpy(num, v, vl);
-            num[vl] = '\0';
-            long long cl = strtoll(num, &e, 10);
-            q->content_length = *e == '\0' && cl >= 0 ? cl : -1;
-        }
-    } else if (header_is(line, len, S3_META_HEADER, &v, &vl)) {
+    if (s3_header_match(line, len, "content-length", &v, &vl)) {
+        q->content_length = s3_parse_length(v, vl);
+    } else if (s3_header_match(line, len, S3_META_HEADER, &v, &vl)) {
         free(q->meta_value);
         q->meta_value = sl_strndup(v, vl);
-    } else if (header_is(line, len, "etag", &v, &vl) && vl < sizeof(q->etag)) {
+    } else if (s3_header_match(line, len, "etag", &v, &vl) && vl < sizeof(q->etag)) {
         memcpy(q->etag, v, vl);
         q->etag[vl] = '\0';
     }
