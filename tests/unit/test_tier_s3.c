@@ -5,8 +5,9 @@
  * connections or never answers costs at most the header deadline; 404,
  * metadata of another key and error statuses are decided before any body
  * byte; a body shorter or longer than the object is never TIER_OK; a
- * failed PutObject reports failure, and a multipart upload whose part
- * fails is aborted (DELETE ?uploadId=). The contract suite against a real
+ * failed PutObject reports failure, and a multipart upload whose part or
+ * completion fails (a 200 with an <Error> body too) is aborted (DELETE
+ * ?uploadId=), a failed abort still ending the write. The contract suite against a real
  * S3 server is in test_tier.c.
  */
 #include <arpa/inet.h>
@@ -385,6 +386,27 @@ static void test_failed_part_aborts_the_upload(void **state)
     assert_non_null(strstr(e->srv.requests[2], "?uploadId=up%2F1%2Bx HTTP/1.1"));
 }
 
+static void test_complete_error_aborts_and_a_failed_abort_is_not_fatal(void **state)
+{
+    struct env *e = *state;
+    script_add(&e->srv, LIT("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+                            "<InitiateMultipartUploadResult><UploadId>u2</UploadId></InitiateMultipartUploadResult>"));
+    script_add(&e->srv, LIT("HTTP/1.1 200 OK\r\nETag: \"p1\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+    script_add(&e->srv, LIT("HTTP/1.1 200 OK\r\nETag: \"p2\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+    /* S3 may answer CompleteMultipartUpload 200 and put the error in the body */
+    script_add(&e->srv, LIT("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+                            "<Error><Code>InternalError</Code><Message>try again</Message></Error>"));
+    script_add(&e->srv, LIT("HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+    script_start(&e->srv);
+    make_tier(e, e->srv.port);
+    assert_true(write_object(e, "generic:two", S3_MIN_PART_SIZE + 1) < 0);
+    assert_int_equal(e->srv.seen, 5);
+    assert_non_null(strstr(e->srv.requests[2], "?partNumber=2&uploadId=u2 HTTP/1.1"));
+    assert_true(strncmp(e->srv.requests[3], "POST ", 5) == 0);
+    assert_non_null(strstr(e->srv.requests[3], "?uploadId=u2 HTTP/1.1"));
+    assert_true(strncmp(e->srv.requests[4], "DELETE ", 7) == 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -394,6 +416,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_other_key_and_bad_sizes_are_never_served, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_put_reports_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_part_aborts_the_upload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complete_error_aborts_and_a_failed_abort_is_not_fatal, setup, teardown),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int failed = cmocka_run_group_tests_name("tier_s3 failures", tests, NULL, NULL);

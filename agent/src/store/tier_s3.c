@@ -752,7 +752,11 @@ static void part_finished(struct s3_req *q, CURLcode rc)
 {
     struct s3_write *w = q->owner;
     SL_CHECK_OBJ(w, WRITE_MAGIC);
-    bool ok = write_req_ok(w, q, rc) && (q->etag[0] || (set_why(w, -EIO, "UploadPart: no ETag"), false));
+    bool ok = write_req_ok(w, q, rc);
+    if (ok && !q->etag[0]) {
+        set_why(w, -EIO, "UploadPart: no ETag");
+        ok = false;
+    }
     if (ok)
         w->etags[w->part - 1] = sl_strdup(q->etag);
     req_free(q);
