@@ -48,7 +48,7 @@ struct script {
     const char *responses[MAX_RESPONSES];
     size_t lens[MAX_RESPONSES];
     int n;
-    char requests[MAX_RESPONSES][160];   /* request lines seen */
+    char requests[MAX_RESPONSES][2048];  /* request line and headers seen */
     int seen;
     pthread_t th;
 };
@@ -58,6 +58,7 @@ struct env {
     struct worker_pool *workers;
     struct tier *tier;
     struct script srv;
+    const char *token;   /* AWS_SESSION_TOKEN of the tier, or NULL */
 };
 
 /* Read one request: headers, then Content-Length bytes of body. */
@@ -78,7 +79,7 @@ static bool read_request(int fd, char *line, size_t linelen)
         free(buf);
         return false;
     }
-    snprintf(line, linelen, "%.*s", (int)strcspn(buf, "\r"), buf);
+    snprintf(line, linelen, "%.*s", (int)(end + 2 - buf), buf);
     const char *cl = strcasestr(buf, "\ncontent-length:");
     long long body = cl && cl < end ? atoll(cl + 16) : 0;
     long long left = body - (long long)(have - (size_t)(end + 4 - buf));
@@ -142,7 +143,7 @@ static void make_tier(struct env *e, int port)
         .tls_verify = true, .connect_timeout_ms = 1000, .header_timeout_ms = HEADER_DEADLINE_MS,
         .stall_timeout_ms = 1000, .request_timeout_ms = 1000,
         .multipart_threshold = S3_MIN_PART_SIZE, .part_size = S3_MIN_PART_SIZE,
-        .access_key = "AKIDEXAMPLE", .secret_key = "secret",
+        .access_key = "AKIDEXAMPLE", .secret_key = "secret", .session_token = e->token,
     };
     e->tier = tier_s3_new(e->loop, e->workers, &s, err, sizeof(err));
     if (!e->tier)
@@ -300,8 +301,8 @@ static void test_not_found_is_a_miss(void **state)
     uint8_t h[KEY_HASH_LEN];
     key_hash("generic:x", 9, h);
     key_hex(h, hex);
-    snprintf(want, sizeof(want), "GET /sluice-test/t/%s HTTP/1.1", hex);   /* path-style, hashed name */
-    assert_string_equal(e->srv.requests[0], want);
+    snprintf(want, sizeof(want), "GET /sluice-test/t/%s HTTP/1.1\r\n", hex);   /* path-style, hashed name */
+    assert_true(strncmp(e->srv.requests[0], want, strlen(want)) == 0);
 }
 
 static void test_other_key_and_bad_sizes_are_never_served(void **state)
@@ -355,6 +356,48 @@ static int write_object(struct env *e, const char *key, size_t len)
     assert_int_equal(res[0], 0);
     run_until(e, &res[0], 5000);
     return res[1];
+}
+
+/* The request's header `name` (lower case, as libcurl writes ours), or "". */
+static void header_of(const char *request, const char *name, char *out, size_t outlen)
+{
+    char needle[64];
+    snprintf(needle, sizeof(needle), "\r\n%s: ", name);
+    const char *p = strcasestr(request, needle);
+    out[0] = '\0';
+    if (p)
+        snprintf(out, outlen, "%.*s", (int)strcspn(p + strlen(needle), "\r"), p + strlen(needle));
+}
+
+static void test_put_is_signed_with_the_body_hash_and_the_token(void **state)
+{
+    struct env *e = *state;
+    script_add(&e->srv, LIT("HTTP/1.1 200 OK\r\nETag: \"x\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+    script_start(&e->srv);
+    e->token = "FwoGZXIvYXdzEXAMPLE";
+    make_tier(e, e->srv.port);
+    assert_int_equal(write_object(e, "generic:signed", 1000), 0);
+    const char *req = e->srv.requests[0];
+    char v[512], want[KEY_HEX_LEN + 1];
+    uint8_t *body = fixture_pattern(1000, 1), h[KEY_HASH_LEN];
+    key_hash((const char *)body, 1000, h);   /* SHA-256 of the bytes */
+    key_hex(h, want);
+    free(body);
+    header_of(req, "x-amz-content-sha256", v, sizeof(v));
+    assert_string_equal(v, want);
+    header_of(req, "x-amz-security-token", v, sizeof(v));
+    assert_string_equal(v, "FwoGZXIvYXdzEXAMPLE");
+    header_of(req, S3_META_HEADER, v, sizeof(v));
+    assert_true(v[0] != '\0');
+    header_of(req, "authorization", v, sizeof(v));
+    assert_true(strncmp(v, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/", 40) == 0);
+    assert_non_null(strstr(v, "/us-east-1/s3/aws4_request"));
+    /* every x-amz-* header we send is covered by the signature */
+    assert_non_null(strstr(v, "x-amz-content-sha256;"));
+    assert_non_null(strstr(v, "x-amz-meta-sluice;"));
+    assert_non_null(strstr(v, "x-amz-security-token"));
+    header_of(req, "expect", v, sizeof(v));
+    assert_string_equal(v, "");   /* no 100-continue round trip */
 }
 
 static void test_failed_put_reports_failure(void **state)
@@ -421,6 +464,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_silent_store_costs_the_header_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found_is_a_miss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_key_and_bad_sizes_are_never_served, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_is_signed_with_the_body_hash_and_the_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_put_reports_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_part_aborts_the_upload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_complete_error_aborts_and_a_failed_abort_is_not_fatal, setup, teardown),
