@@ -247,21 +247,10 @@ static void add_header(struct s3_req *q, const char *line)
     q->hdrs = l;
 }
 
-/* A request of `method` on object `hash` (+ query), with `body` (not
- * copied: it must outlive the request) or NULL; started by req_start. */
-static struct s3_req *req_new(struct s3_tier *t, const char *what, const char *method, const uint8_t *hash,
-                              const char *query, const uint8_t *body, size_t body_len, const char *body_sha)
+/* What every request of the tier sets: callbacks, timeouts, TLS, signing. */
+static void set_common(struct s3_req *q, const char *url)
 {
-    char url[S3_URL_MAX];
-    size_t n = s3_object_url(&t->s, hash, query, url, sizeof(url));
-    SL_ASSERT(n > 0);   /* the settings were checked */
-    struct s3_req *q = sl_calloc(1, sizeof(*q));
-    q->magic = REQ_MAGIC;
-    q->t = t;
-    q->what = what;
-    q->content_length = -1;
-    q->easy = curl_easy_init();
-    SL_ASSERT(q->easy != NULL);
+    const struct s3_tier *t = q->t;
     CURL *e = q->easy;
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, q);
@@ -280,11 +269,13 @@ static struct s3_req *req_new(struct s3_tier *t, const char *what, const char *m
     curl_easy_setopt(e, CURLOPT_USERAGENT, "sluice/0.1");
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    char line[KEY_HEX_LEN + 40];
-    snprintf(line, sizeof(line), "x-amz-content-sha256: %s", body ? body_sha : EMPTY_SHA256);
-    add_header(q, line);
-    if (t->token_header)
-        add_header(q, t->token_header);
+}
+
+/* The method, and the body from memory: the bytes libcurl hashes for the
+ * signature are the ones x-amz-content-sha256 names. */
+static void set_method(struct s3_req *q, const char *method, const uint8_t *body, size_t body_len)
+{
+    CURL *e = q->easy;
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else if (strcmp(method, "DELETE") == 0) {
@@ -296,6 +287,29 @@ static struct s3_req *req_new(struct s3_tier *t, const char *what, const char *m
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     }
+}
+
+/* A request of `method` on object `hash` (+ query), with `body` (not
+ * copied: it must outlive the request) or NULL; started by req_start. */
+static struct s3_req *req_new(struct s3_tier *t, const char *what, const char *method, const uint8_t *hash,
+                              const char *query, const uint8_t *body, size_t body_len, const char *body_sha)
+{
+    char url[S3_URL_MAX], line[KEY_HEX_LEN + 40];
+    size_t n = s3_object_url(&t->s, hash, query, url, sizeof(url));
+    SL_ASSERT(n > 0);   /* the settings were checked */
+    struct s3_req *q = sl_calloc(1, sizeof(*q));
+    q->magic = REQ_MAGIC;
+    q->t = t;
+    q->what = what;
+    q->content_length = -1;
+    q->easy = curl_easy_init();
+    SL_ASSERT(q->easy != NULL);
+    set_common(q, url);
+    snprintf(line, sizeof(line), "x-amz-content-sha256: %s", body ? body_sha : EMPTY_SHA256);
+    add_header(q, line);
+    if (t->token_header)
+        add_header(q, t->token_header);
+    set_method(q, method, body, body_len);
     return q;
 }
 
