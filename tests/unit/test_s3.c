@@ -196,6 +196,8 @@ static void test_settings_check(void **state)
     s = settings("http://h", false);
     s.prefix = "a?b";
     assert_non_null(s3_settings_check(&s));
+    s = settings("http://127.0.0.1:9000", true);   /* <bucket>.127.0.0.1 names nothing */
+    assert_non_null(s3_settings_check(&s));
 }
 
 static void test_settings_from_config(void **state)

@@ -77,6 +77,8 @@ const char *s3_settings_check(const struct s3_settings *s)
         return "s3_bucket: want 3 to 63 of a-z, 0-9, '.', '-'";
     if (!s->endpoint || origin_url_parse(s->endpoint, &u, why, sizeof(why)) != 0)
         return s->endpoint ? why : "s3_endpoint: not set";
+    if (s->virtual_host && origin_url_host_is_ip(&u))
+        return "s3_addressing: virtual needs an endpoint host name, not an address";
     if (!s->region || !s->region[0])
         return "s3_region: not set";
     for (const char *p = s->prefix ? s->prefix : ""; *p; p++)
