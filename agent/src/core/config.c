@@ -166,7 +166,8 @@ const struct setting config_settings[] = {
       "Prepended to every object name in the bucket (names are then the key's SHA-256 in hex); "
       "A-Z a-z 0-9 . _ - / only.", SF_RESTART },
     { "s3_addressing", SET_STRING, "path", FIELD(s3_addressing), 0, 0, check_s3_addressing,
-      "`path`: `<endpoint>/<bucket>/<object>`; `virtual`: `<bucket>.<endpoint host>/<object>`.", SF_RESTART },
+      "`path`: `<endpoint>/<bucket>/<object>`; `virtual`: `<bucket>.<endpoint host>/<object>` (the endpoint "
+      "must then name a host, not an address).", SF_RESTART },
     { "s3_tls_verify", SET_INT, "1", FIELD(s3_tls_verify), 0, 1, NO_CHECK,
       "1: verify the S3 endpoint's TLS certificate and name; 0: do not (a test store only).", SF_RESTART },
     { "s3_connect_timeout", SET_DURATION, "2s", FIELD(s3_connect_timeout), 1, 0, NO_CHECK,
