@@ -292,29 +292,45 @@ def _tools_lock():
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def ensure_pnpm() -> str:
-    """The pnpm binary, installed from the npm registry on first use (the
-    machine's own npm configuration reaches the registry)."""
-    if os.access(PNPM_BIN, os.X_OK):
-        return PNPM_BIN
+def ensure_npm_tool(package: str, version: str, bin_name: str, package_json: Optional[dict] = None) -> str:
+    """The binary `bin_name` of the npm package `package@version`,
+    installed from the npm registry on first use (the machine's own npm
+    configuration reaches the registry) under build/tools/<package>-<version>/,
+    whose node_modules/.bin/<bin_name> is returned. `package_json` (for
+    example npm "overrides") is written there before the install. The
+    directory is complete or absent, never half: the install goes to a .tmp
+    sibling, renamed once npm succeeded, under the build/tools lock.
+    Raises RuntimeError with npm's output when the install fails."""
+    home = os.path.join(TOOLS, "%s-%s" % (package.replace("/", "+"), version))
+    binary = os.path.join(home, "node_modules", ".bin", bin_name)
+    if os.access(binary, os.X_OK):
+        return binary
     npm = shutil.which("npm")
     if npm is None:
-        raise RuntimeError("npm is not installed: cannot install pnpm")
+        raise RuntimeError("npm is not installed: cannot install %s" % package)
     with _tools_lock():
-        if os.access(PNPM_BIN, os.X_OK):
-            return PNPM_BIN
-        tmp = PNPM_DIR + ".tmp"
+        if os.access(binary, os.X_OK):
+            return binary
+        tmp = home + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
+        if package_json is not None:
+            with open(os.path.join(tmp, "package.json"), "w") as f:
+                json.dump(package_json, f, indent=2)
         env = {k: v for k, v in os.environ.items() if not k.startswith("npm_config_prefix")}
         r = _run([npm, "install", "--prefix", tmp, "--no-save", "--no-package-lock", "--no-audit",
-                  "--no-fund", "--no-update-notifier", "pnpm@" + PNPM_VERSION], tmp, env, 300)
+                  "--no-fund", "--no-update-notifier", "%s@%s" % (package, version)], tmp, env, 600)
         if not r.ok:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise RuntimeError("installing pnpm@%s failed:\n%s" % (PNPM_VERSION, r))
-        shutil.rmtree(PNPM_DIR, ignore_errors=True)
-        os.rename(tmp, PNPM_DIR)          # complete or absent, never half
-    return PNPM_BIN
+            raise RuntimeError("installing %s@%s failed:\n%s" % (package, version, r))
+        shutil.rmtree(home, ignore_errors=True)
+        os.rename(tmp, home)              # complete or absent, never half
+    return binary
+
+
+def ensure_pnpm() -> str:
+    """The pnpm binary (PNPM_BIN), installed on first use."""
+    return ensure_npm_tool("pnpm", PNPM_VERSION, "pnpm")
 
 
 # ---------------------------------------------------------------------- pip
