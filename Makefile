@@ -21,7 +21,10 @@ APT_PKGS := build-essential clang libclang-rt-14-dev libev-dev libcurl4-openssl-
 # cargo is not here: Debian's 0.66 has no sparse registries (tests/e2e/test_cargo.py
 # skips without a cargo >= 1.68, e.g. rustup's in ~/.cargo/bin).
 MAVEN_PKGS := maven default-jdk-headless libmaven-dependency-plugin-java junit4
-TEST_PKGS := $(APT_PKGS) iproute2 procps util-linux python3-venv prometheus \
+# nodejs: the S3 tier's store (tests/lib/s3server.py: s3rver and its front)
+# and the npm clients; npm comes with NodeSource's nodejs (Debian's is the
+# separate package npm).
+TEST_PKGS := $(APT_PKGS) iproute2 procps util-linux python3-venv prometheus nodejs \
              golang-go golang-golang-x-mod-dev $(MAVEN_PKGS) chromium
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

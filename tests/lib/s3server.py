@@ -89,6 +89,16 @@ Signing recipe (what the agent does with libcurl; found with Debian's curl
         DELETE ?uploadId=ID, ListObjectsV2 GET /bucket?list-type=2&prefix=P.
   * Path-style URLs http://HOST:PORT/bucket/key sign as they are (the Host
     header carries the port and is signed with it).
+  * curl 7.88 sends "Expect: 100-continue" with every CURLOPT_UPLOAD PUT,
+    whatever its size, and waits up to CURLOPT_EXPECT_100_TIMEOUT_MS (1 s)
+    for the 100. S3 may answer an error (403, 500, ...) instead of the 100,
+    ending the upload before the body; this front always sends the 100
+    (Node does) and reads the whole body before it answers. An empty
+    "Expect:" header turns it off.
+  * Signed and refused by this front when done wrong (see the self-test):
+    a wrong secret (403 SignatureDoesNotMatch), an unknown key (403
+    InvalidAccessKeyId), no Authorization (403 AccessDenied), no
+    x-amz-content-sha256 (400 InvalidRequest).
 
 signed() below follows that recipe with the curl binary, so tests sign the
 way the agent does; no Python SigV4 signer is needed.
@@ -147,7 +157,7 @@ def s3_query(params) -> str:
 
 @dataclass
 class S3Reply:
-    """What curl got: status 0 when there was no response head."""
+    """What curl got: status 0 when there was no final response head."""
     status: int
     headers: dict                      # lowercase name -> last value
     body: bytes
@@ -481,7 +491,8 @@ class S3Server:
         elapsed = time.monotonic() - start
         code, ttfb = (p.stdout.split() + ["0", "0"])[:2]
         got = b"" if method == "HEAD" else _read(os.path.join(tmp, "body"))   # --head writes the head there
-        return S3Reply(int(code), _last_head(os.path.join(tmp, "head")), got,
+        status = int(code) if int(code) >= 200 else 0       # 100 Continue is no answer
+        return S3Reply(status, _last_head(os.path.join(tmp, "head")), got,
                        p.returncode, p.stderr, elapsed, float(ttfb), argv + [url])
 
 
