@@ -38,6 +38,11 @@
  *     joined with ","; the signed header list; x-amz-content-sha256 as the
  *     payload hash.
  *
+ * Addressing: path-style (http://127.0.0.1:P/bucket/key) and virtual-host
+ * (http://bucket.localhost:P/key; the Host's suffix is --vhost-domain,
+ * default localhost); the signature is checked on the request as sent, the
+ * request reaches s3rver path-style, and the log shows the /bucket/key path.
+ *
  * What it adds to s3rver:
  *   - UploadPart and CompleteMultipartUpload of an unknown upload are 404
  *     NoSuchUpload (s3rver would create the upload's directory);
@@ -49,8 +54,9 @@
  *   - fault rules, a request log and counters (below).
  *
  * Control (no signature; JSON; the Python fixture is the only caller):
- *   GET  /__s3front/log      every request: {method, path, query, kind,
- *                            status, outcome, reqBytes, respBytes, t}
+ *   GET  /__s3front/log      every request: {method, path (/bucket/key as
+ *                            sent), vhost, query, kind, status, code,
+ *                            outcome, reqBytes, respBytes, faults, t}
  *   POST /__s3front/faults   append rules (a JSON list), answers the list
  *   POST /__s3front/clear    drop the rules
  *   POST /__s3front/reset    drop the rules and the log
@@ -102,7 +108,7 @@ const CODES = {
 };
 
 function parseArgs(argv) {
-  const opts = { minPartSize: 5 * 1024 * 1024 };
+  const opts = { minPartSize: 5 * 1024 * 1024, vhostDomain: 'localhost' };
   for (let i = 0; i < argv.length; i += 2) {
     const name = argv[i].replace(/^--/, '').replace(/-(.)/g, (_, c) => c.toUpperCase());
     opts[name] = argv[i + 1];
@@ -188,6 +194,15 @@ function sha256hex(data) {
 }
 
 /* The request's kind, as S3's API names it. */
+/* The request's resource as a path-style path, /bucket/key: a Host
+ * BUCKET.localhost (virtual-host addressing; curl resolves *.localhost to
+ * the loopback itself) puts BUCKET before the path. */
+function resourcePath(req, pathname) {
+  const host = (req.headers.host || '').replace(/:\d+$/, '');
+  const suffix = '.' + opts.vhostDomain;
+  return host.endsWith(suffix) && host.length > suffix.length ? '/' + host.slice(0, -suffix.length) + pathname : pathname;
+}
+
 function kindOf(method, pathname, query) {
   const names = queryPairs(query).map(([k]) => k);
   const has = n => names.includes(n);
@@ -374,7 +389,9 @@ function forward(req, res, entry, body) {
   delete headers.expect;
   delete headers['transfer-encoding'];
   headers['content-length'] = String(body.length);
-  const up = http.request({ host: '127.0.0.1', port: opts.upstreamPort, method: req.method, path: req.url, headers },
+  headers.host = '127.0.0.1:' + opts.upstreamPort;          // s3rver serves path-style only
+  const target = entry.path + (entry.query ? '?' + entry.query : '');
+  const up = http.request({ host: '127.0.0.1', port: opts.upstreamPort, method: req.method, path: target, headers },
     upres => relay(req, res, entry, upres));
   up.on('error', e => {
     entry.outcome = 'upstream_error: ' + e.message;
@@ -465,8 +482,10 @@ function control(req, res) {
 function onRequest(req, res) {
   if (req.url.startsWith(CONTROL)) return control(req, res);
   const [pathname, query] = splitTarget(req.url);
+  const resource = resourcePath(req, pathname);
   const entry = {
-    method: req.method, path: pathname, query, kind: kindOf(req.method, pathname, query), status: null,
+    method: req.method, path: resource, vhost: resource !== pathname, query,
+    kind: kindOf(req.method, resource, query), status: null,
     code: null, outcome: 'open', reqBytes: 0, respBytes: 0, faults: [], t: Date.now() / 1000,
   };
   log.push(entry);

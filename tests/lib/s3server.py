@@ -24,9 +24,13 @@ sessions, stopped by stop()):
 Agents and tests that sign talk to the front. The direct helpers
 (create_bucket, list_objects, multipart_uploads, get_object, head_object,
 put_object, delete_object) talk to s3rver itself: they act behind the
-agents' backs, are not logged and not subject to faults. Only path-style
-addressing is served (http://127.0.0.1:PORT/bucket/key); s3rver runs with
---no-vhost-buckets.
+agents' backs, are not logged and not subject to faults.
+
+Addressing: path-style http://127.0.0.1:PORT/bucket/key (s3.endpoint) and
+virtual-host http://bucket.localhost:PORT/key (s3.vhost_endpoint is
+http://localhost:PORT, the bucket goes before the host name): curl resolves
+*.localhost to the loopback itself (glibc does not), and the front takes the
+bucket from the Host header.
 
 Knobs (each adds a rule to the front; `count` requests it applies to,
 None for every request until clear_faults(); `kinds` the request kinds it
@@ -49,8 +53,9 @@ applies to, see KINDS; `match` a substring of the request path):
                                           the default)
 
 Request log: request_log() lists what the front saw, oldest first, as dicts
-{method, path, query, kind, status, code, outcome, reqBytes, respBytes,
-faults, t}; outcome is "done", "refused" (an S3 error from the front),
+{method, path, vhost, query, kind, status, code, outcome, reqBytes,
+respBytes, faults, t}: path is /bucket/key as sent (percent-encoded; for
+virtual-host requests the bucket is put before it, vhost true); outcome is "done", "refused" (an S3 error from the front),
 "killed_upload", "killed_download", "truncated", "client_gone" or "open"
 (still running). count(kind, method=, status=) counts entries. reset()
 drops the rules and the log.
@@ -87,8 +92,11 @@ Signing recipe (what the agent does with libcurl; found with Debian's curl
         ?partNumber=N&uploadId=ID (the other order fails),
         CompleteMultipartUpload POST ?uploadId=ID, AbortMultipartUpload
         DELETE ?uploadId=ID, ListObjectsV2 GET /bucket?list-type=2&prefix=P.
-  * Path-style URLs http://HOST:PORT/bucket/key sign as they are (the Host
-    header carries the port and is signed with it).
+  * Path-style URLs http://HOST:PORT/bucket/key and virtual-host URLs
+    http://BUCKET.HOST:PORT/key sign as they are (the Host header carries
+    the port and is signed with it). Here virtual-host is
+    http://BUCKET.localhost:PORT/key: curl 7.88 resolves *.localhost to
+    127.0.0.1 itself (getaddrinfo does not).
   * curl 7.88 sends "Expect: 100-continue" with every CURLOPT_UPLOAD PUT,
     whatever its size, and waits up to CURLOPT_EXPECT_100_TIMEOUT_MS (1 s)
     for the 100. S3 may answer an error (403, 500, ...) instead of the 100,
@@ -201,6 +209,12 @@ class S3Server:
     @property
     def endpoint(self) -> str:
         return "http://%s:%d" % (HOST, self.port)
+
+    @property
+    def vhost_endpoint(self) -> str:
+        """The endpoint for virtual-host addressing: http://localhost:PORT,
+        to which a client prepends "BUCKET." (a curl-only host name)."""
+        return "http://localhost:%d" % self.port
 
     @property
     def data_dir(self) -> str:
@@ -451,20 +465,26 @@ class S3Server:
     def signed(self, method: str, key: Optional[str] = None, query=None, body: Optional[bytes] = None,
                headers: Optional[dict] = None, payload_hash: Optional[str] = "sha256",
                secret: Optional[str] = None, access_key: Optional[str] = None, sign: bool = True,
-               post_fields: bool = False, target: Optional[str] = None, timeout: float = 30.0) -> S3Reply:
+               post_fields: bool = False, target: Optional[str] = None, timeout: float = 30.0,
+               vhost: bool = False) -> S3Reply:
         """One request to the front signed by the curl binary as the agent
         signs (the recipe in the module docstring). `key` None addresses the
         bucket; `target` (a path and query written as is) overrides key and
         query, to send what the recipe forbids. payload_hash: "sha256" (the
         body's hex SHA-256), "UNSIGNED-PAYLOAD", any other string as is, or
         None to send no x-amz-content-sha256. A body goes as CURLOPT_UPLOAD
-        (curl -T) or, post_fields=True, as CURLOPT_POSTFIELDS."""
+        (curl -T) or, post_fields=True, as CURLOPT_POSTFIELDS. vhost=True
+        addresses http://BUCKET.localhost:PORT/key instead of the path."""
         if target is None:
             q = s3_query(query) if query else ""
-            target = (s3_path(self.bucket, key) if key is not None else "/" + self.bucket) + ("?" + q if q else "")
+            path = s3_path(self.bucket, key) if key is not None else "/" + self.bucket
+            if vhost:                                   # the bucket moves to the host name
+                path = path[len(self.bucket) + 1:] or "/"
+            target = path + ("?" + q if q else "")
+        base = "http://%s.localhost:%d" % (self.bucket, self.port) if vhost else self.endpoint
         tmp = tempfile.mkdtemp(prefix="s3req-")
         try:
-            return self._curl(method, self.endpoint + target, body, headers or {}, payload_hash,
+            return self._curl(method, base + target, body, headers or {}, payload_hash,
                               (access_key or self.access_key, secret or self.secret) if sign else None,
                               post_fields, timeout, tmp)
         finally:

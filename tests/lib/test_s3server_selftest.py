@@ -105,6 +105,30 @@ class Signed(S3Case):
         self.assertEqual(self.s3.list_objects("list/"), {"list/a": 1, "list/b": 2})
 
 
+class VirtualHost(S3Case):
+    def test_virtual_host_addressing(self):
+        self.put("vh/a b", vhost=True)
+        self.assertEqual(self.s3.get_object("vh/a b"), BODY)
+        r = self.s3.signed("GET", "vh/a b", vhost=True)
+        self.assertEqual((r.status, r.body), (200, BODY), r)
+        r = self.s3.signed("GET", None, query={"list-type": "2", "prefix": "vh/"}, vhost=True)
+        self.assertIn(b"<Key>vh/a b</Key>", r.body)
+        self.assert_error(self.s3.signed("GET", "vh/a b", vhost=True, secret="wrong"), 403, "SignatureDoesNotMatch")
+        path = "/%s/vh/a%%20b" % self.s3.bucket                       # logged path-style, as sent
+        self.assertEqual([(e["path"], e["kind"], e["vhost"]) for e in self.s3.request_log()][:2],
+                         [(path, "PutObject", True), (path, "GetObject", True)])
+
+    def test_multipart_and_abort(self):
+        self.s3.set_min_part_size(1)
+        uid = self.s3.signed("POST", "vh/mp", query={"uploads": ""}, vhost=True).body.decode()
+        uid = uid.split("<UploadId>")[1].split("</UploadId>")[0]
+        r = self.s3.signed("PUT", "vh/mp", query={"partNumber": 1, "uploadId": uid}, body=BODY, vhost=True)
+        self.assertEqual(r.status, 200, r)
+        r = self.s3.signed("DELETE", "vh/mp", query={"uploadId": uid}, vhost=True)
+        self.assertEqual(r.status, 204, r)
+        self.assertNotIn(("vh/mp", uid), self.s3.multipart_uploads())
+
+
 class Multipart(S3Case):
     def test_complete(self):
         self.s3.set_min_part_size(1000)
