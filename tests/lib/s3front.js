@@ -1,17 +1,26 @@
 #!/usr/bin/env node
 /*
- * s3front.js: the SigV4-checking front the tests put before s3rver.
+ * s3front.js: the SigV4-checking front the tests put before s3rver (or moto).
  *
  * s3rver (tests/lib/s3server.py installs and starts it) stores and serves
  * objects and multipart uploads like S3, but it does not verify SigV4
  * signatures and it has no AbortMultipartUpload. This front listens on
  * 127.0.0.1, checks every request the way S3 does, and proxies the valid
- * ones to s3rver (without their Authorization header: s3rver then serves
- * them as anonymous requests, which it allows). Node's standard library
- * only: no npm package beyond s3rver itself.
+ * ones to the store. Node's standard library only: no npm package beyond
+ * s3rver itself.
  *
- *   node s3front.js --port P --upstream-port U --data DIR --region R \
- *        --access-key AK --secret SK [--ready-file F]
+ *   node s3front.js --port P --upstream-port U --region R --access-key AK \
+ *        --secret SK [--backend s3rver|moto] [--data DIR] [--min-part-size N]
+ *        [--vhost-domain D] [--ready-file F]
+ *
+ * The store behind it is s3rver (--backend s3rver, the default; --data its
+ * directory) or moto's server mode (--backend moto), which has
+ * AbortMultipartUpload and NoSuchUpload itself and no signature check
+ * either. Requests reach s3rver without their Authorization header (it
+ * would refuse the access key) and moto with it (moto refuses anonymous
+ * reads of private objects); moto also gets application/octet-stream for
+ * an application/x-www-form-urlencoded body (curl's default for
+ * CURLOPT_POSTFIELDS), which its Flask would consume as a form.
  *
  * What it checks (S3's answer when the check fails):
  *   - an Authorization header "AWS4-HMAC-SHA256 Credential=AK/DATE/REGION/
@@ -43,14 +52,18 @@
  * default localhost); the signature is checked on the request as sent, the
  * request reaches s3rver path-style, and the log shows the /bucket/key path.
  *
- * What it adds to s3rver:
- *   - UploadPart and CompleteMultipartUpload of an unknown upload are 404
- *     NoSuchUpload (s3rver would create the upload's directory);
+ * What it adds to s3rver (with --backend s3rver only, moto has it):
  *   - AbortMultipartUpload (DELETE /bucket/key?uploadId=ID): the upload's
  *     directory in s3rver's store (DIR/bucket/._S3rver_uploads/ID) is
  *     removed, 204; an unknown upload is 404 NoSuchUpload;
+ * What it adds to both:
+ *   - UploadPart and CompleteMultipartUpload of an unknown upload are 404
+ *     NoSuchUpload (s3rver would create the upload's directory, moto
+ *     answers 500);
  *   - CompleteMultipartUpload refuses parts below minPartSize bytes other
- *     than the last (400 EntityTooSmall) as S3 does (s3rver does not);
+ *     than the last (400 EntityTooSmall) as S3 does, from the sizes of the
+ *     parts stored through the front (s3rver does not check; moto checks
+ *     against a start-time setting, which s3server.py sets to 1 byte);
  *   - fault rules, a request log and counters (below).
  *
  * Control (no signature; JSON; the Python fixture is the only caller):
@@ -108,12 +121,12 @@ const CODES = {
 };
 
 function parseArgs(argv) {
-  const opts = { minPartSize: 5 * 1024 * 1024, vhostDomain: 'localhost' };
+  const opts = { minPartSize: 5 * 1024 * 1024, vhostDomain: 'localhost', backend: 's3rver' };
   for (let i = 0; i < argv.length; i += 2) {
     const name = argv[i].replace(/^--/, '').replace(/-(.)/g, (_, c) => c.toUpperCase());
     opts[name] = argv[i + 1];
   }
-  for (const k of ['port', 'upstreamPort', 'data', 'region', 'accessKey', 'secret']) {
+  for (const k of ['port', 'upstreamPort', 'region', 'accessKey', 'secret']) {
     if (!opts[k]) throw new Error('s3front: --' + k + ' is required');
   }
   return opts;
@@ -122,6 +135,8 @@ function parseArgs(argv) {
 const opts = parseArgs(process.argv.slice(2));
 let rules = [];
 let log = [];
+const partSizes = new Map();       // "uploadId/partNumber" -> bytes, parts stored through here
+const S3RVER = opts.backend === 's3rver';
 
 // ------------------------------------------------------------------ helpers
 
@@ -348,7 +363,7 @@ function uploadsDir(bucket) {
 /* s3rver's directory for the request's upload (DIR/bucket/._S3rver_uploads/ID). */
 function uploadDir(req, entry) {
   const bucket = decode(entry.path.split('/')[1]);
-  const id = (queryPairs(splitTarget(req.url)[1]).find(([k]) => k === 'uploadId') || [])[1] || '';
+  const id = param(req, 'uploadId');
   return [id, path.join(uploadsDir(bucket), path.basename(id))];
 }
 
@@ -369,13 +384,18 @@ function abortUpload(req, res, entry) {
   res.end();
 }
 
-/* S3's EntityTooSmall, which s3rver does not check. */
+function param(req, name) {
+  return (queryPairs(splitTarget(req.url)[1]).find(([k]) => k === name) || [])[1] || '';
+}
+
+/* S3's EntityTooSmall, which s3rver does not check (and moto only against
+ * its start-time setting): from the sizes of the parts stored through here. */
 function checkPartSizes(req, entry, body) {
-  const dir = uploadDir(req, entry)[1];
+  const id = param(req, 'uploadId');
   const numbers = [...body.toString().matchAll(/<PartNumber>\s*(\d+)\s*<\/PartNumber>/g)].map(m => +m[1]);
   for (const n of numbers.slice(0, -1)) {
-    const file = path.join(dir, String(n));
-    if (fs.existsSync(file) && fs.statSync(file).size < Number(opts.minPartSize)) {
+    const size = partSizes.get(id + '/' + n);
+    if (size !== undefined && size < Number(opts.minPartSize)) {
       return s3Error(400, 'EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed object size.',
         { PartNumber: n, MinSizeAllowed: opts.minPartSize });
     }
@@ -385,7 +405,10 @@ function checkPartSizes(req, entry, body) {
 
 function forward(req, res, entry, body) {
   const headers = Object.assign({}, req.headers);
-  delete headers.authorization;
+  if (S3RVER) delete headers.authorization;                 // then s3rver takes it as anonymous
+  else if (/^application\/x-www-form-urlencoded/i.test(headers['content-type'] || '')) {
+    headers['content-type'] = 'application/octet-stream';   // moto's Flask would parse the body away
+  }
   delete headers.expect;
   delete headers['transfer-encoding'];
   headers['content-length'] = String(body.length);
@@ -395,7 +418,7 @@ function forward(req, res, entry, body) {
     upres => relay(req, res, entry, upres));
   up.on('error', e => {
     entry.outcome = 'upstream_error: ' + e.message;
-    if (!res.headersSent) send(res, entry, s3Error(500, 'InternalError', 's3rver: ' + e.message));
+    if (!res.headersSent) send(res, entry, s3Error(500, 'InternalError', 'store: ' + e.message));
     else res.destroy();
   });
   up.end(body);
@@ -413,6 +436,9 @@ function relay(req, res, entry, upres) {
       return;
     }
     entry.status = upres.statusCode;
+    if (entry.kind === 'UploadPart' && upres.statusCode === 200) {
+      partSizes.set(param(req, 'uploadId') + '/' + param(req, 'partNumber'), entry.reqBytes);
+    }
     res.writeHead(upres.statusCode, upres.headers);
     if (req.method === 'HEAD' || !cut) {
       upres.on('data', c => { entry.respBytes += c.length; });
@@ -513,9 +539,29 @@ function onBody(req, res, entry, refused, status, body) {
   const bad = checkSignature(req, body);
   if (bad) return send(res, entry, bad);
   if (status) return send(res, entry, faultStatus(status));
-  if (['UploadPart', 'CompleteMultipartUpload'].includes(entry.kind) && !uploadExists(req, entry)) {
-    return send(res, entry, s3Error(404, 'NoSuchUpload', 'The specified upload does not exist.'));
-  }
+  if (!['UploadPart', 'CompleteMultipartUpload'].includes(entry.kind)) return store(req, res, entry, body);
+  withUpload(req, entry, exists => {
+    if (!exists) return send(res, entry, s3Error(404, 'NoSuchUpload', 'The specified upload does not exist.'));
+    store(req, res, entry, body);
+  });
+}
+
+/* Calls done(whether the request's multipart upload exists): s3rver's
+ * directory for it, or moto's ListParts (moto answers 500 to an UploadPart
+ * of an unknown upload, S3 404 NoSuchUpload). */
+function withUpload(req, entry, done) {
+  if (S3RVER) return done(uploadExists(req, entry));
+  const target = entry.path + '?' + canonicalQuery('uploadId=' + encodeURIComponent(param(req, 'uploadId')));
+  const headers = { host: '127.0.0.1:' + opts.upstreamPort, authorization: req.headers.authorization };
+  const up = http.request({ host: '127.0.0.1', port: opts.upstreamPort, method: 'GET', path: target, headers }, r => {
+    r.resume();
+    r.on('end', () => done(r.statusCode === 200));
+  });
+  up.on('error', () => done(false));
+  up.end();
+}
+
+function store(req, res, entry, body) {
   if (entry.kind === 'CompleteMultipartUpload') {
     const small = checkPartSizes(req, entry, body);
     if (small) return send(res, entry, small);
@@ -526,7 +572,7 @@ function onBody(req, res, entry, refused, status, body) {
       entry.outcome = 'client_gone';
       return;
     }
-    if (entry.kind === 'AbortMultipartUpload') abortUpload(req, res, entry);
+    if (S3RVER && entry.kind === 'AbortMultipartUpload') abortUpload(req, res, entry);
     else forward(req, res, entry, body);
   };
   if (delay) setTimeout(go, Number(delay.ms));

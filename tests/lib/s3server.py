@@ -1,9 +1,11 @@
 """A real S3-compatible object store on 127.0.0.1 for the S3-tier tests:
-s3rver (npm, S3RVER_VERSION) behind s3front.js, a front that checks SigV4
-signatures as S3 does, adds AbortMultipartUpload, and injects faults.
+s3rver (npm, S3RVER_VERSION), or moto's server mode when this Python has
+it, behind s3front.js, a front that checks SigV4 signatures as S3 does,
+adds what s3rver lacks (AbortMultipartUpload), and injects faults.
 
     from s3server import S3Server
     with S3Server() as s3:                       # bucket s3.bucket exists
+                                                 # (S3Server(backend="moto"))
         env = s3.aws_env()                       # AWS_ACCESS_KEY_ID, ...
         ...                                      # the agent uses s3.endpoint
         s3.fail_writes(503, count=2)             # next two writes: 503 SlowDown
@@ -13,17 +15,20 @@ signatures as S3 does, adds AbortMultipartUpload, and injects faults.
 The parts (both processes are children of this fixture, in their own
 sessions, stopped by stop()):
 
-    s3rver     the store, on `upstream_port`, data in a temporary directory
-               (s3rver's filesystem layout); it accepts anonymous requests
-               and checks no signature.
+    store      on `upstream_port`: s3rver (backend="s3rver", the default),
+               data in a temporary directory in s3rver's filesystem layout;
+               or moto's server mode (backend="moto"; moto_available() says
+               whether this Python has it: it is not installed by the tests),
+               in memory. Both accept anonymous requests and check no
+               signature.
     s3front    tests/lib/s3front.js on `port` (s3.endpoint): every request
                is checked (see its header comment for each check and the S3
                error answered), logged, subjected to the fault rules, and
                proxied to s3rver without its Authorization header.
 
 Agents and tests that sign talk to the front. The direct helpers
-(create_bucket, list_objects, multipart_uploads, get_object, head_object,
-put_object, delete_object) talk to s3rver itself: they act behind the
+(create_bucket, list_objects, multipart_uploads, parts, get_object,
+head_object, put_object, delete_object) talk to the store itself: they act behind the
 agents' backs, are not logged and not subject to faults.
 
 Addressing: path-style http://127.0.0.1:PORT/bucket/key (s3.endpoint) and
@@ -116,12 +121,14 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import importlib.util
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -141,12 +148,35 @@ WRITES = ("PutObject", "UploadPart", "CreateMultipartUpload", "CompleteMultipart
 KINDS = ("ListBuckets", "CreateBucket", "DeleteBucket", "HeadBucket", "ListObjects", "ListMultipartUploads",
          "PutObject", "GetObject", "HeadObject", "DeleteObject", "CreateMultipartUpload", "UploadPart",
          "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "Other")
-S3_NS = "{http://doc.s3.amazonaws.com/2006-03-01/}"
+BACKENDS = ("s3rver", "moto")
 
 
 def ensure_s3rver() -> str:
     """The s3rver binary, installed from the npm registry on first use."""
     return ensure_npm_tool("s3rver", S3RVER_VERSION, "s3rver")
+
+
+def moto_available() -> bool:
+    """Whether this Python can run moto's server mode (moto with its server
+    extras: flask, flask_cors). Not installed by the tests: PyPI is not
+    reachable from every test machine."""
+    return all(importlib.util.find_spec(m) is not None for m in ("moto", "flask", "flask_cors"))
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _records(body: bytes, element: str) -> list:
+    """[{child: text}] for every `element` of an S3 XML answer, whatever
+    its namespace (s3rver's and moto's differ)."""
+    root = ET.fromstring(body)
+    return [{_local(c.tag): c.text for c in e} for e in root.iter() if _local(e.tag) == element]
+
+
+def _field(body: bytes, name: str) -> Optional[str]:
+    root = ET.fromstring(body)
+    return next((e.text for e in root.iter() if _local(e.tag) == name), None)
 
 
 def s3_path(bucket: str, key: str) -> str:
@@ -188,11 +218,13 @@ class S3Reply:
 
 
 class S3Server:
-    """s3rver + s3front on 127.0.0.1 (see the module docstring)."""
+    """s3rver or moto + s3front on 127.0.0.1 (see the module docstring)."""
 
     def __init__(self, bucket: str = "sluice-l2", region: str = "us-east-1",
                  access_key: str = "AKIASLUICETEST000001", secret: str = "sluice-test-secret/0123456789abcdef",
-                 min_part_size: int = 5 * 1024 * 1024, keep_data: bool = False):
+                 min_part_size: int = 5 * 1024 * 1024, keep_data: bool = False, backend: str = "s3rver"):
+        assert backend in BACKENDS, backend
+        self.backend = backend
         self.bucket = bucket
         self.region = region
         self.access_key = access_key
@@ -223,16 +255,17 @@ class S3Server:
     def start(self) -> "S3Server":
         """Install s3rver if needed, start both processes, create the
         bucket. Raises RuntimeError (with their logs) when one fails."""
-        s3rver = ensure_s3rver()
+        if self.backend == "moto" and not moto_available():
+            raise RuntimeError("moto's server mode is not installed for %s" % sys.executable)
+        s3rver = ensure_s3rver() if self.backend == "s3rver" else None
         self.workdir = tempfile.mkdtemp(prefix="sluice-s3-")
         os.makedirs(self.data_dir)
         try:
-            self._spawn("s3rver", [s3rver, "-d", self.data_dir, "-a", HOST, "-p", str(self.upstream_port),
-                                   "-s", "--no-vhost-buckets"])
-            self._wait_port(self.upstream_port, "s3rver")
+            self._spawn_store(s3rver)
             ready = os.path.join(self.workdir, "front.ready")
             self._spawn("front", ["node", FRONT_JS, "--port", str(self.port), "--upstream-port",
-                                  str(self.upstream_port), "--data", self.data_dir, "--region", self.region,
+                                  str(self.upstream_port), "--backend", self.backend,
+                                  "--data", self.data_dir, "--region", self.region,
                                   "--access-key", self.access_key, "--secret", self.secret,
                                   "--min-part-size", str(self.min_part_size), "--ready-file", ready])
             self._wait(lambda: os.path.exists(ready), "s3front")
@@ -264,10 +297,20 @@ class S3Server:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def _spawn(self, name: str, argv: list) -> None:
+    def _spawn_store(self, s3rver: Optional[str]) -> None:
+        if self.backend == "s3rver":
+            self._spawn("store", [s3rver, "-d", self.data_dir, "-a", HOST, "-p", str(self.upstream_port),
+                                  "-s", "--no-vhost-buckets"])
+        else:                             # EntityTooSmall is the front's (set_min_part_size)
+            env = dict(os.environ, S3_UPLOAD_PART_MIN_SIZE="1", MOTO_ALLOW_NONEXISTENT_REGION="true")
+            self._spawn("store", [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(self.upstream_port)],
+                        env)
+        self._wait_port(self.upstream_port, self.backend)
+
+    def _spawn(self, name: str, argv: list, env: Optional[dict] = None) -> None:
         log = open(os.path.join(self.workdir, name + ".log"), "wb")
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
         self._procs.append((name, proc, log))
 
     def _wait(self, ready, name: str, timeout: float = 20.0) -> None:
@@ -293,7 +336,7 @@ class S3Server:
     def logs(self) -> str:
         """The two processes' output (for failure messages)."""
         out = []
-        for name in ("s3rver", "front"):
+        for name in ("store", "front"):
             p = os.path.join(self.workdir or "", name + ".log")
             if os.path.exists(p):
                 with open(p, "rb") as f:
@@ -396,9 +439,13 @@ class S3Server:
     # ---------------------------------------------------------- direct (s3rver itself)
 
     def _direct(self, method: str, path: str, body: bytes = b"", headers: Optional[dict] = None):
+        headers = dict(headers or {})
+        if self.backend == "moto":       # moto refuses anonymous reads of private objects; it checks no signature
+            headers["Authorization"] = ("AWS4-HMAC-SHA256 Credential=%s/19700101/%s/s3/aws4_request, "
+                                        "SignedHeaders=host, Signature=0" % (self.access_key, self.region))
         conn = http.client.HTTPConnection(HOST, self.upstream_port, timeout=30)
         try:
-            conn.request(method, path, body=body, headers=headers or {})
+            conn.request(method, path, body=body, headers=headers)
             r = conn.getresponse()
             return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
         finally:
@@ -417,22 +464,41 @@ class S3Server:
             status, _, body = self._direct("GET", "/%s?%s" % (bucket or self.bucket, s3_query(q)))
             if status != 200:
                 raise RuntimeError("list %s: %s %s" % (prefix, status, body))
-            root = ET.fromstring(body)
-            for c in root.iter(S3_NS + "Contents"):
-                out[c.findtext(S3_NS + "Key")] = int(c.findtext(S3_NS + "Size"))
-            token = root.findtext(S3_NS + "NextContinuationToken")
-            if root.findtext(S3_NS + "IsTruncated") != "true" or not token:
+            for c in _records(body, "Contents"):
+                out[c["Key"]] = int(c["Size"])
+            token = _field(body, "NextContinuationToken")
+            if _field(body, "IsTruncated") != "true" or not token:
                 return out
 
     def multipart_uploads(self, bucket: Optional[str] = None) -> list:
         """[(key, upload_id)] of the multipart uploads neither completed nor
-        aborted (read from s3rver's store: it has no ListMultipartUploads)."""
-        d = os.path.join(self.data_dir, bucket or self.bucket, "._S3rver_uploads")
+        aborted (s3rver has no ListMultipartUploads: read from its store)."""
+        bucket = bucket or self.bucket
+        if self.backend == "moto":
+            status, _, body = self._direct("GET", "/%s?uploads=" % bucket)
+            if status != 200:
+                raise RuntimeError("list uploads: %s %s" % (status, body))
+            return sorted((u["Key"], u["UploadId"]) for u in _records(body, "Upload"))
+        d = self._uploads_dir(bucket)
         out = []
         for uid in sorted(os.listdir(d)) if os.path.isdir(d) else []:
             with open(os.path.join(d, uid, "key")) as f:
                 out.append((f.read(), uid))
         return out
+
+    def parts(self, key: str, upload_id: str, bucket: Optional[str] = None) -> dict:
+        """{part number: size} stored for an upload in progress ({} when it
+        is unknown)."""
+        bucket = bucket or self.bucket
+        if self.backend == "moto":
+            status, _, body = self._direct("GET", s3_path(bucket, key) + "?" + s3_query({"uploadId": upload_id}))
+            return {int(p["PartNumber"]): int(p["Size"]) for p in _records(body, "Part")} if status == 200 else {}
+        d = os.path.join(self._uploads_dir(bucket), upload_id)
+        names = os.listdir(d) if os.path.isdir(d) else []
+        return {int(n): os.path.getsize(os.path.join(d, n)) for n in names if n.isdigit()}
+
+    def _uploads_dir(self, bucket: str) -> str:
+        return os.path.join(self.data_dir, bucket, "._S3rver_uploads")
 
     def get_object(self, key: str, bucket: Optional[str] = None) -> Optional[bytes]:
         """The object's bytes, or None when there is none."""
