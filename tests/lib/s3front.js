@@ -33,6 +33,8 @@
  *     header for this request: x-amz-content-sha256"), is UNSIGNED-PAYLOAD
  *     or a hex SHA-256 (400 InvalidArgument), and a hex SHA-256 matches the
  *     body (400 XAmzContentSHA256Mismatch);
+ *   - no Transfer-Encoding (S3 takes no chunked body: 501 NotImplemented)
+ *     and a PUT has a Content-Length (411 MissingContentLength);
  *   - host and every x-amz-* header present are among SignedHeaders (403
  *     AccessDenied "There were headers present in the request which were
  *     not signed");
@@ -293,6 +295,13 @@ function checkHead(req) {
   }
   if (hash !== 'UNSIGNED-PAYLOAD' && !/^[0-9a-f]{64}$/.test(hash)) {
     return s3Error(400, 'InvalidArgument', 'x-amz-content-sha256 must be UNSIGNED-PAYLOAD or a SHA-256 hex digest');
+  }
+  if (req.headers['transfer-encoding'] !== undefined) {
+    return s3Error(501, 'NotImplemented', 'A header you provided implies functionality that is not implemented',
+      { Header: 'Transfer-Encoding' });
+  }
+  if (req.method === 'PUT' && req.headers['content-length'] === undefined) {
+    return s3Error(411, 'MissingContentLength', 'You must provide the Content-Length HTTP header.');
   }
   const unsigned = Object.keys(req.headers).filter(h => (h === 'host' || h.startsWith('x-amz-')) &&
     !auth.signedHeaders.includes(h));

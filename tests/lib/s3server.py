@@ -102,6 +102,9 @@ Signing recipe (what the agent does with libcurl; found with Debian's curl
     the port and is signed with it). Here virtual-host is
     http://BUCKET.localhost:PORT/key: curl 7.88 resolves *.localhost to
     127.0.0.1 itself (getaddrinfo does not).
+  * A PUT body needs its size (CURLOPT_INFILESIZE_LARGE): without it curl
+    sends it chunked, which S3 refuses (501 NotImplemented, header
+    Transfer-Encoding).
   * curl 7.88 sends "Expect: 100-continue" with every CURLOPT_UPLOAD PUT,
     whatever its size, and waits up to CURLOPT_EXPECT_100_TIMEOUT_MS (1 s)
     for the 100. S3 may answer an error (403, 500, ...) instead of the 100,

@@ -193,6 +193,11 @@ class Refused(S3Case):
         self.assertIsNone(self.s3.get_object("no/auth"))
         self.assertEqual(self.s3.count("PutObject", status=403, outcome="refused"), 1)
 
+    def test_chunked_body(self):
+        r = self.s3.signed("PUT", "chunked", body=BODY, headers={"Transfer-Encoding": "chunked"})
+        self.assert_error(r, 501, "NotImplemented")
+        self.assertIsNone(self.s3.get_object("chunked"))
+
     def test_missing_content_sha256(self):
         self.assert_error(self.s3.signed("GET", "x", payload_hash=None), 400, "InvalidRequest")
 
