@@ -4,8 +4,8 @@ the pip install), the Verdaccio install under build/tools, and the Sluice
 arm with its npm and PyPI routes pointed at the offline origins.
 
 Verdaccio is installed once from the npm registry into
-build/tools/verdaccio-<version>/ (under the same lock, and with the same
-complete-or-absent rename, as tests/lib/clients.py installs pnpm). The
+build/tools/verdaccio-<version>/ by tests/lib/clients.py's
+ensure_npm_tool (as pnpm and s3rver are). The
 package.json there carries the override of shared/notes/ecosystems.md
 section 1.6 (b): `node-fetch@cjs` -> 2.7.0, since a registry without the
 `cjs` dist-tag fails the install with ETARGET.
@@ -13,49 +13,25 @@ section 1.6 (b): `node-fetch@cjs` -> 2.7.0, since a registry without the
 Every server listens on 127.0.0.1 only and runs pinned to the SUT CPU, like
 HAProxy and the agent."""
 
-import json
 import os
 import re
-import shutil
 import urllib.request
 
 from bench_arms import Arm, SluiceArm
 from bench_config import BENCH, ECO
 from bench_proc import SUT_CPUS, USER_LINE, Proc, http_get, nofile, render, wait_until
 
-from clients import TOOLS, _run, _tools_lock  # tests/lib, on sys.path via bench_arms
+from clients import ensure_npm_tool  # tests/lib, on sys.path via bench_arms
 
 VERDACCIO_VERSION = "5.33.0"        # ecosystems.md 1.6 (b): 6.x needs Node 22
-VERDACCIO_DIR = os.path.join(TOOLS, "verdaccio-" + VERDACCIO_VERSION)
-VERDACCIO_BIN = os.path.join(VERDACCIO_DIR, "node_modules", ".bin", "verdaccio")
 
 
 def ensure_verdaccio():
     """The verdaccio binary, installed on first use (about 25 s, 313
     packages). Raises RuntimeError with npm's output when that fails."""
-    if os.access(VERDACCIO_BIN, os.X_OK):
-        return VERDACCIO_BIN
-    npm = shutil.which("npm")
-    if npm is None:
-        raise RuntimeError("npm is not installed: cannot install Verdaccio")
-    with _tools_lock():
-        if os.access(VERDACCIO_BIN, os.X_OK):
-            return VERDACCIO_BIN
-        tmp = VERDACCIO_DIR + ".tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        with open(os.path.join(tmp, "package.json"), "w") as f:
-            json.dump({"name": "sluice-bench-verdaccio", "version": "1.0.0", "private": True,
-                       "overrides": {"node-fetch@cjs": "2.7.0"}}, f, indent=2)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("npm_config_prefix")}
-        r = _run([npm, "install", "--no-audit", "--no-fund", "--no-update-notifier",
-                  "verdaccio@" + VERDACCIO_VERSION], tmp, env, 600)
-        if not r.ok:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise RuntimeError("installing verdaccio@%s failed:\n%s" % (VERDACCIO_VERSION, r))
-        shutil.rmtree(VERDACCIO_DIR, ignore_errors=True)
-        os.rename(tmp, VERDACCIO_DIR)       # complete or absent, never half
-    return VERDACCIO_BIN
+    return ensure_npm_tool("verdaccio", VERDACCIO_VERSION, "verdaccio", package_json={
+        "name": "sluice-bench-verdaccio", "version": "1.0.0", "private": True,
+        "overrides": {"node-fetch@cjs": "2.7.0"}})
 
 
 class VerdaccioArm(Arm):
