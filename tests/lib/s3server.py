@@ -44,6 +44,7 @@ applies to, see KINDS; `match` a substring of the request path):
     fail_writes(status=500, count=1)      answer 500 InternalError / 503
                                           SlowDown (S3 XML) after reading
                                           the body; nothing is stored
+    fail_reads(status=500, count=1)       the same for GetObject/HeadObject
     slow_writes(ms, count=None)           wait ms after the body arrived,
                                           then store and answer; a client
                                           gone by then stores nothing
@@ -56,6 +57,9 @@ applies to, see KINDS; `match` a substring of the request path):
     set_min_part_size(n)                  EntityTooSmall below n bytes for
                                           parts but the last (S3: 5 MiB,
                                           the default)
+    down() / up()                         the front killed (connections cut,
+                                          then refused) / back on its port
+                                          with no rules and an empty log
 
 Request log: request_log() lists what the front saw, oldest first, as dicts
 {method, path, vhost, query, kind, status, code, outcome, reqBytes,
@@ -265,13 +269,7 @@ class S3Server:
         os.makedirs(self.data_dir)
         try:
             self._spawn_store(s3rver)
-            ready = os.path.join(self.workdir, "front.ready")
-            self._spawn("front", ["node", FRONT_JS, "--port", str(self.port), "--upstream-port",
-                                  str(self.upstream_port), "--backend", self.backend,
-                                  "--data", self.data_dir, "--region", self.region,
-                                  "--access-key", self.access_key, "--secret", self.secret,
-                                  "--min-part-size", str(self.min_part_size), "--ready-file", ready])
-            self._wait(lambda: os.path.exists(ready), "s3front")
+            self._start_front()
             self.create_bucket(self.bucket)
         except BaseException:
             self.stop()
@@ -300,6 +298,35 @@ class S3Server:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def down(self) -> None:
+        """The store goes down: the front is killed (SIGKILL), so requests
+        in flight end abruptly and new connections are refused. The objects
+        stay (they are in the store behind it)."""
+        for i, (name, proc, log) in enumerate(self._procs):
+            if name == "front":
+                proc.kill()
+                proc.wait()
+                log.close()
+                del self._procs[i]
+                return
+
+    def up(self) -> None:
+        """The store comes back after down(), on the same port, with no
+        fault rules and an empty request log."""
+        if not any(name == "front" for name, _, _ in self._procs):
+            self._start_front()
+
+    def _start_front(self) -> None:
+        ready = os.path.join(self.workdir, "front.ready")
+        if os.path.exists(ready):
+            os.unlink(ready)
+        self._spawn("front", ["node", FRONT_JS, "--port", str(self.port), "--upstream-port",
+                              str(self.upstream_port), "--backend", self.backend,
+                              "--data", self.data_dir, "--region", self.region,
+                              "--access-key", self.access_key, "--secret", self.secret,
+                              "--min-part-size", str(self.min_part_size), "--ready-file", ready])
+        self._wait(lambda: os.path.exists(ready), "s3front")
+
     def _spawn_store(self, s3rver: Optional[str]) -> None:
         if self.backend == "s3rver":
             self._spawn("store", [s3rver, "-d", self.data_dir, "-a", HOST, "-p", str(self.upstream_port),
@@ -311,7 +338,7 @@ class S3Server:
         self._wait_port(self.upstream_port, self.backend)
 
     def _spawn(self, name: str, argv: list, env: Optional[dict] = None) -> None:
-        log = open(os.path.join(self.workdir, name + ".log"), "wb")
+        log = open(os.path.join(self.workdir, name + ".log"), "ab")
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, env=env)
         self._procs.append((name, proc, log))
@@ -383,6 +410,10 @@ class S3Server:
     def fail_writes(self, status: int = 500, count: Optional[int] = 1, kinds=WRITES, match=None,
                     code: Optional[str] = None) -> None:
         self.add_fault("status", count, kinds, match, status=status, **({"code": code} if code else {}))
+
+    def fail_reads(self, status: int = 500, count: Optional[int] = 1, kinds=("GetObject", "HeadObject"),
+                   match=None, code: Optional[str] = None) -> None:
+        self.fail_writes(status, count, kinds, match, code)
 
     def slow_writes(self, ms: int, count: Optional[int] = None, kinds=WRITES, match=None) -> None:
         self.add_fault("put_delay", count, kinds, match, ms=ms)

@@ -11,6 +11,7 @@ no moto). One store per backend for the whole module; each test resets the
 rules and the log, and uses its own keys.
 """
 
+import concurrent.futures
 import hashlib
 import os
 import subprocess
@@ -291,6 +292,28 @@ class Faults(S3Case):
         r = self.s3.signed("GET", "kill/zero")
         self.assertNotEqual(r.curl_rc, 0, r)
         self.assertEqual(r.body, b"")
+
+    def test_reads_answer_503(self):
+        self.put("fr/a")
+        self.s3.fail_reads(503, count=1)
+        self.assert_error(self.s3.signed("GET", "fr/a"), 503, "SlowDown")
+        self.assertEqual(self.s3.signed("GET", "fr/a").body, BODY)
+
+    def test_down_and_up(self):
+        self.put("down/a")
+        self.addCleanup(self.s3.up)                                     # the store is shared
+        self.s3.delay_reads(5000)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(self.s3.signed, "GET", "down/a")
+            wait_until(lambda: self.s3.count("GetObject"), 10)
+            self.s3.down()                                              # mid-request
+            r = pending.result()
+        self.assertEqual((r.status, r.curl_rc), (0, 52), r)            # CURLE_GOT_NOTHING
+        r = self.s3.signed("GET", "down/a")
+        self.assertEqual((r.status, r.curl_rc), (0, 7), r)             # CURLE_COULDNT_CONNECT
+        self.s3.up()
+        self.assertEqual(self.s3.signed("GET", "down/a").body, BODY)
+        self.assertEqual(self.s3.counts(), {"GetObject": 1})
 
     def test_rules_match_paths_and_clear(self):
         self.s3.fail_writes(500, count=None, match="/only/")
