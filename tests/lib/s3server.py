@@ -24,12 +24,14 @@ sessions, stopped by stop()):
     s3front    tests/lib/s3front.js on `port` (s3.endpoint): every request
                is checked (see its header comment for each check and the S3
                error answered), logged, subjected to the fault rules, and
-               proxied to s3rver without its Authorization header.
+               proxied to the store.
 
 Agents and tests that sign talk to the front. The direct helpers
 (create_bucket, list_objects, multipart_uploads, parts, get_object,
-head_object, put_object, delete_object) talk to the store itself: they act behind the
-agents' backs, are not logged and not subject to faults.
+head_object, put_object, delete_object) talk to the store itself: they act
+behind the agents' backs, are not logged and not subject to faults.
+s3rver serves no key with an empty segment ("a//b": 404 although the
+signature is right); S3 and moto do.
 
 Addressing: path-style http://127.0.0.1:PORT/bucket/key (s3.endpoint) and
 virtual-host http://bucket.localhost:PORT/key (s3.vhost_endpoint is
@@ -52,6 +54,7 @@ applies to, see KINDS; `match` a substring of the request path):
                                           of the body arrived
     delay_reads(ms, count=None)           wait ms before the response head
     kill_download_after(nbytes, count=1)  head + nbytes of body, then RST
+                                          (the client may lose the tail)
     truncate_reads(nbytes, count=1)       head (full Content-Length) +
                                           nbytes, then a clean close (FIN)
     set_min_part_size(n)                  EntityTooSmall below n bytes for
@@ -64,9 +67,9 @@ applies to, see KINDS; `match` a substring of the request path):
 Request log: request_log() lists what the front saw, oldest first, as dicts
 {method, path, vhost, query, kind, status, code, outcome, reqBytes,
 respBytes, faults, t}: path is /bucket/key as sent (percent-encoded; for
-virtual-host requests the bucket is put before it, vhost true); outcome is "done", "refused" (an S3 error from the front),
-"killed_upload", "killed_download", "truncated", "client_gone" or "open"
-(still running). count(kind, method=, status=) counts entries. reset()
+virtual-host requests the bucket is put before it, vhost true); outcome is
+"done", "refused" (an S3 error from the front), "killed_upload",
+"killed_download", "truncated", "client_gone" or "open" (still running). count(kind, method=, status=) counts entries. reset()
 drops the rules and the log.
 
 Signing recipe (what the agent does with libcurl; found with Debian's curl
@@ -84,7 +87,8 @@ Signing recipe (what the agent does with libcurl; found with Debian's curl
     hash of the canonical request: "UNSIGNED-PAYLOAD", or the hex SHA-256
     of the body (the store then checks the body against it: 400
     XAmzContentSHA256Mismatch). This holds for CURLOPT_UPLOAD (curl -T)
-    and for CURLOPT_POSTFIELDS (--data-binary) alike. For a body-less
+    and for CURLOPT_POSTFIELDS (--data-binary) alike (UNSIGNED-PAYLOAD
+    with POSTFIELDS is accepted: curl does not hash the fields itself). For a body-less
     request the hex SHA-256 of the empty string
     (e3b0c442...b855) or UNSIGNED-PAYLOAD.
   * curl signs the path and the query exactly as written in the URL; S3
@@ -93,8 +97,8 @@ Signing recipe (what the agent does with libcurl; found with Debian's curl
       - the key percent-encoded with every byte but A-Z a-z 0-9 - _ . ~ and
         "/" as %XX with UPPERCASE hex ("@" is %40, "+" %2B, " " %20; a raw
         "@" or "+", or "%2b", fails);
-      - no "." or ".." segments and no "//" (curl removes dot segments from
-        the URL it sends; S3 keys keep them);
+      - "." and ".." segments are removed by curl before it sends and signs
+        (a key d/./e/../f is stored as d/f); CURLOPT_PATH_AS_IS keeps them;
       - the query parameters sorted by name, each written name=value, a
         parameter without a value written "name=": CreateMultipartUpload is
         POST ?uploads= (POST ?uploads fails), UploadPart is PUT

@@ -273,8 +273,9 @@ class Faults(S3Case):
         r = self.s3.signed("GET", "kill/down")
         self.assertEqual(r.status, 200)
         self.assertEqual(r.curl_rc, 56, r)                              # CURLE_RECV_ERROR: reset
-        self.assertEqual(r.body, BODY[:20000])
-        self.assertEqual(self.entry("GetObject")["outcome"], "killed_download")
+        self.assertTrue(len(r.body) <= 20000 and BODY.startswith(r.body))   # a reset may drop the tail
+        e = self.entry("GetObject")
+        self.assertEqual((e["outcome"], e["respBytes"]), ("killed_download", 20000))
         self.assertEqual(self.s3.signed("GET", "kill/down").body, BODY)
 
     def test_truncated_object(self):
