@@ -99,9 +99,11 @@
  * when it ends, so counts are exact once a client holds its answer.
  *
  * Invariants: the whole request body is read (and hashed) before anything
- * is forwarded, so a refused or killed request never reaches s3rver and a
- * partial body never becomes an object; a rule's count is taken when it is
- * applied, once.
+ * is forwarded, so a refused or killed request never reaches the store and
+ * a partial body never becomes an object; a rule's count is taken when it
+ * is applied, once: kill_upload when the head is read (whatever the body
+ * and its signature turn out to be), the others once the request is
+ * verified.
  */
 'use strict';
 
@@ -526,8 +528,7 @@ function onRequest(req, res) {
   log.push(entry);
   res.on('close', () => { if (entry.outcome === 'open') entry.outcome = 'client_gone'; });
   const refused = checkHead(req);
-  const status = refused ? null : takeRule('status', entry);
-  const kill = refused || status ? null : takeRule('kill_upload', entry);
+  const kill = refused ? null : takeRule('kill_upload', entry);      // before the body: not yet verified
   const chunks = [];
   req.on('data', c => {
     chunks.push(c);
@@ -539,14 +540,15 @@ function onRequest(req, res) {
   });
   req.on('end', () => {
     if (req.socket.destroyed && entry.outcome === 'killed_upload') return;
-    onBody(req, res, entry, refused, status, Buffer.concat(chunks));
+    onBody(req, res, entry, refused, Buffer.concat(chunks));
   });
 }
 
-function onBody(req, res, entry, refused, status, body) {
+function onBody(req, res, entry, refused, body) {
   if (refused) return send(res, entry, refused);
   const bad = checkSignature(req, body);
   if (bad) return send(res, entry, bad);
+  const status = takeRule('status', entry);
   if (status) return send(res, entry, faultStatus(status));
   if (!['UploadPart', 'CompleteMultipartUpload'].includes(entry.kind)) return store(req, res, entry, body);
   withUpload(req, entry, exists => {
