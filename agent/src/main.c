@@ -24,6 +24,7 @@
 #include "store/cache.h"
 #include "core/common.h"
 #include "store/fault.h"
+#include "store/l2.h"
 #include "eco/digest_notes.h"
 #include "fill/fill.h"
 #include "http/http_server.h"
@@ -78,6 +79,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     http_server_stop(a->admin);
     a->admin = NULL;
     fill_abort_all(a);
+    l2_drop_queue(a);
     drain_started = ev_now(loop);
     ev_timer_init(&drain_timer, on_drain_tick, 0.01, 0.05);
     ev_timer_start(loop, &drain_timer);
@@ -166,6 +168,14 @@ static int run(struct agent *a)
         store_close(&a->store);
         return 1;
     }
+    /* The tiers after L1, in lookup order (store/l2.h). */
+    if (l2_open(a, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        workers_stop(a->workers);
+        index_free(&a->index);
+        store_close(&a->store);
+        return 1;
+    }
     a->origins = origin_client_new(a->loop, a->cfg.origin_connect_timeout, a->cfg.origin_stall_timeout);
     slots_init(&a->slots, a->loop, &a->routes, &a->cfg);
     a->notes = digest_notes_new((size_t)a->cfg.integrity_notes);
@@ -188,6 +198,7 @@ static int run(struct agent *a)
         http_server_stop(a->admin);
     }
     workers_stop(a->workers);
+    l2_close(a);
     origin_client_free(a->origins);
     digest_notes_free(a->notes);
     index_free(&a->index);

@@ -49,6 +49,7 @@ static inline void fixture_setup(void)
     A.loop = ev_loop_new(EVFLAG_AUTO);
     index_init(&A.index);
     list_init(&A.paused);
+    list_init(&A.l2_queue);
     A.workers = workers_start(A.loop, 2, NULL, NULL, 0);
     A.origins = origin_client_new(A.loop, 1000, 1000);
     slots_init(&A.slots, A.loop, &A.routes, &A.cfg);

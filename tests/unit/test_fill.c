@@ -435,7 +435,7 @@ static void test_a_fill_nobody_reads_is_abandoned(void **state)
 
 static int sink_writes(void *arg)
 {
-    return A.m.tier_writes[0][0] == (uint64_t)*(int *)arg;
+    return A.m.tier[0].uploads[L2_UP_OK] == (uint64_t)*(int *)arg;
 }
 
 static void test_a_committed_object_is_copied_to_the_sink_tier(void **state)

@@ -33,11 +33,15 @@ struct agent {
     struct store store;
     struct index index;
     struct worker_pool *workers;
-    /* Storage tiers after L1 (store/tier.h), in lookup order; the sinks
-     * among them get a copy of every committed object. None until one is
-     * configured (the S3 tier). */
+    /* Storage tiers after L1 (store/tier.h), in lookup order (store/l2.h:
+     * the l2_dir directory, then S3); the sinks among them get a copy of
+     * every committed object through the upload queue. */
     struct tier *tiers[TIER_MAX];
     int n_tiers;
+    int l2_lookups_running;                   /* fills reading from a tier */
+    struct sl_list l2_queue;                  /* uploads waiting (store/l2.c) */
+    int l2_uploads_queued;
+    int l2_uploads_running;
     struct origin_client *origins;
     struct slots slots;
     struct digest_notes *notes;               /* published digests of artifacts (eco/digest_notes.h) */

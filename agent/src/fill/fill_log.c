@@ -74,7 +74,7 @@ static const char *origin_reason(const struct fill *f)
 {
     if (f->head == FILL_HEAD_BUSY)
         return "queue-timeout";
-    if (!f->url[0])
+    if (!f->url[0] || f->from_tier)
         return "tier";
     switch (f->origin_result) {
     case ORIGIN_ERR_CONNECT: return "connect";
