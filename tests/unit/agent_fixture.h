@@ -94,6 +94,7 @@ static inline void fixture_teardown(void)
     assert_int_equal(A.spool_bytes, 0);            /* every chunk released */
     assert_int_equal(A.m.fills_in_flight, 0);
     assert_int_equal(A.m.followers_attached, 0);
+    assert_int_equal(A.l2_lookups_running, 0);     /* every L2 lookup ended */
     for (int i = 0; i < A.n_tiers; i++)
         tier_destroy(A.tiers[i]);
     workers_stop(A.workers);
