@@ -302,7 +302,8 @@ static void test_a_tier_miss_fails_the_fill_before_its_head(void **state)
 
 /* A tier that answers each read with `mode` from the loop (or never:
  * STUB_HANG), counting the reads it aborted. */
-enum stub_mode { STUB_MISS, STUB_ERROR, STUB_HANG };
+enum stub_mode { STUB_MISS, STUB_ERROR, STUB_HANG, STUB_CUT };
+#define STUB_CUT_SIZE 1000   /* STUB_CUT: a head of this size, half the body, an error */
 
 struct stub_tier {
     struct tier base;
@@ -323,6 +324,12 @@ static void stub_answer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     struct stub_read *r = w->data;
     struct stub_tier *t = (struct stub_tier *)r->base.tier;
+    if (t->mode == STUB_CUT) {
+        static const uint8_t half[STUB_CUT_SIZE / 2];
+        struct obj_meta m = { .status = 200, .size = STUB_CUT_SIZE, .etag = (char *)"\"cut\"" };
+        r->cb.on_meta(r->ctx, &m);
+        assert_int_equal(r->cb.on_data(r->ctx, half, sizeof(half)), sizeof(half));
+    }
     r->cb.on_done(r->ctx, t->mode == STUB_MISS ? TIER_MISS : TIER_ERROR, "stub");
     free(r);
 }
@@ -441,6 +448,28 @@ static void test_an_l2_with_no_head_by_the_deadline_goes_on_to_the_origin(void *
     assert_true(sl_now_ms() - t0 >= 50);
     assert_int_equal(t->aborted, 1);   /* the tier's read was cut, nothing of it runs later */
     assert_int_equal(A.m.tier[0].lookups[L2_ERR_TIMEOUT], 1);
+}
+
+static void test_an_l2_read_failing_mid_body_aborts_readers_and_stores_nothing(void **state)
+{
+    (void)state;
+    add_stub(STUB_CUT);
+    struct client c;
+    struct fill *f = lookup("generic:l2-cut", NULL, &c);
+    free(c.got);
+    c.got = sl_malloc(STUB_CUT_SIZE);
+    struct pump p = { &c, 1 };
+    run_until(all_ended, &p);
+    assert_int_equal(c.end, -1);                  /* aborted, never a clean end */
+    assert_int_equal(c.len, STUB_CUT_SIZE / 2);
+    assert_int_equal(origin_client_stats(A.origins)->requests, 0);   /* past the head: no fallback */
+    assert_int_equal(A.m.tier[0].lookups[L2_HIT], 1);
+    assert_int_equal(A.m.tier[0].reads_failed, 1);
+    assert_null(fill_find(&A, f->hash));          /* the next request starts afresh */
+    finish(&c);
+    run_until_idle();
+    assert_int_equal(A.index.count, 0);
+    assert_int_equal(temp_files(), 0);
 }
 
 static void test_tiers_are_asked_in_order_before_the_origin(void **state)
@@ -996,6 +1025,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_an_l2_miss_goes_on_to_the_origin_in_the_same_fill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_l2_error_before_the_head_goes_on_to_the_origin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_l2_with_no_head_by_the_deadline_goes_on_to_the_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_l2_read_failing_mid_body_aborts_readers_and_stores_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tiers_are_asked_in_order_before_the_origin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_past_l2_lookups_max_the_tiers_are_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_revalidation_never_asks_the_tiers, setup, teardown),
