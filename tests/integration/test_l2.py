@@ -143,19 +143,61 @@ class SharedObjects(TwoEdges):
         path = self.l2_file()
         os.truncate(path, os.path.getsize(path) - size // 2)
         r = self.b.get("/generic" + p, timeout=10)
-        if r.complete:
-            self.assertEqual((r.status, r.body), (200, body_for(p, size)))
+        # the disk tier checks the length before the head: the same fill
+        # goes on to the origin, and the client sees nothing of it
+        self.assertEqual((r.status, r.complete, r.body), (200, True, body_for(p, size)))
+        self.assertEqual(r.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
+        self.assertEqual(self.b.metric('sluice_l2_errors_total{tier="disk",reason="error"}'), 1)
+        self.assertEqual(self.origin.requests(p), 2)
         self.b.wait_idle()
-        # whatever the first answer was, nothing partial is stored: the next
-        # request is byte-exact, from B's L1 or the origin
-        again = self.b.get("/generic" + p, timeout=10)
-        self.assertEqual((again.status, again.body), (200, body_for(p, size)))
         self.assertEqual(self.b.temp_files(), [])
-        self.assertGreaterEqual(self.b.metric('sluice_l2_errors_total{tier="disk",reason="error"}')
-                                + self.b.metric('sluice_l2_read_failures_total{tier="disk"}'), 1)
-        # B's copy from the origin replaced the truncated one in L2
+        # B stored the origin's body, not the truncated copy
+        again = self.b.get("/generic" + p, timeout=10)
+        self.assertEqual((again.header("Cache-Status"), again.body), ("sluice; hit", body_for(p, size)))
+        # and its copy replaced the truncated one in L2
         self.uploaded(self.b)
         self.assertGreater(os.path.getsize(self.l2_file()), size)
+
+
+class L2FailingMidBody(TwoEdges):
+    settings = {"l2_lookup_timeout": "10s"}
+
+    def agent_has_open(self, edge, path):
+        fd_dir = "/proc/%d/fd" % edge.agent.pid
+        for fd in os.listdir(fd_dir):
+            try:
+                if os.readlink(os.path.join(fd_dir, fd)) == path:
+                    return True
+            except OSError:
+                pass
+        return False
+
+    def test_a_read_failing_after_its_head_aborts_the_client_and_stores_nothing(self):
+        size = 600_000
+        p = self.path("cut", size=size)
+        self.fill_through_a(p, size)
+        path = self.l2_file()
+        self.b.fault("tier_read_delay=1s")   # B opens the object, then holds its head
+        try:
+            results = []
+            t = threading.Thread(target=lambda: results.append(self.b.get("/generic" + p, timeout=15)))
+            t.start()
+            wait_until(lambda: self.agent_has_open(self.b, path), 10, message="B never opened the L2 object")
+            os.truncate(path, os.path.getsize(path) - size // 2)   # under the open read
+            t.join(20)
+        finally:
+            self.b.fault("kind=none")
+        r = results[0]
+        self.assertEqual(r.status, 200)
+        self.assertFalse(r.complete)                         # aborted, never a clean short body
+        self.assertLess(len(r.body), size)
+        self.assertEqual(self.origin.requests(p), 1)         # no fallback once the head was sent
+        self.assertEqual(self.b.metric('sluice_l2_read_failures_total{tier="disk"}'), 1)
+        self.b.wait_idle()
+        self.assertEqual((self.b.object_files(), self.b.temp_files()), ([], []))   # nothing in L1
+        again = self.b.get("/generic" + p, timeout=10)       # the truncated copy: origin, byte-exact
+        self.assertEqual((again.status, again.body), (200, body_for(p, size)))
+        self.assertEqual(self.origin.requests(p), 2)
 
 
 class SlowL2(TwoEdges):

@@ -25,9 +25,10 @@
  * the Lua edge's verdict timeout. Every spec replaces the whole previous one,
  * so a spec without it clears it.
  *
- * `tier_read_delay`: the disk tier (tier_disk.c) opens each object that
- * much later, on its worker: an L2 that is slow or unreachable, for the
- * lookup deadline (l2_lookup_timeout). `tier_write_delay`: it copies each
+ * `tier_read_delay`: the disk tier (tier_disk.c) reports each object it
+ * opened (its head) that much later, on its worker: an L2 that is slow or
+ * unreachable, for the lookup deadline (l2_lookup_timeout), or a window
+ * to change the file under an open read. `tier_write_delay`: it copies each
  * committed object that much later (a slow upload, for the upload queue).
  * Both are cleared by a spec without them.
  *

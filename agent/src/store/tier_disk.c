@@ -161,12 +161,12 @@ static void open_work(void *arg)
 {
     struct disk_read *r = arg;
     struct stat st;
+    r->open_rc = store_open_object(&r->t->store, r->hash, r->key, &r->fd, &r->meta, &st, NULL);
 #ifdef SLUICE_TESTING
-    int64_t delay = fault_tier_read_delay_ms();   /* a slow L2 (fault.h) */
+    int64_t delay = fault_tier_read_delay_ms();   /* a slow L2 (fault.h): opened, no head yet */
     if (delay > 0)
         fault_sleep_ms(delay);
 #endif
-    r->open_rc = store_open_object(&r->t->store, r->hash, r->key, &r->fd, &r->meta, &st, NULL);
 }
 
 static void open_done(void *arg)
