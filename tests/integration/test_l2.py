@@ -106,6 +106,9 @@ class SharedObjects(TwoEdges):
         self.assertEqual(self.origin.requests(p), 1)
         self.assertEqual(self.b.metric('sluice_l2_hits_total{tier="disk"}'), 1)
         self.assertEqual(self.b.metric('sluice_l2_bytes_read_total{tier="disk"}'), size)
+        wait_until(lambda: "outcome=stored integrity=none source=disk" in self.b.agent_log(), 10,
+                   message="B's fill line does not name the tier")
+        self.assertNotIn("source=", self.a.agent_log())
         # B stored it in its own L1: the next one is a plain hit
         self.b.wait_idle()
         third = self.b.get("/generic" + p)
