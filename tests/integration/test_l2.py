@@ -203,6 +203,19 @@ class L2FailingMidBody(TwoEdges):
         self.assertEqual(self.origin.requests(p), 2)
 
 
+class Settings(unittest.TestCase):
+    def test_l2_dir_must_not_be_cache_dir(self):
+        tmp = tempfile.mkdtemp(prefix="sluice-l2-")
+        try:
+            e = Edge(settings={"l2_dir": os.path.join(tmp, "c"), "cache_dir": os.path.join(tmp, "c")},
+                     origin=False, haproxy=False)
+            with self.assertRaisesRegex(AssertionError, "L2 must be another directory"):
+                e.__enter__()
+            e.stop()
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class SlowL2(TwoEdges):
     settings = {"l2_lookup_timeout": "300ms"}
 

@@ -77,8 +77,8 @@ const struct setting config_settings[] = {
       "Free space to keep on the cache filesystem (0 = no reserve).", false },
     { "l2_dir", SET_STRING, "", FIELD(l2_dir), 0, 0, NO_CHECK,
       "A directory several edges share as a second-level cache (L2), in the disk cache's layout: a miss "
-      "looks there before the origin, and every committed object is copied there (empty = off; "
-      "docs/scale-out.md).", false },
+      "looks there before the origin, and every committed object is copied there; never cache_dir itself "
+      "(empty = off; docs/scale-out.md).", false },
     { "l2_lookups_max", SET_INT, "64", FIELD(l2_lookups_max), 1, 100000, NO_CHECK,
       "L2 reads in flight, all tiers together; a miss beyond it goes straight to the origin (counted as "
       "`busy`).", false },

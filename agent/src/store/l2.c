@@ -3,6 +3,8 @@
  */
 #include "store/l2.h"
 
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -29,9 +31,21 @@ static int append_tier(struct agent *a, struct tier *t)
     return 0;
 }
 
+/* L2 must not be L1's own directory: its objects would be scanned and
+ * evicted as L1's, and every commit would copy a file onto itself. */
+static bool same_dir(const char *x, const char *y)
+{
+    char rx[PATH_MAX], ry[PATH_MAX];
+    return realpath(x, rx) && realpath(y, ry) && strcmp(rx, ry) == 0;
+}
+
 int l2_open(struct agent *a, char *err, size_t errlen)
 {
     list_init(&a->l2_queue);
+    if (a->cfg.l2_dir[0] && same_dir(a->cfg.l2_dir, a->cfg.cache_dir)) {
+        snprintf(err, errlen, "l2_dir %s is cache_dir: L2 must be another directory", a->cfg.l2_dir);
+        return -1;
+    }
     if (a->cfg.l2_dir[0]) {
         char why[256];
         struct tier *t = tier_disk_new(a->loop, a->workers, a->cfg.l2_dir, why, sizeof(why));
