@@ -7,9 +7,20 @@
  * listeners already answer (until it finishes, unknown keys are simply
  * misses, and a fill that commits meanwhile wins over the scan's entry).
  *
- * Shutdown: stop accepting, tell HAProxy (SPOP DISCONNECT status 0), abort
- * running fills so their temp files are removed, let the worker jobs drain
- * (bounded), then exit. HAProxy fails open while the agent is away.
+ * Reload (SIGHUP): the config file, the environment and the route map are
+ * read into fresh structures and checked; only then are they applied, all
+ * in one loop callback, so a bad configuration changes nothing. Routes are
+ * updated in place (route.c: a route never moves, so the `struct route *`
+ * that fills, transfers and slots hold stay valid); settings that need a
+ * restart keep their running value (config_keep_restart_settings).
+ *
+ * Shutdown (SIGTERM/SIGINT) is a drain: stop accepting on the SPOP and HTTP
+ * listeners, say SPOP DISCONNECT status 0 on each connection (HAProxy
+ * fails open from then on), let the HTTP side finish the responses it is
+ * sending for up to drain_timeout (a->stopping is what /readyz reports
+ * meanwhile), then abort what is left (fills' temp files are removed), let
+ * the worker jobs drain (bounded) and exit 0. A second signal skips the
+ * wait.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -37,11 +48,13 @@
 
 extern char **environ;
 
-#define DRAIN_DEADLINE_S 5.0
+#define WORKERS_DEADLINE_S 5.0
+#define DRAIN_TICK_S 0.05
 
 static struct agent the_agent;
 static ev_timer drain_timer;
 static double drain_started;
+static bool cutting;   /* the drain is over: listeners gone, fills aborted */
 
 static void usage(FILE *out)
 {
@@ -55,23 +68,11 @@ static void usage(FILE *out)
             "Every setting can be overridden with SLUICE_<NAME> in the environment.\n");
 }
 
-static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
+/* Listeners and connections go, running fills are aborted; the worker
+ * jobs get WORKERS_DEADLINE_S to finish. */
+static void cut(struct agent *a, struct ev_loop *loop)
 {
-    SL_UNUSED(w);
-    SL_UNUSED(revents);
-    struct agent *a = &the_agent;
-    if (workers_pending(a->workers) == 0 || ev_now(loop) - drain_started > DRAIN_DEADLINE_S)
-        ev_break(loop, EVBREAK_ALL);
-}
-
-static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
-{
-    SL_UNUSED(revents);
-    struct agent *a = &the_agent;
-    if (a->stopping)
-        return;
-    log_info("received signal %d, shutting down", w->signum);
-    a->stopping = true;
+    cutting = true;
     spop_server_stop(a->spop);
     a->spop = NULL;
     http_server_stop(a->http);
@@ -81,8 +82,117 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     fill_abort_all(a);
     l2_drop_queue(a);
     drain_started = ev_now(loop);
-    ev_timer_init(&drain_timer, on_drain_tick, 0.01, 0.05);
+}
+
+static void on_drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    SL_UNUSED(w);
+    SL_UNUSED(revents);
+    struct agent *a = &the_agent;
+    double waited = ev_now(loop) - drain_started;
+    if (cutting) {
+        if (workers_pending(a->workers) == 0 || waited > WORKERS_DEADLINE_S)
+            ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    int busy = http_server_busy(a->http);
+    if (busy > 0 && waited * 1000.0 < (double)a->cfg.drain_timeout)
+        return;
+    if (busy > 0)
+        log_warn("drain: %d transfer(s) still running after drain_timeout (%.1fs), cutting them", busy,
+                 (double)a->cfg.drain_timeout / 1000.0);
+    else
+        log_info("drain: every transfer finished after %.1fs", waited);
+    cut(a, loop);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    SL_UNUSED(revents);
+    struct agent *a = &the_agent;
+    if (a->stopping) {
+        if (!cutting) {
+            log_info("received signal %d again, cutting the drain short", w->signum);
+            cut(a, loop);
+        }
+        return;
+    }
+    log_info("received signal %d: draining (up to %.1fs), then exiting", w->signum,
+             (double)a->cfg.drain_timeout / 1000.0);
+    a->stopping = true;
+    spop_server_drain(a->spop);
+    http_server_drain(a->http);
+    drain_started = ev_now(loop);
+    ev_timer_init(&drain_timer, on_drain_tick, 0., DRAIN_TICK_S);
     ev_timer_start(loop, &drain_timer);
+}
+
+/* Read and check a whole new configuration; apply nothing. */
+static int reload_read(struct agent *a, struct sluice_config *cfg, struct route_table *rt, char *err,
+                       size_t errlen)
+{
+    if (config_load(cfg, a->config_path, environ, err, errlen) != 0)
+        return -1;
+    return route_table_load(rt, cfg->routes_map, cfg, err, errlen);
+}
+
+/* A reload that names another log_file (or stderr) switches to it; when
+ * it cannot be opened, the running one stays, in cfg too. */
+static void reload_log_file(const char *was, char *now, size_t nowlen)
+{
+    if (strcmp(was, now) == 0)
+        return;
+    log_info("reload: log lines go to %s from here on", now[0] ? now : "stderr");   /* the old one's last */
+    int rc = log_open(now);
+    if (rc == 0)
+        return;
+    log_warn("reload: cannot open log_file %s: %s; logging goes on to %s", now, strerror(-rc),
+             was[0] ? was : "stderr");
+    sl_strlcpy(now, was, nowlen);
+}
+
+/* Apply a checked configuration (routes already updated in place). */
+static void reload_apply(struct agent *a, struct sluice_config *cfg)
+{
+    int kept = config_keep_restart_settings(cfg, &a->cfg);
+    reload_log_file(a->cfg.log_file, cfg->log_file, sizeof(cfg->log_file));
+    a->cfg = *cfg;
+    int lvl = log_level_parse(a->cfg.log_level);
+    log_set_level(lvl < 0 ? LOG_INFO : (enum log_level)lvl);
+    slots_reconfigure(&a->slots, &a->cfg);
+    origin_client_set_timeouts(a->origins, a->cfg.origin_connect_timeout, a->cfg.origin_stall_timeout);
+    http_server_set_stall_timeout(a->http, a->cfg.client_stall_timeout);
+    http_server_set_stall_timeout(a->admin, a->cfg.client_stall_timeout);
+    a->m.reloads[0]++;
+    a->m.config_generation++;
+    a->m.config_loaded_wall = (uint64_t)sl_wall_s();
+    log_info("reload: configuration %llu applied (%d route(s) known%s)", (unsigned long long)a->m.config_generation,
+             a->routes.n, kept ? "; some settings wait for a restart, see above" : "");
+}
+
+static void on_reload(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    SL_UNUSED(loop);
+    SL_UNUSED(w);
+    SL_UNUSED(revents);
+    struct agent *a = &the_agent;
+    if (a->stopping)
+        return;
+    int lrc = log_reopen();   /* logrotate renamed the file: lines go to a new one at its name */
+    if (lrc != 0)
+        log_warn("reload: cannot reopen log_file %s: %s; logging to the file already open", a->cfg.log_file,
+                 strerror(-lrc));
+    char err[512];
+    struct sluice_config *cfg = sl_calloc(1, sizeof(*cfg));
+    struct route_table *rt = sl_calloc(1, sizeof(*rt));
+    if (reload_read(a, cfg, rt, err, sizeof(err)) == 0 && route_table_update(&a->routes, rt, err, sizeof(err)) == 0) {
+        reload_apply(a, cfg);
+    } else {
+        a->m.reloads[1]++;
+        log_error("reload refused, the running configuration stays in force: %s", err);
+    }
+    free(rt);
+    free(cfg);
 }
 
 /* Every client, origin connection, spool file and cached open object is a
@@ -100,6 +210,7 @@ static void raise_fd_limit(void)
 static int load(struct agent *a, const char *config_path)
 {
     char err[512];
+    a->config_path = config_path;
     if (config_load(&a->cfg, config_path, environ, err, sizeof(err)) != 0) {
         fprintf(stderr, "sluice: %s\n", err);
         return -1;
@@ -159,6 +270,8 @@ static int run(struct agent *a)
 #endif
     a->loop = ev_default_loop(EVFLAG_AUTO);
     a->started_wall = sl_wall_s();
+    a->m.config_generation = 1;
+    a->m.config_loaded_wall = (uint64_t)a->started_wall;
     index_init(&a->index);
     list_init(&a->paused);
     a->workers = workers_start(a->loop, (int)a->cfg.workers, a->cfg.worker_cpus, err, sizeof(err));
@@ -182,14 +295,17 @@ static int run(struct agent *a)
     cache_start_scan(a);
     int rc = start_listeners(a);
     if (rc == 0) {
-        ev_signal sig_term, sig_int;
+        ev_signal sig_term, sig_int, sig_hup;
         ev_signal_init(&sig_term, on_signal, SIGTERM);
         ev_signal_init(&sig_int, on_signal, SIGINT);
+        ev_signal_init(&sig_hup, on_reload, SIGHUP);
         ev_signal_start(a->loop, &sig_term);
         ev_signal_start(a->loop, &sig_int);
+        ev_signal_start(a->loop, &sig_hup);
         ev_run(a->loop, 0);
         ev_signal_stop(a->loop, &sig_term);
         ev_signal_stop(a->loop, &sig_int);
+        ev_signal_stop(a->loop, &sig_hup);
         ev_timer_stop(a->loop, &drain_timer);
     } else {
         a->stopping = true;

@@ -1,7 +1,7 @@
 """`make run` supervises the edge (haproxy/sluice-edge): the agent dying
 does not take HAProxy down - HAProxy fails open to the origin while the
-agent is restarted - and the edge stops as a whole on SIGTERM or when
-HAProxy itself dies.
+agent is restarted - SIGHUP reloads the agent's configuration, and the
+edge stops as a whole on SIGTERM or when HAProxy itself dies.
 
 Each test runs the real `make run` from the repository root (the release
 build, exactly what a new user starts) in its own process group, with a
@@ -310,6 +310,23 @@ class SupervisorTest(unittest.TestCase):
         self.assertFalse(os.path.exists(self.pidfile))
         self.assertIn("sluice-edge: stopping HAProxy and the agent", self.output())
         self.assertNotIn("restarting in", self.output())
+
+    def test_sighup_reloads_the_agent_and_stops_nothing(self):
+        agent = self.agent_pid()
+        haproxy = self.haproxy_pid()
+        with open(self.config_path, "a") as f:
+            f.write("metadata_ttl = 1m\n")
+        os.kill(self.supervisor_pid(), signal.SIGHUP)
+        wait_until(lambda: self.metric('sluice_config_reloads_total{result="ok"}') == 1, STARTUP,
+                   message="the agent did not reload")
+        self.assertIn("sluice-edge: SIGHUP: reloading the agent's configuration (pid %d)" % agent, self.output())
+        self.assertEqual(self.agent_pid(), agent)
+        self.assertEqual(self.haproxy_pid(), haproxy)
+        self.assertEqual(self.get("/generic/after-hup.bin").status, 200)
+        os.kill(self.supervisor_pid(), signal.SIGHUP)   # and again: the loop keeps supervising
+        wait_until(lambda: self.metric('sluice_config_reloads_total{result="ok"}') == 2, STARTUP)
+        self.check_running()
+        self.assertNotIn("lost track", self.output())
 
     def test_haproxy_exiting_stops_the_agent(self):
         agent = self.agent_pid()

@@ -59,6 +59,7 @@ class Edge:
         self.unix_paths = {k: os.path.join(self.tmp, k + ".sock") for k in ("spop", "http")}
         self._agent_log = None
         self._haproxy_log = None
+        self.old_haproxies = []   # replaced by reload_haproxy, maybe still finishing
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self):
@@ -168,7 +169,7 @@ class Edge:
         env["SLUICE_HAPROXY_DIR"] = os.path.join(ROOT, "haproxy")
         return env
 
-    def start_haproxy(self):
+    def start_haproxy(self, master_worker=False):
         gen = os.path.join(self.tmp, "generated.cfg")
         with open(gen, "w") as f:
             subprocess.run([AGENT_BIN, "-c", self.config_path, "--print-haproxy"], stdout=f,
@@ -176,9 +177,31 @@ class Edge:
         self._haproxy_log = open(os.path.join(self.tmp, "haproxy.log"), "ab")
         cfgs = ["-f", gen, "-f", os.path.join(ROOT, "haproxy", self.haproxy_cfg)]
         subprocess.run([HAPROXY, "-c", "-q"] + cfgs, env=self.haproxy_env(), check=True)
-        self.haproxy = subprocess.Popen([HAPROXY, "-db"] + cfgs, env=self.haproxy_env(),
+        mode = ["-W", "-db"] if master_worker else ["-db"]   # -W: SIGUSR2 to the master reloads
+        self.haproxy = subprocess.Popen([HAPROXY] + mode + cfgs, env=self.haproxy_env(),
                                         stdout=self._haproxy_log, stderr=subprocess.STDOUT)
         wait_until(self.edge_ready, 15, message="haproxy did not become ready")
+
+    def reload_agent(self, expect="ok", timeout=10):
+        """SIGHUP the agent (after write_config, say) and wait until it
+        counted the reload with result `expect` ("ok" or "error")."""
+        series = 'sluice_config_reloads_total{result="%s"}' % expect
+        before = self.metric(series)
+        self.agent.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.metric(series) > before, timeout,
+                   message="agent did not count a reload with result=%s" % expect)
+
+    def reload_haproxy(self, args=None):
+        """Start a new HAProxy on the same config that takes over the
+        listeners and tells the old one to finish its transfers and leave
+        (`-sf <oldpid>`); returns the old process."""
+        old = self.haproxy
+        cfgs = ["-f", os.path.join(self.tmp, "generated.cfg"), "-f", os.path.join(ROOT, "haproxy", "haproxy.cfg")]
+        self.haproxy = subprocess.Popen([HAPROXY, "-db"] + cfgs + (args or ["-sf", str(old.pid)]),
+                                        env=self.haproxy_env(), stdout=self._haproxy_log, stderr=subprocess.STDOUT)
+        self.old_haproxies.append(old)
+        wait_until(self.edge_ready, 15, message="the new haproxy did not become ready")
+        return old
 
     def edge_ready(self):
         if self.haproxy.poll() is not None:
@@ -195,13 +218,15 @@ class Edge:
 
     def stop(self):
         failure = None
-        if self.haproxy and self.haproxy.poll() is None:
-            self.haproxy.terminate()
+        for h in self.old_haproxies + [self.haproxy]:
+            if not h or h.poll() is not None:
+                continue
+            h.terminate()
             try:
-                self.haproxy.wait(10)
+                h.wait(10)
             except subprocess.TimeoutExpired:
-                self.haproxy.kill()
-                self.haproxy.wait()
+                h.kill()
+                h.wait()
         if self.agent and self.agent.poll() is None:
             try:
                 self.stop_agent()

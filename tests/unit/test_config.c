@@ -550,6 +550,23 @@ static void test_redact_hides_credentials(void **state)
         assert_false(config_is_secret(config_settings[i].name));
 }
 
+/* A reload keeps the running value of each setting that needs a restart,
+ * and takes every other one. */
+static void test_keep_restart_settings(void **state)
+{
+    (void)state;
+    static struct sluice_config running, fresh;
+    assert_int_equal(parse_text(&running, "workers = 2\ncache_dir = /a\n"), 0);
+    assert_int_equal(parse_text(&fresh, "workers = 3\ncache_dir = /b\nmetadata_ttl = 1m\n"
+                                        "http_listen = unix:/tmp/x.sock\n"), 0);
+    assert_int_equal(config_keep_restart_settings(&fresh, &running), 3);
+    assert_int_equal(fresh.workers, 2);
+    assert_string_equal(fresh.cache_dir, "/a");
+    assert_string_equal(fresh.http_listen, running.http_listen);
+    assert_int_equal(fresh.metadata_ttl, 60000);
+    assert_int_equal(config_keep_restart_settings(&fresh, &running), 0);
+}
+
 static void test_print_round_trip(void **state)
 {
     (void)state;
@@ -626,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_env_precedence),
         cmocka_unit_test(test_env_last_wins_and_errors),
         cmocka_unit_test(test_print_defaults),
+        cmocka_unit_test(test_keep_restart_settings),
         cmocka_unit_test(test_print_round_trip),
         cmocka_unit_test(test_redact_hides_credentials),
         cmocka_unit_test(test_print_markdown),

@@ -496,6 +496,53 @@ static void test_body_that_waits_is_uncorked_while_it_waits(void **state)
     assert_int_equal(corked(fx), 0);
 }
 
+/* Another client connection on the fixture's server; returns its end. */
+static int adopt_peer(struct fixture *fx)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    http_server_adopt(fx->srv, sv[0]);
+    return sv[1];
+}
+
+/* Drain (SIGTERM): the idle keep-alive connection is closed at once; the
+ * one sending a body stays and is the one counted busy; one holding half a
+ * request is answered when the rest comes, with Connection: close. */
+static void test_drain_closes_idle_and_lets_responses_finish(void **state)
+{
+    struct fixture *fx = *state;
+    char buf[4096];
+    bool closed;
+    send_all(fx, "GET /a HTTP/1.1\r\n\r\n");
+    exchange(fx, buf, sizeof(buf), "/a|-|-", &closed);
+    assert_false(closed);
+    fx->file_stop = 1000;
+    int sending = adopt_peer(fx), half = adopt_peer(fx);
+    static const char file_req[] = "GET /file HTTP/1.1\r\n\r\n", half_req[] = "GET /b HTTP/1.1\r\n";
+    assert_int_equal(write(sending, file_req, strlen(file_req)), (ssize_t)strlen(file_req));
+    assert_int_equal(write(half, half_req, strlen(half_req)), (ssize_t)strlen(half_req));
+    for (int i = 0; i < 100 && !fx->waiting; i++)
+        ev_run(fx->loop, EVRUN_NOWAIT);
+    assert_true(fx->waiting);
+    for (int i = 0; i < 10; i++)   /* the half request is read too (its socket was readable) */
+        ev_run(fx->loop, EVRUN_NOWAIT);
+    assert_int_equal(http_server_busy(fx->srv), 1);
+    http_server_drain(fx->srv);
+    assert_int_equal(http_server_busy(fx->srv), 1);
+    assert_int_equal(http_server_stats(fx->srv)->connections_open, 2);
+    exchange(fx, buf, sizeof(buf), NULL, &closed);
+    assert_true(closed);                       /* the idle one */
+    close(fx->peer);
+    fx->peer = half;
+    send_all(fx, "\r\n");
+    exchange(fx, buf, sizeof(buf), NULL, &closed);
+    assert_true(closed);
+    assert_non_null(strstr(buf, "Connection: close\r\n"));
+    assert_non_null(strstr(buf, "/b|-|-"));
+    assert_int_equal(http_server_busy(fx->srv), 1);
+    close(sending);
+}
+
 static int sndbuf(struct fixture *fx)
 {
     int v = -1;
@@ -587,6 +634,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_file_body_leaves_the_socket_uncorked, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(test_body_that_waits_is_uncorked_while_it_waits, setup_tcp, teardown),
         cmocka_unit_test_setup_teardown(test_unix_send_buffer_grows_for_files_only, setup_unix_file, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_closes_idle_and_lets_responses_finish, setup_unix_file, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -446,6 +446,48 @@ static void test_map_load_file(void **state)
     assert_err_contains("/nonexistent.map");
 }
 
+/* A reload never moves a route: kept names keep their slot (and take the
+ * new prefix and origin), gone ones are retired (lookups skip them, the
+ * memory stays), new ones are appended, a returning one gets its old slot;
+ * a map that would need more than ROUTE_MAX slots changes nothing. */
+static void test_table_update_keeps_slots(void **state)
+{
+    (void)state;
+    static struct sluice_config cfg;
+    static struct route_table live, fresh;
+    config_defaults(&cfg);
+    assert_int_equal(config_set(&cfg, "origin_generic", "http://127.0.0.1:1", err, sizeof(err)), 0);
+    assert_int_equal(route_table_parse(&live, "/npm/ npm\n/generic/ generic\n/x/ x\n", &cfg, err, sizeof(err)), 0);
+    const struct route *npm = route_by_name(&live, "npm", 3), *x = route_by_name(&live, "x", 1);
+    assert_int_equal(config_set(&cfg, "origin_generic", "http://127.0.0.1:2", err, sizeof(err)), 0);
+    assert_int_equal(route_table_parse(&fresh, "/files/ generic\n/y/ y\n/npm/ npm\n", &cfg, err, sizeof(err)), 0);
+    assert_int_equal(route_table_update(&live, &fresh, err, sizeof(err)), 0);
+    assert_int_equal(live.n, 4);
+    assert_ptr_equal(route_by_name(&live, "npm", 3), npm);
+    const struct route *g = route_by_name(&live, "generic", 7);
+    assert_ptr_equal(g, &live.routes[1]);
+    assert_string_equal(g->prefix, "/files/");
+    assert_int_equal(g->url.port, 2);
+    assert_null(route_by_name(&live, "x", 1));
+    assert_true(x->retired);
+    assert_string_equal(x->name, "x");
+    assert_null(route_match(&live, "/x/a", 4, NULL, NULL));
+    assert_ptr_equal(route_match(&live, "/y/a", 4, NULL, NULL), &live.routes[3]);
+    assert_int_equal(route_table_parse(&fresh, "/x/ x\n", &cfg, err, sizeof(err)), 0);
+    assert_int_equal(route_table_update(&live, &fresh, err, sizeof(err)), 0);
+    assert_ptr_equal(route_by_name(&live, "x", 1), x);
+    assert_null(route_by_name(&live, "npm", 3));
+
+    char map[ROUTE_MAX * 16] = "";
+    for (int i = 0; i < ROUTE_MAX; i++)
+        snprintf(map + strlen(map), sizeof(map) - strlen(map), "/r%d/ r%d\n", i, i);
+    assert_int_equal(route_table_parse(&fresh, map, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(route_table_update(&live, &fresh, err, sizeof(err)), -1);
+    assert_err_contains("until a restart");
+    assert_int_equal(live.n, 4);
+    assert_ptr_equal(route_by_name(&live, "x", 1), x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -463,6 +505,7 @@ int main(void)
         cmocka_unit_test(test_map_load_file),
         cmocka_unit_test(test_redirect_hosts),
         cmocka_unit_test(test_origin_url_format),
+        cmocka_unit_test(test_table_update_keeps_slots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

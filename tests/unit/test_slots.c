@@ -558,6 +558,46 @@ static void test_each_queued_waiter_gets_exactly_one_outcome(void **state)
     assert_drained(fx);
 }
 
+/* ------------------------------------------------------------- reload */
+
+/* A reload that raises a cap grants queued waiters at once; one that
+ * lowers it lets the fetches above it finish and starts none until below;
+ * a route new to the (in-place updated) table gets its queue and limits. */
+static void test_reconfigure_changes_caps_live(void **state)
+{
+    struct fixture *fx = *state;
+    char err[256];
+    set(fx, "origin_max_in_flight_per_origin", "1");
+    start(fx);
+    struct waiter g, q, late;
+    expect(fx, "a", &g, SLOT_GRANTED);
+    expect(fx, "a", &q, SLOT_QUEUED);
+    set(fx, "origin_max_in_flight_per_origin", "2");
+    slots_reconfigure(fx->s, fx->cfg);
+    assert_int_equal(q.granted, 1);
+    assert_int_equal(O(fx, "a")->in_flight, 2);
+    set(fx, "origin_max_in_flight_per_origin", "1");
+    slots_reconfigure(fx->s, fx->cfg);
+    expect(fx, "a", &late, SLOT_QUEUED);
+    release(fx, "a");
+    assert_int_equal(late.granted, 0);   /* 1 in flight: at the new cap */
+    release(fx, "a");
+    assert_int_equal(late.granted, 1);
+    release(fx, "a");
+
+    struct route_table *fresh = calloc(1, sizeof(*fresh));
+    assert_int_equal(route_table_parse(fresh, "/a/ a\n/n/ newcomer\n", fx->cfg, err, sizeof(err)), 0);
+    assert_int_equal(route_table_update(fx->rt, fresh, err, sizeof(err)), 0);
+    free(fresh);
+    set(fx, "route_newcomer_origin_queue_max", "0");
+    slots_reconfigure(fx->s, fx->cfg);
+    struct waiter n1, n2;
+    expect(fx, "newcomer", &n1, SLOT_GRANTED);
+    expect(fx, "newcomer", &n2, SLOT_REJECTED);
+    release(fx, "newcomer");
+    assert_drained(fx);
+}
+
 /* --------------------------------------------------- per-route overrides */
 
 static void test_per_route_caps_apply_to_that_route_only(void **state)
@@ -737,6 +777,7 @@ int main(void)
         T(test_granted_waiter_never_expires),
         T(test_canceled_waiter_gets_no_callback),
         T(test_each_queued_waiter_gets_exactly_one_outcome),
+        T(test_reconfigure_changes_caps_live),
         T(test_per_route_caps_apply_to_that_route_only),
         T(test_per_route_queue_timeout_applies_to_that_route_only),
         T(test_retry_after_within_bounds_and_grows_with_queue),

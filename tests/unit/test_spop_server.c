@@ -281,6 +281,40 @@ static void test_stop_disconnects_everyone(void **state)
     }
 }
 
+
+static bool open_is(const void *want)
+{
+    return spop_server_stats(srv)->connections_open == *(const uint64_t *)want;
+}
+
+/* Drain (SIGTERM): no new connection; an idle one says DISCONNECT 0 at
+ * once; one still in its handshake answers the HELLO, then says it. */
+static void test_drain_disconnects_when_idle(void **state)
+{
+    (void)state;
+    uint8_t buf[512];
+    int port = spop_server_port(srv);
+    struct client *idle = client_ready();
+    struct client *fresh = client_open();   /* no HELLO yet */
+    static const uint64_t two = 2;
+    pump_until(open_is, &two);
+    spop_server_drain(srv);
+    expect_disconnect(idle, SPOP_STATUS_NORMAL);
+    client_expect_eof(idle);
+    client_send(fresh, buf, build_hello(buf, sizeof(buf), &std_hello));
+    expect_agent_hello(fresh, 16380, "pipelining");
+    expect_disconnect(fresh, SPOP_STATUS_NORMAL);
+    client_expect_eof(fresh);
+    client_close(idle);
+    client_close(fresh);
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), -1);
+    close(fd);
+    assert_int_equal(spop_server_stats(srv)->protocol_errors, 0);
+}
+
 static bool server_closed(const void *arg)
 {
     (void)arg;
@@ -378,6 +412,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_second_hello, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_disconnects_everyone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_disconnects_when_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peer_not_reading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_addresses, setup, teardown),
     };

@@ -28,8 +28,9 @@ struct digest_notes;
 struct agent {
     unsigned magic;
     struct ev_loop *loop;
-    struct sluice_config cfg;
-    struct route_table routes;
+    const char *config_path;                  /* re-read on SIGHUP (NULL: none) */
+    struct sluice_config cfg;                 /* replaced whole by a reload (main.c) */
+    struct route_table routes;                /* updated in place by a reload: routes never move (route.c) */
     struct store store;
     struct index index;
     struct worker_pool *workers;

@@ -56,120 +56,123 @@ static const char *check_cpu_list(const char *value);
  * upper bounds only where a larger value is certainly a mistake. */
 const struct setting config_settings[] = {
     { "listen", SET_STRING, "127.0.0.1:8080", FIELD(listen), 0, 0, check_address,
-      "Edge address HAProxy binds for clients (host:port or [ipv6]:port).", false },
+      "Edge address HAProxy binds for clients (host:port or [ipv6]:port).", SF_RESTART },
     { "spop_listen", SET_STRING, "127.0.0.1:8091", FIELD(spop_listen), 0, 0, check_address,
       "Address of the agent's SPOP listener (HAProxy's SPOE connects here): host:port, "
-      "[ipv6]:port or unix:PATH (the shipped configs use UNIX sockets).", false },
+      "[ipv6]:port or unix:PATH (the shipped configs use UNIX sockets).", SF_RESTART },
     { "http_listen", SET_STRING, "127.0.0.1:8092", FIELD(http_listen), 0, 0, check_address,
       "Address of the agent's HTTP listener (hits and fills are sent here): host:port, "
-      "[ipv6]:port or unix:PATH; a UNIX socket halves the kernel work of large hits.", false },
+      "[ipv6]:port or unix:PATH; a UNIX socket halves the kernel work of large hits.", SF_RESTART },
     { "admin_listen", SET_STRING, "127.0.0.1:8093", FIELD(admin_listen), 0, 0, check_address,
       "Address of the admin listener: metrics, health, purge, status page (docs/admin-api.md). Keep it on "
-      "loopback: it has no authentication.", false },
+      "loopback: it has no authentication.", SF_RESTART },
     { "public_url", SET_STRING, "", FIELD(public_url), 0, 0, check_public_url,
       "The edge as clients reach it (`https://cache.example.com`); links rewritten in metadata (npm tarballs, "
-      "PyPI files) point here. Empty: `http://` + `listen`. Never taken from a request's Host.", false },
+      "PyPI files) point here. Empty: `http://` + `listen`. Never taken from a request's Host.", 0 },
     { "cache_dir", SET_STRING, "./var/cache", FIELD(cache_dir), 0, 0, check_nonempty,
-      "Directory holding the disk cache (objects/, tmp/, index).", false },
+      "Directory holding the disk cache (objects/, tmp/, index).", SF_RESTART },
     { "cache_max_size", SET_SIZE, "10G", FIELD(cache_max_size), 1, INT64_MAX, NO_CHECK,
-      "Upper bound on the bytes of committed objects; least recently used go first.", false },
+      "Upper bound on the bytes of committed objects; least recently used go first.", 0 },
     { "cache_min_free", SET_SIZE, "1G", FIELD(cache_min_free), 0, INT64_MAX, NO_CHECK,
-      "Free space to keep on the cache filesystem (0 = no reserve).", false },
+      "Free space to keep on the cache filesystem (0 = no reserve).", 0 },
     { "l2_dir", SET_STRING, "", FIELD(l2_dir), 0, 0, NO_CHECK,
       "A directory several edges share as a second-level cache (L2), in the disk cache's layout: a miss "
       "looks there before the origin, and every committed object is copied there; never cache_dir itself "
-      "(empty = off; docs/scale-out.md).", false },
+      "(empty = off; docs/scale-out.md).", SF_RESTART },
     { "l2_lookups_max", SET_INT, "64", FIELD(l2_lookups_max), 1, 100000, NO_CHECK,
       "L2 reads in flight, all tiers together; a miss beyond it goes straight to the origin (counted as "
-      "`busy`).", false },
+      "`busy`).", 0 },
     { "l2_lookup_timeout", SET_DURATION, "500ms", FIELD(l2_lookup_timeout), 1, 0, NO_CHECK,
       "Longest wait for an L2 tier to say whether it holds an object (its head); past it the same fill goes "
-      "to the origin, so a slow or unreachable L2 costs a miss at most this much.", false },
+      "to the origin, so a slow or unreachable L2 costs a miss at most this much.", 0 },
     { "l2_upload_queue_max", SET_INT, "256", FIELD(l2_upload_queue_max), 0, 1000000, NO_CHECK,
       "Committed objects waiting to be copied to the L2 tiers (each holds an open descriptor); past it "
-      "a copy is dropped and counted (0 = no queue: only l2_uploads_max copies at a time).", false },
+      "a copy is dropped and counted (0 = no queue: only l2_uploads_max copies at a time).", 0 },
     { "l2_uploads_max", SET_INT, "4", FIELD(l2_uploads_max), 1, 1000, NO_CHECK,
-      "Copies to the L2 tiers in flight, all tiers together.", false },
+      "Copies to the L2 tiers in flight, all tiers together.", 0 },
     { "routes_map", SET_STRING, "haproxy/routes.map", FIELD(routes_map), 0, 0, check_nonempty,
-      "Route map shared with HAProxy (path prefix -> route).", false },
+      "Route map shared with HAProxy (path prefix -> route).", 0 },
     { "client_stall_timeout", SET_DURATION, "10s", FIELD(client_stall_timeout), 1, 0, NO_CHECK,
-      "Drop a client that accepts no byte for this long (slow but moving clients stay).", false },
+      "Drop a client that accepts no byte for this long (slow but moving clients stay).", 0 },
     { "origin_connect_timeout", SET_DURATION, "5s", FIELD(origin_connect_timeout), 1, 0, NO_CHECK,
-      "Give up connecting to an origin after this long.", false },
+      "Give up connecting to an origin after this long.", 0 },
     { "origin_stall_timeout", SET_DURATION, "30s", FIELD(origin_stall_timeout), 1, 0, NO_CHECK,
-      "Abandon an origin transfer that sends nothing for this long.", false },
+      "Abandon an origin transfer that sends nothing for this long.", 0 },
+    { "drain_timeout", SET_DURATION, "30s", FIELD(drain_timeout), 0, 0, NO_CHECK,
+      "On SIGTERM or SIGINT, transfers in flight may finish for this long before they are cut and the "
+      "agent exits (0 = cut at once). A second signal cuts at once.", 0 },
     { "cache_write_timeout", SET_DURATION, "5s", FIELD(cache_write_timeout), 1, 0, NO_CHECK,
-      "Detach the cache writer when one write takes longer than this.", false },
+      "Detach the cache writer when one write takes longer than this.", 0 },
     { "fill_buffer_size", SET_SIZE, "8M", FIELD(fill_buffer_size), 64 * KIB, INT64_MAX, NO_CHECK,
-      "In-memory spool window per fill (the origin pauses for clients beyond it).", false },
+      "In-memory spool window per fill (the origin pauses for clients beyond it).", 0 },
     { "cache_write_lag_max", SET_SIZE, "32M", FIELD(cache_write_lag_max), 0, INT64_MAX, NO_CHECK,
       "Bytes the cache writer, and the integrity hash, may fall behind the origin: past it the writer is "
-      "detached (the origin never waits for it) and the origin waits for the hash.", false },
+      "detached (the origin never waits for it) and the origin waits for the hash.", 0 },
     { "spool_memory_max", SET_SIZE, "32M", FIELD(spool_memory_max), 1 * MIB, INT64_MAX, NO_CHECK,
-      "Spool memory of all fills together; past it writers that lag are detached and origins paused.", false },
+      "Spool memory of all fills together; past it writers that lag are detached and origins paused.", 0 },
     { "fill_background_max_size", SET_SIZE, "1G", FIELD(fill_background_max_size), 0, INT64_MAX,
-      NO_CHECK, "Finish a fill nobody waits for when its size is at most this (0 = never).", false },
+      NO_CHECK, "Finish a fill nobody waits for when its size is at most this (0 = never).", 0 },
     { "cache_refetch_max_size", SET_SIZE, "1G", FIELD(cache_refetch_max_size), 0, INT64_MAX, NO_CHECK,
       "When a cache writer was detached for lagging behind a fast origin, fetch the object once more in the "
-      "background, paced by the writer, if it is at most this size (0 = never).", false },
+      "background, paced by the writer, if it is at most this size (0 = never).", 0 },
     { "object_max_size", SET_SIZE, "8G", FIELD(object_max_size), 1, INT64_MAX, NO_CHECK,
-      "Larger origin bodies are passed through, not cached.", false },
+      "Larger origin bodies are passed through, not cached.", 0 },
     { "origin_max_in_flight", SET_INT, "64", FIELD(origin_max_in_flight), 1, 100000, NO_CHECK,
-      "Origin fetches in flight, all origins together.", false },
+      "Origin fetches in flight, all origins together.", 0 },
     { "origin_max_in_flight_per_origin", SET_INT, "16", FIELD(origin_max_in_flight_per_origin), 1,
-      100000, NO_CHECK, "Origin fetches in flight per origin.", true },
+      100000, NO_CHECK, "Origin fetches in flight per origin.", SF_PER_ROUTE },
     { "origin_queue_max", SET_INT, "1024", FIELD(origin_queue_max), 0, 1000000, NO_CHECK,
-      "Leaders waiting for an origin slot; past it: 503 + Retry-After (0 = no queue).", true },
+      "Leaders waiting for an origin slot; past it: 503 + Retry-After (0 = no queue).", SF_PER_ROUTE },
     { "origin_queue_timeout", SET_DURATION, "30s", FIELD(origin_queue_timeout), 1, 0, NO_CHECK,
-      "Longest wait for an origin slot before 503 + Retry-After.", true },
+      "Longest wait for an origin slot before 503 + Retry-After.", SF_PER_ROUTE },
     { "retry_after_min", SET_DURATION, "1s", FIELD(retry_after_min), 1000, MS_HOUR, NO_CHECK,
-      "Smallest Retry-After sent with a 503 when the origin queue is full (whole seconds).", false },
+      "Smallest Retry-After sent with a 503 when the origin queue is full (whole seconds).", 0 },
     { "retry_after_max", SET_DURATION, "10s", FIELD(retry_after_max), 1000, MS_HOUR, NO_CHECK,
-      "Largest Retry-After sent with a 503 (pip retries with no upper bound: keep it small).", false },
+      "Largest Retry-After sent with a 503 (pip retries with no upper bound: keep it small).", 0 },
     { "workers", SET_INT, "4", FIELD(workers), 1, 64, NO_CHECK,
-      "Worker threads: cache writes, fsync, eviction, the start-up scan, integrity hashing.", false },
+      "Worker threads: cache writes, fsync, eviction, the start-up scan, integrity hashing.", SF_RESTART },
     { "worker_cpus", SET_STRING, "", FIELD(worker_cpus), 0, 0, check_cpu_list,
       "CPUs the worker threads run on, as a list such as `1` or `2-3,6` (empty = the CPUs the agent "
       "was started on). With HAProxy and the agent's event loop pinned to one core, put the workers on "
-      "another, so hashing and disk writes never take the loop's time.", false },
+      "another, so hashing and disk writes never take the loop's time.", SF_RESTART },
     { "open_file_cache_size", SET_INT, "1000", FIELD(open_file_cache_size), 0, 1000000, NO_CHECK,
-      "Hot objects kept open with their decoded header (0 = off); each is one fd.", false },
+      "Hot objects kept open with their decoded header (0 = off); each is one fd.", 0 },
     { "inline_hit_max", SET_SIZE, "12k", FIELD(inline_hit_max), 0, 16 * KIB, NO_CHECK,
       "Plain GET hits up to this size are answered inside the SPOP reply, HAProxy sends them (0 = off).",
-      false },
+      0 },
     { "metadata_ttl", SET_DURATION, "5m", FIELD(metadata_ttl), 0, 0, NO_CHECK,
       "Mutable metadata (packuments, index pages) is served without asking the origin for this long "
-      "after it was fetched or revalidated.", true },
+      "after it was fetched or revalidated.", SF_PER_ROUTE },
     { "metadata_stale_while_revalidate", SET_DURATION, "1h", FIELD(metadata_stale_while_revalidate), 0, 0,
       NO_CHECK, "Past its TTL, metadata is still served at once for this long while one background "
-      "revalidation per key runs (0 = clients wait for the revalidation).", true },
+      "revalidation per key runs (0 = clients wait for the revalidation).", SF_PER_ROUTE },
     { "metadata_stale_if_error", SET_DURATION, "168h", FIELD(metadata_stale_if_error), 0, 0, NO_CHECK,
       "Past its TTL, metadata is served for this long when the origin fails (5xx, refused, timed out, queue "
-      "full), with `detail=stale-if-error` in Cache-Status.", true },
+      "full), with `detail=stale-if-error` in Cache-Status.", SF_PER_ROUTE },
     { "metadata_error_hold", SET_DURATION, "10s", FIELD(metadata_error_hold), 0, 0, NO_CHECK,
       "After the origin failed a fetch (5xx, refused, timed out, cut), stale metadata within "
       "metadata_stale_if_error is served at once, without asking it, for this long; then the next request "
-      "tries it again (0 = every request asks).", true },
+      "tries it again (0 = every request asks).", SF_PER_ROUTE },
     { "metadata_negative_ttl", SET_DURATION, "30s", FIELD(metadata_negative_ttl), 0, 0, NO_CHECK,
-      "A 404 for metadata is remembered this long (0 = never); artifacts' 404s never are.", true },
+      "A 404 for metadata is remembered this long (0 = never); artifacts' 404s never are.", SF_PER_ROUTE },
     { "metadata_honor_no_cache", SET_INT, "0", FIELD(metadata_honor_no_cache), 0, 1, NO_CHECK,
       "1: a client's `Cache-Control: no-cache` or `max-age=0` revalidates metadata first (pip sends it on "
-      "every request, hence 0).", true },
+      "every request, hence 0).", SF_PER_ROUTE },
     { "integrity_verify", SET_INT, "1", FIELD(integrity_verify), 0, 1, NO_CHECK,
       "1: artifacts whose ecosystem publishes a digest are verified against it while they are filled "
       "(a mismatch aborts every client's transfer and stores nothing); 0: stored as the origin sent them.",
-      true },
+      SF_PER_ROUTE },
     { "integrity_notes", SET_INT, "131072", FIELD(integrity_notes), 2, 100000000, NO_CHECK,
       "Published artifact digests remembered between the metadata that names them and the artifact's fill "
       "(50 bytes each; the oldest give way; an artifact whose digest was forgotten is stored unverified).",
-      false },
+      SF_RESTART },
     { "log_level", SET_STRING, "info", FIELD(log_level), 0, 0, check_log_level,
       "Least important lines written: one of debug, info (one line per fill, docs/logs.md), warn, error.",
-      false },
+      0 },
     { "log_file", SET_STRING, "", FIELD(log_file), 0, 0, NO_CHECK,
       "Where log lines go: empty for stderr, else a file opened for append (created with mode 0640); "
       "an agent that cannot open it does not start. It is opened again by its name when the agent "
-      "reloads (SIGHUP), so logrotate can rename it.", false },
+      "reloads (SIGHUP), so logrotate can rename it.", 0 },
 };
 
 const size_t config_n_settings = sizeof(config_settings) / sizeof(config_settings[0]);
@@ -530,7 +533,7 @@ static const struct setting *split_route_override(const char *name, char *route,
     for (size_t i = 0; i < config_n_settings; i++) {
         const struct setting *st = &config_settings[i];
         size_t slen = strlen(st->name);
-        if (!st->per_route || rlen < slen + 2 || strcmp(rest + rlen - slen, st->name) != 0 ||
+        if (!(st->flags & SF_PER_ROUTE) || rlen < slen + 2 || strcmp(rest + rlen - slen, st->name) != 0 ||
             rest[rlen - slen - 1] != '_' || rlen - slen - 1 >= routelen)
             continue;
         memcpy(route, rest, rlen - slen - 1);
@@ -578,7 +581,7 @@ static int set_route_override(struct sluice_config *cfg, const char *name, const
 int64_t config_route_int(const struct sluice_config *cfg, const char *setting, const char *route)
 {
     const struct setting *st = config_find_setting(setting);
-    SL_ASSERT(st && st->per_route && (st->type == SET_INT || st->type == SET_DURATION));
+    SL_ASSERT(st && (st->flags & SF_PER_ROUTE) && (st->type == SET_INT || st->type == SET_DURATION));
     for (int i = 0; i < cfg->n_overrides; i++)
         if (cfg->overrides[i].setting == st->name && strcmp(cfg->overrides[i].route, route) == 0)
             return cfg->overrides[i].value;

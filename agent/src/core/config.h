@@ -88,6 +88,7 @@ struct sluice_config {
     int64_t origin_connect_timeout;     /* 5s */
     int64_t origin_stall_timeout;       /* 30s */
     int64_t cache_write_timeout;        /* 5s */
+    int64_t drain_timeout;              /* 30s: SIGTERM lets transfers finish this long */
 
     /* fills */
     uint64_t fill_buffer_size;          /* 8M: in-memory spool window per fill */
@@ -172,6 +173,11 @@ const char *config_origin_redirect_hosts(const struct sluice_config *cfg, const 
  * when it is empty (a wildcard listen address becomes 127.0.0.1). No
  * trailing '/'. */
 void config_public_url(const struct sluice_config *cfg, char *out, size_t outlen);
+
+/* Reload: every setting that needs a restart (a listener, cache_dir, the
+ * workers...) and differs in `fresh` gets the running value back, with one
+ * warning line each. Returns how many were kept. */
+int config_keep_restart_settings(struct sluice_config *fresh, const struct sluice_config *running);
 
 /* Write every setting as `name = value` lines (the effective config). */
 void config_print(const struct sluice_config *cfg, FILE *out);

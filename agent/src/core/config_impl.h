@@ -19,6 +19,10 @@
 #define ROUTE_PREFIX "route_"
 enum setting_type { SET_STRING, SET_DURATION, SET_SIZE, SET_INT };
 
+/* Setting flags. */
+#define SF_PER_ROUTE 1u     /* may be overridden with route_<route>_<name> */
+#define SF_RESTART 2u       /* read once at start: a reload keeps the running value */
+
 /* Extra checks for string settings; return NULL when fine, else a reason. */
 typedef const char *(*string_check_fn)(const char *value);
 
@@ -31,7 +35,7 @@ struct setting {
     int64_t min, max;       /* bounds for durations (ms), sizes and ints */
     string_check_fn check;  /* strings only; may be NULL */
     const char *doc;
-    bool per_route;         /* may be overridden with route_<route>_<name> */
+    unsigned flags;         /* SF_* */
 };
 
 

@@ -2,7 +2,8 @@
  * config_print.c - the configuration as text: the effective settings
  * (`sluice --print-config`, which parses back to the same configuration)
  * and the settings table of docs/configuration.md (`--print-config-doc`),
- * both from the one table in config.c.
+ * both from the one table in config.c; and the settings a reload may not
+ * change (config_keep_restart_settings).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "core/common.h"
 #include "core/config_impl.h"
+#include "core/log.h"
 #include "eco/eco.h"
 
 static void format_setting(const struct sluice_config *cfg, const struct setting *s,
@@ -31,6 +33,27 @@ static void format_setting(const struct sluice_config *cfg, const struct setting
         snprintf(out, outlen, "%lld", (long long)*(const int64_t *)field);
         return;
     }
+}
+
+int config_keep_restart_settings(struct sluice_config *fresh, const struct sluice_config *running)
+{
+    SL_ASSERT(fresh && running);
+    int kept = 0;
+    for (size_t i = 0; i < config_n_settings; i++) {
+        const struct setting *s = &config_settings[i];
+        char was[CONFIG_PATH_MAX], now[CONFIG_PATH_MAX];
+        if (!(s->flags & SF_RESTART))
+            continue;
+        format_setting(running, s, was, sizeof(was));
+        format_setting(fresh, s, now, sizeof(now));
+        if (strcmp(was, now) == 0)
+            continue;
+        log_warn("reload: %s changed from '%s' to '%s' but needs a restart; keeping '%s' until then", s->name,
+                 was, now, was);
+        memcpy((char *)fresh + s->offset, (const char *)running + s->offset, s->size);
+        kept++;
+    }
+    return kept;
 }
 
 /* Quote a value when the file syntax would otherwise change it. */
@@ -141,7 +164,8 @@ void config_print_markdown(FILE *out)
         const struct setting *s = &config_settings[i];
         fprintf(out, "| `%s` | `", s->name);
         print_env_name(out, s->name);
-        fprintf(out, "` | `%s` | %s%s |\n", s->def, s->doc, s->per_route ? " Per route." : "");
+        fprintf(out, "` | `%s` | %s%s%s |\n", s->def, s->doc, (s->flags & SF_PER_ROUTE) ? " Per route." : "",
+                (s->flags & SF_RESTART) ? " Needs a restart (a reload keeps the running value)." : "");
     }
     for (size_t i = 0; i < eco_count(); i++) {
         const struct eco *e = eco_at(i);

@@ -160,6 +160,7 @@ static double read_open_files(const struct agent *a) { return (double)a->index.o
 static double read_loading(const struct agent *a) { return a->index_loading ? 1 : 0; }
 static double read_jobs(const struct agent *a) { return workers_pending(a->workers); }
 static double read_uptime(const struct agent *a) { return (double)(sl_wall_s() - a->started_wall); }
+static double read_stopping(const struct agent *a) { return a->stopping ? 1 : 0; }
 
 static double read_open_fds(const struct agent *a)
 {
@@ -205,6 +206,11 @@ static const struct metric_row agent_rows[] = {
     { "sluice_worker_jobs_pending", "gauge", "Blocking jobs queued or running.", 0, read_jobs },
     { "sluice_open_fds", "gauge", "File descriptors open in the agent.", 0, read_open_fds },
     { "sluice_uptime_seconds", "gauge", "Seconds since start.", 0, read_uptime },
+    { "sluice_stopping", "gauge", "1 while the agent drains after SIGTERM/SIGINT.", 0, read_stopping },
+    { "sluice_config_generation", "gauge", "The running configuration: 1 at start, +1 per applied reload.",
+      AM(config_generation), NULL },
+    { "sluice_config_loaded_timestamp_seconds", "gauge", "When the running configuration was read (Unix time).",
+      AM(config_loaded_wall), NULL },
 };
 
 static void render_route_rows(struct out *o, const struct agent *a)
@@ -246,6 +252,13 @@ static void render_write_failures(struct out *o, const struct metrics *m)
     for (int i = 0; i < WFAIL_REASONS; i++)
         emit(o, "sluice_cache_write_failures_total{reason=\"%s\"} %llu\n", wfail_names[i],
              (unsigned long long)m->write_failures[i]);
+}
+
+static void render_reloads(struct out *o, const struct metrics *m)
+{
+    family(o, "sluice_config_reloads_total", "counter", "Configuration reloads (SIGHUP), applied or refused.");
+    emit(o, "sluice_config_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)m->reloads[0]);
+    emit(o, "sluice_config_reloads_total{result=\"error\"} %llu\n", (unsigned long long)m->reloads[1]);
 }
 
 static const char *const l2_end_names[L2_LOOKUP_ENDS] = { "hit", "absent", "stale", "timeout", "error", "busy" };
@@ -390,6 +403,7 @@ char *metrics_render(struct agent *a, size_t *len)
     render_route_rows(&o, a);
     render_write_failures(&o, &a->m);
     render_agent_rows(&o, a);
+    render_reloads(&o, &a->m);
     render_tiers(&o, a);
     render_slots(&o, a);
     render_origin(&o, origin_client_stats(a->origins));

@@ -93,6 +93,9 @@ struct metrics {
     uint64_t temp_swept;                     /* crash debris removed at start */
     uint64_t purged_objects;                 /* objects removed by the admin API's DELETE */
     struct tier_counters tier[TIER_MAX];     /* by agent tier index */
+    uint64_t reloads[2];                     /* SIGHUP: [0] applied, [1] refused */
+    uint64_t config_generation;              /* 1 at start, +1 per applied reload */
+    uint64_t config_loaded_wall;             /* when the running configuration was read (unix s) */
 };
 
 struct agent;

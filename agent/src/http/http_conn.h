@@ -53,6 +53,7 @@ struct http_server {
     double stall_s;
     bool allow_delete;           /* http_server_allow_delete */
     struct sl_list conns;        /* every open connection */
+    bool draining;               /* http_server_drain: no listener, close after each response */
     struct http_server_stats stats;
 };
 
@@ -84,6 +85,7 @@ struct http_conn {
     size_t header_bytes;
     const char *values[H_KINDS];
     int req_error;
+    bool in_message;           /* the parser has begun a request (part of it was read) */
     bool message_complete;
     struct http_request req;
 

@@ -63,6 +63,7 @@ void reset_request(struct http_conn *c)
     memset(c->values, 0, sizeof(c->values));
     c->req_error = 0;
     c->message_complete = false;
+    c->in_message = false;
     memset(&c->req, 0, sizeof(c->req));
 }
 
@@ -72,6 +73,7 @@ static int on_message_begin(http_parser *p)
 {
     struct http_conn *c = conn_of(p->data);
     reset_request(c);
+    c->in_message = true;
     c->last_activity_ms = sl_now_ms();
     return 0;
 }
@@ -265,7 +267,7 @@ static void dispatch(struct http_conn *c)
         return;
     }
     c->head_only = c->req.method == HTTP_M_HEAD;
-    c->close_after = !c->req.keep_alive;
+    c->close_after = !c->req.keep_alive || srv->draining;
     srv->handler(srv->ctx, c, &c->req);
 }
 
@@ -437,6 +439,39 @@ void http_server_stop(struct http_server *srv)
     while (!list_empty(&srv->conns))
         conn_close(SL_CONTAINER_OF(srv->conns.next, struct http_conn, link), true);
     free(srv);
+}
+
+void http_server_set_stall_timeout(struct http_server *srv, int64_t stall_timeout_ms)
+{
+    srv->stall_s = (double)stall_timeout_ms / 1000.0;
+}
+
+/* Answering a request (a half-read one is not a transfer yet). */
+static bool conn_busy(const struct http_conn *c)
+{
+    return c->phase != P_READING;
+}
+
+void http_server_drain(struct http_server *srv)
+{
+    net_listener_stop(&srv->listener);
+    srv->draining = true;
+    struct sl_list *it = srv->conns.next;
+    while (it != &srv->conns) {
+        struct http_conn *c = SL_CONTAINER_OF(it, struct http_conn, link);
+        it = it->next;
+        c->close_after = true;
+        if (!conn_busy(c) && !c->in_message && c->in_len == c->in_off)
+            conn_close(c, false);
+    }
+}
+
+int http_server_busy(const struct http_server *srv)
+{
+    int n = 0;
+    for (const struct sl_list *it = srv->conns.next; it != &srv->conns; it = it->next)
+        n += conn_busy(SL_CONTAINER_OF(it, const struct http_conn, link));
+    return n;
 }
 
 const struct http_server_stats *http_server_stats(const struct http_server *srv)

@@ -127,6 +127,20 @@ void http_server_stop(struct http_server *srv);
  * otherwise every method but GET and HEAD is answered 405 by the server. */
 void http_server_allow_delete(struct http_server *srv);
 
+/*
+ * Shutdown, first step: stop accepting and close the idle keep-alive
+ * connections; a connection answering a request finishes it and then
+ * closes (one holding part of a request may still complete it and is then
+ * answered the same way). http_server_busy counts the connections
+ * answering a request; when it is 0 the server may be stopped without
+ * cutting a transfer.
+ */
+void http_server_drain(struct http_server *srv);
+int http_server_busy(const struct http_server *srv);
+
+/* Reload: the stall window from now on. */
+void http_server_set_stall_timeout(struct http_server *srv, int64_t stall_timeout_ms);
+
 /* A server with no listener, fed with http_server_adopt (tests, fuzzing). */
 struct http_server *http_server_new(struct ev_loop *loop, http_handler_fn handler, void *ctx,
                                     int64_t stall_timeout_ms);

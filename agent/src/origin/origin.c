@@ -571,13 +571,18 @@ void origin_resume(struct origin_xfer *x)
     kick(x->oc);
 }
 
+void origin_client_set_timeouts(struct origin_client *oc, int64_t connect_timeout_ms, int64_t stall_timeout_ms)
+{
+    oc->stall_s = (double)stall_timeout_ms / 1000.0;
+    oc->connect_timeout_ms = (long)connect_timeout_ms;
+}
+
 struct origin_client *origin_client_new(struct ev_loop *loop, int64_t connect_timeout_ms,
                                         int64_t stall_timeout_ms)
 {
     struct origin_client *oc = sl_calloc(1, sizeof(*oc));
     oc->loop = loop;
-    oc->stall_s = (double)stall_timeout_ms / 1000.0;
-    oc->connect_timeout_ms = (long)connect_timeout_ms;
+    origin_client_set_timeouts(oc, connect_timeout_ms, stall_timeout_ms);
     oc->multi = curl_multi_init();
     SL_ASSERT(oc->multi != NULL);
     curl_multi_setopt(oc->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);

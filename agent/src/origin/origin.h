@@ -79,6 +79,8 @@ struct origin_stats {
 struct origin_client *origin_client_new(struct ev_loop *loop, int64_t connect_timeout_ms,
                                         int64_t stall_timeout_ms);
 void origin_client_free(struct origin_client *oc);
+/* Reload: transfers started from now on use these (running ones keep theirs). */
+void origin_client_set_timeouts(struct origin_client *oc, int64_t connect_timeout_ms, int64_t stall_timeout_ms);
 const struct origin_stats *origin_client_stats(const struct origin_client *oc);
 
 /* Start a GET of `url` for `route` (whose redirect policy applies), with

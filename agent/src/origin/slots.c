@@ -20,7 +20,7 @@ const char *queue_outcome_name(enum queue_outcome o)
 static int origin_index(const struct slots *s, const struct route *route)
 {
     int i = (int)(route - s->routes->routes);
-    SL_ASSERT(i >= 0 && i < s->routes->n);
+    SL_ASSERT(i >= 0 && i < s->n_origins);
     return i;
 }
 
@@ -44,24 +44,41 @@ static void observe_wait(struct slots *s, enum queue_outcome o, double seconds)
             s->wait_buckets[o][b]++;
 }
 
+/* Limits from cfg; the queues of routes not seen before start empty. */
+static void set_limits(struct slots *s, const struct sluice_config *cfg)
+{
+    s->max_in_flight = (int)cfg->origin_max_in_flight;
+    s->retry_after_min = (int)(cfg->retry_after_min / 1000);
+    s->retry_after_max = (int)(cfg->retry_after_max / 1000);
+    SL_ASSERT(s->n_origins <= s->routes->n);
+    for (int i = 0; i < s->routes->n; i++) {
+        struct slot_origin *o = &s->origins[i];
+        if (i >= s->n_origins)
+            list_init(&o->queue);
+        const char *name = s->routes->routes[i].name;
+        o->max_in_flight = (int)config_route_int(cfg, "origin_max_in_flight_per_origin", name);
+        o->queue_max = (int)config_route_int(cfg, "origin_queue_max", name);
+        o->queue_timeout_ms = config_route_int(cfg, "origin_queue_timeout", name);
+    }
+    s->n_origins = s->routes->n;
+}
+
 void slots_init(struct slots *s, struct ev_loop *loop, const struct route_table *routes,
                 const struct sluice_config *cfg)
 {
     memset(s, 0, sizeof(*s));
     s->loop = loop;
     s->routes = routes;
-    s->max_in_flight = (int)cfg->origin_max_in_flight;
-    s->retry_after_min = (int)(cfg->retry_after_min / 1000);
-    s->retry_after_max = (int)(cfg->retry_after_max / 1000);
     s->avg_fill_s = 1.0;
-    for (int i = 0; i < routes->n; i++) {
-        struct slot_origin *o = &s->origins[i];
-        list_init(&o->queue);
-        const char *name = routes->routes[i].name;
-        o->max_in_flight = (int)config_route_int(cfg, "origin_max_in_flight_per_origin", name);
-        o->queue_max = (int)config_route_int(cfg, "origin_queue_max", name);
-        o->queue_timeout_ms = config_route_int(cfg, "origin_queue_timeout", name);
-    }
+    set_limits(s, cfg);
+}
+
+static void dispatch(struct slots *s);
+
+void slots_reconfigure(struct slots *s, const struct sluice_config *cfg)
+{
+    set_limits(s, cfg);
+    dispatch(s);
 }
 
 static bool can_run(const struct slots *s, const struct slot_origin *o)
@@ -149,7 +166,7 @@ static void dispatch(struct slots *s)
 {
     while (s->queued > 0 && s->in_flight < s->max_in_flight) {
         struct slot_wait *best = NULL;
-        for (int i = 0; i < s->routes->n; i++) {
+        for (int i = 0; i < s->n_origins; i++) {
             struct slot_origin *o = &s->origins[i];
             if (list_empty(&o->queue) || !can_run(s, o))
                 continue;

@@ -21,7 +21,9 @@
  * of fill durations times the number of waiters ahead per slot, clamped to
  * [retry_after_min, retry_after_max].
  *
- * Invariants: in_flight <= max_in_flight globally and per origin; a waiter
+ * Invariants: a slot is granted only while in_flight < max_in_flight,
+ * globally and per origin (a reload that lowers a cap lets the fetches
+ * above it finish: no new one starts until in_flight is below it); a waiter
  * is on exactly one queue from QUEUED until granted/expired/canceled.
  */
 #ifndef SLUICE_SLOTS_H
@@ -74,7 +76,8 @@ struct slots {
     int retry_after_min, retry_after_max;
     double avg_fill_s;               /* moving average of slot hold times */
     uint64_t next_seq;               /* arrival numbers of waiters */
-    struct slot_origin origins[ROUTE_MAX];
+    struct slot_origin origins[ROUTE_MAX];   /* by route slot (route.c: slots never move) */
+    int n_origins;                   /* origins[0..n) are set up */
     /* queue wait histogram by outcome (Prometheus buckets, seconds) */
     uint64_t wait_buckets[QWAIT_OUTCOMES][QWAIT_BUCKETS];
     uint64_t wait_count[QWAIT_OUTCOMES];
@@ -87,6 +90,11 @@ const char *queue_outcome_name(enum queue_outcome o);
 /* Limits come from cfg, with per-route overrides (config_route_int). */
 void slots_init(struct slots *s, struct ev_loop *loop, const struct route_table *routes,
                 const struct sluice_config *cfg);
+
+/* Reload: limits from the new cfg, for the routes of the (updated in place)
+ * table, including routes new to it. Waiters keep their place and their
+ * timer; any the new limits admit are granted at once. */
+void slots_reconfigure(struct slots *s, const struct sluice_config *cfg);
 
 /* Ask for a slot for `route`. On SLOT_QUEUED, `w` must stay valid until one
  * of its callbacks ran or slot_cancel was called. */

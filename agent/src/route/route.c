@@ -16,6 +16,16 @@
  *  - has_origin is true exactly when cfg has a non-empty origin_<route>, and
  *    then `url` is its parsed form;
  *  - eco is the ecosystem of the route's name, or &eco_unknown.
+ *
+ * Reload (route_table_update): a route's slot in the table belongs to its
+ * name for the life of the process. Fills, origin transfers, slots and
+ * metrics hold `const struct route *` (and slot indexes) across callbacks,
+ * so the table is never freed or reordered: a route still in the new map
+ * is overwritten in place (same name, same slot: holders see its new
+ * origin and settings on their next look), a route gone from the map is
+ * marked retired (no lookup returns it; holders keep valid memory), and a
+ * new route takes the next free slot. A retired route that comes back gets
+ * its old slot. The table only grows, up to ROUTE_MAX names ever.
  */
 #include "route/route.h"
 
@@ -295,7 +305,7 @@ bool route_name_valid(const char *s, size_t n)
 static const struct route *find_prefix(const struct route_table *rt, const char *prefix)
 {
     for (int i = 0; i < rt->n; i++)
-        if (strcmp(rt->routes[i].prefix, prefix) == 0)
+        if (!rt->routes[i].retired && strcmp(rt->routes[i].prefix, prefix) == 0)
             return &rt->routes[i];
     return NULL;
 }
@@ -453,6 +463,46 @@ int route_table_load(struct route_table *rt, const char *map_path,
     return rc;
 }
 
+/* -------------------------------------------------------------- reload */
+
+static int slot_of(const struct route_table *rt, const char *name)
+{
+    for (int i = 0; i < rt->n; i++)
+        if (strcmp(rt->routes[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* Names of `fresh` that have no slot in `live` yet. */
+static int count_new_names(const struct route_table *live, const struct route_table *fresh)
+{
+    int n = 0;
+    for (int j = 0; j < fresh->n; j++)
+        n += slot_of(live, fresh->routes[j].name) < 0;
+    return n;
+}
+
+int route_table_update(struct route_table *live, const struct route_table *fresh, char *err, size_t errlen)
+{
+    SL_ASSERT(live && fresh && live != fresh);
+    int added = count_new_names(live, fresh);
+    if (live->n + added > ROUTE_MAX) {
+        sl_set_err(err, errlen, "the map adds %d route name(s) to the %d this process has known; at most %d "
+                   "until a restart", added, live->n, ROUTE_MAX);
+        return -1;
+    }
+    for (int i = 0; i < live->n; i++)
+        live->routes[i].retired = true;
+    for (int j = 0; j < fresh->n; j++) {
+        int i = slot_of(live, fresh->routes[j].name);
+        if (i < 0)
+            i = live->n++;
+        live->routes[i] = fresh->routes[j];
+        SL_ASSERT(!live->routes[i].retired);
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------- lookups */
 
 const struct route *route_match(const struct route_table *rt, const char *path,
@@ -462,7 +512,7 @@ const struct route *route_match(const struct route_table *rt, const char *path,
     const struct route *best = NULL;
     for (int i = 0; i < rt->n; i++) {
         const struct route *r = &rt->routes[i];
-        if (r->prefix_len <= path_len && memcmp(path, r->prefix, r->prefix_len) == 0 &&
+        if (!r->retired && r->prefix_len <= path_len && memcmp(path, r->prefix, r->prefix_len) == 0 &&
             (!best || r->prefix_len > best->prefix_len))
             best = r;
     }
@@ -484,7 +534,7 @@ const struct route *route_by_name(const struct route_table *rt, const char *name
     SL_ASSERT(rt && (name || name_len == 0));
     for (int i = 0; i < rt->n; i++) {
         const struct route *r = &rt->routes[i];
-        if (strlen(r->name) == name_len && memcmp(r->name, name, name_len) == 0)
+        if (!r->retired && strlen(r->name) == name_len && memcmp(r->name, name, name_len) == 0)
             return r;
     }
     return NULL;

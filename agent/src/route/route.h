@@ -65,6 +65,7 @@ struct route {
     struct route_host redirect_hosts[ROUTE_REDIRECT_HOSTS_MAX];
     int n_redirect_hosts;
     struct route_freshness fresh;
+    bool retired;                   /* gone from the map at a reload (route.c) */
 };
 
 struct route_table {
@@ -106,11 +107,21 @@ int route_table_load(struct route_table *rt, const char *map_path,
 int route_table_parse(struct route_table *rt, const char *map_text,
                       const struct sluice_config *cfg, char *err, size_t errlen);
 
-/* Longest-prefix match of a raw request path. On success returns the route and
+/*
+ * Reload: make `live` route as `fresh` does without moving any route (see
+ * route.c: a slot belongs to one name for the life of the process; routes
+ * gone from the map are retired, not removed). Pointers into `live` stay
+ * valid. Fails, changing nothing, when the names would not fit in
+ * ROUTE_MAX slots. 0 or -1 + err.
+ */
+int route_table_update(struct route_table *live, const struct route_table *fresh, char *err, size_t errlen);
+
+/* Longest-prefix match of a raw request path (retired routes never match). On success returns the route and
  * sets *rest to the part after the prefix (never starting with '/'). */
 const struct route *route_match(const struct route_table *rt, const char *path,
                                 size_t path_len, const char **rest, size_t *rest_len);
 
+/* The route of that name, unless retired. */
 const struct route *route_by_name(const struct route_table *rt, const char *name,
                                   size_t name_len);
 

@@ -103,7 +103,7 @@ void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict 
     serve_classify(route, get || sl_bytes_eq(in->method, in->method_len, "HEAD"), in->has_auth, in->path ? in->path : "",
                    in->path ? in->path_len : 0, in->query, in->query_len, in->accept, in->accept_len, &rc);
     enum verdict_kind v = VERDICT_PASS;
-    if (rc.kind == CLASS_CACHEABLE) {
+    if (rc.kind == CLASS_CACHEABLE && !a->stopping) {   /* draining: the HTTP side takes no new work */
         v = verdict_cacheable(a, in, get, &rc.canon, out);
     } else if (rc.kind == CLASS_REJECT) {
         v = VERDICT_REJECT;

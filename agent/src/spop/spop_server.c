@@ -82,6 +82,7 @@ struct spop_server {
     spop_verdict_fn fn;
     void *ctx;
     struct sl_list conns;        /* every open connection */
+    bool draining;               /* spop_server_drain was called */
     struct spop_stats stats;
     uint8_t ack[SPOP_SERVER_MAX_FRAME + SPOP_FRAME_LEN_SIZE];   /* ACKs are built here */
 };
@@ -482,6 +483,18 @@ static void conn_fail_framing(struct spop_conn *c, const uint8_t *buf, size_t av
     }
 }
 
+/* Draining: a READY connection with every NOTIFY it sent answered (they
+ * are answered as they arrive) and no partial frame pending says
+ * AGENT-DISCONNECT "normal" and closes; HAProxy then fails open. */
+static void conn_drain_if_idle(struct spop_conn *c)
+{
+    if (!c->srv->draining || c->state != CONN_READY || c->rlen > 0)
+        return;
+    log_debug("spop %s: draining, disconnecting", c->peer);
+    conn_send_disconnect(c, SPOP_STATUS_NORMAL);
+    conn_begin_close(c);
+}
+
 /* Handles every whole frame in the read buffer, then compacts it. */
 static void conn_process(struct spop_conn *c)
 {
@@ -508,6 +521,7 @@ static void conn_process(struct spop_conn *c)
     memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
     c->rlen -= pos;
     conn_reserve_frame(c);
+    conn_drain_if_idle(c);
 }
 
 /* ------------------------------------------------------------- I/O */
@@ -686,6 +700,19 @@ static void conn_stop(struct spop_conn *c)
     while (recv(c->fd, sink, sizeof(sink), 0) > 0)
         ;
     conn_destroy(c);
+}
+
+void spop_server_drain(struct spop_server *srv)
+{
+    net_listener_stop(&srv->listener);
+    srv->draining = true;
+    struct sl_list *it = srv->conns.next;
+    while (it != &srv->conns) {
+        struct spop_conn *c = SL_CONTAINER_OF(it, struct spop_conn, link);
+        it = it->next;
+        conn_drain_if_idle(c);
+        conn_flush(c);
+    }
 }
 
 void spop_server_stop(struct spop_server *srv)

@@ -111,6 +111,15 @@ struct spop_server *spop_server_start(struct ev_loop *loop, const char *addr,
  */
 void spop_server_stop(struct spop_server *srv);
 
+/*
+ * Shutdown, first step: stop accepting; every connection says
+ * AGENT-DISCONNECT status 0 as soon as it has no NOTIFY unanswered and no
+ * partial frame (at once for most: NOTIFYs are answered as they arrive),
+ * then closes as in CLOSING. HAProxy fails open for the NOTIFYs it sends
+ * later. spop_server_stop still has to be called.
+ */
+void spop_server_drain(struct spop_server *srv);
+
 const struct spop_stats *spop_server_stats(const struct spop_server *srv);
 
 /* The port actually bound (useful when started on port 0). */
