@@ -470,6 +470,14 @@ static void test_an_l2_read_failing_mid_body_aborts_readers_and_stores_nothing(v
     run_until_idle();
     assert_int_equal(A.index.count, 0);
     assert_int_equal(temp_files(), 0);
+    /* ... at the origin, once, so the bad copy gets replaced */
+    struct stub_tier *t = (struct stub_tier *)A.tiers[0];
+    f = lookup("generic:l2-cut", NULL, &c);
+    assert_went_to_origin(f, &c);
+    assert_int_equal(t->reads, 1);
+    f = lookup("generic:l2-cut", NULL, &c);      /* and then L2 again */
+    assert_int_equal(t->reads, 2);
+    finish(&c);
 }
 
 static void test_tiers_are_asked_in_order_before_the_origin(void **state)

@@ -23,6 +23,7 @@ struct fill;
 struct digest_notes;
 
 #define FILL_TABLE_BUCKETS 4096
+#define L2_SKIP_MAX 64           /* keys whose next miss skips L2 (store/l2.h) */
 #define AGENT_MAGIC 0x534c4147u   /* "SLAG": checked where a void * becomes an agent */
 
 struct agent {
@@ -43,6 +44,8 @@ struct agent {
     struct sl_list l2_queue;                  /* uploads waiting (store/l2.c) */
     int l2_uploads_queued;
     int l2_uploads_running;
+    uint8_t l2_skip[L2_SKIP_MAX][KEY_HASH_LEN];   /* keys whose L2 copy failed after its head */
+    int l2_skip_n, l2_skip_next;
     struct origin_client *origins;
     struct slots slots;
     struct digest_notes *notes;               /* published digests of artifacts (eco/digest_notes.h) */

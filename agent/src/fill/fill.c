@@ -400,6 +400,8 @@ static void settle(struct fill *f)
         if (!f->from_tier && f->url[0] && f->origin_result >= ORIGIN_ERR_CONNECT && f->origin_result <= ORIGIN_ERR_PROTOCOL)
             origin_seen(f, false);
         metrics_route(f->a, f->route)->fills_failed++;
+        if (f->lookup && f->from_tier)
+            l2_skip_once(f->a, f->hash);   /* its next miss fetches it afresh, healing L2 */
         log_warn("fill: origin failed (%s%s%s) key=%s after %llu bytes", origin_result_name(f->origin_result),
                  f->origin_detail[0] ? ": " : "", f->origin_detail, f->key, (unsigned long long)f->received);
         writer_fail(f, WFAIL_ORIGIN);
@@ -796,7 +798,7 @@ struct fill *fill_start_from_tier(struct agent *a, const struct route *route, co
 struct fill *fill_start_lookup(struct agent *a, const struct route *route, const char *key,
                                const uint8_t hash[KEY_HASH_LEN], const char *url, const struct fill_request *rq)
 {
-    if (a->n_tiers == 0 || (rq && rq->revalidate))
+    if (a->n_tiers == 0 || (rq && rq->revalidate) || l2_take_skip(a, hash))
         return fill_start(a, route, key, hash, url, rq);
     if (a->l2_lookups_running >= a->cfg.l2_lookups_max) {
         for (int i = 0; i < a->n_tiers; i++)

@@ -102,8 +102,9 @@ struct fill *fill_start_from_tier(struct agent *a, const struct route *route, co
  * (taking an origin slot then): the readers see one fill and never the
  * tier's failure. A copy of metadata past its TTL, or a stored 404, is not
  * taken from a tier (counted `stale`). A read that fails after its head
- * aborts the readers and commits nothing, as any fill's source. A
- * revalidation (rq->revalidate) or an agent without tiers is fill_start.
+ * aborts the readers and commits nothing, as any fill's source, and the
+ * key's next lookup skips the tiers once (store/l2.h). A revalidation
+ * (rq->revalidate) or an agent without tiers is fill_start.
  * NULL only as fill_start: no tiers tried and the origin's queue is full
  * (with tiers tried, a full queue later is FILL_HEAD_BUSY).
  */

@@ -60,13 +60,26 @@ int l2_open(struct agent *a, char *err, size_t errlen)
     return 0;
 }
 
-int l2_index(const struct agent *a, const struct tier *t)
+void l2_skip_once(struct agent *a, const uint8_t hash[KEY_HASH_LEN])
 {
-    for (int i = 0; i < a->n_tiers; i++)
-        if (a->tiers[i] == t)
-            return i;
-    SL_ASSERT(!"a tier the agent does not have");
-    return 0;
+    memcpy(a->l2_skip[a->l2_skip_next], hash, KEY_HASH_LEN);
+    a->l2_skip_next = (a->l2_skip_next + 1) % L2_SKIP_MAX;
+    if (a->l2_skip_n < L2_SKIP_MAX)
+        a->l2_skip_n++;
+}
+
+bool l2_take_skip(struct agent *a, const uint8_t hash[KEY_HASH_LEN])
+{
+    for (int i = 0; i < a->l2_skip_n; i++) {
+        if (memcmp(a->l2_skip[i], hash, KEY_HASH_LEN) != 0)
+            continue;
+        /* the last entry takes its place; the ring's order is irrelevant */
+        memcpy(a->l2_skip[i], a->l2_skip[a->l2_skip_n - 1], KEY_HASH_LEN);
+        a->l2_skip_n--;
+        a->l2_skip_next = a->l2_skip_n % L2_SKIP_MAX;
+        return true;
+    }
+    return false;
 }
 
 static void upload_free(struct l2_upload *u)

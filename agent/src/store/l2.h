@@ -13,6 +13,13 @@
  * at a time, on the tier's own workers or watchers, never on the serving
  * path. Results are counted per tier (ok, failed, dropped).
  *
+ * A key whose L2 copy failed after its head (cut mid-body, or not the
+ * digest its registry published) is noted, and its next miss skips the
+ * tiers once: the origin's copy is then committed and uploaded over the
+ * bad one, so a corrupt L2 object heals instead of failing every request.
+ * The note is a small ring (L2_SKIP_MAX keys); a key pushed out of it just
+ * fails once more.
+ *
  * Invariants: a queued upload owns its descriptor until it is started or
  * dropped; a->l2_uploads_running counts writes whose done has yet to run;
  * once a->stopping, nothing new is started and the queue is emptied.
@@ -20,6 +27,7 @@
 #ifndef SLUICE_L2_H
 #define SLUICE_L2_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,7 +47,9 @@ void l2_drop_queue(struct agent *a);
 /* After the worker pool stopped (every write reported): free the tiers. */
 void l2_close(struct agent *a);
 
-/* The agent tier index of t (metrics). */
-int l2_index(const struct agent *a, const struct tier *t);
+/* Note that key's L2 copy failed after its head; l2_take_skip returns
+ * true (once) for a noted key. */
+void l2_skip_once(struct agent *a, const uint8_t hash[KEY_HASH_LEN]);
+bool l2_take_skip(struct agent *a, const uint8_t hash[KEY_HASH_LEN]);
 
 #endif
