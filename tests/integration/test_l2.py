@@ -42,6 +42,7 @@ class TwoEdges(unittest.TestCase):
 
     settings = {"l2_lookup_timeout": "300ms"}
     settings_a = {}
+    settings_b = {}
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="sluice-l2-")
@@ -52,7 +53,7 @@ class TwoEdges(unittest.TestCase):
         try:
             s = dict(self.settings, l2_dir=self.l2_dir)
             self.a = self.edge(dict(s, **self.settings_a))
-            self.b = self.edge(s)
+            self.b = self.edge(dict(s, **self.settings_b))
         except BaseException:
             self.tearDown()
             raise
@@ -201,6 +202,31 @@ class L2FailingMidBody(TwoEdges):
         again = self.b.get("/generic" + p, timeout=10)       # the truncated copy: origin, byte-exact
         self.assertEqual((again.status, again.body), (200, body_for(p, size)))
         self.assertEqual(self.origin.requests(p), 2)
+
+
+class OriginSaturated(TwoEdges):
+    settings_b = {"origin_max_in_flight_per_origin": "1", "origin_queue_max": "0"}
+
+    def test_an_l2_hit_needs_no_origin_slot(self):
+        size = 100_000
+        p = self.path("shared", size=size)
+        self.fill_through_a(p, size)
+        slow = self.path("slow", size=size, rate=size // 3)   # holds B's only origin slot for ~3 s
+        results = []
+        t = threading.Thread(target=lambda: results.append(self.b.get("/generic" + slow, timeout=20)))
+        t.start()
+        try:
+            wait_until(lambda: self.b.metric("sluice_origin_fetches_in_flight") == 1, 10,
+                       message="B's origin slot was never taken")
+            busy = self.b.get("/generic" + self.path("other", size=10))   # needs the origin: refused
+            self.assertEqual(busy.status, 503)
+            r = self.b.get("/generic" + p)                                # in L2: served all the same
+            self.assertEqual((r.status, r.body), (200, body_for(p, size)))
+            self.assertEqual(r.header("Cache-Status"), "sluice; fwd=uri-miss; detail=l2-hit; stored")
+        finally:
+            t.join(30)
+        self.assertEqual(results[0].body, body_for(slow, size))
+        self.assertEqual(self.origin.requests(p), 1)
 
 
 class Settings(unittest.TestCase):
