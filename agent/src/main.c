@@ -35,8 +35,8 @@
 #include "store/cache.h"
 #include "core/common.h"
 #include "store/fault.h"
+#include "store/l2.h"
 #include "store/s3.h"
-#include "store/tier.h"
 #include "eco/digest_notes.h"
 #include "fill/fill.h"
 #include "http/http_server.h"
@@ -81,6 +81,7 @@ static void cut(struct agent *a, struct ev_loop *loop)
     http_server_stop(a->admin);
     a->admin = NULL;
     fill_abort_all(a);
+    l2_drop_queue(a);
     drain_started = ev_now(loop);
 }
 
@@ -252,24 +253,6 @@ static int check_s3(const struct sluice_config *cfg)
     return why ? -1 : 0;
 }
 
-/* The S3 tier, when s3_bucket is set, appended to the agent's tiers. */
-static int start_s3_tier(struct agent *a)
-{
-    struct s3_settings s;
-    char endpoint[CONFIG_URL_MAX], err[256];
-    if (!s3_settings_from_config(&a->cfg, &s, endpoint, sizeof(endpoint)))
-        return 0;
-    SL_ASSERT(a->n_tiers < TIER_MAX);
-    struct tier *t = tier_s3_new(a->loop, a->workers, &s, err, sizeof(err));
-    if (!t) {
-        log_error("%s", err);
-        return -1;
-    }
-    a->tiers[a->n_tiers++] = t;
-    log_info("s3 tier: bucket %s at %s, prefix '%s'", s.bucket, s.endpoint, s.prefix);
-    return 0;
-}
-
 static int start_listeners(struct agent *a)
 {
     char err[256];
@@ -327,11 +310,20 @@ static int run(struct agent *a)
         store_close(&a->store);
         return 1;
     }
+    /* The tiers after L1, in lookup order (store/l2.h). */
+    if (l2_open(a, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        workers_stop(a->workers);
+        l2_close(a);
+        index_free(&a->index);
+        store_close(&a->store);
+        return 1;
+    }
     a->origins = origin_client_new(a->loop, a->cfg.origin_connect_timeout, a->cfg.origin_stall_timeout);
     slots_init(&a->slots, a->loop, &a->routes, &a->cfg);
     a->notes = digest_notes_new((size_t)a->cfg.integrity_notes);
     cache_start_scan(a);
-    int rc = start_s3_tier(a) == 0 ? start_listeners(a) : -1;
+    int rc = start_listeners(a);
     if (rc == 0) {
         ev_signal sig_term, sig_int, sig_hup;
         ev_signal_init(&sig_term, on_signal, SIGTERM);
@@ -352,8 +344,7 @@ static int run(struct agent *a)
         http_server_stop(a->admin);
     }
     workers_stop(a->workers);
-    for (int i = 0; i < a->n_tiers; i++)
-        tier_destroy(a->tiers[i]);
+    l2_close(a);
     origin_client_free(a->origins);
     digest_notes_free(a->notes);
     index_free(&a->index);

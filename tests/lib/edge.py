@@ -36,7 +36,11 @@ class Edge:
         self.cache_dir = cache_dir or os.path.join(self.tmp, "cache")
         self.settings = dict(settings or {})
         self.extra_env = dict(env or {})
-        self.want_origin = origin
+        # origin: True starts a test origin of this edge's own; an
+        # OriginServer already running is shared (several edges, one
+        # origin: the scale-out tests), and the edge never stops it.
+        self.want_origin = origin is True
+        self.shared_origin = None if isinstance(origin, bool) else origin
         # These routes' origin is http://127.0.0.1:<port><origin_path>.
         self.origin_path = origin_path
         self.origin_routes = tuple(origin_routes)
@@ -44,7 +48,7 @@ class Edge:
         # The shipped edge config HAProxy runs: haproxy.cfg (SPOE) or
         # haproxy-lua.cfg (Lua HTTP mode, lua/sluice.lua).
         self.haproxy_cfg = haproxy_cfg
-        self.origin = None
+        self.origin = self.shared_origin
         self.agent = None
         self.haproxy = None
         self.ports = {k: free_port() for k in ("listen", "spop", "http", "admin")}
@@ -228,7 +232,7 @@ class Edge:
                 self.stop_agent()
             except AssertionError as e:
                 failure = e
-        if self.origin:
+        if self.origin and not self.shared_origin:
             self.origin.stop()
         for f in (self._agent_log, self._haproxy_log):
             if f:

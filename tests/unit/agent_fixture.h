@@ -49,6 +49,7 @@ static inline void fixture_setup(void)
     A.loop = ev_loop_new(EVFLAG_AUTO);
     index_init(&A.index);
     list_init(&A.paused);
+    list_init(&A.l2_queue);
     A.workers = workers_start(A.loop, 2, NULL, NULL, 0);
     A.origins = origin_client_new(A.loop, 1000, 1000);
     slots_init(&A.slots, A.loop, &A.routes, &A.cfg);
@@ -93,6 +94,7 @@ static inline void fixture_teardown(void)
     assert_int_equal(A.spool_bytes, 0);            /* every chunk released */
     assert_int_equal(A.m.fills_in_flight, 0);
     assert_int_equal(A.m.followers_attached, 0);
+    assert_int_equal(A.l2_lookups_running, 0);     /* every L2 lookup ended */
     for (int i = 0; i < A.n_tiers; i++)
         tier_destroy(A.tiers[i]);
     workers_stop(A.workers);

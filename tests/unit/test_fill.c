@@ -37,6 +37,8 @@
 #include "object_fixture.h"
 
 static struct tier *source;     /* where fills read from (not one of A's tiers) */
+static void put_text(struct tier *t, const char *key, const char *text);
+static int sink_writes(void *arg);
 
 /* A client of the fill: reads at its own pace. */
 struct client {
@@ -296,6 +298,270 @@ static void test_a_tier_miss_fails_the_fill_before_its_head(void **state)
     assert_int_equal(temp_files(), 0);
 }
 
+/* ------------------------------------------------- L2 lookup fallback */
+
+/* A tier that answers each read with `mode` from the loop (or never:
+ * STUB_HANG), counting the reads it aborted. */
+enum stub_mode { STUB_MISS, STUB_ERROR, STUB_HANG, STUB_CUT };
+#define STUB_CUT_SIZE 1000   /* STUB_CUT: a head of this size, half the body, an error */
+
+struct stub_tier {
+    struct tier base;
+    enum stub_mode mode;
+    int reads, aborted;
+};
+
+struct stub_read {
+    struct tier_read base;
+    ev_timer t;
+    struct tier_read_cb cb;
+    void *ctx;
+};
+
+static void stub_answer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct stub_read *r = w->data;
+    struct stub_tier *t = (struct stub_tier *)r->base.tier;
+    if (t->mode == STUB_CUT) {
+        static const uint8_t half[STUB_CUT_SIZE / 2];
+        struct obj_meta m = { .status = 200, .size = STUB_CUT_SIZE, .etag = (char *)"\"cut\"" };
+        r->cb.on_meta(r->ctx, &m);
+        assert_int_equal(r->cb.on_data(r->ctx, half, sizeof(half)), sizeof(half));
+    }
+    r->cb.on_done(r->ctx, t->mode == STUB_MISS ? TIER_MISS : TIER_ERROR, "stub");
+    free(r);
+}
+
+static struct tier_read *stub_read(struct tier *tier, const char *key, const uint8_t hash[KEY_HASH_LEN],
+                                   const struct tier_read_cb *cb, void *ctx)
+{
+    (void)key;
+    (void)hash;
+    struct stub_tier *t = (struct stub_tier *)tier;
+    struct stub_read *r = sl_calloc(1, sizeof(*r));
+    r->base.tier = tier;
+    r->cb = *cb;
+    r->ctx = ctx;
+    t->reads++;
+    ev_timer_init(&r->t, stub_answer, 0.001, 0.0);
+    r->t.data = r;
+    if (t->mode != STUB_HANG)
+        ev_timer_start(A.loop, &r->t);
+    return &r->base;
+}
+
+static void stub_abort(struct tier_read *base)
+{
+    struct stub_read *r = (struct stub_read *)base;
+    ((struct stub_tier *)base->tier)->aborted++;
+    ev_timer_stop(A.loop, &r->t);
+    free(r);
+}
+
+static void stub_resume(struct tier_read *base)
+{
+    (void)base;
+}
+
+static void stub_destroy(struct tier *t)
+{
+    free(t);
+}
+
+static const struct tier_ops stub_ops = {
+    .kind = "stub", .read = stub_read, .read_resume = stub_resume, .read_abort = stub_abort,
+    .destroy = stub_destroy,
+};
+
+static struct stub_tier *add_stub(enum stub_mode mode)
+{
+    struct stub_tier *t = sl_calloc(1, sizeof(*t));
+    t->base.ops = &stub_ops;
+    strcpy(t->base.name, "stub");
+    t->mode = mode;
+    A.tiers[A.n_tiers++] = &t->base;
+    return t;
+}
+
+/* A miss for key through the tiers, its origin refusing connections (the
+ * fixture's origin is port 9): the lookup's end is the origin's failure. */
+static struct fill *lookup(const char *key, const struct fill_request *rq, struct client *c)
+{
+    uint8_t hash[KEY_HASH_LEN];
+    key_hash(key, strlen(key), hash);
+    struct fill *f = fill_start_lookup(&A, &A.routes.routes[0], key, hash, "http://127.0.0.1:9/x", rq);
+    assert_non_null(f);
+    attach(f, c, 16);
+    return f;
+}
+
+/* The fill went on to the origin, the same fill, and failed there. */
+static void assert_went_to_origin(struct fill *f, struct client *c)
+{
+    struct pump p = { c, 1 };
+    run_until(all_ended, &p);
+    const char *detail;
+    assert_int_equal(fill_head_state(f), FILL_HEAD_FAILED);
+    assert_int_equal(fill_failure(f, &detail), ORIGIN_ERR_CONNECT);   /* the origin's failure, not the tier's */
+    assert_int_equal(origin_client_stats(A.origins)->requests, 1);
+    assert_int_equal(A.l2_lookups_running, 0);
+    finish(c);
+    run_until_idle();
+}
+
+static void test_an_l2_miss_goes_on_to_the_origin_in_the_same_fill(void **state)
+{
+    (void)state;
+    struct stub_tier *t = add_stub(STUB_MISS);
+    struct client c;
+    struct fill *f = lookup("generic:l2-miss", NULL, &c);
+    assert_int_equal(origin_client_stats(A.origins)->requests, 0);   /* no origin before the tier said */
+    assert_ptr_equal(fill_find(&A, f->hash), f);
+    assert_went_to_origin(f, &c);
+    assert_int_equal(t->reads, 1);
+    assert_int_equal(A.m.tier[0].lookups[L2_MISS_ABSENT], 1);
+    assert_int_equal(A.m.tier[0].lookup_count, 1);
+}
+
+static void test_an_l2_error_before_the_head_goes_on_to_the_origin(void **state)
+{
+    (void)state;
+    add_stub(STUB_ERROR);
+    struct client c;
+    struct fill *f = lookup("generic:l2-error", NULL, &c);
+    assert_went_to_origin(f, &c);
+    assert_int_equal(A.m.tier[0].lookups[L2_ERR_ERROR], 1);
+}
+
+static void test_an_l2_with_no_head_by_the_deadline_goes_on_to_the_origin(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(config_set(&A.cfg, "l2_lookup_timeout", "50ms", err, sizeof(err)), 0);
+    struct stub_tier *t = add_stub(STUB_HANG);
+    struct client c;
+    int64_t t0 = sl_now_ms();
+    struct fill *f = lookup("generic:l2-hang", NULL, &c);
+    assert_went_to_origin(f, &c);
+    assert_true(sl_now_ms() - t0 >= 50);
+    assert_int_equal(t->aborted, 1);   /* the tier's read was cut, nothing of it runs later */
+    assert_int_equal(A.m.tier[0].lookups[L2_ERR_TIMEOUT], 1);
+}
+
+static void test_an_l2_read_failing_mid_body_aborts_readers_and_stores_nothing(void **state)
+{
+    (void)state;
+    add_stub(STUB_CUT);
+    struct client c;
+    struct fill *f = lookup("generic:l2-cut", NULL, &c);
+    free(c.got);
+    c.got = sl_malloc(STUB_CUT_SIZE);
+    struct pump p = { &c, 1 };
+    run_until(all_ended, &p);
+    assert_int_equal(c.end, -1);                  /* aborted, never a clean end */
+    assert_int_equal(c.len, STUB_CUT_SIZE / 2);
+    assert_int_equal(origin_client_stats(A.origins)->requests, 0);   /* past the head: no fallback */
+    assert_int_equal(A.m.tier[0].lookups[L2_HIT], 1);
+    assert_int_equal(A.m.tier[0].reads_failed, 1);
+    assert_null(fill_find(&A, f->hash));          /* the next request starts afresh */
+    finish(&c);
+    run_until_idle();
+    assert_int_equal(A.index.count, 0);
+    assert_int_equal(temp_files(), 0);
+    /* ... at the origin, once, so the bad copy gets replaced */
+    struct stub_tier *t = (struct stub_tier *)A.tiers[0];
+    f = lookup("generic:l2-cut", NULL, &c);
+    assert_went_to_origin(f, &c);
+    assert_int_equal(t->reads, 1);
+    f = lookup("generic:l2-cut", NULL, &c);      /* and then L2 again */
+    assert_int_equal(t->reads, 2);
+    finish(&c);
+}
+
+static void test_tiers_are_asked_in_order_before_the_origin(void **state)
+{
+    (void)state;
+    struct stub_tier *first = add_stub(STUB_MISS), *second = add_stub(STUB_ERROR);
+    struct client c;
+    struct fill *f = lookup("generic:l2-two", NULL, &c);
+    assert_went_to_origin(f, &c);
+    assert_int_equal(first->reads + second->reads, 2);
+    assert_int_equal(A.m.tier[0].lookups[L2_MISS_ABSENT], 1);
+    assert_int_equal(A.m.tier[1].lookups[L2_ERR_ERROR], 1);
+}
+
+static void test_past_l2_lookups_max_the_tiers_are_skipped(void **state)
+{
+    (void)state;
+    char err[128];
+    assert_int_equal(config_set(&A.cfg, "l2_lookups_max", "1", err, sizeof(err)), 0);
+    struct stub_tier *t = add_stub(STUB_HANG);
+    struct client c1, c2;
+    struct fill *f1 = lookup("generic:l2-busy-1", NULL, &c1);
+    struct fill *f2 = lookup("generic:l2-busy-2", NULL, &c2);
+    assert_int_equal(t->reads, 1);
+    assert_int_equal(A.m.tier[0].lookups[L2_ERR_BUSY], 1);
+    assert_false(f2->lookup);   /* straight to the origin */
+    finish(&c2);
+    finish(&c1);
+    (void)f1;
+}
+
+static void test_a_revalidation_never_asks_the_tiers(void **state)
+{
+    (void)state;
+    struct stub_tier *t = add_stub(STUB_MISS);
+    struct client c;
+    struct fill_request rq = { .cls = ECO_METADATA, .revalidate = true };
+    struct fill *f = lookup("generic:l2-reval", &rq, &c);
+    assert_went_to_origin(f, &c);
+    assert_int_equal(t->reads, 0);
+}
+
+static void test_an_l2_hit_is_served_and_stored_with_its_origin_time(void **state)
+{
+    (void)state;
+    const size_t len = 200000;
+    A.tiers[A.n_tiers++] = tier_mem_new(A.loop, 50000);
+    put(A.tiers[0], "generic:l2-hit", len, 3);
+    struct client c;
+    struct fill *f = lookup("generic:l2-hit", NULL, &c);
+    free(c.got);
+    c.got = sl_malloc(len);
+    struct pump p = { &c, 1 };
+    run_until(all_ended, &p);
+    uint8_t *want = fixture_pattern(len, 3);
+    assert_int_equal(c.end, 1);
+    assert_memory_equal(c.got, want, len);
+    free(want);
+    assert_string_equal(fill_tier_name(f), "memory");
+    assert_int_equal(origin_client_stats(A.origins)->requests, 0);
+    assert_int_equal(A.m.tier[0].lookups[L2_HIT], 1);
+    assert_int_equal(A.m.tier[0].bytes_read, len);
+    finish(&c);
+    run_until(committed, "generic:l2-hit");
+    uint8_t hash[KEY_HASH_LEN];
+    key_hash("generic:l2-hit", 14, hash);
+    struct index_entry *e = index_lookup(&A.index, hash);
+    assert_int_equal(e->validated, 1700000000);   /* when the origin sent it, not now (metadata TTLs) */
+    int one = 1;
+    run_until(sink_writes, &one);   /* the L1 commit is copied back to the sink (an upload) */
+}
+
+static void test_l2_metadata_past_its_ttl_goes_to_the_origin(void **state)
+{
+    (void)state;
+    A.tiers[A.n_tiers++] = tier_mem_new(A.loop, 0);
+    put_text(A.tiers[0], "generic:l2-meta", "{}");   /* fetched in 2023 */
+    struct client c;
+    struct fill_request rq = { .cls = ECO_METADATA };
+    struct fill *f = lookup("generic:l2-meta", &rq, &c);
+    assert_went_to_origin(f, &c);
+    assert_int_equal(A.m.tier[0].lookups[L2_MISS_STALE], 1);
+}
+
 #ifdef SLUICE_TESTING
 static void test_a_writer_failure_never_reaches_readers(void **state)
 {
@@ -435,7 +701,7 @@ static void test_a_fill_nobody_reads_is_abandoned(void **state)
 
 static int sink_writes(void *arg)
 {
-    return A.m.tier_writes[0][0] == (uint64_t)*(int *)arg;
+    return A.m.tier[0].uploads[L2_UP_OK] == (uint64_t)*(int *)arg;
 }
 
 static void test_a_committed_object_is_copied_to_the_sink_tier(void **state)
@@ -764,6 +1030,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_reader_that_stops_pauses_the_source_until_it_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_late_follower_reads_the_start_from_the_spool_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_tier_miss_fails_the_fill_before_its_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_l2_miss_goes_on_to_the_origin_in_the_same_fill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_l2_error_before_the_head_goes_on_to_the_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_l2_with_no_head_by_the_deadline_goes_on_to_the_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_l2_read_failing_mid_body_aborts_readers_and_stores_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tiers_are_asked_in_order_before_the_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_past_l2_lookups_max_the_tiers_are_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_revalidation_never_asks_the_tiers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_l2_hit_is_served_and_stored_with_its_origin_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_l2_metadata_past_its_ttl_goes_to_the_origin, setup, teardown),
 #ifdef SLUICE_TESTING
         cmocka_unit_test_setup_teardown(test_a_writer_failure_never_reaches_readers, setup, teardown),
 #endif

@@ -74,6 +74,12 @@ static void test_fill_line(void **state)
     assert_string_equal(line, "fill route=generic key=\"generic:a b\\\"\\n x=1\" origin_status=- bytes=0 "
                               "duration_ms=0 followers=1 outcome=origin-error integrity=off reason=connect");
     assert_null(strchr(line, '\n'));
+
+    s = (struct fill_summary){ .route = "generic", .key = "generic:l2", .origin_status = 200, .bytes = 5,
+                               .followers = 1, .outcome = "stored", .integrity = "none", .source = "disk" };
+    format(&s, line, sizeof(line));
+    assert_string_equal(line, "fill route=generic key=generic:l2 origin_status=200 bytes=5 duration_ms=0 "
+                              "followers=1 outcome=stored integrity=none source=disk");
 }
 
 /* ----------------------------------------------------------- log file */

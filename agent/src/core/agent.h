@@ -23,6 +23,7 @@ struct fill;
 struct digest_notes;
 
 #define FILL_TABLE_BUCKETS 4096
+#define L2_SKIP_MAX 64           /* keys whose next miss skips L2 (store/l2.h) */
 #define AGENT_MAGIC 0x534c4147u   /* "SLAG": checked where a void * becomes an agent */
 
 struct agent {
@@ -34,11 +35,17 @@ struct agent {
     struct store store;
     struct index index;
     struct worker_pool *workers;
-    /* Storage tiers after L1 (store/tier.h), in lookup order; the sinks
-     * among them get a copy of every committed object. None until one is
-     * configured (the S3 tier). */
+    /* Storage tiers after L1 (store/tier.h), in lookup order (store/l2.h:
+     * the l2_dir directory, then S3); the sinks among them get a copy of
+     * every committed object through the upload queue. */
     struct tier *tiers[TIER_MAX];
     int n_tiers;
+    int l2_lookups_running;                   /* fills reading from a tier */
+    struct sl_list l2_queue;                  /* uploads waiting (store/l2.c) */
+    int l2_uploads_queued;
+    int l2_uploads_running;
+    uint8_t l2_skip[L2_SKIP_MAX][KEY_HASH_LEN];   /* keys whose L2 copy failed after its head */
+    int l2_skip_n, l2_skip_next;
     struct origin_client *origins;
     struct slots slots;
     struct digest_notes *notes;               /* published digests of artifacts (eco/digest_notes.h) */

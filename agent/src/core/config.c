@@ -78,6 +78,21 @@ const struct setting config_settings[] = {
       "Upper bound on the bytes of committed objects; least recently used go first.", 0 },
     { "cache_min_free", SET_SIZE, "1G", FIELD(cache_min_free), 0, INT64_MAX, NO_CHECK,
       "Free space to keep on the cache filesystem (0 = no reserve).", 0 },
+    { "l2_dir", SET_STRING, "", FIELD(l2_dir), 0, 0, NO_CHECK,
+      "A directory several edges share as a second-level cache (L2), in the disk cache's layout: a miss "
+      "looks there before the origin, and every committed object is copied there; never cache_dir itself "
+      "(empty = off; docs/scale-out.md).", SF_RESTART },
+    { "l2_lookups_max", SET_INT, "64", FIELD(l2_lookups_max), 1, 100000, NO_CHECK,
+      "L2 reads in flight, all tiers together; a miss beyond it goes straight to the origin (counted as "
+      "`busy`).", 0 },
+    { "l2_lookup_timeout", SET_DURATION, "500ms", FIELD(l2_lookup_timeout), 1, 0, NO_CHECK,
+      "Longest wait for an L2 tier to say whether it holds an object (its head); past it the same fill goes "
+      "to the origin, so a slow or unreachable L2 costs a miss at most this much.", 0 },
+    { "l2_upload_queue_max", SET_INT, "256", FIELD(l2_upload_queue_max), 0, 1000000, NO_CHECK,
+      "Committed objects waiting to be copied to the L2 tiers (each holds an open descriptor); past it "
+      "a copy is dropped and counted (0 = no queue: only l2_uploads_max copies at a time).", 0 },
+    { "l2_uploads_max", SET_INT, "4", FIELD(l2_uploads_max), 1, 1000, NO_CHECK,
+      "Copies to the L2 tiers in flight, all tiers together.", 0 },
     { "routes_map", SET_STRING, "haproxy/routes.map", FIELD(routes_map), 0, 0, check_nonempty,
       "Route map shared with HAProxy (path prefix -> route).", 0 },
     { "client_stall_timeout", SET_DURATION, "10s", FIELD(client_stall_timeout), 1, 0, NO_CHECK,

@@ -76,6 +76,13 @@ struct sluice_config {
     uint64_t cache_min_free;            /* 1G: free space kept on the filesystem */
     char routes_map[CONFIG_PATH_MAX];   /* haproxy/routes.map */
 
+    /* second-level cache (docs/scale-out.md) */
+    char l2_dir[CONFIG_PATH_MAX];       /* "": no shared directory tier */
+    int64_t l2_lookups_max;             /* 64: L2 reads in flight */
+    int64_t l2_lookup_timeout;          /* 500ms: until an L2 tier's head */
+    int64_t l2_upload_queue_max;        /* 256: copies to L2 waiting */
+    int64_t l2_uploads_max;             /* 4: copies to L2 in flight */
+
     /* time limits (milliseconds) */
     int64_t client_stall_timeout;       /* 10s */
     int64_t origin_connect_timeout;     /* 5s */

@@ -261,16 +261,55 @@ static void render_reloads(struct out *o, const struct metrics *m)
     emit(o, "sluice_config_reloads_total{result=\"error\"} %llu\n", (unsigned long long)m->reloads[1]);
 }
 
-static void render_tier_writes(struct out *o, const struct agent *a)
+static const char *const l2_end_names[L2_LOOKUP_ENDS] = { "hit", "absent", "stale", "timeout", "error", "busy" };
+static const char *const l2_upload_names[L2_UP_RESULTS] = { "ok", "failed", "dropped" };
+
+/* One series per tier of a family labelled by reason: ends [from, to). */
+static void render_tier_reasons(struct out *o, const struct agent *a, const char *name, int from, int to)
+{
+    for (int i = 0; i < a->n_tiers; i++)
+        for (int k = from; k < to; k++)
+            emit(o, "%s{tier=\"%s\",reason=\"%s\"} %llu\n", name, a->tiers[i]->name, l2_end_names[k],
+                 (unsigned long long)a->m.tier[i].lookups[k]);
+}
+
+static void render_tiers(struct out *o, const struct agent *a)
 {
     if (a->n_tiers == 0)
         return;
-    family(o, "sluice_tier_writes_total", "counter", "Committed objects copied to a sink tier, by result.");
+    family(o, "sluice_l2_hits_total", "counter", "Misses served from an L2 tier (its head arrived in time).");
     for (int i = 0; i < a->n_tiers; i++)
-        emit(o, "sluice_tier_writes_total{tier=\"%s\",result=\"stored\"} %llu\n"
-                "sluice_tier_writes_total{tier=\"%s\",result=\"failed\"} %llu\n",
-             a->tiers[i]->name, (unsigned long long)a->m.tier_writes[i][0], a->tiers[i]->name,
-             (unsigned long long)a->m.tier_writes[i][1]);
+        emit(o, "sluice_l2_hits_total{tier=\"%s\"} %llu\n", a->tiers[i]->name,
+             (unsigned long long)a->m.tier[i].lookups[L2_HIT]);
+    family(o, "sluice_l2_misses_total", "counter", "L2 lookups that found nothing usable, by reason (absent, "
+           "stale metadata); the fill went on to the next tier or the origin.");
+    render_tier_reasons(o, a, "sluice_l2_misses_total", L2_MISS_ABSENT, L2_ERR_TIMEOUT);
+    family(o, "sluice_l2_errors_total", "counter", "L2 lookups that failed or were skipped, by reason (timeout: "
+           "no head within l2_lookup_timeout; error; busy: l2_lookups_max reached); the fill went on.");
+    render_tier_reasons(o, a, "sluice_l2_errors_total", L2_ERR_TIMEOUT, L2_LOOKUP_ENDS);
+    family(o, "sluice_l2_read_failures_total", "counter", "L2 reads that failed after their head (clients aborted).");
+    for (int i = 0; i < a->n_tiers; i++)
+        emit(o, "sluice_l2_read_failures_total{tier=\"%s\"} %llu\n", a->tiers[i]->name,
+             (unsigned long long)a->m.tier[i].reads_failed);
+    family(o, "sluice_l2_bytes_read_total", "counter", "Body bytes read from an L2 tier.");
+    for (int i = 0; i < a->n_tiers; i++)
+        emit(o, "sluice_l2_bytes_read_total{tier=\"%s\"} %llu\n", a->tiers[i]->name,
+             (unsigned long long)a->m.tier[i].bytes_read);
+    family(o, "sluice_l2_lookup_seconds", "summary", "Time from an L2 lookup to its head, miss or error.");
+    for (int i = 0; i < a->n_tiers; i++)
+        emit(o, "sluice_l2_lookup_seconds_sum{tier=\"%s\"} %.6f\nsluice_l2_lookup_seconds_count{tier=\"%s\"} %llu\n",
+             a->tiers[i]->name, a->m.tier[i].lookup_seconds_sum, a->tiers[i]->name,
+             (unsigned long long)a->m.tier[i].lookup_count);
+    family(o, "sluice_l2_upload_queue_depth", "gauge", "Committed objects waiting to be copied to a sink tier.");
+    for (int i = 0; i < a->n_tiers; i++)
+        emit(o, "sluice_l2_upload_queue_depth{tier=\"%s\"} %llu\n", a->tiers[i]->name,
+             (unsigned long long)a->m.tier[i].upload_queued);
+    family(o, "sluice_l2_uploads_total", "counter", "Copies of committed objects to a sink tier, by result "
+           "(ok, failed, dropped: the upload queue was full).");
+    for (int i = 0; i < a->n_tiers; i++)
+        for (int k = 0; k < L2_UP_RESULTS; k++)
+            emit(o, "sluice_l2_uploads_total{tier=\"%s\",result=\"%s\"} %llu\n", a->tiers[i]->name,
+                 l2_upload_names[k], (unsigned long long)a->m.tier[i].uploads[k]);
 }
 
 static void render_queue_waits(struct out *o, const struct slots *s)
@@ -365,7 +404,7 @@ char *metrics_render(struct agent *a, size_t *len)
     render_write_failures(&o, &a->m);
     render_agent_rows(&o, a);
     render_reloads(&o, &a->m);
-    render_tier_writes(&o, a);
+    render_tiers(&o, a);
     render_slots(&o, a);
     render_origin(&o, origin_client_stats(a->origins));
     if (a->http)

@@ -57,6 +57,26 @@ struct route_counters {
     uint64_t integrity_unknown;              /* artifact fills with no digest known (stored unverified) */
 };
 
+/* How an L2 lookup ended (metrics per tier: hits, misses and errors by
+ * reason). `busy`: skipped, l2_lookups_max reads were running. */
+enum l2_lookup_end {
+    L2_HIT, L2_MISS_ABSENT, L2_MISS_STALE, L2_ERR_TIMEOUT, L2_ERR_ERROR, L2_ERR_BUSY, L2_LOOKUP_ENDS
+};
+
+/* What became of a copy of a committed object to a sink tier. */
+enum l2_upload_result { L2_UP_OK, L2_UP_FAILED, L2_UP_DROPPED, L2_UP_RESULTS };
+
+/* One tier's counters (label `tier`), by agent tier index. */
+struct tier_counters {
+    uint64_t lookups[L2_LOOKUP_ENDS];
+    uint64_t bytes_read;                     /* body bytes a fill received from the tier */
+    uint64_t reads_failed;                   /* reads that failed mid-body (clients aborted) */
+    double lookup_seconds_sum;               /* from the lookup to its head, miss or error */
+    uint64_t lookup_count;
+    uint64_t uploads[L2_UP_RESULTS];
+    uint64_t upload_queued;                  /* gauge: copies waiting in the upload queue */
+};
+
 /* Index of the counters of requests that matched no route. */
 #define METRICS_NO_ROUTE ROUTE_MAX
 
@@ -72,7 +92,7 @@ struct metrics {
     uint64_t evicted_bytes;
     uint64_t temp_swept;                     /* crash debris removed at start */
     uint64_t purged_objects;                 /* objects removed by the admin API's DELETE */
-    uint64_t tier_writes[TIER_MAX][2];              /* by agent tier index: [0] stored, [1] failed */
+    struct tier_counters tier[TIER_MAX];     /* by agent tier index */
     uint64_t reloads[2];                     /* SIGHUP: [0] applied, [1] refused */
     uint64_t config_generation;              /* 1 at start, +1 per applied reload */
     uint64_t config_loaded_wall;             /* when the running configuration was read (unix s) */

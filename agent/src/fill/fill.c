@@ -6,6 +6,9 @@
  * Life of a fill:
  *   fill_start      -> in the table, origin transfer queued for a slot
  *   (fill_start_from_tier: the same, its bytes from a tier, no slot)
+ *   (fill_start_lookup: tiers first, one after the other, then the origin
+ *    slot: a tier miss, error or deadline before the head moves the same
+ *    fill on; see "tier lookup" below)
  *   head            -> meta known; if cacheable the writer opens a temp file
  *   data            -> bytes appended to the spool; writer pumped; readers woken
  *   done            -> source finished; writer commits when it has caught up
@@ -24,6 +27,7 @@
 #include "fill/fill_impl.h"
 #include "http/httpx.h"
 #include "store/cache.h"
+#include "store/l2.h"
 
 /* --------------------------------------------------------------- table */
 
@@ -104,6 +108,7 @@ static void fill_free(struct fill *f)
     if (f->ran)
         fill_log_end(f);   /* before anything it reads is freed */
     SL_ASSERT(!f->in_table && !f->src.h && !f->wbusy && f->n_readers == 0 && !f->queued && !f->has_slot);
+    SL_ASSERT(!f->l2_slot && !ev_is_active(&f->lookup_timer));
     spool_free(f);
     ev_timer_stop(f->a->loop, &f->wtimer);
     SL_ASSERT(f->temp.fd < 0);
@@ -174,9 +179,12 @@ static void cancel_wait(struct fill *f)
     fill_unref(f);   /* the wait's reference */
 }
 
+static void lookup_over(struct fill *f);
+
 static void abort_origin(struct fill *f)
 {
     cancel_wait(f);
+    lookup_over(f);
     if (!f->src.h)
         return;
     release_slot(f);
@@ -338,6 +346,8 @@ static size_t on_source_data(void *ctx, const uint8_t *data, size_t len)
         return ORIGIN_PAUSE;
     }
     spool_append(f, data, len);
+    if (f->tier_idx >= 0)
+        f->a->m.tier[f->tier_idx].bytes_read += len;
     verify_pump(f);   /* hash what just arrived */
     check_feed(f, data, len);
     if (f->received > f->a->cfg.object_max_size)
@@ -387,9 +397,11 @@ static void settle(struct fill *f)
         if (f->origin_result == ORIGIN_OK)
             f->origin_result = ORIGIN_ERR_TRUNCATED;
         /* the origin's own failure (not a redirect policy's, not a tier's) */
-        if (f->url[0] && f->origin_result >= ORIGIN_ERR_CONNECT && f->origin_result <= ORIGIN_ERR_PROTOCOL)
+        if (!f->from_tier && f->url[0] && f->origin_result >= ORIGIN_ERR_CONNECT && f->origin_result <= ORIGIN_ERR_PROTOCOL)
             origin_seen(f, false);
         metrics_route(f->a, f->route)->fills_failed++;
+        if (f->lookup && f->from_tier)
+            l2_skip_once(f->a, f->hash);   /* its next miss fetches it afresh, healing L2 */
         log_warn("fill: origin failed (%s%s%s) key=%s after %llu bytes", origin_result_name(f->origin_result),
                  f->origin_detail[0] ? ": " : "", f->origin_detail, f->key, (unsigned long long)f->received);
         writer_fail(f, WFAIL_ORIGIN);
@@ -440,9 +452,34 @@ static void origin_abort_h(void *h) { origin_abort(h); }
 
 _Static_assert(ORIGIN_PAUSE == TIER_PAUSE, "one pause value for every source");
 
+static void lookup_count(struct fill *f, enum l2_lookup_end end);
+static void lookup_go_on(struct fill *f);
+
+/* A tier's copy a lookup must not serve: metadata past its TTL (another
+ * edge fetched it; its `stored` is when the origin sent it), or a stored
+ * 404 (negative caching is each edge's own). The origin is asked instead. */
+static bool tier_copy_stale(const struct fill *f, const struct obj_meta *m)
+{
+    if (m->status != 0 && m->status != 200)
+        return true;
+    return f->rq.cls == ECO_METADATA && m->stored + f->route->fresh.ttl / 1000 <= sl_wall_s();
+}
+
 static void on_tier_meta(void *ctx, const struct obj_meta *m)
 {
     struct fill *f = fill_of(ctx);
+    if (f->lookup) {
+        ev_timer_stop(f->a->loop, &f->lookup_timer);
+        if (tier_copy_stale(f, m)) {
+            tier_read_abort(f->src.h);   /* no callback of it runs after this */
+            f->src.h = NULL;
+            lookup_count(f, L2_MISS_STALE);
+            lookup_go_on(f);
+            return;
+        }
+        lookup_count(f, L2_HIT);
+    }
+    f->from_tier = true;
     obj_meta_copy(&f->meta, m);
     free(f->meta.key);
     f->meta.key = sl_strdup(f->key);
@@ -453,6 +490,18 @@ static void on_tier_meta(void *ctx, const struct obj_meta *m)
 
 static void on_tier_done(void *ctx, enum tier_result res, const char *detail)
 {
+    struct fill *f = fill_of(ctx);
+    if (f->lookup && f->head == FILL_HEAD_WAIT) {
+        SL_ASSERT(res != TIER_OK);   /* TIER_OK only after the head */
+        f->src.h = NULL;             /* the read is over */
+        log_debug("fill: tier %s: %s key=%s, going on", f->a->tiers[f->tier_idx]->name, detail, f->key);
+        lookup_count(f, res == TIER_MISS ? L2_MISS_ABSENT : L2_ERR_ERROR);
+        lookup_go_on(f);
+        return;
+    }
+    if (res != TIER_OK && f->tier_idx >= 0)
+        f->a->m.tier[f->tier_idx].reads_failed++;
+    lookup_over(f);
     on_origin_done(ctx, res == TIER_OK ? ORIGIN_OK : ORIGIN_ERR_OTHER, detail);
 }
 
@@ -483,16 +532,111 @@ static void on_slot_granted(void *ctx)
     start_transfer(f);   /* the wait's reference becomes the transfer's */
 }
 
+static void origin_busy(struct fill *f);
+
 static void on_slot_expired(void *ctx)
 {
     struct fill *f = fill_of(ctx);
     f->queued = false;
+    origin_busy(f);   /* the wait's reference */
+}
+
+/* --------------------------------------------------------- tier lookup */
+
+/* The L2 lookup phase is over (a hit's body ended, a fallback, an abort):
+ * its deadline and its place among l2_lookups_max go. Idempotent. */
+static void lookup_over(struct fill *f)
+{
+    ev_timer_stop(f->a->loop, &f->lookup_timer);
+    if (!f->l2_slot)
+        return;
+    SL_ASSERT(f->a->l2_lookups_running > 0);
+    f->a->l2_lookups_running--;
+    f->l2_slot = false;
+}
+
+static void lookup_count(struct fill *f, enum l2_lookup_end end)
+{
+    SL_ASSERT(f->tier_idx >= 0);
+    struct tier_counters *tc = &f->a->m.tier[f->tier_idx];
+    tc->lookups[end]++;
+    tc->lookup_seconds_sum += (double)(sl_now_ms() - f->lookup_start_ms) / 1000.0;
+    tc->lookup_count++;
+}
+
+/* The origin's queue refused the fill (full) or let it wait too long. */
+static void origin_busy(struct fill *f)
+{
     source_ended(f, ORIGIN_ERR_OTHER);
     f->head = FILL_HEAD_BUSY;
     f->retry_after = slots_retry_after(&f->a->slots, f->route);
     fill_table_remove(f);
     fill_wake_readers(f);
-    fill_unref(f);
+    fill_unref(f);   /* the source's reference */
+}
+
+/* No tier had it: the origin, taking a slot. The source's reference
+ * becomes the queue wait's or the transfer's. */
+static void lookup_to_origin(struct fill *f)
+{
+    enum slot_result sr = slot_acquire(&f->a->slots, f->route, &f->wait, on_slot_granted, on_slot_expired, f);
+    if (sr == SLOT_GRANTED)
+        start_transfer(f);
+    else if (sr == SLOT_QUEUED)
+        f->queued = true;
+    else
+        origin_busy(f);
+}
+
+static void start_tier_read(struct fill *f, struct tier *t)
+{
+    f->src = (struct fill_source){ NULL, tier_resume_h, tier_abort_h };
+    f->src.h = tier_read(t, f->key, f->hash, &fill_tier_cb, f);
+}
+
+static void lookup_tier(struct fill *f, int i)
+{
+    struct agent *a = f->a;
+    f->tier_idx = i;
+    f->lookup_start_ms = sl_now_ms();
+    ev_timer_set(&f->lookup_timer, (double)a->cfg.l2_lookup_timeout / 1000.0, 0.0);
+    ev_timer_start(a->loop, &f->lookup_timer);
+    start_tier_read(f, a->tiers[i]);
+}
+
+/* This tier had nothing usable in time: the next one, or the origin. */
+static void lookup_go_on(struct fill *f)
+{
+    SL_ASSERT(f->lookup && !f->src.h && f->head == FILL_HEAD_WAIT);
+    ev_timer_stop(f->a->loop, &f->lookup_timer);
+    if (f->tier_idx + 1 < f->a->n_tiers) {
+        lookup_tier(f, f->tier_idx + 1);
+        return;
+    }
+    lookup_over(f);
+    f->tier_idx = -1;
+    if (!f->in_table && f->n_readers == 0) {
+        source_ended(f, ORIGIN_ERR_OTHER);   /* purged, and nobody left to fetch it for */
+        f->head = FILL_HEAD_FAILED;
+        fill_unref(f);
+        return;
+    }
+    lookup_to_origin(f);
+}
+
+/* No head from the tier within l2_lookup_timeout: give up on it. */
+static void on_lookup_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    SL_UNUSED(loop);
+    SL_UNUSED(revents);
+    struct fill *f = fill_of(w->data);
+    SL_ASSERT(f->src.h && f->head == FILL_HEAD_WAIT);
+    tier_read_abort(f->src.h);
+    f->src.h = NULL;
+    lookup_count(f, L2_ERR_TIMEOUT);
+    log_info("fill: tier %s gave no answer within l2_lookup_timeout key=%s, going on", f->a->tiers[f->tier_idx]->name,
+             f->key);
+    lookup_go_on(f);
 }
 
 void fill_retire(struct fill *f)
@@ -600,6 +744,9 @@ static struct fill *fill_new(struct agent *a, const struct route *route, const c
     f->head = FILL_HEAD_WAIT;
     list_init(&f->paused_link);
     writer_init(f);
+    f->tier_idx = -1;
+    ev_init(&f->lookup_timer, on_lookup_deadline);
+    f->lookup_timer.data = f;
     f->refs = 1;
     return f;
 }
@@ -640,9 +787,40 @@ struct fill *fill_start_from_tier(struct agent *a, const struct route *route, co
     set_request(f, NULL);
     table_insert(f);
     f->refs++;   /* the read's */
-    f->src = (struct fill_source){ NULL, tier_resume_h, tier_abort_h };
-    f->src.h = tier_read(tier, key, hash, &fill_tier_cb, f);
+    f->from_tier = true;
+    for (int i = 0; i < a->n_tiers; i++)
+        if (a->tiers[i] == tier)
+            f->tier_idx = i;
+    start_tier_read(f, tier);
     return f;
+}
+
+struct fill *fill_start_lookup(struct agent *a, const struct route *route, const char *key,
+                               const uint8_t hash[KEY_HASH_LEN], const char *url, const struct fill_request *rq)
+{
+    if (a->n_tiers == 0 || (rq && rq->revalidate) || l2_take_skip(a, hash))
+        return fill_start(a, route, key, hash, url, rq);
+    if (a->l2_lookups_running >= a->cfg.l2_lookups_max) {
+        for (int i = 0; i < a->n_tiers; i++)
+            a->m.tier[i].lookups[L2_ERR_BUSY]++;
+        return fill_start(a, route, key, hash, url, rq);
+    }
+    struct fill *f = fill_new(a, route, key, hash, url);
+    set_request(f, rq);
+    table_insert(f);
+    f->refs++;   /* the source's: each tier read in turn, then the origin's wait or transfer */
+    f->lookup = true;
+    f->l2_slot = true;
+    a->l2_lookups_running++;
+    lookup_tier(f, 0);
+    return f;
+}
+
+const char *fill_tier_name(const struct fill *f)
+{
+    if (!f->from_tier)
+        return NULL;
+    return f->tier_idx >= 0 ? f->a->tiers[f->tier_idx]->name : "tier";
 }
 
 bool fill_attach(struct fill *f, struct fill_reader *r, void (*wake)(void *ctx), void *ctx)

@@ -92,6 +92,29 @@ struct tier;
 struct fill *fill_start_from_tier(struct agent *a, const struct route *route, const char *key,
                                   const uint8_t hash[KEY_HASH_LEN], struct tier *tier);
 
+/*
+ * Start a fill for a miss, looking in the storage tiers first (store/l2.h:
+ * a->tiers[] in order), then at the origin: the lookup order after L1 and
+ * the running fills. A tier read takes no origin slot; at most
+ * l2_lookups_max run (beyond it the tiers are skipped, counted `busy`).
+ * A tier that says miss, fails, or gives no head within l2_lookup_timeout
+ * hands the SAME fill on to the next tier and finally to the origin
+ * (taking an origin slot then): the readers see one fill and never the
+ * tier's failure. A copy of metadata past its TTL, or a stored 404, is not
+ * taken from a tier (counted `stale`). A read that fails after its head
+ * aborts the readers and commits nothing, as any fill's source, and the
+ * key's next lookup skips the tiers once (store/l2.h). A revalidation
+ * (rq->revalidate) or an agent without tiers is fill_start.
+ * NULL only as fill_start: no tiers tried and the origin's queue is full
+ * (with tiers tried, a full queue later is FILL_HEAD_BUSY).
+ */
+struct fill *fill_start_lookup(struct agent *a, const struct route *route, const char *key,
+                               const uint8_t hash[KEY_HASH_LEN], const char *url, const struct fill_request *rq);
+
+/* The tier this fill's head and body came from, or NULL (the origin, or
+ * not known yet). */
+const char *fill_tier_name(const struct fill *f);
+
 /* A check of the body before it is stored (a metadata document must parse
  * as its ecosystem publishes it): `check` is fed every byte of a 200 as it
  * arrives and finished once the body is complete, before the commit. A

@@ -124,6 +124,16 @@ struct fill {
     bool purged;                   /* fill_purge: never commit (a commit under
                                       way is undone in commit_done) */
     struct fill_verify *verify;    /* fill_verify, or NULL */
+
+    /* tiers (fill_start_lookup, fill_start_from_tier) */
+    bool lookup;                   /* a tier miss, error or deadline goes on
+                                      to the next tier, then the origin */
+    bool from_tier;                /* the head and body came from a tier */
+    bool l2_slot;                  /* counted in a->l2_lookups_running */
+    int tier_idx;                  /* the agent tier being read, -1: none
+                                      (or one the agent does not hold) */
+    int64_t lookup_start_ms;
+    ev_timer lookup_timer;         /* l2_lookup_timeout, until the head */
 };
 
 /* Spool bytes handed to a worker (a write, a hash): the pieces from a

@@ -55,6 +55,8 @@ void fill_summary_format(const struct fill_summary *s, struct sl_buf *out)
     field(out, "integrity", s->integrity);
     if (s->reason)
         field(out, "reason", s->reason);
+    if (s->source)
+        field(out, "source", s->source);
 }
 
 /* ------------------------------------------------------- from a fill */
@@ -74,7 +76,7 @@ static const char *origin_reason(const struct fill *f)
 {
     if (f->head == FILL_HEAD_BUSY)
         return "queue-timeout";
-    if (!f->url[0])
+    if (!f->url[0] || f->from_tier)
         return "tier";
     switch (f->origin_result) {
     case ORIGIN_ERR_CONNECT: return "connect";
@@ -127,6 +129,7 @@ void fill_log_end(const struct fill *f)
     struct fill_summary s = {
         .route = f->route->name, .key = f->key, .origin_status = f->answer_status, .bytes = f->received,
         .duration_ms = end - f->start_ms, .followers = f->attached, .integrity = integrity_name(f),
+        .source = fill_tier_name(f),
     };
     s.outcome = outcome_of(f, &s.reason);
     struct sl_buf line = { 0 };

@@ -5,7 +5,8 @@
  *     bytes=2417 duration_ms=41 followers=3 outcome=stored integrity=verified
  *
  * (one line), with " reason=<token>" after it when the outcome is
- * not-stored or origin-error. Field names and order, and the values of
+ * not-stored or origin-error, and " source=<tier>" last when the body came
+ * from a storage tier (an L2 hit: "disk", "s3"; absent: the origin). Field names and order, and the values of
  * outcome, integrity and reason, are an interface: operators' queries and
  * the runbooks in docs/ cite them. Every value goes through log_value, so a
  * key (it comes from a client's path) can neither end the line nor forge a
@@ -29,6 +30,7 @@ struct fill_summary {
                                     integrity-failure, aborted */
     const char *integrity;       /* verified, failed, unknown, none, off */
     const char *reason;          /* NULL, or a token for not-stored and origin-error */
+    const char *source;          /* NULL (the origin), or the tier the body came from */
 };
 
 /* Append the line's message (without time, level or newline) to out. */

@@ -274,7 +274,8 @@ void writer_pump(struct fill *f)
     if (fill_body_complete(f) && verify_settled(f)) {
         f->wstate = W_COMMITTING;
         f->meta.size = f->received;
-        f->meta.stored = sl_wall_s();
+        if (!f->from_tier || f->meta.stored <= 0)   /* a tier's copy keeps when the origin sent it (freshness) */
+            f->meta.stored = sl_wall_s();
         f->wbusy = true;
         arm_write_deadline(f);
         workers_submit(a->workers, commit_work, commit_done, job_new(f));

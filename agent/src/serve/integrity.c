@@ -56,7 +56,7 @@ static struct fill *sidecar_fill(struct agent *a, const struct canon *sc)
      * because of an artifact that may not exist yet either, and a client
      * must not meet a remembered 404 once both are published. */
     rq.cls = ECO_IMMUTABLE;
-    return fill_start(a, sc->route, sc->key, sc->hash, url, &rq);
+    return fill_start_lookup(a, sc->route, sc->key, sc->hash, url, &rq);   /* L2 first, as the artifact */
 }
 
 static void arm_from_sidecar(struct agent *a, struct fill *f, const struct canon *cn, const struct eco_sidecar *side)

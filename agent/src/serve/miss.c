@@ -9,6 +9,10 @@
  *   fwd=stale; fwd-status=304    a revalidation the origin confirmed (the
  *                                stored copy is served: a delegated hit)
  *   hit; detail=stale-if-error   the origin failed, the stale copy served
+ *   fwd=uri-miss; detail=l2-hit[; collapsed][; stored]
+ *                                the body came from an L2 tier (a shared
+ *                                directory, S3; fill_start_lookup): not in
+ *                                this edge's cache, not from the origin
  * "stored" means the cache writer was attached when the head was sent; the
  * object is committed only if the body then completes and verifies.
  * Before the origin's head is known the response can still fail cleanly
@@ -168,8 +172,9 @@ static enum http_head_result origin_head(struct fill_resp *fr, struct http_head 
             ok = http_head_printf(out, "%s: %s\r\n", m->headers[i].name, m->headers[i].value);
     out->head_alone = true;   /* followers woken together: heads first */
     ok = ok && put_vary(out, &fr->cn) &&
-         http_head_printf(out, "Cache-Status: sluice; %s%s%s%s\r\n", fr->cache_status,
-                          fill_is_revalidation(f) ? "; fwd-status=200" : "", fr->follower ? "; collapsed" : "",
+         http_head_printf(out, "Cache-Status: sluice; %s%s%s%s%s\r\n", fr->cache_status,
+                          fill_is_revalidation(f) ? "; fwd-status=200" : "",
+                          fill_tier_name(f) ? "; detail=l2-hit" : "", fr->follower ? "; collapsed" : "",
                           fill_is_storing(f) ? "; stored" : "") &&
          put_framing(fr, out);
     return ok ? HTTP_HEAD_READY : HTTP_HEAD_ABORT;
@@ -264,7 +269,7 @@ static enum lead_result lead(struct fill_resp *fr, struct fill *running, const s
      * generation, which every later arrival shares. */
     if (running)
         fill_retire(running);
-    struct fill *f = fill_start(a, fr->cn.route, fr->cn.key, fr->cn.hash, url, o->rq);
+    struct fill *f = fill_start_lookup(a, fr->cn.route, fr->cn.key, fr->cn.hash, url, o->rq);
     if (!f)
         return LEAD_BUSY;
     rewrite_check_fill(a, f, &fr->cn);

@@ -5,8 +5,13 @@
  *   inline   a plain GET of a small object whose body is in memory: the
  *            whole answer rides in the ACK and HAProxy sends it (sluice.lua)
  *   hit      the key is indexed: the agent's HTTP side serves it
- *   fill     cacheable, not indexed: the HTTP side fetches it
+ *   fill     cacheable, not indexed: the HTTP side fetches it (from an L2
+ *            tier when one holds it, else the origin; store/l2.h) - the
+ *            verdict never asks a tier, which is I/O
  *   busy     ... and a new leader would be refused: HAProxy answers 503
+ *            (never with L2 tiers: the key may be there, and an L2 read
+ *            takes no origin slot; the HTTP side answers 503 itself when
+ *            it is not)
  *   reject   the path or query is ambiguous (canon.h): HAProxy answers the
  *            status and reason carried in the ACK, nothing reaches an origin
  *   redirect the ecosystem spells the name another way: HAProxy answers a
@@ -80,7 +85,7 @@ static enum verdict_kind verdict_cacheable(struct agent *a, const struct spop_lo
     if (e)
         return VERDICT_HIT;
     /* A new leader would be refused: let the edge answer 503 itself. */
-    if (!fill_find(a, cn->hash) && slots_would_reject(&a->slots, cn->route)) {
+    if (a->n_tiers == 0 && !fill_find(a, cn->hash) && slots_would_reject(&a->slots, cn->route)) {
         out->retry_after = slots_retry_after(&a->slots, cn->route);
         return VERDICT_BUSY;
     }

@@ -14,7 +14,7 @@
 #include "core/common.h"
 #include "core/log.h"
 #include "core/workers.h"
-#include "store/tier.h"
+#include "store/l2.h"
 
 /* ---------------------------------------------------------------- hits */
 
@@ -172,41 +172,6 @@ void cache_release_hit(struct agent *a, struct cache_hit *h)
 
 /* ------------------------------------------------------------ eviction */
 
-#define SINK_WRITE_MAGIC 0x534e4b57u   /* "SNKW" */
-
-struct sink_write {
-    unsigned magic;
-    struct agent *a;
-    int tier;
-};
-
-static void sink_done(void *ctx, int rc)
-{
-    struct sink_write *w = ctx;
-    SL_CHECK_OBJ(w, SINK_WRITE_MAGIC);
-    w->a->m.tier_writes[w->tier][rc == 0 ? 0 : 1]++;
-    if (rc != 0)
-        log_warn("cache: copy to tier %s failed: %s", w->a->tiers[w->tier]->name, strerror(-rc));
-    w->magic = 0;
-    free(w);
-}
-
-static void copy_to_sinks(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const char *key, int fd)
-{
-    for (int i = 0; i < a->n_tiers; i++) {
-        if (!tier_is_sink(a->tiers[i]))
-            continue;
-        int copy = dup(fd);
-        if (copy < 0) {
-            a->m.tier_writes[i][1]++;
-            continue;
-        }
-        struct sink_write *w = sl_calloc(1, sizeof(*w));
-        *w = (struct sink_write){ SINK_WRITE_MAGIC, a, i };
-        tier_write(a->tiers[i], key, hash, copy, sink_done, w);
-    }
-}
-
 bool cache_validators(struct agent *a, struct index_entry *e, const char *key, char **etag, int64_t *last_modified)
 {
     struct cache_hit h;
@@ -240,7 +205,7 @@ void cache_committed(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const ch
     e->status = m->status;
     cache_enforce_limits(a);
     if (fd >= 0) {
-        copy_to_sinks(a, hash, key, fd);
+        l2_upload(a, hash, key, fd);
         close(fd);
     }
 }

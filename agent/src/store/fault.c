@@ -23,6 +23,7 @@ static uint64_t after;
 static int64_t remaining = -1;   /* -1 = unlimited */
 static int64_t hang_ms = 3600 * 1000;
 static uint64_t hits;
+static int64_t tier_read_delay_ms, tier_write_delay_ms;
 static int64_t verdict_delay_ms;   /* loop thread only (set and read there) */
 
 static int parse_kind(const char *v, enum fault_kind *k, int *e)
@@ -47,7 +48,7 @@ int fault_configure(const char *spec, char *err, size_t errlen)
     enum fault_kind k = FAULT_NONE;
     int e = 0;
     uint64_t a = 0;
-    int64_t count = -1, hang = 3600 * 1000, vdelay = 0;
+    int64_t count = -1, hang = 3600 * 1000, vdelay = 0, tdelay = 0, wdelay = 0;
     char buf[256];
     if (!sl_strlcpy(buf, spec, sizeof(buf))) {
         snprintf(err, errlen, "fault spec too long");
@@ -73,6 +74,10 @@ int fault_configure(const char *spec, char *err, size_t errlen)
             bad = config_parse_duration_ms(v, &hang);
         else if (strcmp(tok, "verdict_delay") == 0)
             bad = config_parse_duration_ms(v, &vdelay);
+        else if (strcmp(tok, "tier_read_delay") == 0)
+            bad = config_parse_duration_ms(v, &tdelay);
+        else if (strcmp(tok, "tier_write_delay") == 0)
+            bad = config_parse_duration_ms(v, &wdelay);
         else
             bad = -1;
         if (bad) {
@@ -86,6 +91,8 @@ int fault_configure(const char *spec, char *err, size_t errlen)
     after = a;
     remaining = count;
     hang_ms = hang;
+    tier_read_delay_ms = tdelay;
+    tier_write_delay_ms = wdelay;
     pthread_mutex_unlock(&fault_mu);
     verdict_delay_ms = vdelay;
     return 0;
@@ -94,6 +101,29 @@ int fault_configure(const char *spec, char *err, size_t errlen)
 int64_t fault_verdict_delay_ms(void)
 {
     return verdict_delay_ms;
+}
+
+int64_t fault_tier_read_delay_ms(void)
+{
+    pthread_mutex_lock(&fault_mu);
+    int64_t d = tier_read_delay_ms;
+    pthread_mutex_unlock(&fault_mu);
+    return d;
+}
+
+int64_t fault_tier_write_delay_ms(void)
+{
+    pthread_mutex_lock(&fault_mu);
+    int64_t d = tier_write_delay_ms;
+    pthread_mutex_unlock(&fault_mu);
+    return d;
+}
+
+void fault_sleep_ms(int64_t ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
 }
 
 int fault_before_write(size_t *len, uint64_t off)
@@ -119,12 +149,9 @@ int fault_before_write(size_t *len, uint64_t off)
          * nothing at all (a write that makes no progress). */
         *len = off < after ? (size_t)(after - off) : 0;
         return 0;
-    case FAULT_HANG: {
-        struct timespec ts = { .tv_sec = h / 1000, .tv_nsec = (h % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-            ;
+    case FAULT_HANG:
+        fault_sleep_ms(h);
         return 0;
-    }
     case FAULT_NONE:
         break;
     }

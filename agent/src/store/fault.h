@@ -11,6 +11,8 @@
  *   kind=enospc|edquot|eio|short|hang [&after=BYTES] [&count=N] [&hang=DURATION]
  *   kind=none                         (clear)
  *   verdict_delay=DURATION            (with or without a kind)
+ *   tier_read_delay=DURATION          (with or without a kind)
+ *   tier_write_delay=DURATION         (with or without a kind)
  *
  * `after`: the fault hits the first write that would take a temp file past
  * BYTES of body (default 0). `count`: how many writes fail before the seam
@@ -22,6 +24,13 @@
  * that much later, without blocking the loop: an agent slow to decide, for
  * the Lua edge's verdict timeout. Every spec replaces the whole previous one,
  * so a spec without it clears it.
+ *
+ * `tier_read_delay`: the disk tier (tier_disk.c) reports each object it
+ * opened (its head) that much later, on its worker: an L2 that is slow or
+ * unreachable, for the lookup deadline (l2_lookup_timeout), or a window
+ * to change the file under an open read. `tier_write_delay`: it copies each
+ * committed object that much later (a slow upload, for the upload queue).
+ * Both are cleared by a spec without them.
  *
  * Thread-safe: workers call fault_before_write concurrently.
  */
@@ -44,6 +53,13 @@ int fault_before_write(size_t *len, uint64_t off);
 
 /* The verdict_delay of the spec in force, 0 for none (loop thread only). */
 int64_t fault_verdict_delay_ms(void);
+
+/* The tier_read_delay (tier_write_delay) of the spec in force, 0 for none (any thread). */
+int64_t fault_tier_read_delay_ms(void);
+int64_t fault_tier_write_delay_ms(void);
+
+/* Sleep for ms milliseconds (a worker's hang). */
+void fault_sleep_ms(int64_t ms);
 
 /* Writes that the seam has failed, shortened or hung so far. */
 uint64_t fault_hits(void);

@@ -23,6 +23,7 @@
 
 #include "core/common.h"
 #include "core/workers.h"
+#include "store/fault.h"
 #include "store/store.h"
 #include "store/tier.h"
 
@@ -161,6 +162,11 @@ static void open_work(void *arg)
     struct disk_read *r = arg;
     struct stat st;
     r->open_rc = store_open_object(&r->t->store, r->hash, r->key, &r->fd, &r->meta, &st, NULL);
+#ifdef SLUICE_TESTING
+    int64_t delay = fault_tier_read_delay_ms();   /* a slow L2 (fault.h): opened, no head yet */
+    if (delay > 0)
+        fault_sleep_ms(delay);
+#endif
 }
 
 static void open_done(void *arg)
@@ -237,6 +243,11 @@ static void write_work(void *arg)
     struct obj_meta meta = { 0 };
     struct store_temp tmp = { .fd = -1 };
     char err[128];
+#ifdef SLUICE_TESTING
+    int64_t delay = fault_tier_write_delay_ms();   /* a slow upload (fault.h) */
+    if (delay > 0)
+        fault_sleep_ms(delay);
+#endif
     if (pread(w->fd, block, sizeof(block), 0) != (ssize_t)sizeof(block) ||
         obj_header_decode(block, sizeof(block), &meta, err, sizeof(err)) != 0 || strcmp(meta.key, w->key) != 0) {
         w->rc = -EINVAL;
