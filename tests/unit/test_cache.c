@@ -51,7 +51,7 @@ static void commit(const char *key, size_t len, uint8_t fill)
     struct obj_meta m = { .key = (char *)key, .status = 200, .size = len, .stored = sl_wall_s(),
                           .etag = (char *)"\"c\"", .last_modified = 1 };
     assert_int_equal(store_temp_commit(&A.store, &t, hash, &m), 0);
-    cache_committed(&A, hash, key, &m, -1);
+    cache_committed(&A, hash, key, &m, -1, -1);
 }
 
 static struct index_entry *entry(const char *key)

@@ -39,6 +39,7 @@
 static struct tier *source;     /* where fills read from (not one of A's tiers) */
 static void put_text(struct tier *t, const char *key, const char *text);
 static int sink_writes(void *arg);
+static int no_jobs(void *arg);
 
 /* A client of the fill: reads at its own pace. */
 struct client {
@@ -524,8 +525,9 @@ static void test_an_l2_hit_is_served_and_stored_with_its_origin_time(void **stat
 {
     (void)state;
     const size_t len = 200000;
-    A.tiers[A.n_tiers++] = tier_mem_new(A.loop, 50000);
-    put(A.tiers[0], "generic:l2-hit", len, 3);
+    A.tiers[A.n_tiers++] = tier_mem_new(A.loop, 50000);   /* misses */
+    A.tiers[A.n_tiers++] = tier_mem_new(A.loop, 50000);   /* has it */
+    put(A.tiers[1], "generic:l2-hit", len, 3);
     struct client c;
     struct fill *f = lookup("generic:l2-hit", NULL, &c);
     free(c.got);
@@ -538,8 +540,9 @@ static void test_an_l2_hit_is_served_and_stored_with_its_origin_time(void **stat
     free(want);
     assert_string_equal(fill_tier_name(f), "memory");
     assert_int_equal(origin_client_stats(A.origins)->requests, 0);
-    assert_int_equal(A.m.tier[0].lookups[L2_HIT], 1);
-    assert_int_equal(A.m.tier[0].bytes_read, len);
+    assert_int_equal(A.m.tier[0].lookups[L2_MISS_ABSENT], 1);
+    assert_int_equal(A.m.tier[1].lookups[L2_HIT], 1);
+    assert_int_equal(A.m.tier[1].bytes_read, len);
     finish(&c);
     run_until(committed, "generic:l2-hit");
     uint8_t hash[KEY_HASH_LEN];
@@ -547,7 +550,11 @@ static void test_an_l2_hit_is_served_and_stored_with_its_origin_time(void **stat
     struct index_entry *e = index_lookup(&A.index, hash);
     assert_int_equal(e->validated, 1700000000);   /* when the origin sent it, not now (metadata TTLs) */
     int one = 1;
-    run_until(sink_writes, &one);   /* the L1 commit is copied back to the sink (an upload) */
+    run_until(sink_writes, &one);   /* copied to the tier that missed it ... */
+    run_until(no_jobs, NULL);
+    for (int i = 0; i < L2_UP_RESULTS; i++)   /* ... never back to the one it came from */
+        assert_int_equal(A.m.tier[1].uploads[i], 0);
+    assert_int_equal(tier_mem_count(A.tiers[0]), 1);
 }
 
 static void test_l2_metadata_past_its_ttl_goes_to_the_origin(void **state)
@@ -716,7 +723,7 @@ static void test_a_committed_object_is_copied_to_the_sink_tier(void **state)
     struct pump p = { &c, 1 };
     run_until(all_ended, &p);
     finish(&c);
-    int one = 1, two = 2;
+    int one = 1;
     run_until(sink_writes, &one);
     assert_int_equal(tier_mem_count(A.tiers[0]), 1);
     /* the copy reads back as the object: a fill from the sink serves it */
@@ -733,8 +740,10 @@ static void test_a_committed_object_is_copied_to_the_sink_tier(void **state)
     assert_memory_equal(c.got, want, len);
     free(want);
     finish(&c);
-    run_until(sink_writes, &two);   /* committed again, copied again */
     source = keep;
+    run_until(committed, "generic:copy");   /* committed again, but read from */
+    run_until(no_jobs, NULL);               /* the sink: not copied back to it */
+    assert_true(sink_writes(&one));
 }
 
 /* ------------------------------------------------------------ integrity */

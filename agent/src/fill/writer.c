@@ -224,7 +224,8 @@ static void commit_done(void *arg)
         f->wstate = W_COMMITTED;
         metrics_route(a, f->route)->fills_committed++;
         SL_ASSERT(f->meta.size == f->received);
-        cache_committed(a, f->hash, f->key, &f->meta, j->object_fd);
+        /* an L2 hit is not copied back to where it was read */
+        cache_committed(a, f->hash, f->key, &f->meta, j->object_fd, f->from_tier ? f->tier_idx : -1);
     }
     fill_table_remove(f);
     spool_reclaim(f);

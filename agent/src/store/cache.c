@@ -199,13 +199,13 @@ void cache_revalidated(struct agent *a, const uint8_t hash[KEY_HASH_LEN])
 }
 
 void cache_committed(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const char *key, const struct obj_meta *m,
-                     int fd)
+                     int fd, int source)
 {
     struct index_entry *e = index_put(&a->index, hash, OBJ_HEADER_SIZE + m->size, m->size, m->stored);
     e->status = m->status;
     cache_enforce_limits(a);
     if (fd >= 0) {
-        l2_upload(a, hash, key, fd);
+        l2_upload(a, hash, key, fd, source);
         close(fd);
     }
 }

@@ -40,11 +40,12 @@ bool cache_open_hit(struct agent *a, struct index_entry *e, const char *key, str
 void cache_release_hit(struct agent *a, struct cache_hit *h);
 
 /* A fill committed an object: index it, evict if over the limits, and copy
- * it to every sink tier (a->tiers) off the serving path. `fd` is the
- * committed object read-only (ownership passes here), or -1 when there are
- * no sinks or it could not be opened. */
+ * it to the sink tiers (a->tiers) off the serving path: all of them, or,
+ * for an object read from tier `source` (-1: the origin), those before it
+ * (l2_upload). `fd` is the committed object read-only (ownership passes
+ * here), or -1 when there are no sinks or it could not be opened. */
 void cache_committed(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const char *key, const struct obj_meta *m,
-                     int fd);
+                     int fd, int source);
 
 /* The validators a revalidation of entry `e` sends (its origin's ETag,
  * malloc'd or NULL, and Last-Modified or 0), read from the object; false

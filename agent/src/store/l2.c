@@ -155,11 +155,12 @@ static void queue_one(struct agent *a, int tier, const uint8_t hash[KEY_HASH_LEN
     a->l2_uploads_queued++;
 }
 
-void l2_upload(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const char *key, int fd)
+void l2_upload(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const char *key, int fd, int source)
 {
     if (a->stopping)
         return;
-    for (int i = 0; i < a->n_tiers; i++)
+    int end = source >= 0 && source < a->n_tiers ? source : a->n_tiers;
+    for (int i = 0; i < end; i++)
         if (tier_is_sink(a->tiers[i]))
             queue_one(a, i, hash, key, fd);
     pump(a);

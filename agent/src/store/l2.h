@@ -38,8 +38,10 @@
 int l2_open(struct agent *a, char *err, size_t errlen);
 
 /* Queue copies of the committed object in fd (objfile format) to every
- * sink tier; fd stays the caller's. */
-void l2_upload(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const char *key, int fd);
+ * sink tier before `source` in lookup order (the object was read from tier
+ * `source`, so those missed it and the ones after were not asked; -1:
+ * from the origin, every sink); fd stays the caller's. */
+void l2_upload(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const char *key, int fd, int source);
 
 /* Shutdown: drop the uploads still queued (their copies are not made). */
 void l2_drop_queue(struct agent *a);
