@@ -1,6 +1,7 @@
 # Sluice - build, test, run, bench, fuzz. No autotools: one Makefile.
 #
 #   make run     install what is missing, build, start HAProxy + agent (foreground)
+#   make run-multi  the same for two edges sharing a local S3 bucket (examples/multi-edge-s3)
 #   make test    install what is missing, build, run every suite (what CI runs)
 #   make bench   benchmark against nginx proxy_cache behind the same HAProxy
 #   make fuzz    build the fuzz targets and run each for a while
@@ -49,7 +50,7 @@ REL_CFLAGS := $(BASE_CFLAGS) -O2
 ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -fno-omit-frame-pointer -DSLUICE_TESTING \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-.PHONY: all release asan unit unit-build fuzz-build fuzz fuzz-replay test run bench deps test-deps clean
+.PHONY: all release asan unit unit-build fuzz-build fuzz fuzz-replay test run run-multi bench deps test-deps clean
 
 all: release
 
@@ -143,6 +144,14 @@ test: test-deps
 run: deps
 	@$(MAKE) --no-print-directory release
 	@exec ./haproxy/sluice-edge
+
+# Two edges sharing one S3 bucket as their L2, with the S3 store (s3rver
+# behind a SigV4-checking front, needs node and npm) and a front HAProxy
+# hashing paths over them: examples/multi-edge-s3/README.md.
+run-multi: deps
+	@./tests/lib/ensure-packages nodejs
+	@$(MAKE) --no-print-directory release
+	@exec ./examples/multi-edge-s3/run-multi
 
 bench: deps
 	@$(MAKE) --no-print-directory release
