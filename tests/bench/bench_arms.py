@@ -226,6 +226,7 @@ class SluiceArm(Arm):
         origin_npm, public_url...); they win over the harness's defaults."""
         super().__init__(origin, work, cache_root)
         self.extra = dict(settings or {})
+        self.extra_env = {}              # more environment for the agent (the l2 workload's AWS_*)
 
     def start(self):
         self.ports = {k: free_port() for k in ("spop", "http", "admin")}
@@ -258,6 +259,7 @@ class SluiceArm(Arm):
         controlled = {"SLUICE_" + k.upper() for k in settings} | {"SLUICE_CONFIG", "SLUICE_HAPROXY_DIR",
                                                                  "SLUICE_TEST_BIN", "SLUICE_BIN"}
         self.env = {k: v for k, v in os.environ.items() if k not in controlled}
+        self.env.update(self.extra_env)
         self.cache = Proc("sluice", [AGENT_BIN, "-c", self.conf], self.work, cpus=SUT_CPUS, env=self.env)
 
         def ready():

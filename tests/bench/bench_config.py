@@ -1,7 +1,7 @@
 """tests/bench settings: paths, the knobs read from the environment
 (BENCH_QUICK, BENCH_PASSES, BENCH_DURATION, BENCH_STAMPEDE_*,
 BENCH_ORIGIN_RATE, BENCH_ONLY, BENCH_TRANSPORT, BENCH_ARMS, BENCH_ECO_RUNS,
-BENCH_REPLAY_DURATION, BENCH_VERIFY_MIB, BENCH_VERIFY_ROUNDS,
+BENCH_REPLAY_DURATION, BENCH_VERIFY_MIB, BENCH_VERIFY_ROUNDS, BENCH_L2_ROUNDS,
 SLUICE_TEST_BIN), the workload lists (generic and
 package registries) and log(). Read once, at import; every
 other bench module imports from here. The pinning and niceness knobs
@@ -70,8 +70,14 @@ GENERIC_WORKLOADS = [w[0] for w in WARM] + ["threads", "stampede", "enospc"]
 # The package-registry workloads (bench_eco.py): Sluice's npm and PyPI
 # routes against Verdaccio 5 and a static nginx, on offline origins.
 ECO_WORKLOADS = ["npm-ci-warm", "npm-replay", "npm-huge-cold", "npm-fill-verify", "pip-warm"]
-ALL_WORKLOADS = GENERIC_WORKLOADS + ECO_WORKLOADS
-ONLY = [w.strip() for w in os.environ.get("BENCH_ONLY", "").split(",") if w.strip()] or ALL_WORKLOADS
+# The S3 tier as a shared L2 (bench_l2.py): L2 hits against L1 hits, and
+# what a broken store adds to a miss. Opt-in: named in BENCH_ONLY only
+# (about 2 min quick, 4 full), not part of a plain `make bench`.
+L2_WORKLOADS = ["l2"]
+OPT_IN = L2_WORKLOADS
+ALL_WORKLOADS = GENERIC_WORKLOADS + ECO_WORKLOADS + L2_WORKLOADS
+ONLY = [w.strip() for w in os.environ.get("BENCH_ONLY", "").split(",") if w.strip()] or \
+    [w for w in ALL_WORKLOADS if w not in OPT_IN]
 if set(ONLY) - set(ALL_WORKLOADS):
     sys.exit("BENCH_ONLY: unknown workload(s) %s; known: %s" % (
         ",".join(sorted(set(ONLY) - set(ALL_WORKLOADS))), ",".join(ALL_WORKLOADS)))
@@ -97,6 +103,17 @@ ECO = {
     "verify_rounds": env_int("BENCH_VERIFY_ROUNDS", 3 if QUICK else 6),
     "pip_projects": 20,
     "pip_warm_runs": env_int("BENCH_ECO_RUNS", 3 if QUICK else 5),
+}
+L2 = {
+    # L2 hit throughput: rounds, each with fresh keys (every L2 pass cold
+    # in the reader's L1); keys per round and connections per object size.
+    "rounds": env_int("BENCH_L2_ROUNDS", 3 if QUICK else 5),
+    "keys_1m": 64 if QUICK else 128,
+    "conns_1m": 4,
+    "keys_64m": 2 if QUICK else 4,
+    "conns_64m": 1,
+    # Cold misses per arm in the outage half (one at a time).
+    "outage_misses": 20 if QUICK else 60,
 }
 # How HAProxy reaches the cache tier, the same in both arms: "unix" (the
 # default, what Sluice's shipped configs use, given to nginx too) or "tcp"
