@@ -5,7 +5,9 @@ them in production, and the SPOE drop-in is run for real:
                  and a default backend), `haproxy -c`, then started against
                  a live agent: a miss, a hit, an inline hit, and fail-open
                  to the existing backend with the agent stopped
-  *.conf         the agent's `--check` on every example agent config
+  *.conf         the agent's `--check` on every example agent config (with
+                 a placeholder AWS key pair: multi-edge-s3's has an S3 tier;
+                 test_multi_edge_example runs that example for real)
   systemd        `systemd-analyze verify` (needs no running systemd) on
                  copies whose /usr/local/bin/sluice points at the built
                  binary, since verify insists that ExecStart exists
@@ -323,6 +325,9 @@ class AgentConfigs(unittest.TestCase):
         self.assertIn(os.path.join(EXAMPLES, "sluice.conf"), confs)
         e = agent_env()
         e["SLUICE_ROUTES_MAP"] = os.path.join(ROOT, "haproxy", "routes.map")
+        # A config with an S3 tier (multi-edge-s3) needs a key pair in the
+        # environment to pass --check; its example script sets the store's.
+        e.update(AWS_ACCESS_KEY_ID="AKIAEXAMPLECHECK", AWS_SECRET_ACCESS_KEY="example-check-secret")
         for conf in confs:
             r = subprocess.run([AGENT_BIN, "-c", conf, "--check"], capture_output=True, text=True, env=e, cwd=ROOT)
             self.assertEqual(r.returncode, 0, conf + ": " + r.stderr)
