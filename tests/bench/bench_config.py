@@ -72,7 +72,7 @@ GENERIC_WORKLOADS = [w[0] for w in WARM] + ["threads", "stampede", "enospc"]
 ECO_WORKLOADS = ["npm-ci-warm", "npm-replay", "npm-huge-cold", "npm-fill-verify", "pip-warm"]
 # The S3 tier as a shared L2 (bench_l2.py): L2 hits against L1 hits, and
 # what a broken store adds to a miss. Opt-in: named in BENCH_ONLY only
-# (about 2 min quick, 4 full), not part of a plain `make bench`.
+# (quick ~75 s; full an estimated 2-3 min), not part of a plain `make bench`.
 L2_WORKLOADS = ["l2"]
 OPT_IN = L2_WORKLOADS
 ALL_WORKLOADS = GENERIC_WORKLOADS + ECO_WORKLOADS + L2_WORKLOADS
