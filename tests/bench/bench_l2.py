@@ -149,8 +149,7 @@ def fill_and_upload(ctx, writer, paths, data_file):
 
 def quiet(ctx, arm):
     """The arm idle, its upload queue empty and no request open at the
-    store: uploads still running (the reader copies its L2 hits back to
-    the bucket too, see the report) must not share the CPU with a pass."""
+    store: uploads still running must not share the CPU with a pass."""
     arm.settle()
     wait_until(lambda: counter(arm, 'sluice_l2_upload_queue_depth{tier="s3"}') == 0, 120, "upload queue empty")
     ctx["s3"].wait_idle(120)
@@ -313,10 +312,9 @@ keys each round. MB/s is verified body bytes over the pass's wall time.
 
 {hits}
 
-Store requests in the hit half: {store}. The PutObject and multipart counts are twice the
-objects: the reader copies every L2 hit it commits to L1 back to the bucket it came from (the agent queues a
-copy to every sink tier after each L1 commit, whatever the source). Each pass starts with both edges idle,
-their upload queues empty and no request open at the store.
+Store requests in the hit half: {store} (an L2 hit committed to L1 is not copied back to the tier it came
+from, so uploads are the writer's only). Each pass starts with both edges idle, their upload queues empty and
+no request open at the store.
 
 What a broken store adds to a miss: cold 1 MiB misses one at a time from the full-speed origin nginx, arms
 alternating per request. TTFB from connect to the first response byte (fetchmany). l2_lookup_timeout is
