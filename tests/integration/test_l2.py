@@ -58,8 +58,8 @@ class TwoEdges(unittest.TestCase):
             self.tearDown()
             raise
 
-    def edge(self, settings):
-        e = Edge(settings=settings, origin=self.origin)
+    def edge(self, settings, env=None):
+        e = Edge(settings=settings, origin=self.origin, env=env)
         self.edges.append(e)
         e.__enter__()
         return e

@@ -632,9 +632,11 @@ def _socket_inodes(pid: int) -> set:
 
 
 def tcp_connections(pid: int, remote_port: Optional[int] = None,
-                    local_port: Optional[int] = None) -> int:
+                    local_port: Optional[int] = None, any_state: bool = False) -> int:
     """Established TCP sockets (IPv4 and IPv6) held by process `pid`,
-    optionally only those to `remote_port` and/or from `local_port`."""
+    optionally only those to `remote_port` and/or from `local_port`;
+    any_state=True counts them in every state (a socket its peer closed,
+    CLOSE_WAIT, still holds a descriptor)."""
     inodes = _socket_inodes(pid)
     count = 0
     for table in ("tcp", "tcp6"):
@@ -645,7 +647,7 @@ def tcp_connections(pid: int, remote_port: Optional[int] = None,
             continue
         for row in rows:
             cols = row.split()
-            if len(cols) < 10 or cols[3] != "01" or cols[9] not in inodes:
+            if len(cols) < 10 or (cols[3] != "01" and not any_state) or cols[9] not in inodes:
                 continue
             if remote_port is not None and int(cols[2].rsplit(":", 1)[1], 16) != remote_port:
                 continue
