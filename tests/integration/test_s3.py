@@ -129,6 +129,11 @@ class S3Edges(test_l2.TwoEdges):
         self.assertTrue(r.body == body_for(p, size), "the body differs from the origin's")
         return r
 
+    def assert_hit(self, edge, p, size):
+        """Once `edge` committed p, a plain L1 hit."""
+        edge.wait_idle()
+        self.assertEqual(self.get_exact(edge, p, size).header("Cache-Status"), "sluice; hit")
+
     def uploads(self, edge, result):
         return edge.metric('sluice_l2_uploads_total{tier="s3",result="%s"}' % result)
 
@@ -188,7 +193,7 @@ class S3Edges(test_l2.TwoEdges):
         self.assertEqual(self.uploads(self.a, "ok"), 0)
         self.s3.wait_idle(20)
         self.assertEqual((self.s3.list_objects(), self.s3.multipart_uploads()), ({}, []))
-        self.assertEqual(self.get_exact(self.a, p, size).header("Cache-Status"), "sluice; hit")
+        self.assert_hit(self.a, p, size)
 
     def b_misses_then(self, p, size):
         """With the store healthy again, B's request for p is an L2 miss
@@ -224,9 +229,7 @@ class SharedBucket(S3Edges):
         self.assertEqual(self.origin.requests(p), 1)
         self.assertEqual(self.b.metric('sluice_l2_hits_total{tier="s3"}'), 1)
         self.assertEqual(self.b.metric('sluice_l2_bytes_read_total{tier="s3"}'), size)
-        self.b.wait_idle()
-        third = self.get_exact(self.b, p, size)          # now in B's own L1
-        self.assertEqual(third.header("Cache-Status"), "sluice; hit")
+        self.assert_hit(self.b, p, size)                 # now in B's own L1
         self.assertEqual(self.origin.requests(p), 1)
         self.assert_settled({key: size})
         # B does not copy back what it read from the bucket
@@ -314,7 +317,7 @@ class WriteFaults(S3Edges):
         self.wait_uploads(self.a, "failed")
         self.s3.up()
         self.assertEqual((self.s3.list_objects(), self.s3.multipart_uploads()), ({}, []))
-        self.assertEqual(self.get_exact(self.a, p, size).header("Cache-Status"), "sluice; hit")
+        self.assert_hit(self.a, p, size)
         self.b_misses_then(p, size)
 
 class WrongSecret(S3Edges):
@@ -365,7 +368,7 @@ class ReadFaults(S3Edges):
         self.assertEqual((self.b.object_files(), self.b.temp_files()), ([], []))   # nothing in B's L1
         again = self.get_exact(self.b, p, size)           # refilled, byte-exact
         self.assertNotIn("l2-hit", again.header("Cache-Status"))
-        self.assertEqual(self.get_exact(self.b, p, size).header("Cache-Status"), "sluice; hit")
+        self.assert_hit(self.b, p, size)
         self.assert_settled()
         self.assertEqual(list(self.s3.list_objects().values()), [size])
 
@@ -397,7 +400,7 @@ class ReadFaults(S3Edges):
         self.assertEqual(r.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
         self.assertEqual(self.b.metric('sluice_l2_errors_total{tier="s3",reason="error"}'), 1)
         self.assertEqual(self.origin.requests(p), 2)
-        self.assertEqual(self.get_exact(self.b, p, size).header("Cache-Status"), "sluice; hit")
+        self.assert_hit(self.b, p, size)
         self.wait_uploads(self.b, "ok")                  # B's whole copy replaced the short one
         self.assert_settled({key: size})
         self.assertEqual(self.s3.get_object(key), body_for(p, size))
