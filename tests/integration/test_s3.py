@@ -257,12 +257,12 @@ class SharedBucket(S3Edges):
             self.assertEqual((r.status, r.complete, len(r.body)), (200, True, size), r.error)
             self.assertTrue(r.body == want)
         self.assertLessEqual(self.origin.requests(p), 2)
-        for e in self.edges:
+        for e in self.edges:   # every edge that fetched it copies it up (not those that read it from L2)
             e.wait_idle(20)
-        wait_until(lambda: list(self.s3.list_objects().values()) == [size], 30,
-                   message="the object did not reach the bucket")
+            self.wait_uploads(e, "ok", e.metric("sluice_origin_requests_total"), timeout=30)
         self.assert_settled()
         self.assertEqual(list(self.s3.list_objects().values()), [size])
+        self.assertEqual(sum(self.uploads(e, "failed") for e in self.edges), 0)
 
 
 class WriteFaults(S3Edges):
