@@ -30,7 +30,7 @@ PATH = os.path.join(ROOT, "docs", "benchmarks.md")
 GROUPS = [
     ("generic", "Generic files: Sluice vs nginx proxy_cache behind the same HAProxy"),
     ("eco", "Package registries: Sluice vs Verdaccio 5 (npm) and a static nginx (PyPI)"),
-    ("l2", "Scale-out: the S3 tier as the shared L2 (opt-in: BENCH_ONLY=l2)"),
+    ("l2", "Scale-out: the S3 tier as the shared L2"),
 ]
 TOP = """# Benchmarks: Sluice vs nginx proxy_cache, Verdaccio and a static nginx
 

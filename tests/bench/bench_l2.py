@@ -1,8 +1,8 @@
 """tests/bench l2: what the S3 tier (the shared L2 of several edges,
 docs/scale-out.md) gives and costs, against the local S3 store the tests
 use (tests/lib/s3server.py: s3rver behind the SigV4-checking front, on the
-load CPUs like the origin). Opt-in (BENCH_ONLY=l2): it is not in the
-default list.
+load CPUs like the origin). In the default run (about 2-3 min);
+BENCH_ONLY=l2 runs it alone.
 
 Two questions, each answered side by side in one run, medians over rounds:
 
