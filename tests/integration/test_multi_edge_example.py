@@ -144,8 +144,12 @@ class MultiEdgeExample(unittest.TestCase):
         self.assertEqual(self.origin.requests(path), 1)
         self.assertEqual(self.metric(12, 'sluice_l2_hits_total{tier="s3"}'), 1)
 
-        # The front: one path, one edge - by now both have it in L1, so two
-        # requests are two L1 hits and the origin still saw one request.
+        # The front: one path, one edge - once both have committed it to L1
+        # (a request while B's L2 fill still commits would collapse onto
+        # it), two requests are two L1 hits and the origin still saw one.
+        for admin in (11, 12):
+            wait_until(lambda: self.metric(admin, "sluice_fills_in_flight") == 0, 20,
+                       message="an edge's fill did not commit")
         for _ in range(2):
             f = self.get(0, "/generic" + path)
             self.assertEqual((f.status, f.body == body, f.header("Cache-Status")), (200, True, "sluice; hit"))
