@@ -17,6 +17,7 @@ the real edge (HAProxy + the agent) and the test origin (tests/lib/origin.py):
 docs/failure-contract.md ("Hostile origins") is the table these prove.
 """
 
+import concurrent.futures
 import os
 import sys
 import time
@@ -133,6 +134,33 @@ class NotShared(EdgeCase):
 
     def test_set_cookie_is_not_shared_on_the_generic_route(self):
         self.not_shared("/cookie.bin", "set-cookie", {"Set-Cookie": "session=s3cret; Path=/"})
+
+    def test_requests_waiting_on_a_private_answer_fetch_their_own(self):
+        # Four at once: one leads, three join its fill before its head (the
+        # origin takes 0.5 s). The head says private: the three fetch their
+        # own, as a shared cache's waiting requests do.
+        path = "/private-wait.bin"
+        self.edge.origin.set_object(path, size=2000, delay_ms=500, headers={"Cache-Control": "private"})
+        before = self.metric('sluice_followers_total{route="generic"}')
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            results = list(ex.map(lambda _: self.edge.get("/generic" + path, timeout=10), range(4)))
+        for r in results:
+            self.assertEqual((r.status, r.body), (200, body_for(path, 2000)))
+            self.assertNotIn("stored", r.header("Cache-Status"))
+            self.assertNotIn("collapsed", r.header("Cache-Status"))
+        self.assertEqual(self.metric('sluice_followers_total{route="generic"}'), before + 3)
+        self.assertEqual(self.edge.origin.requests(path), 4)
+        self.assert_nothing_stored(path)
+        # after its head, nobody joins it either
+        self.edge.origin.set_object(path, size=2_000_000, rate=4_000_000, headers={"Cache-Control": "no-store"})
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            first = ex.submit(self.edge.get, "/generic" + path, timeout=10)
+            wait_until(lambda: self.edge.origin.stats()["paths"].get(path, {}).get("bytes_sent", 0) > 0, 5,
+                       message="the first response did not start")
+            second = ex.submit(self.edge.get, "/generic" + path, timeout=10)
+            for r in (first.result(), second.result()):
+                self.assertEqual((r.status, r.body), (200, body_for(path, 2_000_000)))
+        self.assertEqual(self.edge.origin.requests(path), 6)
 
     def test_no_store_is_honoured_on_an_ecosystem_artifact(self):
         self.not_shared("/leftpad/-/leftpad-2.0.0.tgz", "no-store", {"Cache-Control": "no-store"}, route="npm")

@@ -386,6 +386,10 @@ static void head_ready(struct fill *f, bool shared)
     bool cacheable = shared && status_stored(f, f->meta.status) &&
                      (f->content_length < 0 || (uint64_t)f->content_length <= a->cfg.object_max_size) &&
                      fit_meta(f);
+    if (!shared) {
+        f->not_shared = true;
+        fill_table_remove(f);   /* no later request joins it: each fetches its own */
+    }
     if (cacheable && !f->purged)   /* purged before its head: never stored */
         writer_open(f);
     else if (!cacheable)
@@ -1013,6 +1017,11 @@ int fill_retry_after(const struct fill *f)
 int64_t fill_content_length(const struct fill *f)
 {
     return f->content_length;
+}
+
+bool fill_is_shared(const struct fill *f)
+{
+    return !f->not_shared;
 }
 
 bool fill_is_storing(const struct fill *f)

@@ -204,6 +204,10 @@ bool fill_is_revalidation(const struct fill *f);
 /* FILL_HEAD_FAILED: why, with the origin's detail (valid while attached). */
 enum origin_result fill_failure(const struct fill *f, const char **detail);
 bool fill_is_storing(const struct fill *f);            /* writer attached */
+/* False once the origin marked the answer private to its request (no-store,
+ * private, Vary: *, a Set-Cookie on the generic route): it is out of the
+ * table (nobody joins it) and its followers fetch their own. */
+bool fill_is_shared(const struct fill *f);
 
 /* Next piece for a reader (see http_server.h for the result meanings). */
 enum http_body_result fill_read(struct fill_reader *r, struct http_piece *out);
