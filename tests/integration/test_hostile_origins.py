@@ -18,6 +18,7 @@ docs/failure-contract.md ("Hostile origins") is the table these prove.
 """
 
 import concurrent.futures
+import json
 import os
 import sys
 import time
@@ -181,7 +182,8 @@ class NotShared(EdgeCase):
 
 
 class SlowHead(EdgeCase):
-    settings = {"origin_header_timeout": "2s"}
+    settings = {"origin_header_timeout": "2s", "metadata_ttl": "1s", "metadata_stale_while_revalidate": "0",
+                "metadata_stale_if_error": "1h"}
 
     def test_a_head_trickled_one_byte_at_a_time_is_cut_at_the_deadline(self):
         path = "/trickle.bin"
@@ -198,6 +200,27 @@ class SlowHead(EdgeCase):
         wait_until(lambda: self.edge.origin.stats()["aborted_by_client"] == 1, 5,
                    message="the origin's trickling response was not closed")
         self.assert_nothing_stored(path)
+
+    def test_a_registry_trickling_its_head_gets_the_stale_packument_served(self):
+        name = "trickle-pkg"
+        doc = json.dumps({"name": name, "dist-tags": {"latest": "1.0.0"}, "versions": {"1.0.0": {
+            "name": name, "version": "1.0.0", "dist": {
+                "tarball": "https://registry.npmjs.org/%s/-/%s-1.0.0.tgz" % (name, name), "shasum": "0" * 40}}}})
+        knobs = {"body": doc.encode(), "headers": {"Content-Type": "application/json"}}
+        self.edge.origin.set_object("/" + name, **knobs)
+        first = self.edge.get("/npm/" + name)
+        self.assertTrue(first.ok)
+        self.edge.wait_idle()
+        self.edge.origin.set_object("/" + name, header_byte_ms=200, **knobs)
+        before = self.metric('sluice_origin_errors_total{kind="header_timeout"}')
+
+        def stale_answer():
+            r = self.edge.get("/npm/" + name, timeout=15)
+            return "stale-if-error" in (r.header("Cache-Status") or "") and r
+        r = wait_until(stale_answer, 20, interval=0.2, message="no stale-if-error answer")
+        self.assertEqual((r.status, r.body), (200, first.body))
+        self.assertEqual(r.header("Cache-Status"), "sluice; hit; detail=stale-if-error")
+        self.assertEqual(self.metric('sluice_origin_errors_total{kind="header_timeout"}'), before + 1)
 
     def test_a_slow_but_whole_head_within_the_deadline_is_served(self):
         path = "/slowish.bin"
