@@ -457,6 +457,7 @@ static void on_origin_headers(void *ctx, int status, const struct origin_headers
 static void on_origin_bad(void *ctx, enum origin_bad why)
 {
     struct fill *f = fill_of(ctx);
+    SL_ASSERT(why > ORIGIN_BAD_NONE && why < ORIGIN_BAD_REASONS);
     metrics_route(f->a, f->route)->origin_bad[why]++;
 }
 
