@@ -152,6 +152,12 @@ static void reload_log_file(const char *was, char *now, size_t nowlen)
     sl_strlcpy(now, was, nowlen);
 }
 
+static void apply_spop_limits(struct agent *a)
+{
+    struct spop_limits l = { a->cfg.spop_frame_timeout, a->cfg.spop_idle_timeout, a->cfg.spop_max_connections };
+    spop_server_set_limits(a->spop, &l);
+}
+
 /* Apply a checked configuration (routes already updated in place). */
 static void reload_apply(struct agent *a, struct sluice_config *cfg)
 {
@@ -165,6 +171,7 @@ static void reload_apply(struct agent *a, struct sluice_config *cfg)
     origin_client_set_header_timeout(a->origins, a->cfg.origin_header_timeout);
     http_server_set_stall_timeout(a->http, a->cfg.client_stall_timeout);
     http_server_set_stall_timeout(a->admin, a->cfg.client_stall_timeout);
+    apply_spop_limits(a);
     a->m.reloads[0]++;
     a->m.config_generation++;
     a->m.config_loaded_wall = (uint64_t)sl_wall_s();
@@ -258,6 +265,8 @@ static int start_listeners(struct agent *a)
 {
     char err[256];
     a->spop = spop_server_start(a->loop, a->cfg.spop_listen, serve_verdict, a, err, sizeof(err));
+    if (a->spop)
+        apply_spop_limits(a);
     if (a->spop)
         a->http = http_server_start(a->loop, a->cfg.http_listen, serve_http, a, a->cfg.client_stall_timeout,
                                     err, sizeof(err));

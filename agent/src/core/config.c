@@ -69,6 +69,22 @@ const struct setting config_settings[] = {
     { "admin_listen", SET_STRING, "127.0.0.1:8093", FIELD(admin_listen), 0, 0, check_address,
       "Address of the admin listener: metrics, health, purge, status page (docs/admin-api.md). Keep it on "
       "loopback: it has no authentication.", SF_RESTART },
+    { "spop_frame_timeout", SET_DURATION, "5s", FIELD(spop_frame_timeout), 1, 0, NO_CHECK,
+      "An SPOP frame begun must be whole within this, and a new SPOP connection's HELLO within this of "
+      "the connect; else the connection is closed (DISCONNECT status 2).", 0 },
+    { "spop_idle_timeout", SET_DURATION, "5m", FIELD(spop_idle_timeout), 0, 0, NO_CHECK,
+      "An SPOP connection that sent no frame for this long after its HELLO is closed (0 = never). HAProxy "
+      "keeps its own idle between requests: keep this above its `timeout idle` (2.6) and its SPOE "
+      "backend's `timeout server` (3.1+).", 0 },
+    { "spop_max_connections", SET_INT, "512", FIELD(spop_max_connections), 0, 1000000, NO_CHECK,
+      "SPOP connections open at once; one more is answered DISCONNECT status 13 and closed (0 = no cap). "
+      "HAProxy needs a few per thread.", 0 },
+    { "request_target_max", SET_SIZE, "8k", FIELD(request_target_max), 256, 8192, NO_CHECK,
+      "A cacheable request whose path and query together are longer is refused with a 414 before any "
+      "work is done on it (the agent's HTTP side takes at most 8k).", 0 },
+    { "request_segments_max", SET_INT, "128", FIELD(request_segments_max), 1, 8192, NO_CHECK,
+      "A cacheable request whose path has more '/'-separated segments (empty ones included) is refused "
+      "with a 414 before any work is done on it.", 0 },
     { "public_url", SET_STRING, "", FIELD(public_url), 0, 0, check_public_url,
       "The edge as clients reach it (`https://cache.example.com`); links rewritten in metadata (npm tarballs, "
       "PyPI files) point here. Empty: `http://` + `listen`. Never taken from a request's Host.", 0 },

@@ -68,6 +68,11 @@ struct sluice_config {
     char spop_listen[CONFIG_ADDR_MAX];  /* SPOP agent: 127.0.0.1:8091 */
     char http_listen[CONFIG_ADDR_MAX];  /* agent HTTP side: 127.0.0.1:8092 */
     char admin_listen[CONFIG_ADDR_MAX]; /* metrics/health: 127.0.0.1:8093 */
+    int64_t spop_frame_timeout;         /* 5s: a frame, or the HELLO from the connect, completes */
+    int64_t spop_idle_timeout;          /* 5m: an SPOP connection with no frame is closed (0: never) */
+    int64_t spop_max_connections;       /* 512: more are refused (0: no cap) */
+    uint64_t request_target_max;        /* 8k: longer path + query: 414 */
+    int64_t request_segments_max;       /* 128: more path segments: 414 */
     char public_url[CONFIG_URL_MAX];    /* "" = http://<listen>: base of rewritten links */
 
     /* storage */

@@ -419,6 +419,14 @@ static void render_spop(struct out *o, const struct spop_stats *s)
     plain(o, "sluice_spop_healthchecks_total", "counter", "SPOP health-check HELLOs.", (double)s->healthchecks);
     plain(o, "sluice_spop_protocol_errors_total", "counter", "SPOP connections closed for a protocol error.",
           (double)s->protocol_errors);
+    family(o, "sluice_spop_connections_dropped_total", "counter",
+           "SPOP connections the agent closed on its own, by limit: cap (spop_max_connections), hello_timeout, "
+           "frame_timeout (spop_frame_timeout), idle_timeout (spop_idle_timeout).");
+    for (int i = 0; i < SPOP_DROP_REASONS; i++)
+        emit(o, "sluice_spop_connections_dropped_total{reason=\"%s\"} %llu\n", spop_drop_reason_names[i],
+             (unsigned long long)s->dropped[i]);
+    plain(o, "sluice_spop_buffer_bytes", "gauge", "Read and write buffers of the open SPOP connections.",
+          (double)s->buffer_bytes);
 }
 
 char *metrics_render(struct agent *a, size_t *len)

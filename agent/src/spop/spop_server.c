@@ -12,16 +12,28 @@
  *    dropped meanwhile, so unread bytes never turn our close into a reset
  *    that could destroy the frame we just sent.
  *
+ * Limits (struct spop_limits): one timer per connection holds its one
+ * deadline, measured from c->since: in HELLO the connect (the HELLO must be
+ * whole within frame_timeout); in READY with a partial frame, the arrival
+ * of that frame's first byte (frame_timeout); in READY with nothing
+ * pending, the end of the last frame (idle_timeout, if any); in CLOSING the
+ * same timer is the close grace. A connection past max_connections gets a
+ * DISCONNECT and is closed before anything is allocated for it.
+ *
  * Invariants:
  *  - Frames are decoded in place from the connection's read buffer; the
  *    pointers handed to the verdict callback die when the read buffer is
  *    compacted after the batch.
  *  - Outgoing frames are appended whole to the output buffer and flushed
  *    with send(); a frame is only split across send() calls when the
- *    kernel takes part of it (pitfall P9 in the protocol notes).
+ *    kernel takes part of it (pitfall P9 in the protocol notes). The
+ *    output buffer is freed once everything in it was sent.
  *  - The read buffer never exceeds max-frame + 4 bytes and the output
  *    buffer never exceeds OBUF_LIMIT; a peer that would push past either
- *    is disconnected.
+ *    is disconnected. It grows with the bytes that arrived (doubling when
+ *    full), never with what a length prefix promises: a half frame costs
+ *    what was sent, not the frame size. Past the HELLO, a read that fills
+ *    it doubles it up to RBUF_INITIAL, for batches of NOTIFYs.
  *  - Only conn_destroy() frees a connection, and it is only reached from
  *    event callbacks after all use of the connection is over, or from
  *    spop_server_stop().
@@ -43,11 +55,12 @@
 #include "core/net.h"
 #include "spop/spop_codec.h"
 
-/* One read takes this much: about 140 lookup NOTIFYs. A burst of requests
+/* A busy connection's reads grow to this much: about 140 lookup NOTIFYs. A burst of requests
  * (a stampede) queues its NOTIFYs on a few connections, and a 4 KiB read
  * answered only ~35 of them per loop pass; the rest waited a pass each,
  * behind everything else the pass did (accepts, fill fan-out). */
 #define RBUF_INITIAL (16 * 1024)
+#define RBUF_HELLO 512             /* before the HELLO: HAProxy's is ~130 bytes */
 #define OBUF_LIMIT (1024 * 1024)   /* peer stopped reading: give up */
 #define SMALL_FRAME_MAX 1024       /* HELLO and DISCONNECT replies fit; ACKs use srv->ack */
 #define CLOSE_GRACE_S 5.0
@@ -64,7 +77,8 @@ struct spop_conn {
     int fd;
     ev_io read_io;
     ev_io write_io;
-    ev_timer close_timer;
+    ev_timer timer;      /* the deadline of the state (see the header) */
+    ev_tstamp since;     /* ... measured from here */
     enum conn_state state;
     bool abort;          /* close now, without flushing */
     bool write_shut;     /* CLOSING and everything was sent */
@@ -83,11 +97,16 @@ struct spop_server {
     void *ctx;
     struct sl_list conns;        /* every open connection */
     bool draining;               /* spop_server_drain was called */
+    bool cap_warned;             /* the cap was logged since it was last left */
+    struct spop_limits limits;
     struct spop_stats stats;
     uint8_t ack[SPOP_SERVER_MAX_FRAME + SPOP_FRAME_LEN_SIZE];   /* ACKs are built here */
 };
 
 static const char empty_string[] = "";
+
+const char *const spop_drop_reason_names[SPOP_DROP_REASONS] = { "cap", "hello_timeout", "frame_timeout",
+                                                                 "idle_timeout" };
 
 /* ------------------------------------------------------------ helpers */
 
@@ -116,16 +135,21 @@ static void format_peer(const struct sockaddr *sa, socklen_t len, char *out, siz
 
 /* ------------------------------------------------------- connections */
 
+static void conn_stop(struct spop_conn *c, uint32_t status);
+static void conn_arm_deadline(struct spop_conn *c);
+
 static void conn_destroy(struct spop_conn *c)
 {
     struct spop_server *srv = c->srv;
     ev_io_stop(srv->loop, &c->read_io);
     ev_io_stop(srv->loop, &c->write_io);
-    ev_timer_stop(srv->loop, &c->close_timer);
+    ev_timer_stop(srv->loop, &c->timer);
     close(c->fd);
     list_remove(&c->link);
     SL_ASSERT(srv->stats.connections_open > 0);
     srv->stats.connections_open--;
+    SL_ASSERT(srv->stats.buffer_bytes >= c->rcap + c->ocap);
+    srv->stats.buffer_bytes -= c->rcap + c->ocap;
     log_debug("spop %s: closed", c->peer);
     free(c->rbuf);
     free(c->obuf);
@@ -139,7 +163,9 @@ static void conn_begin_close(struct spop_conn *c)
         return;
     c->state = CONN_CLOSING;
     c->rlen = 0;   /* whatever else the peer sent is moot now */
-    ev_timer_start(c->srv->loop, &c->close_timer);
+    ev_timer_stop(c->srv->loop, &c->timer);
+    ev_timer_set(&c->timer, CLOSE_GRACE_S, 0.0);
+    ev_timer_start(c->srv->loop, &c->timer);
 }
 
 /* Appends one whole frame to the output buffer. */
@@ -162,6 +188,7 @@ static void conn_queue(struct spop_conn *c, const uint8_t *frame, size_t n)
     if (c->olen + n > c->ocap) {
         size_t cap = SL_MAX(SL_MAX(c->ocap * 2, c->olen + n), (size_t)4096);
         c->obuf = sl_realloc(c->obuf, cap);
+        c->srv->stats.buffer_bytes += cap - c->ocap;
         c->ocap = cap;
     }
     memcpy(c->obuf + c->olen, frame, n);
@@ -191,6 +218,15 @@ static void conn_fail(struct spop_conn *c, uint32_t status, const char *why)
     c->srv->stats.protocol_errors++;
     conn_send_disconnect(c, status);
     conn_begin_close(c);
+}
+
+static void conn_grow_rbuf(struct spop_conn *c, size_t cap)
+{
+    if (cap <= c->rcap)
+        return;
+    c->rbuf = sl_realloc(c->rbuf, cap);
+    c->srv->stats.buffer_bytes += cap - c->rcap;
+    c->rcap = cap;
 }
 
 /* ------------------------------------------------------------ HELLO */
@@ -452,18 +488,18 @@ static void conn_handle_frame(struct spop_conn *c, const struct spop_frame *f)
     }
 }
 
-/* Makes room for the frame whose length prefix heads the read buffer. */
+/* A full read buffer holds a partial frame (whole ones were taken):
+ * make room for more of it, doubling, up to the frame's size. */
 static void conn_reserve_frame(struct spop_conn *c)
 {
     uint32_t len;
-    if (!spop_frame_peek_length(c->rbuf, c->rlen, &len))
+    if (c->rlen < c->rcap)
         return;
-    SL_ASSERT(len <= c->max_frame);   /* checked by spop_frame_decode() */
+    bool peeked = spop_frame_peek_length(c->rbuf, c->rlen, &len);
+    SL_ASSERT(peeked && len <= c->max_frame);   /* checked by spop_frame_decode() */
     size_t need = (size_t)len + SPOP_FRAME_LEN_SIZE;
-    if (need > c->rcap) {
-        c->rbuf = sl_realloc(c->rbuf, need);
-        c->rcap = need;
-    }
+    SL_ASSERT(need > c->rcap);   /* else the frame would be whole */
+    conn_grow_rbuf(c, SL_MIN(need, c->rcap * 2));
 }
 
 /* The frame at buf cannot be taken: say why. */
@@ -483,6 +519,38 @@ static void conn_fail_framing(struct spop_conn *c, const uint8_t *buf, size_t av
     }
 }
 
+/* ------------------------------------------------------------ limits */
+
+/* How long c may stay as it is from c->since, in seconds (0: no limit). */
+static double conn_allowance(const struct spop_conn *c)
+{
+    SL_ASSERT(c->state != CONN_CLOSING);
+    const struct spop_limits *l = &c->srv->limits;
+    int64_t ms = c->state == CONN_HELLO || c->rlen > 0 ? l->frame_timeout_ms : l->idle_timeout_ms;
+    return (double)ms / 1000.0;
+}
+
+static enum spop_drop_reason conn_timeout_reason(const struct spop_conn *c)
+{
+    if (c->state == CONN_HELLO)
+        return SPOP_DROP_HELLO_TIMEOUT;
+    return c->rlen > 0 ? SPOP_DROP_FRAME_TIMEOUT : SPOP_DROP_IDLE_TIMEOUT;
+}
+
+/* (Re)sets the one timer to the deadline of c's state. */
+static void conn_arm_deadline(struct spop_conn *c)
+{
+    struct ev_loop *loop = c->srv->loop;
+    double allowance = conn_allowance(c);
+    if (allowance <= 0) {
+        ev_timer_stop(loop, &c->timer);
+        return;
+    }
+    double left = c->since + allowance - ev_now(loop);
+    c->timer.repeat = left > 0.001 ? left : 0.001;
+    ev_timer_again(loop, &c->timer);
+}
+
 /* Draining: a READY connection with every NOTIFY it sent answered (they
  * are answered as they arrive) and no partial frame pending says
  * AGENT-DISCONNECT "normal" and closes; HAProxy then fails open. */
@@ -495,8 +563,9 @@ static void conn_drain_if_idle(struct spop_conn *c)
     conn_begin_close(c);
 }
 
-/* Handles every whole frame in the read buffer, then compacts it. */
-static void conn_process(struct spop_conn *c)
+/* Handles every whole frame in the read buffer, then compacts it;
+ * `filled`: the last read filled the buffer. */
+static void conn_process(struct spop_conn *c, bool filled)
 {
     size_t pos = 0;
     while (c->state != CONN_CLOSING) {
@@ -520,8 +589,17 @@ static void conn_process(struct spop_conn *c)
         return;   /* conn_begin_close() dropped the input */
     memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
     c->rlen -= pos;
+    /* A frame ended: what is left (if anything) began in this read. */
+    if (c->state == CONN_READY && (pos > 0 || c->rlen == 0))
+        c->since = ev_now(c->srv->loop);
+    /* A read that filled the buffer may have left more behind: past the
+     * HELLO, read NOTIFYs in bigger batches from now on. */
+    if (filled && c->state == CONN_READY && c->rcap < RBUF_INITIAL)
+        conn_grow_rbuf(c, SL_MIN(c->rcap * 2, (size_t)RBUF_INITIAL));
     conn_reserve_frame(c);
     conn_drain_if_idle(c);
+    if (c->state != CONN_CLOSING)
+        conn_arm_deadline(c);
 }
 
 /* ------------------------------------------------------------- I/O */
@@ -544,7 +622,11 @@ static enum send_result conn_send_pending(struct spop_conn *c)
         log_debug("spop %s: send: %s", c->peer, strerror(errno));
         return SEND_FAILED;
     }
-    c->opos = c->olen = 0;
+    /* All sent: the buffer goes too (an idle connection holds none). */
+    c->srv->stats.buffer_bytes -= c->ocap;
+    free(c->obuf);
+    c->obuf = NULL;
+    c->opos = c->olen = c->ocap = 0;
     return SEND_DONE;
 }
 
@@ -611,7 +693,7 @@ static void conn_read_cb(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     c->rlen += (size_t)n;
-    conn_process(c);
+    conn_process(c, c->rlen == c->rcap);
     conn_flush(c);
 }
 
@@ -622,14 +704,31 @@ static void conn_write_cb(struct ev_loop *loop, ev_io *w, int revents)
     conn_flush(w->data);
 }
 
-static void conn_close_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+/* A limit ran out: say so, then close at once (no grace: a peer that let
+ * a deadline pass is not waited for again). */
+static void conn_expire(struct spop_conn *c)
+{
+    enum spop_drop_reason why = conn_timeout_reason(c);
+    c->srv->stats.dropped[why]++;
+    log_debug("spop %s: %s, disconnecting", c->peer, spop_drop_reason_names[why]);
+    conn_stop(c, SPOP_STATUS_TIMEOUT);
+}
+
+static void conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct spop_conn *c = w->data;
     SL_CHECK_OBJ(c, SPOP_CONN_MAGIC);
-    SL_UNUSED(loop);
     SL_UNUSED(revents);
-    log_debug("spop %s: peer did not close in time", c->peer);
-    conn_destroy(c);
+    if (c->state == CONN_CLOSING) {
+        log_debug("spop %s: peer did not close in time", c->peer);
+        conn_destroy(c);
+        return;
+    }
+    double allowance = conn_allowance(c);
+    if (allowance > 0 && ev_now(loop) - c->since >= allowance - 0.001)
+        conn_expire(c);
+    else
+        conn_arm_deadline(c);
 }
 
 static void conn_create(struct spop_server *srv, int fd, const struct sockaddr *sa,
@@ -641,27 +740,55 @@ static void conn_create(struct spop_server *srv, int fd, const struct sockaddr *
     c->fd = fd;
     c->state = CONN_HELLO;
     c->max_frame = SPOP_SERVER_MAX_FRAME;
-    c->rbuf = sl_malloc(RBUF_INITIAL);
-    c->rcap = RBUF_INITIAL;
+    c->rbuf = sl_malloc(RBUF_HELLO);
+    c->rcap = RBUF_HELLO;
+    srv->stats.buffer_bytes += RBUF_HELLO;
     format_peer(sa, salen, c->peer, sizeof(c->peer));
     ev_io_init(&c->read_io, conn_read_cb, fd, EV_READ);
     ev_io_init(&c->write_io, conn_write_cb, fd, EV_WRITE);
-    ev_timer_init(&c->close_timer, conn_close_timer_cb, CLOSE_GRACE_S, 0.0);
+    ev_init(&c->timer, conn_timer_cb);
     c->read_io.data = c;
     c->write_io.data = c;
-    c->close_timer.data = c;
+    c->timer.data = c;
+    c->since = ev_now(srv->loop);
     list_push_front(&srv->conns, &c->link);
     srv->stats.connections_total++;
     srv->stats.connections_open++;
     ev_io_start(srv->loop, &c->read_io);
+    conn_arm_deadline(c);
     log_debug("spop %s: connected", c->peer);
 }
 
 /* --------------------------------------------------------- listener */
 
+/* Past max_connections: one DISCONNECT (HAProxy logs its status), then
+ * close; nothing is allocated. */
+static void refuse_over_cap(struct spop_server *srv, int fd)
+{
+    uint8_t frame[SMALL_FRAME_MAX];
+    size_t n = spop_build_agent_disconnect(frame, sizeof(frame), SPOP_STATUS_RESOURCE,
+                                           "too many connections");
+    SL_ASSERT(n > 0);
+    ssize_t sent = send(fd, frame, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    SL_UNUSED(sent);   /* best effort: the peer may be gone already */
+    close(fd);
+    srv->stats.dropped[SPOP_DROP_CAP]++;
+    if (!srv->cap_warned)
+        log_warn("spop: %llu connections open, spop_max_connections reached; refusing new ones",
+                 (unsigned long long)srv->stats.connections_open);
+    srv->cap_warned = true;
+}
+
 static void on_accept(void *ctx, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-    conn_create(ctx, fd, sa, salen);
+    struct spop_server *srv = ctx;
+    int64_t cap = srv->limits.max_connections;
+    if (cap > 0 && srv->stats.connections_open >= (uint64_t)cap) {
+        refuse_over_cap(srv, fd);
+        return;
+    }
+    srv->cap_warned = false;
+    conn_create(srv, fd, sa, salen);
 }
 
 struct spop_server *spop_server_start(struct ev_loop *loop, const char *addr,
@@ -674,6 +801,7 @@ struct spop_server *spop_server_start(struct ev_loop *loop, const char *addr,
     srv->loop = loop;
     srv->fn = fn;
     srv->ctx = ctx;
+    srv->limits = SPOP_LIMITS_DEFAULT;
     if (net_listener_start(&srv->listener, loop, "spop", addr, on_accept, srv, err, errlen) != 0) {
         free(srv);
         return NULL;
@@ -686,13 +814,14 @@ struct spop_server *spop_server_start(struct ev_loop *loop, const char *addr,
 }
 
 /* Best effort on the way out: one non-blocking push of what we owe plus a
- * DISCONNECT, then close. Input is drained first so the close is a FIN,
- * not a reset that could discard the DISCONNECT at the peer. */
-static void conn_stop(struct spop_conn *c)
+ * DISCONNECT with `status`, then close. Input is drained first so the
+ * close is a FIN, not a reset that could discard the DISCONNECT at the
+ * peer. */
+static void conn_stop(struct spop_conn *c, uint32_t status)
 {
     uint8_t sink[4096];
     if (c->state != CONN_CLOSING) {
-        conn_send_disconnect(c, SPOP_STATUS_NORMAL);
+        conn_send_disconnect(c, status);
         conn_begin_close(c);
     }
     if (!c->abort)
@@ -724,8 +853,19 @@ void spop_server_stop(struct spop_server *srv)
         log_info("spop: stopping, disconnecting %llu connection(s)",
                  (unsigned long long)srv->stats.connections_open);
     while (!list_empty(&srv->conns))
-        conn_stop(SL_CONTAINER_OF(srv->conns.next, struct spop_conn, link));
+        conn_stop(SL_CONTAINER_OF(srv->conns.next, struct spop_conn, link), SPOP_STATUS_NORMAL);
     free(srv);
+}
+
+void spop_server_set_limits(struct spop_server *srv, const struct spop_limits *lim)
+{
+    SL_ASSERT(srv && lim && lim->frame_timeout_ms > 0 && lim->idle_timeout_ms >= 0 && lim->max_connections >= 0);
+    srv->limits = *lim;
+    for (struct sl_list *it = srv->conns.next; it != &srv->conns; it = it->next) {
+        struct spop_conn *c = SL_CONTAINER_OF(it, struct spop_conn, link);
+        if (c->state != CONN_CLOSING)
+            conn_arm_deadline(c);
+    }
 }
 
 const struct spop_stats *spop_server_stats(const struct spop_server *srv)

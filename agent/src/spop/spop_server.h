@@ -78,6 +78,30 @@ typedef void (*spop_verdict_fn)(void *ctx, const struct spop_lookup *in,
  * announces as max-frame-size (it answers min(HAProxy's value, this)). */
 #define SPOP_SERVER_MAX_FRAME 65536
 
+/* Why the server closed a connection on its own (label `reason`):
+ *   cap            accepted past max_connections: DISCONNECT 13, closed
+ *   hello_timeout  no whole HELLO within frame_timeout of the connect
+ *   frame_timeout  a frame begun but not whole within frame_timeout
+ *   idle_timeout   no frame at all for idle_timeout after the HELLO
+ * The three timeouts say DISCONNECT 2 ("timeout") and close at once. */
+enum spop_drop_reason { SPOP_DROP_CAP, SPOP_DROP_HELLO_TIMEOUT, SPOP_DROP_FRAME_TIMEOUT, SPOP_DROP_IDLE_TIMEOUT,
+                        SPOP_DROP_REASONS };
+
+extern const char *const spop_drop_reason_names[SPOP_DROP_REASONS];
+
+/* What a peer may cost. HAProxy's own connections are idle between
+ * requests by design (2.6 closes them after `timeout idle`, 3.1+ after the
+ * backend's `timeout server`), so idle_ms must be longer than those; a
+ * frame, and the HELLO counted from the connect, has no such excuse. */
+struct spop_limits {
+    int64_t frame_timeout_ms;   /* > 0 */
+    int64_t idle_timeout_ms;    /* 0: an idle connection after its HELLO stays */
+    int64_t max_connections;    /* 0: no cap */
+};
+
+/* What spop_server_start begins with, until spop_server_set_limits. */
+#define SPOP_LIMITS_DEFAULT ((struct spop_limits){ 5000, 0, 0 })
+
 /* Counters for /metrics. Owned by the server, read by the metrics module.
  * hellos counts every HELLO answered with an AGENT-HELLO, health checks
  * included; healthchecks counts the health-check ones alone. */
@@ -91,17 +115,23 @@ struct spop_stats {
     uint64_t acks;
     uint64_t disconnects_received;
     uint64_t protocol_errors;   /* connections closed with a status != 0 */
+    uint64_t dropped[SPOP_DROP_REASONS];   /* closed by a limit (not counted as protocol errors) */
+    uint64_t buffer_bytes;      /* gauge: read and write buffers of every connection */
 };
 
 struct spop_server;
 
 /*
- * Listen on "host:port" (IPv4 or [IPv6]:port). Returns NULL with a message in
+ * Listen on addr (core/net.h: "host:port", "[v6]:port", "unix:PATH"), with
+ * SPOP_LIMITS_DEFAULT. Returns NULL with a message in
  * err when the address is bad or cannot be bound.
  */
 struct spop_server *spop_server_start(struct ev_loop *loop, const char *addr,
                                       spop_verdict_fn fn, void *ctx,
                                       char *err, size_t errlen);
+
+/* Applies new limits to every connection, open ones included (a reload). */
+void spop_server_set_limits(struct spop_server *srv, const struct spop_limits *lim);
 
 /*
  * Graceful stop: stop accepting, send AGENT-DISCONNECT status 0 ("normal") on
