@@ -18,6 +18,9 @@
 --
 -- Fail-open: any failure leaves txn.sluice.verdict unset (the request goes
 -- to its origin) and sets txn.sluice.err.
+-- One exception: a 414 to the verdict request means the request's target
+-- is too long for the agent (request_target_max at most 8k): verdict
+-- reject, status 414, as the SPOE edge answers it.
 --
 -- Agent address: the SLUICE_HTTP_ADDR environment variable, in HAProxy's
 -- server address form ("unix@/run/sluice/http.sock" or "127.0.0.1:8092"),
@@ -175,7 +178,14 @@ local function sluice_verdict(txn)
         set_up(false, "verdict request failed: " .. why)
         return
     end
-    if res.status < 200 or res.status > 299 then
+    if res.status == 414 then
+        -- The agent's HTTP side refused the verdict request itself as too
+        -- long: the request's target is longer than the agent takes, so
+        -- it is refused here as the verdict would (request_target_max).
+        txn:set_var("txn.sluice.status", 414)
+        txn:set_var("txn.sluice.reason", "the request target is too long")
+        txn:set_var("txn.sluice.verdict", "reject")
+    elseif res.status < 200 or res.status > 299 then
         txn:set_var("txn.sluice.err", "status " .. res.status)
     elseif not apply(txn, res) then
         txn:set_var("txn.sluice.err", "bad answer")

@@ -115,6 +115,18 @@ class Verdicts(LuaEdgeTest):
         self.assertEqual(verdicts(self.edge, "reject"), rejects + 1)
         self.assertEqual(self.edge.origin.requests("/lua/bad%ff.bin"), 0)
 
+    def test_oversized_targets_are_refused_414_without_the_origin(self):
+        # 8200 slashes: the verdict request itself is too long for the
+        # agent, which sluice.lua takes as a 414 (it failed open before).
+        # 1000 slashes: the verdict refuses it (request_segments_max).
+        for p in ("/lua/" + "/" * 8200 + "long.bin", "/lua/" + "/" * 1000 + "deep.bin"):
+            r = self.edge.get("/generic" + p)
+            self.assertEqual(r.status, 414, p[:20])
+            self.assertEqual(r.header("Cache-Status"), "sluice; fwd=bypass; detail=rejected")
+        self.assertEqual(self.edge.origin.requests("/lua/long.bin"), 0)
+        self.assertEqual(sum(self.edge.origin.stats()["statuses"].get(k, 0) for k in ("414",)), 0)
+        self.assertGreaterEqual(self.edge.metric('sluice_oversized_requests_total{route="generic"}'), 1)
+
     def test_other_spelling_is_redirected(self):
         redirects = verdicts(self.edge, "redirect")
         r = self.edge.get("/pypi/simple/Demo_A/")

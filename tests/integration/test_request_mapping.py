@@ -92,7 +92,31 @@ class Refused(MappingTest):
 
     def test_empty_path_and_overlong_key(self):
         self.assert_rejected("/generic/", status=404)
-        self.assert_rejected("/generic/" + "a/" * 1100, status=414)
+        self.assert_rejected("/generic/" + ("a" * 30 + "/") * 80, status=414)
+
+    def test_oversized_targets_are_refused_by_the_verdict(self):
+        """Paths of 8200 or 1000 slashes and a query of 8200 bytes: the
+        verdict answers reject/414 before any canonical work, counted; the
+        agent's HTTP side refuses them too; the origin never sees them."""
+        before = self.edge.metrics()
+        long_path = "/generic/" + "/" * 8200 + "long.bin"
+        deep_path = "/generic/" + "/" * 1000 + "deep.bin"
+        long_query = "/generic/q.bin?" + "q" * 8200
+        for p in (long_path, deep_path, long_query):
+            r = self.edge.get(p)
+            self.assertEqual(r.status, 414, p[:30])
+            self.assertEqual(r.header("Cache-Status"), "sluice; fwd=bypass; detail=rejected", p[:30])
+        self.assert_rejected(deep_path, status=414)
+        self.assertEqual(self.edge.get_agent(long_path).status, 414)
+        after = self.edge.metrics()
+        series = 'sluice_oversized_requests_total{route="generic"}'
+        self.assertEqual(after.get(series) - before.get(series), 5)   # 3 verdicts, deep_path twice more
+        verdict = 'sluice_verdicts_total{route="generic",verdict="reject"}'
+        self.assertEqual(after.get(verdict) - before.get(verdict), 4)
+        self.assertEqual(after.get('sluice_verdicts_total{route="generic",verdict="fill"}'),
+                         before.get('sluice_verdicts_total{route="generic",verdict="fill"}'))
+        for leaf in ("long.bin", "deep.bin", "q.bin"):
+            self.assertEqual(self.edge.origin.requests(BASE + "/" + leaf), 0)
 
     def test_valid_utf8_and_reserved_escapes_are_cached(self):
         p = self.name("caf%C3%A9%3Bv=1.bin")

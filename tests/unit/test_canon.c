@@ -304,6 +304,33 @@ static void test_query(void **state)
     assert_string_equal(cn.key, "generic:a?x=1");
 }
 
+/* The bounds checked before any canonical work: the raw target's length
+ * (the '?' counts when there is a query) and its segment count. */
+static void test_check_size(void **state)
+{
+    (void)state;
+    static char slashes[8300];
+    const struct canon_limits lim = { 100, 4 };
+    assert_int_equal(canon_check_size("/a/b/c/d", 8, NULL, 0, &lim), CANON_OK);
+    assert_int_equal(canon_check_size("/a/b/c/d/", 9, NULL, 0, &lim), CANON_ERR_SEGMENTS);
+    assert_int_equal(canon_check_size("/a//b", 5, "", 0, &lim), CANON_OK);   /* empty ones count */
+    assert_int_equal(canon_check_size("/////", 5, NULL, 0, &lim), CANON_ERR_SEGMENTS);
+    assert_int_equal(canon_check_size("/x", 2, "q", 97, &lim), CANON_OK);     /* 2 + 1 + 97 */
+    assert_int_equal(canon_check_size("/x", 2, "q", 98, &lim), CANON_ERR_TARGET);
+    assert_int_equal(canon_check_size("", 0, NULL, 0, &lim), CANON_OK);
+    /* The request: 8200 slashes, refused on length before segments. */
+    memset(slashes, '/', sizeof(slashes));
+    const struct canon_limits dflt = { 8192, 128 };
+    assert_int_equal(canon_check_size(slashes, 8200, NULL, 0, &dflt), CANON_ERR_TARGET);
+    assert_int_equal(canon_check_size(slashes, 8000, NULL, 0, &dflt), CANON_ERR_SEGMENTS);
+    assert_int_equal(canon_check_size(slashes, 128, NULL, 0, &dflt), CANON_OK);
+    assert_int_equal(canon_check_size(slashes, 129, NULL, 0, &dflt), CANON_ERR_SEGMENTS);
+    assert_int_equal(canon_err_status(CANON_ERR_TARGET), 414);
+    assert_int_equal(canon_err_status(CANON_ERR_SEGMENTS), 414);
+    assert_non_null(strstr(canon_strerror(CANON_ERR_TARGET), "request_target_max"));
+    assert_non_null(strstr(canon_strerror(CANON_ERR_SEGMENTS), "request_segments_max"));
+}
+
 static void test_strerror_and_status(void **state)
 {
     (void)state;
@@ -330,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_empty_and_too_long),
         cmocka_unit_test(test_query),
+        cmocka_unit_test(test_check_size),
         cmocka_unit_test(test_strerror_and_status),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

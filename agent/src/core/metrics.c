@@ -155,6 +155,10 @@ static const struct metric_row route_rows[] = {
     { "sluice_bad_requests_total", "counter",
       "Requests refused for an ambiguous path or query (400/404/414, by the verdict or the HTTP side).",
       RC(bad_requests), NULL },
+    { "sluice_oversized_requests_total", "counter",
+      "Requests refused with a 414 before any canonical work: a path and query longer than request_target_max, "
+      "or a path in more segments than request_segments_max (also counted in sluice_bad_requests_total).",
+      RC(oversized_requests), NULL },
 };
 
 static double read_cache_objects(const struct agent *a) { return (double)a->index.count; }

@@ -52,6 +52,7 @@ struct route_counters {
     uint64_t fills_failed;                   /* origin error or truncation */
     uint64_t fills_not_cacheable;            /* origin answered something we don't store */
     uint64_t bad_requests;                   /* refused by the canonical form (400/404/414) */
+    uint64_t oversized_requests;             /* ... of them: over request_target_max or request_segments_max */
     uint64_t busy_503_agent;                 /* 503 + Retry-After sent by the agent */
     uint64_t revalidated;                    /* metadata revalidations answered 304 */
     uint64_t stale_while_revalidate;         /* stale metadata served while it was refreshed */

@@ -286,6 +286,20 @@ int canon_request(const struct route *r, const char *path, size_t path_len, cons
     return CANON_OK;
 }
 
+int canon_check_size(const char *path, size_t path_len, const char *query, size_t query_len,
+                     const struct canon_limits *lim)
+{
+    SL_ASSERT(lim && (path || path_len == 0));
+    size_t target = path_len + (query ? 1 + query_len : 0);
+    if (target > lim->target_max)
+        return CANON_ERR_TARGET;
+    size_t segments = 0;
+    for (const char *p = path, *end = path + path_len; (p = memchr(p, '/', (size_t)(end - p))) != NULL; p++)
+        if (++segments > lim->segments_max)
+            return CANON_ERR_SEGMENTS;
+    return CANON_OK;
+}
+
 int canon_origin_url(const struct canon *c, char *out, size_t outlen)
 {
     SL_ASSERT(c && c->route && out);
@@ -311,6 +325,8 @@ const char *canon_strerror(int err)
     case CANON_ERR_CHAR: return "a '?' or '#' where none may be";
     case CANON_ERR_EMPTY: return "nothing after the route prefix";
     case CANON_ERR_TOO_LONG: return "the path and query are too long to cache";
+    case CANON_ERR_TARGET: return "the request target is longer than request_target_max";
+    case CANON_ERR_SEGMENTS: return "the path has more segments than request_segments_max";
     }
     return "bad request path";
 }
@@ -319,5 +335,5 @@ int canon_err_status(int err)
 {
     if (err == CANON_ERR_EMPTY)
         return 404;
-    return err == CANON_ERR_TOO_LONG ? 414 : 400;
+    return err == CANON_ERR_TOO_LONG || err == CANON_ERR_TARGET || err == CANON_ERR_SEGMENTS ? 414 : 400;
 }

@@ -21,6 +21,9 @@
  *   CANON_ERR_CHAR         '?' or '#' inside the path, '#' in the query
  *   CANON_ERR_EMPTY        nothing after the route prefix
  *   CANON_ERR_TOO_LONG     the key would exceed KEY_MAX bytes
+ *   CANON_ERR_TARGET       the raw path and query are longer than the
+ *                          configured bound (canon_check_size)
+ *   CANON_ERR_SEGMENTS     the raw path has more segments than the bound
  *
  * The canonical path (after the prefix, without a leading '/'):
  *   - empty segments are dropped ("a//b" is "a/b", for the key and for the
@@ -61,6 +64,15 @@ enum canon_err {
     CANON_ERR_CHAR = -6,
     CANON_ERR_EMPTY = -7,
     CANON_ERR_TOO_LONG = -8,
+    CANON_ERR_TARGET = -9,
+    CANON_ERR_SEGMENTS = -10,
+};
+
+/* Bounds checked before any canonical work (request_target_max and
+ * request_segments_max). */
+struct canon_limits {
+    size_t target_max;     /* path + '?' + query, in raw bytes */
+    size_t segments_max;   /* '/'-separated pieces of the raw path, empty ones included */
 };
 
 struct canon {
@@ -103,10 +115,22 @@ int canon_origin_url(const struct canon *c, char *out, size_t outlen);
  * not followed by two hex digits within len. */
 int canon_escape_value(const char *s, size_t len, size_t i);
 
+/*
+ * The cheap check that runs first: CANON_ERR_TARGET when the raw path and
+ * query (with its '?') are longer than lim->target_max, CANON_ERR_SEGMENTS
+ * when the path has more than lim->segments_max '/' (each starts a
+ * segment), else CANON_OK. One memchr pass over the path at most, stopping
+ * at the first '/' past the bound, so a path of 8000 slashes costs no more
+ * than its length and never reaches canon_request.
+ */
+int canon_check_size(const char *path, size_t path_len, const char *query, size_t query_len,
+                     const struct canon_limits *lim);
+
 /* One line saying what was wrong, for the 400 body and the logs. */
 const char *canon_strerror(int err);
 
-/* The HTTP status a canonicalisation error is answered with (400, 404, 414). */
+/* The HTTP status a canonicalisation error is answered with (400, 404,
+ * 414 for TOO_LONG, TARGET and SEGMENTS). */
 int canon_err_status(int err);
 
 #endif

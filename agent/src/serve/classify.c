@@ -23,7 +23,21 @@ static bool wants_redirect(const struct route *route, const struct canon *c, str
     return redirect;
 }
 
-void serve_classify(const struct route *route, bool get_or_head, bool has_credentials,
+struct canon_limits serve_canon_limits(const struct sluice_config *cfg)
+{
+    return (struct canon_limits){ (size_t)cfg->request_target_max, (size_t)cfg->request_segments_max };
+}
+
+void serve_count_reject(struct agent *a, const struct request_class *rc)
+{
+    SL_ASSERT(rc->kind == CLASS_REJECT);
+    struct route_counters *c = metrics_route(a, rc->route);
+    c->bad_requests++;
+    if (rc->canon_err == CANON_ERR_TARGET || rc->canon_err == CANON_ERR_SEGMENTS)
+        c->oversized_requests++;
+}
+
+void serve_classify(const struct route *route, const struct canon_limits *lim, bool get_or_head, bool has_credentials,
                     const char *path, size_t path_len, const char *query, size_t query_len,
                     const char *accept, size_t accept_len, struct request_class *out)
 {
@@ -38,6 +52,8 @@ void serve_classify(const struct route *route, bool get_or_head, bool has_creden
         out->kind = CLASS_PASS;
     } else if (path_len < route->prefix_len || memcmp(path, route->prefix, route->prefix_len) != 0) {
         out->kind = CLASS_NO_ROUTE;   /* HAProxy named a route the path is not under */
+    } else if ((out->canon_err = canon_check_size(path, path_len, query, query_len, lim)) != CANON_OK) {
+        out->kind = CLASS_REJECT;
     } else {
         out->canon_err = canon_request(route, path, path_len, query, query_len, accept, accept_len, &out->canon);
         if (out->canon_err != CANON_OK)

@@ -49,7 +49,7 @@ static void respond_not_cacheable(struct agent *a, struct http_conn *c, const st
                                           : "this route is not cached by the agent\n");
         return;
     case CLASS_REJECT:
-        metrics_route(a, rc->route)->bad_requests++;
+        serve_count_reject(a, rc);
         snprintf(text, sizeof(text), "%s\n", canon_strerror(rc->canon_err));
         respond_text(c, canon_err_status(rc->canon_err), text);
         return;
@@ -76,7 +76,8 @@ void serve_http(void *ctx, struct http_conn *c, const struct http_request *req)
     }
     const struct route *route = route_match(&a->routes, req->path, req->path_len, NULL, NULL);
     struct request_class rc;
-    serve_classify(route, true, req->has_credentials, req->path, req->path_len, req->query, req->query_len,
+    struct canon_limits lim = serve_canon_limits(&a->cfg);
+    serve_classify(route, &lim, true, req->has_credentials, req->path, req->path_len, req->query, req->query_len,
                    req->accept, req->accept ? strlen(req->accept) : 0, &rc);
     if (rc.kind != CLASS_CACHEABLE) {
         respond_not_cacheable(a, c, req, &rc);

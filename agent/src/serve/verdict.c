@@ -100,7 +100,8 @@ void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict 
     const struct route *route = in->route ? route_by_name(&a->routes, in->route, in->route_len) : NULL;
     bool get = sl_bytes_eq(in->method, in->method_len, "GET");
     struct request_class rc;
-    serve_classify(route, get || sl_bytes_eq(in->method, in->method_len, "HEAD"), in->has_auth, in->path ? in->path : "",
+    struct canon_limits lim = serve_canon_limits(&a->cfg);
+    serve_classify(route, &lim, get || sl_bytes_eq(in->method, in->method_len, "HEAD"), in->has_auth, in->path ? in->path : "",
                    in->path ? in->path_len : 0, in->query, in->query_len, in->accept, in->accept_len, &rc);
     enum verdict_kind v = VERDICT_PASS;
     if (rc.kind == CLASS_CACHEABLE && !a->stopping) {   /* draining: the HTTP side takes no new work */
@@ -109,7 +110,7 @@ void serve_verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict 
         v = VERDICT_REJECT;
         out->status = canon_err_status(rc.canon_err);
         out->reason = canon_strerror(rc.canon_err);
-        metrics_route(a, route)->bad_requests++;
+        serve_count_reject(a, &rc);
     } else if (rc.kind == CLASS_REDIRECT) {
         v = VERDICT_REDIRECT;
         sl_strlcpy(inline_answer.location, rc.location, sizeof(inline_answer.location));
