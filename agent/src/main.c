@@ -41,6 +41,7 @@
 #include "fill/fill.h"
 #include "http/http_server.h"
 #include "core/log.h"
+#include "core/net.h"
 #include "origin/origin.h"
 #include "route/haproxy_gen.h"
 #include "serve/serve.h"
@@ -264,6 +265,10 @@ static int check_s3(const struct sluice_config *cfg)
 static int start_listeners(struct agent *a)
 {
     char err[256];
+    struct net_unix_perm perm;
+    int rc = net_unix_perm_parse(a->cfg.unix_socket_mode, a->cfg.unix_socket_group, &perm, err, sizeof(err));
+    SL_ASSERT(rc == 0);   /* both were checked when they were set */
+    net_set_unix_perm(&perm);
     a->spop = spop_server_start(a->loop, a->cfg.spop_listen, serve_verdict, a, err, sizeof(err));
     if (a->spop)
         apply_spop_limits(a);

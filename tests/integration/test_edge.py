@@ -2,8 +2,10 @@
 cache + a test origin. Each test states one behaviour a user relies on.
 """
 
+import errno
 import os
 import signal
+import socket
 import stat
 import sys
 import threading
@@ -411,6 +413,48 @@ class UnixSockets(unittest.TestCase):
             e.stop_agent()
             for path in e.unix_paths.values():   # a clean stop removes them
                 self.assertFalse(os.path.exists(path), path)
+
+    def connect_as_nobody(self, path):
+        """errno of a connect to path by uid/gid 65534 (0 when it worked),
+        from a forked child that drops root first."""
+        pid = os.fork()
+        if pid == 0:
+            code = 99
+            try:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                s = socket.socket(socket.AF_UNIX)
+                try:
+                    s.connect(path)
+                    code = 0
+                except OSError as e:
+                    code = e.errno
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to connect as another user")
+    def test_sockets_admit_the_agents_user_alone_unless_told(self):
+        # 0600 by default: another local user cannot ask for verdicts or
+        # fills, even where it can reach the directory, and even when the
+        # agent was started with a umask that lets anyone write.
+        old = os.umask(0)
+        self.addCleanup(os.umask, old)
+        with Edge(transport="unix", haproxy=False) as e:
+            os.chmod(e.tmp, 0o711)
+            for path in e.unix_paths.values():
+                st = os.lstat(path)
+                self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid), (0o600, os.geteuid()), path)
+                self.assertEqual(self.connect_as_nobody(path), errno.EACCES, path)
+        # unix_socket_mode and unix_socket_group open them to a group.
+        with Edge(transport="unix", haproxy=False,
+                  settings={"unix_socket_mode": "0660", "unix_socket_group": "65534"}) as e:
+            os.chmod(e.tmp, 0o711)
+            st = os.lstat(e.unix_paths["spop"])
+            self.assertEqual((stat.S_IMODE(st.st_mode), st.st_gid), (0o660, 65534))
+            self.assertEqual(self.connect_as_nobody(e.unix_paths["spop"]), 0)
 
     def test_second_agent_on_the_same_sockets_refuses_to_start(self):
         with Edge(transport="unix", haproxy=False) as e:

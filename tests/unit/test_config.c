@@ -128,6 +128,22 @@ static void test_size_forms(void **state)
     }
 }
 
+static void test_unix_socket_errors(void **state)
+{
+    (void)state;
+    struct sluice_config cfg;
+    config_defaults(&cfg);
+    static const char *bad_modes[] = { "", "660x", "0800", "1777", "7", "00600", "-600", "rw" };
+    for (size_t i = 0; i < sizeof(bad_modes) / sizeof(bad_modes[0]); i++) {
+        assert_int_equal(config_set(&cfg, "unix_socket_mode", bad_modes[i], err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "octal"));
+    }
+    assert_int_equal(config_set(&cfg, "unix_socket_group", "no-such-group-here", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "no such group"));
+    assert_string_equal(cfg.unix_socket_mode, "0600");
+    assert_string_equal(cfg.unix_socket_group, "");
+}
+
 static void test_size_errors(void **state)
 {
     (void)state;
@@ -152,7 +168,14 @@ static void test_defaults(void **state)
     struct sluice_config cfg;
     config_defaults(&cfg);
     assert_string_equal(cfg.listen, "127.0.0.1:8080");
-    assert_string_equal(cfg.spop_listen, "127.0.0.1:8091");
+    assert_string_equal(cfg.spop_listen, "unix:var/run/spop.sock");   /* not any local user's */
+    assert_string_equal(cfg.unix_socket_mode, "0600");
+    assert_string_equal(cfg.unix_socket_group, "");
+    assert_int_equal(cfg.spop_frame_timeout, 5000);
+    assert_int_equal(cfg.spop_idle_timeout, 300000);   /* above HAProxy's timeout idle / server */
+    assert_int_equal(cfg.spop_max_connections, 512);
+    assert_int_equal(cfg.request_target_max, 8192);    /* what the HTTP side takes */
+    assert_int_equal(cfg.request_segments_max, 128);
     assert_string_equal(cfg.http_listen, "127.0.0.1:8092");
     assert_string_equal(cfg.admin_listen, "127.0.0.1:8093");
     assert_string_equal(cfg.cache_dir, "./var/cache");
@@ -211,6 +234,11 @@ static void test_set_each_type(void **state)
     assert_string_equal(cfg.http_listen, "unix:/run/sluice/http.sock");
     assert_int_equal(config_set(&cfg, "spop_listen", "unix:var/run/spop.sock", err, sizeof(err)), 0);
     assert_string_equal(cfg.spop_listen, "unix:var/run/spop.sock");
+    assert_int_equal(config_set(&cfg, "unix_socket_mode", "0660", err, sizeof(err)), 0);
+    assert_string_equal(cfg.unix_socket_mode, "0660");
+    assert_int_equal(config_set(&cfg, "unix_socket_group", "0", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&cfg, "unix_socket_group", "root", err, sizeof(err)), 0);
+    assert_string_equal(cfg.unix_socket_group, "root");
     assert_int_equal(config_set(&cfg, "cache_dir", "/var/cache/sluice", err, sizeof(err)), 0);
     assert_string_equal(cfg.cache_dir, "/var/cache/sluice");
     assert_int_equal(config_set(&cfg, "cache_min_free", "0", err, sizeof(err)), 0);
@@ -471,7 +499,7 @@ static void test_env_precedence(void **state)
     assert_string_equal(config_origin(&cfg, "generic"), "http://127.0.0.1:9999/files");
     assert_string_equal(config_origin(&cfg, "private_repo"), "https://repo.internal");
     assert_string_equal(config_origin(&cfg, "pypi"), "https://pypi.org");
-    assert_string_equal(cfg.spop_listen, "127.0.0.1:8091");
+    assert_string_equal(cfg.spop_listen, "unix:var/run/spop.sock");
 }
 
 static void test_env_last_wins_and_errors(void **state)
@@ -628,6 +656,7 @@ int main(void)
         cmocka_unit_test(test_duration_errors),
         cmocka_unit_test(test_size_forms),
         cmocka_unit_test(test_size_errors),
+        cmocka_unit_test(test_unix_socket_errors),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_origin_defaults),
         cmocka_unit_test(test_set_each_type),

@@ -52,9 +52,12 @@ static void test_haproxy_shipped(void **state)
     config_defaults(&cfg);
     assert_int_equal(route_table_parse(&rt, shipped_map, &cfg, err, sizeof(err)), 0);
     char *text = haproxy_text(&rt, &cfg);
+    char cwd[4096], want[4200];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
     expect_line(text, "global");
     expect_line(text, "    setenv SLUICE_LISTEN 127.0.0.1:8080");
-    expect_line(text, "    setenv SLUICE_SPOP_ADDR 127.0.0.1:8091");
+    snprintf(want, sizeof(want), "    setenv SLUICE_SPOP_ADDR unix@%s/var/run/spop.sock", cwd);
+    expect_line(text, want);
     expect_line(text, "    setenv SLUICE_HTTP_ADDR 127.0.0.1:8092");
     expect_line(text, "    setenv SLUICE_ADMIN_ADDR 127.0.0.1:8093");
     expect_line(text, "backend be_origin_pypi_files");

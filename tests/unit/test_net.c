@@ -3,7 +3,10 @@
  * a socket file nobody listens on, it refuses a path where another process
  * still listens or where some other file lies (and leaves that file alone),
  * and on stop it removes its socket file only if the file is still its own.
- * TCP listening is exercised by every integration test.
+ * The file has the configured rights (0600 by default) from before it
+ * listens; its directory is made when missing and refused when others
+ * may write to it or own it. TCP listening is exercised by every
+ * integration test.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -165,15 +168,68 @@ static void test_other_file_is_left_alone(void **state)
     assert_int_equal(st.st_size, 4);
 }
 
-static void test_missing_directory_is_a_clear_error(void **state)
+static mode_t mode_of(const char *path)
+{
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    return st.st_mode & 07777;
+}
+
+/* A missing directory is made, the agent's own and closed to others. */
+static void test_missing_directory_is_made(void **state)
 {
     struct fixture *fx = *state;
-    char addr[200];
-    snprintf(addr, sizeof(addr), "unix:%s/no/such/dir/http.sock", fx->dir);
+    char addr[200], dir[160];
+    snprintf(dir, sizeof(dir), "%s/run/sluice", fx->dir);
+    snprintf(addr, sizeof(addr), "unix:%s/http.sock", dir);
     struct net_listener l;
     char err[256] = "";
-    assert_int_equal(net_listener_start(&l, fx->loop, "http", addr, on_conn, fx, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "No such file or directory"));
+    assert_int_equal(net_listener_start(&l, fx->loop, "http", addr, on_conn, fx, err, sizeof(err)), 0);
+    assert_int_equal(mode_of(dir), 0750 & ~umask(umask(0)));
+    net_listener_stop(&l);
+    rmdir(dir);
+    snprintf(dir, sizeof(dir), "%s/run", fx->dir);
+    rmdir(dir);
+}
+
+/* Where anyone may write, someone else could have put a socket of theirs
+ * at the path before the agent (HAProxy would then ask them): refused. */
+static void test_directory_others_may_write_is_refused(void **state)
+{
+    struct fixture *fx = *state;
+    struct net_listener l;
+    char err[256] = "";
+    assert_int_equal(chmod(fx->dir, 0777), 0);
+    assert_int_equal(net_listener_start(&l, fx->loop, "http", fx->addr, on_conn, fx, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "writable by every user"));
+    assert_false(is_socket(fx->path));
+    assert_int_equal(chmod(fx->dir, 01777), 0);   /* sticky, as /tmp: the same */
+    assert_int_equal(net_listener_start(&l, fx->loop, "http", fx->addr, on_conn, fx, err, sizeof(err)), -1);
+    assert_int_equal(chmod(fx->dir, 0700), 0);
+}
+
+/* The file's rights: 0600 unless told otherwise, whatever the umask. */
+static void test_socket_file_rights(void **state)
+{
+    struct fixture *fx = *state;
+    struct net_listener l;
+    char err[256] = "";
+    mode_t old = umask(0);
+    assert_int_equal(net_listener_start(&l, fx->loop, "http", fx->addr, on_conn, fx, err, sizeof(err)), 0);
+    assert_int_equal(mode_of(fx->path), 0600);
+    connect_and_accept(fx);
+    net_listener_stop(&l);
+    struct net_unix_perm perm;
+    assert_int_equal(net_unix_perm_parse("0660", "", &perm, err, sizeof(err)), 0);
+    net_set_unix_perm(&perm);
+    assert_int_equal(net_listener_start(&l, fx->loop, "http", fx->addr, on_conn, fx, err, sizeof(err)), 0);
+    assert_int_equal(mode_of(fx->path), 0660);
+    net_listener_stop(&l);
+    umask(old);
+    assert_int_equal(net_unix_perm_parse("0600", "", &perm, err, sizeof(err)), 0);
+    net_set_unix_perm(&perm);
+    assert_int_equal(net_unix_perm_parse("0600", "no-such-group-here", &perm, err, sizeof(err)), -1);
+    assert_int_equal(net_unix_perm_parse("0999", "", &perm, err, sizeof(err)), -1);
 }
 
 /* A successor (a reload) that bound the same path keeps its file when the
@@ -200,7 +256,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stale_socket_file_is_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_socket_is_not_taken_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_file_is_left_alone, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_directory_is_a_clear_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_directory_is_made, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_directory_others_may_write_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_socket_file_rights, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_leaves_a_successors_socket, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

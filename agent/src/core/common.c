@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "core/log.h"
@@ -137,4 +138,24 @@ void sl_set_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+}
+
+int sl_mkdir_p(const char *path, unsigned mode)
+{
+    char *buf = sl_strdup(path);
+    int rc = 0;
+    for (char *p = buf + 1; *p && rc == 0; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, (mode_t)mode) == -1 && errno != EEXIST)
+            rc = -1;
+        *p = '/';
+    }
+    if (rc == 0 && mkdir(buf, (mode_t)mode) == -1 && errno != EEXIST)
+        rc = -1;
+    int saved = errno;
+    free(buf);
+    errno = saved;
+    return rc;
 }

@@ -81,6 +81,10 @@ bool sl_strlcpy(char *dst, const char *src, size_t dstlen);
  * NUL-terminated malloc'd buffer; NULL with "<path>: <why>" in err. */
 char *sl_read_text_file(const char *path, size_t max, char *err, size_t errlen);
 
+/* mkdir -p: path and every missing parent, made with `mode`. 0, or -1
+ * with errno set. */
+int sl_mkdir_p(const char *path, unsigned mode);
+
 /* printf into an error buffer (err may be NULL or errlen 0: no-op). */
 void sl_set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -48,6 +48,8 @@ static const char *check_cpu_list(const char *value);
 static const char *check_s3_endpoint(const char *value);
 static const char *check_s3_prefix(const char *value);
 static const char *check_s3_addressing(const char *value);
+static const char *check_unix_mode(const char *value);
+static const char *check_unix_group(const char *value);
 
 #define FIELD(f) offsetof(struct sluice_config, f), sizeof(((struct sluice_config *)0)->f)
 #define NO_CHECK NULL
@@ -60,15 +62,23 @@ static const char *check_s3_addressing(const char *value);
 const struct setting config_settings[] = {
     { "listen", SET_STRING, "127.0.0.1:8080", FIELD(listen), 0, 0, check_address,
       "Edge address HAProxy binds for clients (host:port or [ipv6]:port).", SF_RESTART },
-    { "spop_listen", SET_STRING, "127.0.0.1:8091", FIELD(spop_listen), 0, 0, check_address,
-      "Address of the agent's SPOP listener (HAProxy's SPOE connects here): host:port, "
-      "[ipv6]:port or unix:PATH (the shipped configs use UNIX sockets).", SF_RESTART },
+    { "spop_listen", SET_STRING, "unix:var/run/spop.sock", FIELD(spop_listen), 0, 0, check_address,
+      "Address of the agent's SPOP listener (HAProxy's SPOE connects here): unix:PATH, host:port or "
+      "[ipv6]:port. A UNIX socket (unix_socket_mode) keeps other local users from asking for verdicts; "
+      "over TCP any local process can.", SF_RESTART },
     { "http_listen", SET_STRING, "127.0.0.1:8092", FIELD(http_listen), 0, 0, check_address,
       "Address of the agent's HTTP listener (hits and fills are sent here): host:port, "
       "[ipv6]:port or unix:PATH; a UNIX socket halves the kernel work of large hits.", SF_RESTART },
     { "admin_listen", SET_STRING, "127.0.0.1:8093", FIELD(admin_listen), 0, 0, check_address,
       "Address of the admin listener: metrics, health, purge, status page (docs/admin-api.md). Keep it on "
       "loopback: it has no authentication.", SF_RESTART },
+    { "unix_socket_mode", SET_STRING, "0600", FIELD(unix_socket_mode), 0, 0, check_unix_mode,
+      "Permission bits of the agent's UNIX socket files (octal); connecting needs write permission, so "
+      "0600 admits the agent's user alone, 0660 its group too (HAProxy running as another user: 0660 and "
+      "unix_socket_group). Set before the socket listens.", SF_RESTART },
+    { "unix_socket_group", SET_STRING, "", FIELD(unix_socket_group), 0, 0, check_unix_group,
+      "Group of the agent's UNIX socket files, a name or number (empty = the agent's own); the agent must "
+      "be root or a member of it.", SF_RESTART },
     { "spop_frame_timeout", SET_DURATION, "5s", FIELD(spop_frame_timeout), 1, 0, NO_CHECK,
       "An SPOP frame begun must be whole within this, and a new SPOP connection's HELLO within this of "
       "the connect; else the connection is closed (DISCONNECT status 2).", 0 },
@@ -386,6 +396,20 @@ static const char *check_s3_prefix(const char *value)
 static const char *check_s3_addressing(const char *value)
 {
     return strcmp(value, "path") == 0 || strcmp(value, "virtual") == 0 ? NULL : "must be path or virtual";
+}
+
+static const char *check_unix_mode(const char *value)
+{
+    static char why[128];
+    struct net_unix_perm p;
+    return net_unix_perm_parse(value, "", &p, why, sizeof(why)) == 0 ? NULL : why;
+}
+
+static const char *check_unix_group(const char *value)
+{
+    static char why[128];
+    struct net_unix_perm p;
+    return net_unix_perm_parse("0600", value, &p, why, sizeof(why)) == 0 ? NULL : why;
 }
 
 /* ------------------------------------------------------------- origins */

@@ -65,9 +65,11 @@ struct config_route_override {
 struct sluice_config {
     /* listeners */
     char listen[CONFIG_ADDR_MAX];       /* edge address HAProxy binds: 127.0.0.1:8080 */
-    char spop_listen[CONFIG_ADDR_MAX];  /* SPOP agent: 127.0.0.1:8091 */
+    char spop_listen[CONFIG_ADDR_MAX];  /* SPOP agent: unix:var/run/spop.sock */
     char http_listen[CONFIG_ADDR_MAX];  /* agent HTTP side: 127.0.0.1:8092 */
     char admin_listen[CONFIG_ADDR_MAX]; /* metrics/health: 127.0.0.1:8093 */
+    char unix_socket_mode[8];           /* 0600: rights of the UNIX socket files */
+    char unix_socket_group[64];         /* "": the agent's group */
     int64_t spop_frame_timeout;         /* 5s: a frame, or the HELLO from the connect, completes */
     int64_t spop_idle_timeout;          /* 5m: an SPOP connection with no frame is closed (0: never) */
     int64_t spop_max_connections;       /* 512: more are refused (0: no cap) */

@@ -5,6 +5,7 @@
 #include "core/net.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,6 +22,56 @@
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_BACKOFF_S 0.1
+
+static struct net_unix_perm unix_perm = { 0600, -1 };
+
+void net_set_unix_perm(const struct net_unix_perm *perm)
+{
+    SL_ASSERT(perm && perm->mode <= 0777);
+    unix_perm = *perm;
+}
+
+static int parse_mode(const char *mode, unsigned *out)
+{
+    size_t n = strlen(mode);
+    if (n < 3 || n > 4 || strspn(mode, "01234567") != n)
+        return -1;
+    unsigned long v = strtoul(mode, NULL, 8);
+    if (v > 0777)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int parse_group(const char *group, long *gid)
+{
+    if (group[0] == '\0') {
+        *gid = -1;
+        return 0;
+    }
+    if (strspn(group, "0123456789") == strlen(group) && strlen(group) < 10) {
+        *gid = atol(group);
+        return 0;
+    }
+    struct group *g = getgrnam(group);
+    if (!g)
+        return -1;
+    *gid = (long)g->gr_gid;
+    return 0;
+}
+
+int net_unix_perm_parse(const char *mode, const char *group, struct net_unix_perm *out, char *err, size_t errlen)
+{
+    if (parse_mode(mode, &out->mode) != 0) {
+        sl_set_err(err, errlen, "want permission bits in octal, 0000 to 0777 (e.g. 0600, 0660)");
+        return -1;
+    }
+    if (parse_group(group, &out->gid) != 0) {
+        sl_set_err(err, errlen, "no such group");
+        return -1;
+    }
+    return 0;
+}
 
 /* Splits "host:port" or "[v6]:port"; an empty host or "*" means any. */
 static bool split_addr(const char *addr, char *host, size_t hostlen, char *port,
@@ -110,6 +161,47 @@ static int clear_stale_socket(const char *path, const struct sockaddr_un *sun, c
     return 0;
 }
 
+/* The directory of the socket at path: made when missing, and only the
+ * agent's user (or root) may own it or write to it. */
+static int check_socket_dir(const char *path, char *err, size_t errlen)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    sl_strlcpy(dir, path, sizeof(dir));
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else
+        slash[slash == dir] = '\0';   /* "/x.sock": "/" */
+    struct stat st;
+    if (sl_mkdir_p(dir, 0750) != 0 || stat(dir, &st) != 0) {
+        snprintf(err, errlen, "socket directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        snprintf(err, errlen, "socket directory %s belongs to uid %u, not to the agent's user", dir,
+                 (unsigned)st.st_uid);
+        return -1;
+    }
+    if (st.st_mode & S_IWOTH) {
+        snprintf(err, errlen, "socket directory %s is writable by every user: use a directory of the agent's own",
+                 dir);
+        return -1;
+    }
+    return 0;
+}
+
+/* The rights of a bound, not yet listening socket file. */
+static int set_socket_perm(const char *path, char *err, size_t errlen)
+{
+    if (chmod(path, unix_perm.mode) != 0 ||
+        (unix_perm.gid >= 0 && chown(path, (uid_t)-1, (gid_t)unix_perm.gid) != 0)) {
+        snprintf(err, errlen, "socket %s: setting mode %04o%s: %s", path, unix_perm.mode,
+                 unix_perm.gid >= 0 ? " and group" : "", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int open_unix_listener(struct net_listener *l, const char *path, char *err, size_t errlen)
 {
     struct sockaddr_un sun;
@@ -121,7 +213,7 @@ static int open_unix_listener(struct net_listener *l, const char *path, char *er
         return -1;
     }
     strcpy(sun.sun_path, path);
-    if (clear_stale_socket(path, &sun, err, errlen) != 0)
+    if (check_socket_dir(path, err, errlen) != 0 || clear_stale_socket(path, &sun, err, errlen) != 0)
         return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -129,9 +221,19 @@ static int open_unix_listener(struct net_listener *l, const char *path, char *er
         return -1;
     }
     struct stat st;
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, SOMAXCONN) < 0 ||
-        stat(path, &st) < 0) {
-        snprintf(err, errlen, "bind/listen %s: %s", path, strerror(errno));
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        snprintf(err, errlen, "bind %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    /* Rights first: until listen(), a connect is refused whatever they are. */
+    int rc = set_socket_perm(path, err, errlen);
+    if (rc == 0 && (listen(fd, SOMAXCONN) < 0 || stat(path, &st) < 0)) {
+        snprintf(err, errlen, "listen %s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0) {
+        unlink(path);
         close(fd);
         return -1;
     }

@@ -8,8 +8,13 @@
  * --print-haproxy, make it absolute): for an agent beside its
  * HAProxy the cheaper transport (no TCP stack on either side; see
  * docs/performance.md) and one only local processes with rights on the
- * file can reach. A stale socket file is replaced, a live one is an error,
- * and the file is removed on stop if it is still ours. Accepted sockets are
+ * file can reach. The file gets the mode and group of net_set_unix_perm
+ * (0600 and the agent's group until it is called) before the socket
+ * listens, so no connection ever sees other rights. Its directory is made
+ * (0750) when missing, and refused when it is not the agent's user's (or
+ * root's) or anyone may write to it: there someone else could put a socket
+ * of theirs in the agent's place. A stale socket file is replaced, a live
+ * one is an error, and the file is removed on stop if it is still ours. Accepted sockets are
  * non-blocking, close-on-exec and, over TCP, TCP_NODELAY. When accept
  * fails for lack of descriptors or memory, the listener pauses briefly
  * instead of spinning on a readable socket.
@@ -25,6 +30,21 @@
 #include <sys/un.h>
 
 #define NET_UNIX_PREFIX "unix:"
+
+/* Rights of the UNIX socket files the listeners make. */
+struct net_unix_perm {
+    unsigned mode;   /* permission bits, at most 0777 */
+    long gid;        /* group, or -1: the agent's own */
+};
+
+/* "0660" and "haproxy" (a group name or number; "" for the agent's own)
+ * into *out. 0, or -1 with the reason in err. */
+int net_unix_perm_parse(const char *mode, const char *group, struct net_unix_perm *out, char *err, size_t errlen);
+
+/* The rights of every UNIX socket listener started from now on (a process
+ * policy, like the umask, set from the configuration before the listeners
+ * start). */
+void net_set_unix_perm(const struct net_unix_perm *perm);
 
 typedef void (*net_conn_fn)(void *ctx, int fd, const struct sockaddr *peer, socklen_t peerlen);
 

@@ -25,24 +25,6 @@
 
 static atomic_ulong temp_seq;
 
-static int mkdir_p(const char *path)
-{
-    char buf[CONFIG_PATH_MAX];
-    if (!sl_strlcpy(buf, path, sizeof(buf)))
-        return -1;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) == -1 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) == -1 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
 static int open_subdir(int dir_fd, const char *name)
 {
     if (mkdirat(dir_fd, name, 0755) == -1 && errno != EEXIST)
@@ -54,7 +36,7 @@ int store_init(struct store *st, const char *dir, char *err, size_t errlen)
 {
     memset(st, 0, sizeof(*st));
     st->dir_fd = st->objects_fd = st->tmp_fd = -1;
-    if (mkdir_p(dir) == -1) {
+    if (sl_mkdir_p(dir, 0755) == -1) {
         snprintf(err, errlen, "cache_dir %s: cannot create: %s", dir, strerror(errno));
         return -1;
     }
