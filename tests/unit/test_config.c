@@ -176,7 +176,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.spop_max_connections, 512);
     assert_int_equal(cfg.request_target_max, 8192);    /* what the HTTP side takes */
     assert_int_equal(cfg.request_segments_max, 128);
-    assert_string_equal(cfg.http_listen, "127.0.0.1:8092");
+    assert_string_equal(cfg.http_listen, "unix:var/run/http.sock");   /* not any local user's */
     assert_string_equal(cfg.admin_listen, "127.0.0.1:8093");
     assert_string_equal(cfg.cache_dir, "./var/cache");
     assert_int_equal(cfg.cache_max_size, 10ULL << 30);

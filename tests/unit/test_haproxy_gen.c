@@ -58,7 +58,8 @@ static void test_haproxy_shipped(void **state)
     expect_line(text, "    setenv SLUICE_LISTEN 127.0.0.1:8080");
     snprintf(want, sizeof(want), "    setenv SLUICE_SPOP_ADDR unix@%s/var/run/spop.sock", cwd);
     expect_line(text, want);
-    expect_line(text, "    setenv SLUICE_HTTP_ADDR 127.0.0.1:8092");
+    snprintf(want, sizeof(want), "    setenv SLUICE_HTTP_ADDR unix@%s/var/run/http.sock", cwd);
+    expect_line(text, want);
     expect_line(text, "    setenv SLUICE_ADMIN_ADDR 127.0.0.1:8093");
     expect_line(text, "backend be_origin_pypi_files");
     expect_line(text, "    mode http");

@@ -66,9 +66,10 @@ const struct setting config_settings[] = {
       "Address of the agent's SPOP listener (HAProxy's SPOE connects here): unix:PATH, host:port or "
       "[ipv6]:port. A UNIX socket (unix_socket_mode) keeps other local users from asking for verdicts; "
       "over TCP any local process can.", SF_RESTART },
-    { "http_listen", SET_STRING, "127.0.0.1:8092", FIELD(http_listen), 0, 0, check_address,
-      "Address of the agent's HTTP listener (hits and fills are sent here): host:port, "
-      "[ipv6]:port or unix:PATH; a UNIX socket halves the kernel work of large hits.", SF_RESTART },
+    { "http_listen", SET_STRING, "unix:var/run/http.sock", FIELD(http_listen), 0, 0, check_address,
+      "Address of the agent's HTTP listener (hits and fills are sent here): unix:PATH, host:port or "
+      "[ipv6]:port. A UNIX socket (unix_socket_mode) keeps other local users from asking for fills "
+      "and halves the kernel work of large hits; over TCP any local process can.", SF_RESTART },
     { "admin_listen", SET_STRING, "127.0.0.1:8093", FIELD(admin_listen), 0, 0, check_address,
       "Address of the admin listener: metrics, health, purge, status page (docs/admin-api.md). Keep it on "
       "loopback: it has no authentication.", SF_RESTART },
