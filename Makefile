@@ -5,6 +5,7 @@
 #   make test    install what is missing, build, run every suite (what CI runs)
 #   make bench   benchmark against nginx proxy_cache behind the same HAProxy
 #   make fuzz    build the fuzz targets and run each for a while
+#   make soak    mixed load under scheduled faults for SOAK_S seconds (default 600)
 #
 # Build variants live side by side under build/:
 #   build/release  -O2, what `make run` and `make bench` use
@@ -50,7 +51,7 @@ REL_CFLAGS := $(BASE_CFLAGS) -O2
 ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -fno-omit-frame-pointer -DSLUICE_TESTING \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
-.PHONY: all release asan unit unit-build fuzz-build fuzz fuzz-replay test run run-multi bench deps test-deps clean
+.PHONY: all release asan unit unit-build fuzz-build fuzz fuzz-replay test soak run run-multi bench deps test-deps clean
 
 all: release
 
@@ -136,10 +137,19 @@ fuzz-replay: fuzz-build
 
 # ---------------------------------------------------------------- test / run
 # Every suite, listed by `tests/run-suites --list`: unit, fuzz (corpus
-# replay), lib, integration, contract, e2e.
+# replay), lib, integration, contract, e2e, soak (60 s).
 test: test-deps
 	@$(MAKE) --no-print-directory asan release unit-build fuzz-build
 	@./tests/run-suites
+
+# The soak (docs/soak.md): every route under mixed load through the real
+# edge with an S3 L2 while faults are injected on a schedule; then the
+# failure contract is checked and a table printed. `make test` runs a
+# 60-second one (the soak suite); this is the long one.
+SOAK_S ?= 600
+soak: test-deps
+	@$(MAKE) --no-print-directory asan
+	@SOAK_S=$(SOAK_S) ./tests/soak/run
 
 run: deps
 	@$(MAKE) --no-print-directory release
