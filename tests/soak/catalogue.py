@@ -23,6 +23,7 @@ import random
 import threading
 
 from origin import body_for
+from registry_build import npm_tarball
 
 KiB = 1024
 MiB = 1024 * 1024
@@ -39,13 +40,14 @@ class Obj:
         self.kind = kind
         self.versions = []                  # metadata: [(raw, rewritten)] published
         self.etag = None                    # last ETag a client saw (conditional GETs)
+        self.data = None                    # an explicit body (npm tarballs a real npm installs)
 
     def key(self):
         """The cache key of the object file / bucket object."""
         return "%s:%s" % (self.route, self.opath.lstrip("/"))
 
     def body(self):
-        return body_for(self.opath, self.size)
+        return self.data if self.data is not None else body_for(self.opath, self.size)
 
     def acceptable(self):
         """Every whole body a client may receive."""
@@ -198,19 +200,22 @@ class Meta(Obj):
 
 
 def _npm_doc(obj, c, v):
-    """A packument whose versions' tarballs are artifacts of the catalogue,
-    with their real sha512 integrity: tarball fills are verified."""
+    """A packument whose versions' tarballs are artifacts of the catalogue:
+    real .tgz files (what `npm install` unpacks) with their sha512
+    integrity, so tarball fills are verified."""
     name = obj.opath.lstrip("/")
     versions = {}
     for i in range(1, v + 1):
         tgz = "/%s/-/%s-1.0.%d.tgz" % (name, name, i)
-        size = 2000 + 37 * i
-        if c.by_key.get("npm:" + tgz.lstrip("/")) is None:
-            c.origin.set_object(tgz, size=size)
-            c.add(Obj("npm", "/npm", tgz, size))
+        t = c.by_key.get("npm:" + tgz.lstrip("/"))
+        if t is None:
+            t = Obj("npm", "/npm", tgz)
+            t.data = npm_tarball({"name": name, "version": "1.0.%d" % i}, size=2000 + 37 * i)
+            t.size = len(t.data)
+            c.origin.set_object(tgz, body=t.data)
+            c.add(t)
         versions["1.0.%d" % i] = {"name": name, "version": "1.0.%d" % i,
-                                  "dist": {"tarball": c.origin_url + tgz,
-                                           "integrity": sri(body_for(tgz, size))}}
+                                  "dist": {"tarball": c.origin_url + tgz, "integrity": sri(t.data)}}
     raw = json.dumps({"name": name, "dist-tags": {"latest": "1.0.%d" % v}, "versions": versions},
                      indent=1).encode()
     rewritten = raw.replace((c.origin_url + "/").encode(), (c.public + "/npm/").encode())

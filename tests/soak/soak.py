@@ -40,7 +40,9 @@ import hashlib
 import os
 import random
 import re
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -51,6 +53,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "contract"))
 sys.path.insert(0, HERE)
 
 from catalogue import MiB, Catalogue  # noqa: E402
+from clients import npm_install  # noqa: E402
 from contract import BASE_SETTINGS, OBJ_HEADER_SIZE, parse_object_header  # noqa: E402
 from edge import Edge  # noqa: E402
 from httpclient import fetch, tcp_connections, wait_until  # noqa: E402
@@ -61,7 +64,7 @@ ROUTES = ("generic", "npm", "pypi", "pypi_files", "cargo_index", "cargo_dl", "go
 FAULT_KINDS = ("origin_reset", "origin_stall", "origin_truncate", "origin_5xx", "enospc",
                "s3_down", "agent_kill", "haproxy_reload", "agent_reload")
 OPS = (("get", 36), ("fill", 14), ("stampede", 4), ("range", 10), ("conditional", 10),
-       ("meta", 16), ("slow", 3), ("vanish", 4), ("publish", 3))
+       ("meta", 16), ("slow", 3), ("vanish", 4), ("publish", 3), ("install", 1))
 MAX_REQUESTS_PER_WORKER = 200_000
 # Edge's sanitizer options with a smaller quarantine (ASan's default, 256
 # MiB of freed blocks held back, would hide a leak in RSS for a long time).
@@ -180,6 +183,7 @@ class Load:
         self.deadline = deadline
         self.seed = seed
         self.threads = []
+        self.install_lock = threading.Lock()
 
     def start(self):
         for i in range(self.workers):
@@ -264,6 +268,27 @@ class Load:
         if len(obj.versions) < 30:
             self.s.cat.publish(obj)
             self.s.tally.fault("new_version")
+
+    def op_install(self, rng):
+        """`npm install` of a packument's latest version, one at a time: the
+        real client through the edge (its own integrity check included)."""
+        if shutil.which("npm") is None or not self.install_lock.acquire(blocking=False):
+            return
+        try:
+            obj = rng.choice([m for m in self.s.cat.metadata if m.route == "npm"])
+            left = self.deadline - time.monotonic()
+            if left < 5:
+                return
+            project = tempfile.mkdtemp(prefix="npm-", dir=self.s.tmp)
+            r = npm_install(self.s.public + "/npm/", project, [obj.opath.lstrip("/")], timeout=min(60, left + 15),
+                            npmrc={"fetch-retries": 1, "fetch-retry-mintimeout": 500, "fetch-retry-maxtimeout": 1000})
+            outcome = "install_ok" if r.ok else "install_corrupt" if "EINTEGRITY" in r.output else "install_failed"
+            self.s.tally.count("npm", outcome)
+            if outcome == "install_corrupt":
+                self.s.tally.violation("npm install %s: integrity error: %s" % (obj.opath, r.output[-1500:]))
+            shutil.rmtree(project, ignore_errors=True)
+        finally:
+            self.install_lock.release()
 
     def op_slow(self, rng):
         """A slow but moving reader (well above client_stall_timeout's bar)."""
@@ -365,6 +390,8 @@ class Faults:
 
     def f_agent_kill(self):
         self.s.edge.kill_agent()
+        # the uploads the dead agent left open: the lifecycle rule's to reap
+        self.s.orphaned_uploads.update(u for _, u in self.s.s3.multipart_uploads())
         self.hold(0.5)
         self.s.edge.start_agent()
 
@@ -393,10 +420,11 @@ class Soak:
         self.fault_every = fault_every
         self.rss_slack_kib = rss_slack_mb * 1024
         self.tally = Tally()
-        self.origin = self.s3 = self.edge = None
+        self.origin = self.s3 = self.edge = self.tmp = None
         self.base = {}
         self.end = {}
         self.partials = []
+        self.orphaned_uploads = set()     # multipart uploads open when the agent was killed
 
     def settings(self):
         s = dict(BASE_SETTINGS)
@@ -411,15 +439,20 @@ class Soak:
         return s
 
     def start(self):
+        self.tmp = tempfile.mkdtemp(prefix="sluice-soak-")
         self.origin = OriginServer().start()
         self.s3 = S3Server().start()
         env = dict(self.s3.aws_env(), ASAN_OPTIONS=ASAN_OPTIONS)
         self.edge = Edge(settings=self.settings(), origin=self.origin, env=env, origin_routes=ROUTES)
         self.edge.__enter__()
-        public = "http://127.0.0.1:%d" % self.edge.ports["listen"]
-        self.cat = Catalogue(self.origin, public, self.seed)
+        self.public = "http://127.0.0.1:%d" % self.edge.ports["listen"]
+        self.cat = Catalogue(self.origin, self.public, self.seed)
 
     def stop(self):
+        if self.tally.violations and self.edge:
+            os.environ["SLUICE_KEEP_TMP"] = "1"     # Edge.stop keeps the logs and the cache
+            self.s3.keep_data = True
+            print("soak: kept %s (edge) and %s (store) for the violations" % (self.edge.tmp, self.s3.workdir))
         try:
             if self.edge:
                 self.edge.__exit__(None, None, None)
@@ -428,6 +461,8 @@ class Soak:
         for part in (self.s3, self.origin):
             if part:
                 part.stop()
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def warm_up(self):
         """Every route once (metadata and an artifact each), then the
@@ -513,10 +548,25 @@ class Soak:
                 if os.path.exists(path):
                     self.partials.append("object file %s: %s" % (path, e))
 
+    def key_of(self, name):
+        """The cache key of bucket object `name` (s3_prefix + the key's
+        SHA-256), when it is one of the catalogue's."""
+        if not hasattr(self, "_names"):
+            self._names = {"sluice/" + hashlib.sha256(k.encode()).hexdigest(): k for k in self.cat.by_key}
+        return self._names.get(name, "?")
+
     def check_bucket(self):
         s3 = self.s3
-        for key, upload in s3.multipart_uploads():
-            self.partials.append("bucket: multipart upload %s of %s left open" % (upload, key))
+        log = self.edge.agent_log()
+        self.abandoned_uploads = 0
+        for name, upload in s3.multipart_uploads():
+            key = self.key_of(name)
+            if "AbortMultipartUpload of %s failed" % key in log or upload in self.orphaned_uploads:
+                self.abandoned_uploads += 1    # logged; the bucket's lifecycle rule reaps it (tier_s3.c)
+                continue
+            self.partials.append("bucket: multipart upload %s of %s (%s) left open, parts %s, no failed abort logged"
+                                 " and not open when the agent was killed"
+                                 % (upload, name, key, s3.parts(name, upload)))
         self.bucket_objects = 0
         for name, size in s3.list_objects().items():
             self.bucket_objects += 1
@@ -525,8 +575,10 @@ class Soak:
                 block = base64.b64decode(head.get("x-amz-meta-sluice", ""))
                 meta = parse_object_header(block.ljust(OBJ_HEADER_SIZE, b"\0"), name)
             except (AssertionError, ValueError) as e:
-                self.partials.append("bucket object %s: %d bytes, bad metadata (%s; HEAD %s)"
-                                     % (name, size, e, sorted(head.items())[:12] if head else "404"))
+                obj = self.cat.by_key.get(self.key_of(name))
+                self.partials.append("bucket object %s (%s, origin size %s): %d bytes, bad metadata (%s; HEAD %s)"
+                                     % (name, self.key_of(name), obj and obj.size, size, e,
+                                        sorted(head.items())[:12] if head else "404"))
                 continue
             obj = self.cat.by_key.get(meta["key"])
             if size != meta["size"]:
@@ -584,6 +636,8 @@ def report(s, out=sys.stdout):
     p("  %-18s %6d" % ("corrupted bodies", t.total("corrupt")))
     p("  %-18s %6d" % ("partial objects", len(s.partials)))
     p("  %-18s %6d" % ("bucket objects", getattr(s, "bucket_objects", 0)))
+    p("  %-18s %6d   (left by a killed agent or a logged failed abort: the lifecycle rule's)" % ("abandoned uploads",
+                                                                       getattr(s, "abandoned_uploads", 0)))
     p()
     p("agent           baseline        end")
     for k in ("pid", "fds", "threads", "rss_kib"):
