@@ -284,6 +284,26 @@ class StaleWhileRevalidate(MetadataTest):
         self.assertLessEqual(len(self.edge.origin.request_log("/" + n)) - seen, 1)
 
 
+class StaleWhileRevalidateFailing(MetadataTest):
+    settings = {"metadata_ttl": "1s", "metadata_stale_while_revalidate": "1h", "metadata_error_hold": "0"}
+
+    def test_a_background_refresh_answered_503_keeps_the_copy_and_the_agent(self):
+        # Found by the soak: the refresh has no reader, so the 5xx dropped
+        # the fill's last reference before its readers were woken.
+        n = self.name()
+        self.publish(n, ["1.0.0"])
+        first = self.get(n)
+        self.publish(n, ["1.0.0"], status=503)
+        wait_until(lambda: "stale-while-revalidate" in (self.get(n).header("Cache-Status") or ""), 10,
+                   interval=0.2, message="never stale")
+        wait_until(lambda: self.edge.origin.requests("/" + n) >= 2, 10, message="no background refresh")
+        self.edge.wait_idle()
+        self.assertIsNone(self.edge.agent.poll(), self.edge.agent_log()[-4000:])
+        again = self.get(n)
+        self.assertEqual((again.status, again.body), (200, first.body))
+        self.assertIn("stale", again.header("Cache-Status"))
+
+
 class Negative(MetadataTest):
     settings = {"metadata_negative_ttl": "1h"}
 

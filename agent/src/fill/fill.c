@@ -405,6 +405,11 @@ static void head_ready(struct fill *f, bool shared)
  */
 static bool revalidation_answered(struct fill *f, int status)
 {
+    if (status != 304 && status < 500)
+        return false;
+    /* A background refresh (serve/meta.c) has no reader: abort_origin and
+     * fill_table_remove may drop the last references before the wake-up. */
+    fill_ref(f);
     if (status == 304) {
         f->head = FILL_HEAD_NOT_MODIFIED;
         cache_revalidated(f->a, f->hash);
@@ -415,10 +420,9 @@ static bool revalidation_answered(struct fill *f, int status)
         abort_origin(f);
         f->origin_result = ORIGIN_ERR_STATUS;
         fill_table_remove(f);
-    } else {
-        return false;
     }
     fill_wake_readers(f);
+    fill_unref(f);
     return true;
 }
 
