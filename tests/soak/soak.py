@@ -131,7 +131,7 @@ def cache_class(value):
     v = value or ""
     if "fwd=bypass" in v:
         m = re.search(r"detail=([a-z-]+)", v)
-        return "bypass (%s)" % (m.group(1) if m else "-")
+        return "bypass (%s)" % (m.group(1) if m else v)
     for needle, name in (("l2-hit", "l2-hit"), ("stale-while-revalidate", "stale-while-revalidate"),
                          ("stale-if-error", "stale-if-error"), ("fwd-status=304", "revalidated"),
                          ("fwd=stale", "refetched-stale"), ("hit", "hit"), ("miss", "miss")):
@@ -192,8 +192,9 @@ class Load:
             self.threads.append(t)
 
     def join(self):
+        """Every thread, at most REQUEST_TIMEOUT * 3 past the deadline."""
         for t in self.threads:
-            t.join(REQUEST_TIMEOUT * 3)
+            t.join(max(0.0, self.deadline - time.monotonic()) + REQUEST_TIMEOUT * 3)
             if t.is_alive():
                 self.s.tally.violation("load thread %s still running %ds after the deadline"
                                        % (t.name, REQUEST_TIMEOUT * 3))
@@ -555,6 +556,16 @@ class Soak:
             self._names = {"sluice/" + hashlib.sha256(k.encode()).hexdigest(): k for k in self.cat.by_key}
         return self._names.get(name, "?")
 
+    def bucket_listing(self):
+        """{name: size}; s3rver answers a listing 500 now and then (its
+        files on disk are not written atomically), so a few tries."""
+        def listing():
+            try:
+                return [self.s3.list_objects()]
+            except RuntimeError:
+                return None
+        return wait_until(listing, 10, interval=0.5, message="the store never listed the bucket")[0]
+
     def check_bucket(self):
         s3 = self.s3
         log = self.edge.agent_log()
@@ -568,7 +579,7 @@ class Soak:
                                  " and not open when the agent was killed"
                                  % (upload, name, key, s3.parts(name, upload)))
         self.bucket_objects = 0
-        for name, size in s3.list_objects().items():
+        for name, size in self.bucket_listing().items():
             self.bucket_objects += 1
             head = s3.head_object(name) or {}
             try:
