@@ -131,7 +131,9 @@ def cache_class(value):
     v = value or ""
     if "fwd=bypass" in v:
         m = re.search(r"detail=([a-z-]+)", v)
-        return "bypass (%s)" % (m.group(1) if m else v)
+        # no detail: HAProxy passed it to the origin itself (be_origin_*:
+        # the agent down or its verdict late, i.e. fail-open)
+        return "bypass (%s)" % (m.group(1) if m else "fail-open")
     for needle, name in (("l2-hit", "l2-hit"), ("stale-while-revalidate", "stale-while-revalidate"),
                          ("stale-if-error", "stale-if-error"), ("fwd-status=304", "revalidated"),
                          ("fwd=stale", "refetched-stale"), ("hit", "hit"), ("miss", "miss")):
