@@ -408,6 +408,7 @@ class Faults:
 # ---------------------------------------------------------------- the soak
 
 def rss_kib(pid):
+    """Resident set size of process `pid` (/proc/PID/status), in KiB."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
             if line.startswith("VmRSS:"):
@@ -416,6 +417,9 @@ def rss_kib(pid):
 
 
 class Soak:
+    """One soak: the parts (origin, store, edge), the catalogue, the load
+    and the fault schedule, the final checks and their findings."""
+
     def __init__(self, seconds, seed, workers, fault_every, rss_slack_mb):
         self.seconds = seconds
         self.seed = seed
