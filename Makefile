@@ -6,12 +6,16 @@
 #   make bench   benchmark against nginx proxy_cache behind the same HAProxy
 #   make fuzz    build the fuzz targets and run each for a while
 #   make soak    mixed load under scheduled faults for SOAK_S seconds (default 600)
+#   make memcheck  integration tests with the agent under valgrind memcheck
 #
 # Build variants live side by side under build/:
 #   build/release  -O2, what `make run` and `make bench` use
 #   build/asan     -O1 + AddressSanitizer/UBSan + the fault-injection seam
 #                  (SLUICE_TESTING), what the test suites use
 #   build/fuzz     clang libFuzzer targets
+#   build/memcheck -O1 -g + the fault-injection seam, no sanitizers: what
+#                  `make memcheck` runs under valgrind (ASan and valgrind
+#                  cannot share a process)
 
 SHELL := /bin/bash
 CC ?= cc
@@ -26,7 +30,7 @@ MAVEN_PKGS := maven default-jdk-headless libmaven-dependency-plugin-java junit4
 # nodejs: the S3 tier's store (tests/lib/s3server.py: s3rver and its front)
 # and the npm clients; npm comes with NodeSource's nodejs (Debian's is the
 # separate package npm).
-TEST_PKGS := $(APT_PKGS) iproute2 procps util-linux python3-venv prometheus nodejs \
+TEST_PKGS := $(APT_PKGS) valgrind iproute2 procps util-linux python3-venv prometheus nodejs \
              golang-go golang-golang-x-mod-dev $(MAVEN_PKGS) chromium
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -46,12 +50,14 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 REL_DIR := build/release
 ASAN_DIR := build/asan
 FUZZ_DIR := build/fuzz
+MEM_DIR := build/memcheck
 
 REL_CFLAGS := $(BASE_CFLAGS) -O2
 ASAN_CFLAGS := $(BASE_CFLAGS) -O1 -fno-omit-frame-pointer -DSLUICE_TESTING \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined
+MEM_CFLAGS := $(BASE_CFLAGS) -O1 -fno-omit-frame-pointer -DSLUICE_TESTING
 
-.PHONY: all release asan unit unit-build fuzz-build fuzz fuzz-replay test soak run run-multi bench deps test-deps clean
+.PHONY: all release asan memcheck-build memcheck unit unit-build fuzz-build fuzz fuzz-replay test soak run run-multi bench deps test-deps clean
 
 all: release
 
@@ -66,6 +72,7 @@ test-deps:
 # ------------------------------------------------------------------- variants
 REL_OBJ := $(patsubst agent/src/%.c,$(REL_DIR)/obj/%.o,$(AGENT_SRC))
 ASAN_OBJ := $(patsubst agent/src/%.c,$(ASAN_DIR)/obj/%.o,$(AGENT_SRC))
+MEM_OBJ := $(patsubst agent/src/%.c,$(MEM_DIR)/obj/%.o,$(AGENT_SRC))
 
 # -MMD -MP: every object (and test binary) also writes the list of headers
 # it included, so changing a header rebuilds exactly what includes it.
@@ -78,6 +85,10 @@ $(REL_DIR)/obj/%.o: agent/src/%.c
 $(ASAN_DIR)/obj/%.o: agent/src/%.c
 	@mkdir -p $(@D)
 	@echo "  CC $@"; $(CC) $(ASAN_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(MEM_DIR)/obj/%.o: agent/src/%.c
+	@mkdir -p $(@D)
+	@echo "  CC $@"; $(CC) $(MEM_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 # Made afresh each time: `ar r` never drops a member whose source is gone.
 $(REL_DIR)/libsluice.a: $(REL_OBJ)
@@ -92,6 +103,12 @@ $(REL_DIR)/sluice: agent/src/main.c $(REL_DIR)/libsluice.a
 $(ASAN_DIR)/sluice: agent/src/main.c $(ASAN_DIR)/libsluice.a
 	@echo "  CC $@"; $(CC) $(ASAN_CFLAGS) $(DEPFLAGS) -MF $@.d agent/src/main.c $(ASAN_DIR)/libsluice.a $(LIBS) -o $@
 
+$(MEM_DIR)/libsluice.a: $(MEM_OBJ)
+	@rm -f $@; ar rcs $@ $^
+
+$(MEM_DIR)/sluice: agent/src/main.c $(MEM_DIR)/libsluice.a
+	@echo "  CC $@"; $(CC) $(MEM_CFLAGS) $(DEPFLAGS) -MF $@.d agent/src/main.c $(MEM_DIR)/libsluice.a $(LIBS) -o $@
+
 release: $(REL_DIR)/sluice
 asan: $(ASAN_DIR)/sluice
 
@@ -101,7 +118,7 @@ STATUS_PAGE := $(GEN_DIR)/status_page.inc
 $(STATUS_PAGE): agent/src/serve/status_page.html
 	@mkdir -p $(@D)
 	@echo "  GEN $@"; sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@.tmp && mv $@.tmp $@
-$(REL_DIR)/obj/serve/admin_status.o $(ASAN_DIR)/obj/serve/admin_status.o: $(STATUS_PAGE)
+$(REL_DIR)/obj/serve/admin_status.o $(ASAN_DIR)/obj/serve/admin_status.o $(MEM_DIR)/obj/serve/admin_status.o: $(STATUS_PAGE)
 
 # --------------------------------------------------------------- unit tests
 UNIT_BIN := $(patsubst tests/unit/%.c,$(ASAN_DIR)/unit/%,$(UNIT_SRC))
@@ -135,11 +152,22 @@ fuzz: fuzz-build
 fuzz-replay: fuzz-build
 	@./tests/run-suites fuzz
 
+# ------------------------------------------------------------------ memcheck
+# Integration tests with the agent under valgrind memcheck (tests/memcheck/run):
+# no invalid access, no definite or indirect leak. `make memcheck` runs the
+# representative subset (MEMCHECK_SET=full), `make test` a small one.
+MEMCHECK_SET ?= full
+memcheck-build: $(MEM_DIR)/sluice
+
+memcheck: test-deps
+	@$(MAKE) --no-print-directory memcheck-build
+	@./tests/memcheck/run $(MEMCHECK_SET)
+
 # ---------------------------------------------------------------- test / run
 # Every suite, listed by `tests/run-suites --list`: unit, fuzz (corpus
-# replay), lib, integration, contract, e2e, soak (60 s).
+# replay), lib, integration, contract, e2e, soak (60 s), memcheck.
 test: test-deps
-	@$(MAKE) --no-print-directory asan release unit-build fuzz-build
+	@$(MAKE) --no-print-directory asan release memcheck-build unit-build fuzz-build
 	@./tests/run-suites
 
 # The soak (docs/soak.md): every route under mixed load through the real
