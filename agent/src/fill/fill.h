@@ -24,6 +24,15 @@
  * readers carry on from memory (and from the bytes already in the unlinked
  * file, which stays readable through its open descriptor).
  *
+ * A fill without a usable file (writer detached, or nothing stored) keeps
+ * its body from byte 0 - in memory, and in the failed writer's unlinked
+ * file up to where it got - while it is in the table, so that followers
+ * arriving later still attach: a full disk never turns one fetch into
+ * several. Those bytes are the first memory given back when the fill's
+ * window or spool_memory_max is reached (never a reason to pause an
+ * origin); after that, a follower that cannot start at byte 0 starts a
+ * new generation (fill_retire).
+ *
  * Invariants (checked with SL_ASSERT):
  *   mem_start <= received;  written <= received;
  *   while the file is usable, mem_start <= file_end (a reader behind the
@@ -190,7 +199,8 @@ struct fill_info {
 void fill_each(struct agent *a, void (*fn)(void *ctx, const struct fill_info *fi), void *ctx);
 
 /* Attach a reader at byte 0. False when the fill can no longer serve from
- * the start (its early bytes are gone and there is no file holding them). */
+ * the start (its early bytes are gone and there is no file holding them:
+ * its memory window was needed for later bytes, see above). */
 bool fill_attach(struct fill *f, struct fill_reader *r, void (*wake)(void *ctx), void *ctx);
 void fill_detach(struct fill_reader *r);
 

@@ -103,6 +103,8 @@ struct fill {
     uint64_t mem_start;
     uint64_t received;
     size_t mem_bytes;
+    bool head_dropped;           /* no longer keeps its body from byte 0 for
+                                    followers to come (spool.c, over budget) */
 
     /* readers */
     struct fill_reader *readers;
