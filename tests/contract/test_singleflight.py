@@ -135,6 +135,78 @@ class StampedeDiskFull(ContractCase):
 
 
 @across_routes(always=False)
+class CommitWindow(ContractCase):
+    """A request right after a fill's last byte. Between that byte and the
+    object in the index (the commit window: the last write, the header,
+    fsync, rename) the key is still a fill: a request then joins it late,
+    is counted (sluice_fill_late_joins_total) and is served at once from
+    the finished spool; after it, it is a hit. The window is short: in the
+    common case the next request is already a hit."""
+
+    SIZE = 2 * MiB
+    N = 10
+
+    def late(self, base, e):
+        return self.delta(base["metrics"], e.metrics(), "sluice_fill_late_joins_total")
+
+    def test_request_after_the_last_byte_is_a_hit_or_a_counted_late_join(self):
+        # The origin at 16 MiB/s, slower than the disk as origins are: the
+        # writer keeps pace, and the window is the last write and the commit.
+        e = self.edge = self.start_edge()
+        base = self.baseline(e)
+        statuses = []
+        for i in range(self.N):
+            p = self.path("w%d.bin" % i, size=self.SIZE, rate=16 * MiB)
+            body = body_for(p, self.SIZE)
+            first = e.get(self.url(p))
+            again = e.get(self.url(p))
+            self.assert_exact([first, again], body)
+            self.assertEqual(first.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
+            statuses.append(again.header("Cache-Status"))
+            self.assertIn(statuses[-1], ("sluice; hit", "sluice; fwd=uri-miss; collapsed; stored"))
+            # A late joiner is served from the finished spool at once.
+            self.assertLess(again.elapsed, 1.0, statuses[-1])
+            e.wait_idle()
+            last = e.get(self.url(p))
+            self.assert_exact([last], body)
+            self.assertEqual(last.header("Cache-Status"), "sluice; hit")
+            self.assertEqual(e.origin.requests(p), 1)
+        m = e.metrics()
+        windows = self.delta(base["metrics"], m, "sluice_fill_commit_window_seconds_count")
+        mean = self.delta(base["metrics"], m, "sluice_fill_commit_window_seconds_sum") / max(windows, 1)
+        late = statuses.count("sluice; fwd=uri-miss; collapsed; stored")
+        self.assertEqual(self.late(base, e), late, statuses)
+        self.assertEqual(windows, self.N)
+        print("\n  commit window: mean %.1f ms; %d of %d requests right after the last byte were late joins"
+              % (mean * 1000, late, self.N))
+        self.assert_contract(e, base)
+
+    def test_late_joiner_in_a_slow_commit_is_served_from_the_finished_spool(self):
+        e = self.edge = self.start_edge()
+        base = self.baseline(e)
+        p = self.path("slow.bin", size=self.SIZE)
+        body = body_for(p, self.SIZE)
+        e.fault("commit_delay=2s")   # a slow disk's fsync
+        first = e.get(self.url(p))
+        again = e.get(self.url(p))
+        self.assert_exact([first, again], body)
+        self.assertEqual(again.header("Cache-Status"), "sluice; fwd=uri-miss; collapsed; stored")
+        self.assertLess(again.elapsed, 1.0, "the late joiner waited for the commit")
+        self.assertEqual(self.late(base, e), 1)
+        self.assertEqual(self.delta(base["metrics"], e.metrics(), "sluice_fills_committed_total"), 0,
+                         "committed already: the test proves nothing")
+        wait_until(lambda: self.delta(base["metrics"], e.metrics(), "sluice_fills_committed_total") == 1, 10,
+                   message="never committed")
+        e.fault("kind=none")
+        r = e.get(self.url(p))
+        self.assert_exact([r], body)
+        self.assertEqual(r.header("Cache-Status"), "sluice; hit")
+        self.assertEqual(e.origin.requests(p), 1)
+        self.assertEqual(self.late(base, e), 1)
+        self.assert_contract(e, base)
+
+
+@across_routes(always=False)
 class StalledFollower(ContractCase):
     """One follower stops reading while 20 others read at full speed.
 

@@ -120,6 +120,9 @@ static const struct metric_row route_rows[] = {
     { "sluice_misses_total", "counter",
       "Requests that started a fill (became its leader); background refetches are not counted.", RC(misses), NULL },
     { "sluice_followers_total", "counter", "Requests attached to a running fill.", RC(followers), NULL },
+    { "sluice_fill_late_joins_total", "counter",
+      "Followers that attached to a fill after its last body byte had arrived, while it was committed "
+      "(served from the finished spool; a moment later they would have been hits).", RC(late_joins), NULL },
     { "sluice_not_modified_total", "counter", "304 responses.", RC(not_modified), NULL },
     { "sluice_range_responses_total", "counter", "206 responses.", RC(range_responses), NULL },
     { "sluice_hit_bytes_total", "counter", "Body bytes served from committed objects.", RC(bytes_hit), NULL },
@@ -252,6 +255,15 @@ static void render_write_failures(struct out *o, const struct metrics *m)
     for (int i = 0; i < WFAIL_REASONS; i++)
         emit(o, "sluice_cache_write_failures_total{reason=\"%s\"} %llu\n", wfail_names[i],
              (unsigned long long)m->write_failures[i]);
+}
+
+static void render_commit_window(struct out *o, const struct metrics *m)
+{
+    family(o, "sluice_fill_commit_window_seconds", "summary",
+           "Time from a committed fill's last body byte to its object in the index (last write, fsync, rename): "
+           "requests for the key meanwhile join the fill late instead of hitting.");
+    emit(o, "sluice_fill_commit_window_seconds_sum %.6f\nsluice_fill_commit_window_seconds_count %llu\n",
+         m->commit_window_sum, (unsigned long long)m->commit_window_count);
 }
 
 static void render_reloads(struct out *o, const struct metrics *m)
@@ -403,6 +415,7 @@ char *metrics_render(struct agent *a, size_t *len)
     render_route_rows(&o, a);
     render_write_failures(&o, &a->m);
     render_agent_rows(&o, a);
+    render_commit_window(&o, &a->m);
     render_reloads(&o, &a->m);
     render_tiers(&o, a);
     render_slots(&o, a);

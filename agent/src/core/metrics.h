@@ -40,6 +40,7 @@ struct route_counters {
     uint64_t hits;                           /* responses served from a committed object */
     uint64_t misses;                         /* fills started by a request (leaders) */
     uint64_t followers;                      /* requests attached to a running fill */
+    uint64_t late_joins;                     /* ... after its whole body had arrived (commit window) */
     uint64_t not_modified;                   /* 304s */
     uint64_t range_responses;                /* 206s */
     uint64_t bytes_hit;                      /* body bytes sent from committed objects */
@@ -87,6 +88,8 @@ struct metrics {
     uint64_t write_failures[WFAIL_REASONS];
     uint64_t writers_detached;
     uint64_t refetches;                      /* background refetches after a lag detach */
+    double commit_window_sum;                /* seconds from fills' last byte to their index entry */
+    uint64_t commit_window_count;            /* ... of that many committed fills */
     uint64_t stale_index_dropped;            /* C3: entry whose object was gone/bad */
     uint64_t evictions;
     uint64_t evicted_bytes;

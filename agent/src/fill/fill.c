@@ -155,6 +155,7 @@ static void source_ended(struct fill *f, enum origin_result res)
     f->origin_done = true;
     f->origin_result = res;
     f->ended_ms = sl_now_ms();
+    f->body_end_time = ev_time();
 }
 
 static void release_slot(struct fill *f)

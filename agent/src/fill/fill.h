@@ -214,6 +214,10 @@ bool fill_is_revalidation(const struct fill *f);
 /* FILL_HEAD_FAILED: why, with the origin's detail (valid while attached). */
 enum origin_result fill_failure(const struct fill *f, const char **detail);
 bool fill_is_storing(const struct fill *f);            /* writer attached */
+/* The whole body has arrived: the fill is in its commit window (writing
+ * its last bytes, committing), and a follower attaching now is served from
+ * the finished spool at once. */
+bool fill_body_complete(const struct fill *f);
 
 /* Next piece for a reader (see http_server.h for the result meanings). */
 enum http_body_result fill_read(struct fill_reader *r, struct http_piece *out);

@@ -69,14 +69,14 @@ const struct chunk *spool_chunk_at(const struct fill *f, uint64_t pos)
  * writer's progress are served from the file, so while the file is usable
  * they do not pin memory; otherwise every reader does. With `count_workers`,
  * so does the work done off the loop: the writer pins what it has not
- * written while it is attached (a write in flight works on its own copy,
- * writer_pump, and pins nothing), and the integrity hash what it has not
- * hashed (verify.c).
+ * written while it is attached or committing (a write in flight works on
+ * its own copy, writer_pump, and pins nothing), and the integrity hash
+ * what it has not hashed (verify.c).
  */
 static uint64_t free_point(const struct fill *f, bool count_workers)
 {
     uint64_t p = count_workers ? verify_pin(f) : f->received;
-    if (count_workers && writer_attached(f))
+    if (count_workers && (writer_attached(f) || f->wstate == W_COMMITTING))
         p = SL_MIN(p, f->written);
     bool file_ok = writer_file_usable(f);
     for (const struct fill_reader *r = f->readers; r; r = r->next)
