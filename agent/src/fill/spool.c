@@ -259,6 +259,7 @@ bool spool_must_pause(struct fill *f, size_t incoming)
             return false;
         if (writer_attached(f) && !within_lag(f, f->written, incoming)) {
             writer_fail(f, WFAIL_LAG);
+            drop_head(f);   /* the bytes it lagged on are not kept either */
             spool_reclaim(f);
             if (!over_budget(f, incoming) || within_lag(f, free_point(f, true), incoming))
                 return false;

@@ -81,6 +81,20 @@ static void unlink_done(void *arg)
     job_done_common(arg);
 }
 
+/* The writer is over without a commit: counted, and remembered when the
+ * disk itself failed (see refetch_after_lag). */
+static void writer_failed(struct fill *f, enum write_fail_reason why)
+{
+    struct agent *a = f->a;
+    f->wstate = W_FAILED;
+    f->wfail = why;
+    if (why == WFAIL_ENOSPC || why == WFAIL_EDQUOT || why == WFAIL_EIO || why == WFAIL_SHORT ||
+        why == WFAIL_TIMEOUT)
+        a->storage_error_ms = sl_now_ms();
+    a->m.write_failures[why]++;
+    a->m.writers_detached++;
+}
+
 /* Detach the writer: the object will not be stored, readers carry on. */
 void writer_fail(struct fill *f, enum write_fail_reason why)
 {
@@ -88,14 +102,8 @@ void writer_fail(struct fill *f, enum write_fail_reason why)
         return;
     struct agent *a = f->a;
     bool was_opening = f->wstate == W_OPENING;
-    f->wstate = W_FAILED;
-    f->wfail = why;
-    if (why == WFAIL_ENOSPC || why == WFAIL_EDQUOT || why == WFAIL_EIO || why == WFAIL_SHORT ||
-        why == WFAIL_TIMEOUT)
-        a->storage_error_ms = sl_now_ms();   /* the disk itself failed (see refetch_after_lag) */
+    writer_failed(f, why);
     ev_timer_stop(a->loop, &f->wtimer);
-    a->m.write_failures[why]++;
-    a->m.writers_detached++;
     if (why != WFAIL_ORIGIN && why != WFAIL_INVALID && why != WFAIL_INTEGRITY &&
         why != WFAIL_PURGED)   /* they say why themselves */
         log_warn("fill: cache writer detached (%s) key=%s after %llu bytes", write_fail_reason_name(why),
@@ -222,10 +230,7 @@ static void commit_done(void *arg)
         SL_ASSERT(f->written == f->received);
     }
     if (j->rc < 0) {
-        f->wstate = W_FAILED;
-        f->wfail = write_fail_reason_from_errno(-j->rc);
-        a->m.write_failures[f->wfail]++;
-        a->m.writers_detached++;
+        writer_failed(f, write_fail_reason_from_errno(-j->rc));   /* its last write, header, fsync or rename */
         log_warn("fill: commit failed key=%s: %s", f->key, strerror(-j->rc));
     } else if (f->purged) {
         /* Stays W_COMMITTED: readers behind the memory window read the
