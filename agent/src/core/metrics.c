@@ -257,11 +257,28 @@ static void render_write_failures(struct out *o, const struct metrics *m)
              (unsigned long long)m->write_failures[i]);
 }
 
+const double metrics_commit_window_bounds[COMMIT_WINDOW_BUCKETS] = { 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                                     0.05,  0.1,    0.25,  1,    5 };
+
+void metrics_commit_window(struct metrics *m, double seconds)
+{
+    m->commit_window_sum += seconds;
+    m->commit_window_count++;
+    for (int b = 0; b < COMMIT_WINDOW_BUCKETS; b++)
+        if (seconds <= metrics_commit_window_bounds[b])
+            m->commit_window_buckets[b]++;
+}
+
 static void render_commit_window(struct out *o, const struct metrics *m)
 {
-    family(o, "sluice_fill_commit_window_seconds", "summary",
+    family(o, "sluice_fill_commit_window_seconds", "histogram",
            "Time from a committed fill's last body byte to its object in the index (last write, fsync, rename): "
            "requests for the key meanwhile join the fill late instead of hitting.");
+    for (int b = 0; b < COMMIT_WINDOW_BUCKETS; b++)
+        emit(o, "sluice_fill_commit_window_seconds_bucket{le=\"%g\"} %llu\n", metrics_commit_window_bounds[b],
+             (unsigned long long)m->commit_window_buckets[b]);
+    emit(o, "sluice_fill_commit_window_seconds_bucket{le=\"+Inf\"} %llu\n",
+         (unsigned long long)m->commit_window_count);
     emit(o, "sluice_fill_commit_window_seconds_sum %.6f\nsluice_fill_commit_window_seconds_count %llu\n",
          m->commit_window_sum, (unsigned long long)m->commit_window_count);
 }

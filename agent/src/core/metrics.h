@@ -78,6 +78,10 @@ struct tier_counters {
     uint64_t upload_queued;                  /* gauge: copies waiting in the upload queue */
 };
 
+/* The commit window histogram's upper bounds, in seconds (metrics.c). */
+#define COMMIT_WINDOW_BUCKETS 10
+extern const double metrics_commit_window_bounds[COMMIT_WINDOW_BUCKETS];
+
 /* Index of the counters of requests that matched no route. */
 #define METRICS_NO_ROUTE ROUTE_MAX
 
@@ -90,6 +94,7 @@ struct metrics {
     uint64_t refetches;                      /* background refetches after a lag detach */
     double commit_window_sum;                /* seconds from fills' last byte to their index entry */
     uint64_t commit_window_count;            /* ... of that many committed fills */
+    uint64_t commit_window_buckets[COMMIT_WINDOW_BUCKETS];   /* ... at most metrics_commit_window_bounds[i] */
     uint64_t stale_index_dropped;            /* C3: entry whose object was gone/bad */
     uint64_t evictions;
     uint64_t evicted_bytes;
@@ -102,6 +107,9 @@ struct metrics {
 };
 
 struct agent;
+
+/* A fill committed `seconds` after its last byte (the commit window). */
+void metrics_commit_window(struct metrics *m, double seconds);
 
 /* The counters of `r`'s requests (r NULL: requests that matched no route). */
 struct route_counters *metrics_route(struct agent *a, const struct route *r);

@@ -242,8 +242,7 @@ static void commit_done(void *arg)
     } else {
         f->wstate = W_COMMITTED;
         metrics_route(a, f->route)->fills_committed++;
-        a->m.commit_window_sum += ev_time() - f->body_end_time;
-        a->m.commit_window_count++;
+        metrics_commit_window(&a->m, ev_time() - f->body_end_time);
         SL_ASSERT(f->meta.size == f->received);
         /* an L2 hit is not copied back to where it was read */
         cache_committed(a, f->hash, f->key, &f->meta, j->object_fd, f->from_tier ? f->tier_idx : -1);
