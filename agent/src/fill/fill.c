@@ -11,7 +11,8 @@
  *    fill on; see "tier lookup" below)
  *   head            -> meta known; if cacheable the writer opens a temp file
  *   data            -> bytes appended to the spool; writer pumped; readers woken
- *   done            -> source finished; writer commits when it has caught up
+ *   done            -> source finished; writer commits (its last bytes, header,
+ *                      fsync, rename: one job); a request meanwhile joins late
  *   commit done     -> index updated, out of the table
  *   refs reach 0    -> its one log line (fill_log.c), freed
  *
