@@ -162,6 +162,7 @@ static void reload_apply(struct agent *a, struct sluice_config *cfg)
     log_set_level(lvl < 0 ? LOG_INFO : (enum log_level)lvl);
     slots_reconfigure(&a->slots, &a->cfg);
     origin_client_set_timeouts(a->origins, a->cfg.origin_connect_timeout, a->cfg.origin_stall_timeout);
+    origin_client_set_header_timeout(a->origins, a->cfg.origin_header_timeout);
     http_server_set_stall_timeout(a->http, a->cfg.client_stall_timeout);
     http_server_set_stall_timeout(a->admin, a->cfg.client_stall_timeout);
     a->m.reloads[0]++;
@@ -320,6 +321,7 @@ static int run(struct agent *a)
         return 1;
     }
     a->origins = origin_client_new(a->loop, a->cfg.origin_connect_timeout, a->cfg.origin_stall_timeout);
+    origin_client_set_header_timeout(a->origins, a->cfg.origin_header_timeout);
     slots_init(&a->slots, a->loop, &a->routes, &a->cfg);
     a->notes = digest_notes_new((size_t)a->cfg.integrity_notes);
     cache_start_scan(a);

@@ -71,10 +71,13 @@ P; ``set_object(P)`` with no knobs restores the default.
     reset_after     same, but closed with RST (SO_LINGER 0)
     hang_headers    bool, read the request and never answer (until the client
                     closes or the server stops)
+    header_byte_ms  send the status line and headers one byte at a time, this
+                    many milliseconds apart (an origin that trickles its head);
+                    the body follows as usual. 0 (default): the head at once
     fail_times      int: the *fault* knobs (status, delay_ms, rate, stall_*,
-                    truncate_after, reset_after, hang_headers) apply only to the
-                    first N GET/HEAD requests for the path; later requests get a
-                    normal 200. None (default) = always.
+                    truncate_after, reset_after, hang_headers, header_byte_ms)
+                    apply only to the first N GET/HEAD requests for the path;
+                    later requests get a normal 200. None (default) = always.
 
 Faults that concern the body (rate, stall, truncate, reset) apply to GET only;
 HEAD gets the headers a GET would get (after delay/hang). Waits (delay, stall,

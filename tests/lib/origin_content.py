@@ -88,7 +88,7 @@ class _Body:
 # -------------------------------------------------------------- object config
 
 _FAULT_KNOBS = ("status", "delay_ms", "rate", "stall_after", "stall_ms",
-                "truncate_after", "reset_after", "hang_headers")
+                "truncate_after", "reset_after", "hang_headers", "header_byte_ms")
 
 
 @dataclass
@@ -110,6 +110,7 @@ class ObjectSpec:
     truncate_after: Optional[int] = None
     reset_after: Optional[int] = None
     hang_headers: bool = False
+    header_byte_ms: float = 0
     fail_times: Optional[int] = None
     faults_left: int = field(default=0, repr=False)
 
@@ -151,7 +152,7 @@ def make_spec(knobs: dict, json_body: bool = False) -> ObjectSpec:
 def _check_knob(k: str, v, json_body: bool) -> None:
     if k in ("size", "stall_after", "truncate_after", "reset_after", "fail_times"):
         _check(v is None or (_is_int(v) and v >= 0), f"{k} must be an int >= 0")
-    elif k in ("delay_ms", "rate"):
+    elif k in ("delay_ms", "rate", "header_byte_ms"):
         _check(_is_num(v) and v >= 0, f"{k} must be a number >= 0")
     elif k == "stall_ms":
         _check(_is_num(v), "stall_ms must be a number")
@@ -192,6 +193,7 @@ class _Plan:
     cut_after: Optional[int] = None
     cut_reset: bool = False
     hang: bool = False
+    header_byte: float = 0.0           # seconds between the head's bytes (0: at once)
 
 
 def _plan_for(path: str, spec: Optional[ObjectSpec], default_size: int,
@@ -220,4 +222,5 @@ def _plan_for(path: str, spec: Optional[ObjectSpec], default_size: int,
         plan.cut_after = spec.truncate_after if spec.reset_after is None else spec.reset_after
         plan.cut_reset = spec.reset_after is not None
         plan.hang = spec.hang_headers
+        plan.header_byte = spec.header_byte_ms / 1000.0
     return plan

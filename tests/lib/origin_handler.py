@@ -471,7 +471,7 @@ class _Handler:
             status = 304
         head, has_body, close = self._object_head(req, plan, status)
         self._count_status(req, status)
-        conn.send(head)
+        self._send_head(conn, head, plan.header_byte)
         if not has_body or req.method == "HEAD":
             return "complete", not close, False
         cut = self._send_body(conn, req, plan)
@@ -507,6 +507,17 @@ class _Handler:
             headers.append(("Connection", "keep-alive"))
         text = _status_line(status) + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
         return text.encode("utf-8", "surrogateescape"), has_body, close
+
+    @staticmethod
+    def _send_head(conn: _Conn, head: bytes, interval: float) -> None:
+        """The head at once, or one byte per `interval` seconds."""
+        if interval <= 0:
+            conn.send(head)
+            return
+        for i in range(len(head)):
+            if i:
+                _Handler._stall(conn, interval)
+            conn.send(head[i:i + 1])
 
     def _send_body(self, conn: _Conn, req: _Request, plan: _Plan) -> bool:
         """Send the body with pacing and faults; True if it was cut on purpose."""

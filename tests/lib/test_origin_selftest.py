@@ -309,6 +309,19 @@ class FaultTests(OriginCase):
         self.assertEqual(self.o.requests("/h"), 1)
         self.assertTrue(self.get("/h").ok)
 
+    def test_header_byte_ms_trickles_the_head(self):
+        self.o.set_object("/t", size=10, header_byte_ms=20)
+        t0 = time.monotonic()
+        r = self.get("/t")
+        # ~150 head bytes 20 ms apart: seconds, not milliseconds
+        self.assertGreater(time.monotonic() - t0, 1.0)
+        self.assertTrue(r.ok)
+        self.assertEqual(r.body, og.body_for("/t", 10))
+        self.o.set_object("/u", size=10, header_byte_ms=1000)
+        r = self.get("/u", timeout=0.5)
+        self.assertEqual(r.error, "timeout")
+        wait_until(lambda: self.stat("aborted_by_client") == 1, 3, message="abort")
+
 
 class StatsTests(OriginCase):
     def test_max_concurrency_with_parallel_slow_requests(self):

@@ -422,6 +422,63 @@ static void test_header_value(void **state)
     assert_false(httpx_header_value_ok(NULL, 1, 10));
 }
 
+/* Cache-Control and Vary lists: an element, whatever the case and the
+ * blanks around it, never a prefix or a value of another element. */
+static void test_list_has(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        const char *token;
+        bool arg_ok;
+        bool want;
+    } cases[] = {
+        { "no-store", "no-store", false, true },
+        { "max-age=0, No-Store", "no-store", false, true },
+        { "public,\tno-store\t", "no-store", false, true },
+        { "no-storage", "no-store", false, false },
+        { "x-no-store", "no-store", false, false },
+        { "no-cache=\"no-store\"", "no-store", false, false },
+        { "private", "private", true, true },
+        { "private=\"Set-Cookie\"", "private", true, true },
+        { "private=\"Set-Cookie\"", "private", false, false },
+        { "privately", "private", true, false },
+        { "Accept, *", "*", false, true },
+        { "Accept-Encoding", "*", false, false },
+        { "", "*", false, false },
+        { ",,  ,", "*", false, false },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_int_equal(httpx_list_has(cases[i].value, strlen(cases[i].value), cases[i].token, cases[i].arg_ok),
+                         cases[i].want);
+}
+
+/* Content-Length: one length, a list of equal ones, or refused. */
+static void test_content_length(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        int64_t want;
+    } cases[] = {
+        { "0", 0 },
+        { "1234", 1234 },
+        { "5, 5", 5 },
+        { "5,5,\t5", 5 },
+        { "5, 10", HTTPX_CL_CONFLICT },
+        { "10x", HTTPX_CL_INVALID },
+        { "5, 10x", HTTPX_CL_INVALID },
+        { "-1", HTTPX_CL_INVALID },
+        { "+5", HTTPX_CL_INVALID },
+        { "", HTTPX_CL_INVALID },
+        { "5,", 5 },   /* an empty list element is no element (RFC 9110 5.6.1) */
+        { ",", HTTPX_CL_INVALID },
+        { "9999999999999999999", HTTPX_CL_INVALID },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_true(httpx_content_length(cases[i].value, strlen(cases[i].value)) == cases[i].want);
+}
+
 static void test_header_name(void **state)
 {
     (void)state;
@@ -474,6 +531,8 @@ int main(void)
         cmocka_unit_test(test_not_modified_since),
         cmocka_unit_test(test_header_value),
         cmocka_unit_test(test_header_name),
+        cmocka_unit_test(test_list_has),
+        cmocka_unit_test(test_content_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

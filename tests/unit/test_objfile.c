@@ -142,6 +142,40 @@ static void test_round_trip(void **state)
     obj_meta_free(&in);
 }
 
+/* obj_meta_fits answers for the finished object: any size, and a verified
+ * digest added after it was asked. */
+static void test_fits_the_worst_case(void **state)
+{
+    (void)state;
+    struct obj_meta m;
+    uint8_t block[OBJ_HEADER_SIZE];
+    make_meta(&m);
+    assert_true(obj_meta_fits(&m));
+    char big[1000];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    while (obj_meta_fits(&m))
+        assert_int_equal(obj_meta_add_header(&m, "Content-Type", big), 0);
+    assert_int_equal(obj_header_encode(&m, block), -1);
+    obj_meta_free(&m);
+    /* Fits now, but not once a long digest and size are added: refused. */
+    make_meta(&m);
+    char *pad = calloc(1, META_MAX);
+    size_t n = 0;
+    do {   /* the longest first header that encodes */
+        pad[n++] = 'y';
+        free(m.headers[0].value);
+        m.headers[0].value = strdup(pad);
+    } while (obj_header_encode(&m, block) == 0);
+    pad[n - 100] = '\0';   /* encodes, with less than 100 bytes to spare */
+    free(m.headers[0].value);
+    m.headers[0].value = strdup(pad);
+    assert_int_equal(obj_header_encode(&m, block), 0);
+    assert_false(obj_meta_fits(&m));
+    free(pad);
+    obj_meta_free(&m);
+}
+
 /* The digest an object was verified against goes and comes back; a
  * value that would break the line is refused. */
 static void test_verified_round_trip(void **state)
@@ -658,6 +692,7 @@ int main(void)
         cmocka_unit_test(test_missing_required_rejected),
         cmocka_unit_test(test_hostile_text),
         cmocka_unit_test(test_frame_rejected),
+        cmocka_unit_test(test_fits_the_worst_case),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

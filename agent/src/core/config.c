@@ -101,6 +101,11 @@ const struct setting config_settings[] = {
       "Give up connecting to an origin after this long.", 0 },
     { "origin_stall_timeout", SET_DURATION, "30s", FIELD(origin_stall_timeout), 1, 0, NO_CHECK,
       "Abandon an origin transfer that sends nothing for this long.", 0 },
+    { "origin_header_timeout", SET_DURATION, "10s", FIELD(origin_header_timeout), 1, 0, NO_CHECK,
+      "Longest wait for an origin's whole header block, from its request being sent (waiting for the first "
+      "byte included): past it the fill fails like any origin error (502, or the stale copy where "
+      "stale-if-error applies). Bounds an origin that trickles its head, which the stall timeout alone "
+      "never ends.", 0 },
     { "drain_timeout", SET_DURATION, "30s", FIELD(drain_timeout), 0, 0, NO_CHECK,
       "On SIGTERM or SIGINT, transfers in flight may finish for this long before they are cut and the "
       "agent exits (0 = cut at once). A second signal cuts at once.", 0 },

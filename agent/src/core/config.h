@@ -87,6 +87,7 @@ struct sluice_config {
     int64_t client_stall_timeout;       /* 10s */
     int64_t origin_connect_timeout;     /* 5s */
     int64_t origin_stall_timeout;       /* 30s */
+    int64_t origin_header_timeout;      /* 10s */
     int64_t cache_write_timeout;        /* 5s */
     int64_t drain_timeout;              /* 30s: SIGTERM lets transfers finish this long */
 

@@ -149,6 +149,12 @@ static const struct metric_row route_rows[] = {
     { "sluice_integrity_unknown_total", "counter",
       "Artifact fills with no published digest known (the ecosystem publishes none, or it was not seen): "
       "stored unverified.", RC(integrity_unknown), NULL },
+    { "sluice_origin_cookies_dropped_total", "counter",
+      "Set-Cookie headers left out of an ecosystem answer that was stored all the same (never relayed, never "
+      "stored).", RC(cookies_dropped), NULL },
+    { "sluice_origin_headers_dropped_total", "counter",
+      "Origin headers left out of an object because they did not fit its header block (the object is stored "
+      "without them).", RC(headers_dropped), NULL },
     { "sluice_bad_requests_total", "counter",
       "Requests refused for an ambiguous path or query (400/404/414, by the verdict or the HTTP side).",
       RC(bad_requests), NULL },
@@ -247,6 +253,25 @@ static void render_verdicts(struct out *o, const struct agent *a)
         for (int v = 0; v < VERDICT_KINDS; v++)
             emit(o, "sluice_verdicts_total{route=\"%s\",verdict=\"%s\"} %llu\n", route_label(a, i), verdict_names[v],
                  (unsigned long long)a->m.route[i].verdicts[v]);
+}
+
+static const char *const not_shared_names[NS_REASONS] = { "no-store", "private", "vary-star", "set-cookie" };
+
+/* Answers the origin refused or restricted, by route and reason. */
+static void render_origin_answers(struct out *o, const struct agent *a)
+{
+    family(o, "sluice_origin_bad_responses_total", "counter", "Origin responses refused for an ambiguous body "
+           "length (502, nothing stored), by reason: cl-te, cl-conflict, cl-invalid.");
+    FOR_EACH_ROUTE(a, i)
+        for (int k = ORIGIN_BAD_CL_TE; k < ORIGIN_BAD_REASONS; k++)
+            emit(o, "sluice_origin_bad_responses_total{route=\"%s\",reason=\"%s\"} %llu\n", route_label(a, i),
+                 origin_bad_name((enum origin_bad)k), (unsigned long long)a->m.route[i].origin_bad[k]);
+    family(o, "sluice_origin_not_shared_total", "counter", "Origin answers relayed to their own clients but never "
+           "stored, because the origin said no shared cache may keep them, by reason.");
+    FOR_EACH_ROUTE(a, i)
+        for (int k = 0; k < NS_REASONS; k++)
+            emit(o, "sluice_origin_not_shared_total{route=\"%s\",reason=\"%s\"} %llu\n", route_label(a, i),
+                 not_shared_names[k], (unsigned long long)a->m.route[i].not_shared[k]);
 }
 
 static void render_write_failures(struct out *o, const struct metrics *m)
@@ -430,6 +455,7 @@ char *metrics_render(struct agent *a, size_t *len)
     struct out o = { sl_malloc(16384), 0, 16384 };
     render_verdicts(&o, a);
     render_route_rows(&o, a);
+    render_origin_answers(&o, a);
     render_write_failures(&o, &a->m);
     render_agent_rows(&o, a);
     render_commit_window(&o, &a->m);

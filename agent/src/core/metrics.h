@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "origin/origin.h"
 #include "route/route.h"
 #include "store/tier.h"
 
@@ -33,6 +34,9 @@ enum write_fail_reason {
     WFAIL_ENOSPC, WFAIL_EDQUOT, WFAIL_EIO, WFAIL_SHORT, WFAIL_TIMEOUT, WFAIL_LAG,
     WFAIL_TOO_LARGE, WFAIL_ORIGIN, WFAIL_INVALID, WFAIL_INTEGRITY, WFAIL_PURGED, WFAIL_OTHER, WFAIL_REASONS
 };
+
+/* Why an origin's complete answer was not shared (label `reason`). */
+enum not_shared_reason { NS_NO_STORE, NS_PRIVATE, NS_VARY_STAR, NS_SET_COOKIE, NS_REASONS };
 
 /* What one route's requests did (label `route`). */
 struct route_counters {
@@ -56,6 +60,10 @@ struct route_counters {
     uint64_t integrity_verified;             /* fills whose body matched its published digest */
     uint64_t integrity_failures;             /* ... that did not: aborted, nothing stored */
     uint64_t integrity_unknown;              /* artifact fills with no digest known (stored unverified) */
+    uint64_t origin_bad[ORIGIN_BAD_REASONS]; /* responses refused for their framing (502) */
+    uint64_t not_shared[NS_REASONS];         /* answers the origin said no cache may share */
+    uint64_t cookies_dropped;                /* Set-Cookie dropped from a stored ecosystem answer */
+    uint64_t headers_dropped;                /* origin headers left out of an object: too large to fit */
 };
 
 /* How an L2 lookup ended (metrics per tier: hits, misses and errors by

@@ -227,6 +227,16 @@ static const char *const kept_headers[] = {
     "Content-Type", "Content-Encoding", "Content-Disposition", "Content-Language",
 };
 
+/* Stable across restarts: derived from the key and the fill start. */
+static void synthetic_etag(struct fill *f)
+{
+    char hex[KEY_HEX_LEN + 1], buf[64];
+    key_hex(f->hash, hex);
+    snprintf(buf, sizeof(buf), "\"sl-%.16s-%llx\"", hex, (unsigned long long)f->started_wall);
+    free(f->meta.etag);
+    f->meta.etag = sl_strdup(buf);
+}
+
 static void build_meta(struct fill *f, int status, const struct origin_headers *h)
 {
     struct obj_meta *m = &f->meta;
@@ -255,15 +265,104 @@ static void build_meta(struct fill *f, int status, const struct origin_headers *
                     obj_meta_add_header(m, kept_headers[k], value);
         }
     }
-    if (etag) {
+    if (etag)
         m->etag = sl_strdup(etag);
-    } else {
-        /* Stable across restarts: derived from the key and the fill start. */
-        char hex[KEY_HEX_LEN + 1], buf[64];
-        key_hex(f->hash, hex);
-        snprintf(buf, sizeof(buf), "\"sl-%.16s-%llx\"", hex, (unsigned long long)f->started_wall);
-        m->etag = sl_strdup(buf);
+    else
+        synthetic_etag(f);
+}
+
+/* ------------------------------------------------ what may be stored */
+
+/*
+ * The origin's word on sharing its answer (RFC 9111 section 3), as the
+ * route's class reads it (docs/ecosystems.md, "Answers the origin marks
+ * private"): no-store, private and Vary: * are honoured on every route;
+ * a Set-Cookie makes an answer private on the generic route only. On an
+ * ecosystem route it is a registry's (or its CDN's) session cookie on a
+ * public document, dropped: Set-Cookie is never relayed or stored.
+ * NS_REASONS: the answer may be shared.
+ */
+static enum not_shared_reason share_verdict(const struct fill *f, const struct origin_headers *h)
+{
+    if (h->no_store)
+        return NS_NO_STORE;
+    if (h->private_)
+        return NS_PRIVATE;
+    if (h->vary_star)
+        return NS_VARY_STAR;
+    if (h->set_cookies > 0 && strcmp(f->route->eco->name, "generic") == 0)
+        return NS_SET_COOKIE;
+    return NS_REASONS;
+}
+
+/* A not-shared answer tells its own client why, in the origin's words
+ * (its meta is relayed, never stored). */
+static void relay_sharing_headers(struct fill *f, const struct origin_headers *h)
+{
+    for (int i = 0; i < h->n; i++)
+        if ((strcasecmp(h->h[i].name, "Cache-Control") == 0 || strcasecmp(h->h[i].name, "Vary") == 0) &&
+            httpx_header_value_ok(h->h[i].value, strlen(h->h[i].value), 1024))
+            obj_meta_add_header(&f->meta, h->h[i].name, h->h[i].value);
+}
+
+/* What the cache can do without, first to go: its name in meta->headers,
+ * or NULL for the origin's ETag (a synthetic one replaces it, and a
+ * revalidation falls back to Last-Modified). Content-Encoding is never
+ * dropped: without it the body means something else. */
+static const char *const droppable[] = { "Content-Language", "Content-Disposition", NULL, "Content-Type" };
+
+static bool drop_header(struct obj_meta *m, const char *name)
+{
+    for (int i = m->n_headers - 1; i >= 0; i--) {
+        if (strcasecmp(m->headers[i].name, name) != 0)
+            continue;
+        free(m->headers[i].name);
+        free(m->headers[i].value);
+        memmove(&m->headers[i], &m->headers[i + 1], (size_t)(m->n_headers - i - 1) * sizeof(m->headers[0]));
+        m->n_headers--;
+        return true;
     }
+    return false;
+}
+
+static bool drop_one(struct fill *f)
+{
+    struct obj_meta *m = &f->meta;
+    for (size_t k = 0; k < SL_ARRAY_LEN(droppable); k++) {
+        if (droppable[k] && drop_header(m, droppable[k]))
+            return true;
+        if (!droppable[k] && m->origin_etag) {
+            free(m->origin_etag);
+            m->origin_etag = NULL;
+            synthetic_etag(f);
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * An object's header block (objfile.h) holds its key, validators and kept
+ * headers in 4 KiB: an answer whose headers do not fit is stored without
+ * the ones it can do without, so that its commit never fails (a commit
+ * that fails makes every request a refetch). False: even the essentials
+ * do not fit; not stored.
+ */
+static bool fit_meta(struct fill *f)
+{
+    int dropped = 0;
+    while (!obj_meta_fits(&f->meta) && drop_one(f))
+        dropped++;
+    if (dropped > 0) {
+        metrics_route(f->a, f->route)->headers_dropped += (uint64_t)dropped;
+        log_warn("fill: %d origin header(s) do not fit the object's header block, stored without them key=%s",
+                 dropped, f->key);
+    }
+    if (obj_meta_fits(&f->meta))
+        return true;
+    log_warn("fill: the origin's essential headers do not fit the object's header block, not storing key=%s",
+             f->key);
+    return false;
 }
 
 static struct fill *fill_of(void *ctx)
@@ -282,12 +381,17 @@ static bool status_stored(const struct fill *f, int status)
            (status == 404 && f->rq.cls == ECO_METADATA && f->route->fresh.negative_ttl > 0);
 }
 
-static void head_ready(struct fill *f)
+static void head_ready(struct fill *f, bool shared)
 {
     struct agent *a = f->a;
     f->head = FILL_HEAD_READY;
-    bool cacheable = status_stored(f, f->meta.status) &&
-                     (f->content_length < 0 || (uint64_t)f->content_length <= a->cfg.object_max_size);
+    bool cacheable = shared && status_stored(f, f->meta.status) &&
+                     (f->content_length < 0 || (uint64_t)f->content_length <= a->cfg.object_max_size) &&
+                     fit_meta(f);
+    if (!shared) {
+        f->not_shared = true;
+        fill_table_remove(f);   /* no later request joins it: each fetches its own */
+    }
     if (cacheable && !f->purged)   /* purged before its head: never stored */
         writer_open(f);
     else if (!cacheable)
@@ -336,7 +440,27 @@ static void on_origin_headers(void *ctx, int status, const struct origin_headers
         return;
     build_meta(f, status, h);
     f->content_length = h->content_length;
-    head_ready(f);
+    enum not_shared_reason why = share_verdict(f, h);
+    struct route_counters *rc = metrics_route(f->a, f->route);
+    if (why != NS_REASONS) {
+        relay_sharing_headers(f, h);
+    }
+    if (why != NS_REASONS && status_stored(f, status)) {
+        rc->not_shared[why]++;
+        log_info("fill: the origin marks its answer %s, relayed to its clients and not stored key=%s",
+                 why == NS_SET_COOKIE ? "private (Set-Cookie)" : why == NS_VARY_STAR ? "Vary: *"
+                 : why == NS_PRIVATE ? "private" : "no-store", f->key);
+    } else if (h->set_cookies > 0) {
+        rc->cookies_dropped += (uint64_t)h->set_cookies;
+    }
+    head_ready(f, why == NS_REASONS);
+}
+
+static void on_origin_bad(void *ctx, enum origin_bad why)
+{
+    struct fill *f = fill_of(ctx);
+    SL_ASSERT(why > ORIGIN_BAD_NONE && why < ORIGIN_BAD_REASONS);
+    metrics_route(f->a, f->route)->origin_bad[why]++;
 }
 
 /* Body bytes from any source (ORIGIN_PAUSE and TIER_PAUSE are the same). */
@@ -445,6 +569,7 @@ static const struct origin_callbacks fill_origin_cb = {
     .on_headers = on_origin_headers,
     .on_data = on_source_data,
     .on_done = on_origin_done,
+    .on_bad = on_origin_bad,
 };
 
 static void origin_resume_h(void *h) { origin_resume(h); }
@@ -487,7 +612,7 @@ static void on_tier_meta(void *ctx, const struct obj_meta *m)
     f->meta.key = sl_strdup(f->key);
     f->meta.status = f->answer_status = 200;
     f->content_length = (int64_t)m->size;
-    head_ready(f);
+    head_ready(f, true);
 }
 
 static void on_tier_done(void *ctx, enum tier_result res, const char *detail)
@@ -895,6 +1020,11 @@ int fill_retry_after(const struct fill *f)
 int64_t fill_content_length(const struct fill *f)
 {
     return f->content_length;
+}
+
+bool fill_is_shared(const struct fill *f)
+{
+    return !f->not_shared;
 }
 
 bool fill_is_storing(const struct fill *f)

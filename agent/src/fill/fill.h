@@ -214,6 +214,10 @@ bool fill_is_revalidation(const struct fill *f);
 /* FILL_HEAD_FAILED: why, with the origin's detail (valid while attached). */
 enum origin_result fill_failure(const struct fill *f, const char **detail);
 bool fill_is_storing(const struct fill *f);            /* writer attached */
+/* False once the origin marked the answer private to its request (no-store,
+ * private, Vary: *, a Set-Cookie on the generic route): it is out of the
+ * table (nobody joins it) and its followers fetch their own. */
+bool fill_is_shared(const struct fill *f);
 /* The whole body has arrived: the fill is in its commit window (writing
  * its last bytes, committing), and a follower attaching now is served from
  * the finished spool at once. */

@@ -124,6 +124,7 @@ struct fill {
     const struct eco_rewriter_ops *check_ops;   /* fill_set_check, or NULL */
     struct eco_rewriter *check;
     bool refetch;                  /* started by refetch_after_lag */
+    bool not_shared;               /* the origin marked its answer private (fill_is_shared) */
     bool purged;                   /* fill_purge: never commit (a commit under
                                       way is undone in commit_done) */
     struct fill_verify *verify;    /* fill_verify, or NULL */

@@ -81,6 +81,7 @@ static const char *origin_reason(const struct fill *f)
     switch (f->origin_result) {
     case ORIGIN_ERR_CONNECT: return "connect";
     case ORIGIN_ERR_STALL: return "stall";
+    case ORIGIN_ERR_HEADER_TIMEOUT: return "header-timeout";
     case ORIGIN_ERR_TRUNCATED: return "truncated";
     case ORIGIN_ERR_PROTOCOL: return "protocol";
     case ORIGIN_ERR_REDIRECT: return "redirect";

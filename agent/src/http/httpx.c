@@ -19,6 +19,7 @@
 #include "http/httpx.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "core/common.h"
 
@@ -524,4 +525,64 @@ bool httpx_header_name_ok(const char *name, size_t len)
         if (!is_tchar((unsigned char)name[i]))
             return false;
     return true;
+}
+
+/* The next element of a comma-separated list, OWS trimmed: [*b, *e). */
+static const char *list_next(const char *p, const char *end, const char **b, const char **e)
+{
+    const char *comma = memchr(p, ',', (size_t)(end - p));
+    const char *stop = comma ? comma : end;
+    while (p < stop && (*p == ' ' || *p == '\t'))
+        p++;
+    while (stop > p && (stop[-1] == ' ' || stop[-1] == '\t'))
+        stop--;
+    *b = p;
+    *e = stop;
+    return comma ? comma + 1 : end;
+}
+
+int64_t httpx_parse_digits(const char *v, size_t len)
+{
+    if (len == 0 || len > 18)
+        return -1;
+    int64_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        n = n * 10 + (v[i] - '0');
+    }
+    return n;
+}
+
+int64_t httpx_content_length(const char *value, size_t len)
+{
+    const char *end = value + len;
+    int64_t cl = HTTPX_CL_INVALID;
+    const char *p = value;
+    do {
+        const char *b, *e;
+        p = list_next(p, end, &b, &e);
+        int64_t one = httpx_parse_digits(b, (size_t)(e - b));
+        if (one < 0)
+            return HTTPX_CL_INVALID;
+        if (cl >= 0 && one != cl)
+            return HTTPX_CL_CONFLICT;
+        cl = one;
+    } while (p < end);
+    return cl;
+}
+
+bool httpx_list_has(const char *value, size_t len, const char *token, bool arg_ok)
+{
+    size_t n = strlen(token);
+    const char *end = value + len;
+    for (const char *p = value; p < end;) {
+        const char *b, *e;
+        p = list_next(p, end, &b, &e);
+        if ((size_t)(e - b) < n || strncasecmp(b, token, n) != 0)
+            continue;
+        if (b + n == e || (arg_ok && b[n] == '='))
+            return true;
+    }
+    return false;
 }

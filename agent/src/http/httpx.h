@@ -71,4 +71,24 @@ bool httpx_header_value_ok(const char *value, size_t len, size_t max_len);
 /* Is `name` a valid header field name (RFC 9110 token)? */
 bool httpx_header_name_ok(const char *name, size_t len);
 
+/*
+ * Does the comma-separated list `value` (RFC 9110 5.6.1: Cache-Control,
+ * Vary, Connection...) hold the element `token` (case-insensitive, OWS
+ * around it ignored)? With arg_ok, "token=anything" counts too
+ * (`private="Set-Cookie"`).
+ */
+bool httpx_list_has(const char *value, size_t len, const char *token, bool arg_ok);
+
+/* 1 to 18 decimal digits (so it fits an int64_t) and nothing else; -1 if not. */
+int64_t httpx_parse_digits(const char *v, size_t len);
+
+/*
+ * A Content-Length field value (RFC 9112 section 6.3): one length, or a
+ * comma-separated list of equal ones ("5, 5" is 5). HTTPX_CL_INVALID when
+ * an element is not a number, HTTPX_CL_CONFLICT when they differ.
+ */
+#define HTTPX_CL_INVALID (-1)
+#define HTTPX_CL_CONFLICT (-2)
+int64_t httpx_content_length(const char *value, size_t len);
+
 #endif

@@ -14,6 +14,12 @@
  * policy (redirect.h), and the same easy handle is started again on the new
  * URL from xfer_done. The address of every connection after a redirect
  * is checked before the request is sent (CURLOPT_PREREQFUNCTION).
+ *
+ * Each header block is judged before anything is reported: its framing
+ * (struct framing: one Content-Length, no Transfer-Encoding beside it) and
+ * its deadline (the `head` timer, armed when the request is sent and
+ * stopped at the end of the block). A refused block ends the transfer from
+ * xfer_done or the timer, never from inside libcurl.
  */
 #include "origin/origin.h"
 
@@ -25,8 +31,17 @@
 #include "core/common.h"
 #include "core/curl_ev.h"
 #include "core/log.h"
+#include "http/httpx.h"
 
 #define XFER_MAGIC 0x58464552u   /* "XFER" */
+
+/* What a header block says about its body's length (RFC 9112 section 6). */
+struct framing {
+    int64_t cl;          /* the Content-Length, -1 when none */
+    bool te;             /* a Transfer-Encoding was sent */
+    bool cl_conflict;    /* Content-Lengths that differ */
+    bool cl_invalid;     /* a Content-Length that is not a number */
+};
 
 struct origin_xfer {
     unsigned magic;
@@ -38,6 +53,8 @@ struct origin_xfer {
     int status;
     bool headers_done;
     bool saw_location;
+    struct framing framing;      /* of the header block being read */
+    enum origin_bad bad;         /* the block was refused for it */
     const struct route *route;   /* whose redirect policy applies */
     char *url;                   /* the URL being fetched now */
     char *location;              /* Location of the 3xx being dropped, or NULL */
@@ -52,6 +69,7 @@ struct origin_xfer {
     bool resume_pending;
     bool remove_pending;
     ev_timer stall;
+    ev_timer head;       /* the header block's deadline */
     /* links on the client's deferred-operation lists (one per list, since a
      * transfer can be waiting to be resumed and to be removed at once) */
     struct origin_xfer *next_add, *next_resume, *next_remove;
@@ -64,6 +82,7 @@ struct origin_client {
     CURLM *multi;             /* curl_ev_multi(ce) */
     ev_timer kick;
     double stall_s;
+    double head_s;
     long connect_timeout_ms;
     struct origin_xfer *to_add, *to_resume, *to_remove;
     struct origin_stats stats;
@@ -80,8 +99,28 @@ static struct origin_xfer *xfer_of(void *p)
 
 const char *origin_result_name(enum origin_result r)
 {
-    static const char *const names[] = { "ok", "connect", "stall", "truncated", "protocol", "redirect", "status", "integrity", "other" };
+    static const char *const names[] = { "ok", "connect", "stall", "header_timeout", "truncated", "protocol",
+                                         "redirect", "status", "integrity", "other" };
+    _Static_assert(SL_ARRAY_LEN(names) == ORIGIN_ERR_OTHER + 1, "a name per result");
     return (unsigned)r < SL_ARRAY_LEN(names) ? names[r] : "other";
+}
+
+const char *origin_bad_name(enum origin_bad why)
+{
+    static const char *const names[] = { "none", "cl-te", "cl-conflict", "cl-invalid" };
+    _Static_assert(SL_ARRAY_LEN(names) == ORIGIN_BAD_REASONS, "a name per reason");
+    return (unsigned)why < SL_ARRAY_LEN(names) ? names[why] : "none";
+}
+
+/* What the log line and the client's 502 say. */
+static const char *bad_text(enum origin_bad why)
+{
+    switch (why) {
+    case ORIGIN_BAD_CL_TE: return "both Content-Length and Transfer-Encoding";
+    case ORIGIN_BAD_CL_CONFLICT: return "Content-Length values differ";
+    case ORIGIN_BAD_CL_INVALID: return "invalid Content-Length";
+    default: return "bad framing";
+    }
 }
 
 /* ------------------------------------------------------------ transfers */
@@ -92,8 +131,15 @@ static void free_headers(struct origin_headers *h)
         free(h->h[i].name);
         free(h->h[i].value);
     }
-    h->n = 0;
-    h->content_length = -1;
+    *h = (struct origin_headers){ .content_length = -1 };
+}
+
+/* A new header block begins (a status line, or a redirect's next hop). */
+static void head_reset(struct origin_xfer *x)
+{
+    free_headers(&x->hdrs);
+    x->saw_location = false;
+    x->framing = (struct framing){ .cl = -1 };
 }
 
 static void unlink_add(struct origin_client *oc, struct origin_xfer *x)
@@ -124,6 +170,7 @@ static void xfer_free(struct origin_xfer *x)
     if (x->resume_pending)
         unlink_resume(oc, x);
     ev_timer_stop(oc->loop, &x->stall);
+    ev_timer_stop(oc->loop, &x->head);
     if (x->in_multi) {
         curl_multi_remove_handle(oc->multi, x->easy);
         oc->stats.in_flight--;
@@ -151,6 +198,43 @@ static void stall_touch(struct origin_xfer *x)
         ev_timer_again(x->oc->loop, &x->stall);
 }
 
+/* A Content-Length field: its lengths must all be equal, and equal to any
+ * seen before in the block. */
+static void note_content_length(struct framing *fr, const char *v, size_t n)
+{
+    int64_t cl = httpx_content_length(v, n);
+    if (cl == HTTPX_CL_INVALID)
+        fr->cl_invalid = true;
+    else if (cl == HTTPX_CL_CONFLICT || (fr->cl >= 0 && fr->cl != cl))
+        fr->cl_conflict = true;
+    else
+        fr->cl = cl;
+}
+
+static enum origin_bad framing_verdict(const struct framing *fr)
+{
+    if (fr->cl_invalid)
+        return ORIGIN_BAD_CL_INVALID;
+    if (fr->cl_conflict)
+        return ORIGIN_BAD_CL_CONFLICT;
+    if (fr->te && fr->cl >= 0)
+        return ORIGIN_BAD_CL_TE;
+    return ORIGIN_BAD_NONE;
+}
+
+/* What the origin says about sharing the answer (RFC 9111 section 3). */
+static void note_sharing(struct origin_headers *h, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+    if (nlen == SL_LIT_LEN("cache-control") && strncasecmp(name, SL_LIT("cache-control")) == 0) {
+        h->no_store = h->no_store || httpx_list_has(v, vlen, "no-store", false);
+        h->private_ = h->private_ || httpx_list_has(v, vlen, "private", true);
+    } else if (nlen == SL_LIT_LEN("vary") && strncasecmp(name, SL_LIT("vary")) == 0) {
+        h->vary_star = h->vary_star || httpx_list_has(v, vlen, "*", false);
+    } else if (nlen == SL_LIT_LEN("set-cookie") && strncasecmp(name, SL_LIT("set-cookie")) == 0) {
+        h->set_cookies++;
+    }
+}
+
 static void add_header(struct origin_xfer *x, const char *line, size_t len)
 {
     const char *colon = memchr(line, ':', len);
@@ -165,18 +249,11 @@ static void add_header(struct origin_xfer *x, const char *line, size_t len)
         end--;
     if (nlen == SL_LIT_LEN("location") && strncasecmp(line, SL_LIT("location")) == 0)
         x->saw_location = true;
-    if (nlen == SL_LIT_LEN("content-length") && strncasecmp(line, SL_LIT("content-length")) == 0) {
-        char buf[24];
-        size_t vl = (size_t)(end - v);
-        if (vl > 0 && vl < sizeof(buf)) {
-            memcpy(buf, v, vl);
-            buf[vl] = '\0';
-            char *e;
-            long long cl = strtoll(buf, &e, 10);
-            if (*e == '\0' && cl >= 0)
-                x->hdrs.content_length = cl;
-        }
-    }
+    if (nlen == SL_LIT_LEN("content-length") && strncasecmp(line, SL_LIT("content-length")) == 0)
+        note_content_length(&x->framing, v, (size_t)(end - v));
+    if (nlen == SL_LIT_LEN("transfer-encoding") && strncasecmp(line, SL_LIT("transfer-encoding")) == 0)
+        x->framing.te = true;
+    note_sharing(&x->hdrs, line, nlen, v, (size_t)(end - v));
     if (x->hdrs.n < ORIGIN_MAX_HEADERS) {
         x->hdrs.h[x->hdrs.n].name = sl_strndup(line, nlen);
         x->hdrs.h[x->hdrs.n].value = sl_strndup(v, (size_t)(end - v));
@@ -193,6 +270,17 @@ static void remember_location(struct origin_xfer *x)
             x->location = sl_strdup(x->hdrs.h[i].value);
 }
 
+/* A header block whose body length is ambiguous is never relayed: two
+ * parsers (ours, a client's, a cache's) could read two bodies in it. */
+static bool refuse_framing(struct origin_xfer *x)
+{
+    x->bad = framing_verdict(&x->framing);
+    if (x->bad == ORIGIN_BAD_NONE)
+        return false;
+    log_warn("origin: refusing the response of %s: %s (status %d)", x->url, bad_text(x->bad), x->status);
+    return true;
+}
+
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 {
     struct origin_xfer *x = xfer_of(userdata);
@@ -206,8 +294,7 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
     while (l > 0 && (buf[l - 1] == '\n' || buf[l - 1] == '\r'))
         l--;
     if (l >= SL_LIT_LEN("HTTP/") && strncmp(buf, SL_LIT("HTTP/")) == 0) {
-        free_headers(&x->hdrs);
-        x->saw_location = false;
+        head_reset(x);
         const char *sp = memchr(buf, ' ', l);
         x->status = sp ? atoi(sp + 1) : 0;
         return len;
@@ -216,10 +303,15 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
         add_header(x, buf, l);
         return len;
     }
-    /* End of a header block: interim, a redirect (its body is dropped and
-     * xfer_done decides whether to follow it), or final. */
+    /* End of a header block: interim, refused for its framing, a redirect
+     * (its body is dropped and xfer_done decides whether to follow it), or
+     * final. */
     if (x->status < 200)
         return len;
+    ev_timer_stop(x->oc->loop, &x->head);
+    if (refuse_framing(x))
+        return 0;   /* xfer_done reports it */
+    x->hdrs.content_length = x->framing.cl;
     if (x->status >= 300 && x->status < 400 && x->saw_location) {
         remember_location(x);
         return len;
@@ -291,11 +383,14 @@ static void finish_xfer(struct origin_xfer *x, enum origin_result res, const cha
         oc->stats.errors[res]++;
     bool report = !x->aborted;
     x->aborted = true;
+    enum origin_bad bad = x->bad;
     struct origin_callbacks cb = x->cb;
     void *ctx = x->ctx;
     char msg[CURL_ERROR_SIZE];
     sl_strlcpy(msg, detail ? detail : "", sizeof(msg));
     xfer_free(x);
+    if (report && bad != ORIGIN_BAD_NONE && cb.on_bad)
+        cb.on_bad(ctx, bad);
     if (report)
         cb.on_done(ctx, res, msg);
 }
@@ -324,9 +419,8 @@ static void follow_redirect(struct origin_xfer *x)
     x->url = sl_strdup(next);
     free(x->location);
     x->location = NULL;
-    free_headers(&x->hdrs);
+    head_reset(x);
     x->status = 0;
-    x->saw_location = false;
     curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
     stall_touch(x);
     curl_multi_add_handle(oc->multi, x->easy);
@@ -341,6 +435,12 @@ static void xfer_done(void *ctx, CURL *easy, CURLcode rc)
     SL_ASSERT(x != NULL);
     if (x->remove_pending)
         return;   /* aborted; the kick frees it */
+    if (x->bad != ORIGIN_BAD_NONE) {
+        char why[96];
+        snprintf(why, sizeof(why), "bad response: %s", bad_text(x->bad));
+        finish_xfer(x, ORIGIN_ERR_PROTOCOL, why);
+        return;
+    }
     if (rc == CURLE_OK && x->location && !x->aborted) {
         follow_redirect(x);
         return;
@@ -367,6 +467,17 @@ static void on_stall(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     log_warn("origin: no bytes for %.1fs, abandoning transfer", x->oc->stall_s);
     finish_xfer(x, ORIGIN_ERR_STALL, "origin stalled");
+}
+
+static void on_head_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    SL_UNUSED(loop);
+    SL_UNUSED(revents);
+    struct origin_xfer *x = xfer_of(w->data);
+    char why[96];
+    snprintf(why, sizeof(why), "no complete header block within %.1fs", x->oc->head_s);
+    log_warn("origin: %s from %s, abandoning transfer", why, x->url);
+    finish_xfer(x, ORIGIN_ERR_HEADER_TIMEOUT, why);
 }
 
 static void on_kick(struct ev_loop *loop, ev_timer *w, int revents)
@@ -411,6 +522,9 @@ static int prereq_cb(void *clientp, char *primary_ip, char *local_ip, int primar
     SL_UNUSED(primary_port);
     SL_UNUSED(local_port);
     struct origin_xfer *x = xfer_of(clientp);
+    ev_timer_stop(x->oc->loop, &x->head);   /* this request's header block starts now */
+    ev_timer_set(&x->head, x->oc->head_s, 0.);
+    ev_timer_start(x->oc->loop, &x->head);
     bool private_ip = redirect_address_private(primary_ip);
     if (x->hop == 0) {
         x->origin_private = private_ip;
@@ -470,6 +584,9 @@ struct origin_xfer *origin_fetch(struct origin_client *oc, const struct route *r
     x->stall.repeat = oc->stall_s;
     x->stall.data = x;
     ev_timer_again(oc->loop, &x->stall);
+    ev_init(&x->head, on_head_timeout);
+    x->head.data = x;
+    x->framing.cl = -1;
     oc->stats.requests++;
     x->add_pending = true;
     x->next_add = oc->to_add;
@@ -485,6 +602,7 @@ void origin_abort(struct origin_xfer *x)
     x->aborted = true;
     x->remove_pending = true;
     ev_timer_stop(x->oc->loop, &x->stall);
+    ev_timer_stop(x->oc->loop, &x->head);
     x->next_remove = x->oc->to_remove;
     x->oc->to_remove = x;
     kick(x->oc);
@@ -506,12 +624,18 @@ void origin_client_set_timeouts(struct origin_client *oc, int64_t connect_timeou
     oc->connect_timeout_ms = (long)connect_timeout_ms;
 }
 
+void origin_client_set_header_timeout(struct origin_client *oc, int64_t header_timeout_ms)
+{
+    oc->head_s = (double)header_timeout_ms / 1000.0;
+}
+
 struct origin_client *origin_client_new(struct ev_loop *loop, int64_t connect_timeout_ms,
                                         int64_t stall_timeout_ms)
 {
     struct origin_client *oc = sl_calloc(1, sizeof(*oc));
     oc->loop = loop;
     origin_client_set_timeouts(oc, connect_timeout_ms, stall_timeout_ms);
+    origin_client_set_header_timeout(oc, ORIGIN_HEADER_TIMEOUT_MS);
     oc->ce = curl_ev_new(loop, xfer_done, oc);
     oc->multi = curl_ev_multi(oc->ce);
     ev_init(&oc->kick, on_kick);

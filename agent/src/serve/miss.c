@@ -18,6 +18,9 @@
  *                                this edge's cache, not from the origin
  * "stored" means the cache writer was attached when the head was sent; the
  * object is committed only if the body then completes and verifies.
+ * A follower never relays an answer its origin marked private (the fill
+ * is not shared, fill.h): it leads a fill of its own instead, and its
+ * Cache-Status is a leader's.
  * Before the origin's head is known the response can still fail cleanly
  * (502 origin error, 503 queue wait expired); after it, a failure is an
  * aborted transfer (http_server.h).
@@ -183,6 +186,31 @@ static enum http_head_result origin_head(struct fill_resp *fr, struct http_head 
     return ok ? HTTP_HEAD_READY : HTTP_HEAD_ABORT;
 }
 
+enum lead_result { LEAD_OK, LEAD_BUSY, LEAD_URL_TOO_LONG };
+static enum lead_result lead(struct fill_resp *fr, struct fill *running, const struct miss_opts *o);
+
+/*
+ * The fill this follower joined turned out to be private to its leader's
+ * request (the origin marked it so, fill_is_shared): this request fetches
+ * its own answer as if it had come alone, as a shared cache's waiting
+ * requests do when the answer they waited for is not shareable.
+ */
+static enum http_head_result fetch_alone(struct fill_resp *fr, struct http_head *out)
+{
+    struct fill_request rq;
+    miss_request(&fr->cn, &rq);
+    struct miss_opts o = { .cache_status = fr->cache_status, .rq = &rq, .stale_ok = fr->stale_ok };
+    fill_detach(&fr->reader);
+    fr->follower = false;
+    if (lead(fr, fill_find(fr->a, fr->cn.hash), &o) == LEAD_OK)
+        return HTTP_HEAD_WAIT;   /* the new fill wakes us */
+    char extra[128];
+    metrics_route(fr->a, fr->cn.route)->busy_503_agent++;
+    snprintf(extra, sizeof(extra), "Retry-After: %d\r\nCache-Status: sluice; fwd=miss; detail=busy\r\n",
+             slots_retry_after(&fr->a->slots, fr->cn.route));
+    return error_head(fr, out, 503, "busy: origin fetch queue is full, retry later\n", extra);
+}
+
 static enum http_head_result fill_resp_head(struct http_response *r, struct http_head *out)
 {
     struct fill_resp *fr = fill_resp_of(r);
@@ -198,6 +226,8 @@ static enum http_head_result fill_resp_head(struct http_response *r, struct http
     case FILL_HEAD_READY:
         break;
     }
+    if (fr->follower && !fill_is_shared(fr->reader.fill))
+        return fetch_alone(fr, out);
     return origin_head(fr, out);
 }
 
@@ -258,8 +288,6 @@ void miss_request(const struct canon *cn, struct fill_request *rq)
     *rq = (struct fill_request){ .cls = cn->cls };
     rq->accept = eco->variant_accept ? eco->variant_accept(cn) : NULL;
 }
-
-enum lead_result { LEAD_OK, LEAD_BUSY, LEAD_URL_TOO_LONG };
 
 /* Start the fill (a new one, or a new generation of a running one). */
 static enum lead_result lead(struct fill_resp *fr, struct fill *running, const struct miss_opts *o)

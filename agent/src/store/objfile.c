@@ -287,6 +287,21 @@ int obj_header_encode(const struct obj_meta *meta, uint8_t block[OBJ_HEADER_SIZE
     return 0;
 }
 
+bool obj_meta_fits(const struct obj_meta *meta)
+{
+    /* an 8-byte algorithm prefix and 128 hex digits: longer than any digest
+     * verify.c records ("sha512:<hex>") */
+    static const char longest_verified[] = "algname:"
+        "0000000000000000000000000000000000000000000000000000000000000000"
+        "0000000000000000000000000000000000000000000000000000000000000000";
+    uint8_t block[OBJ_HEADER_SIZE];
+    struct obj_meta worst = *meta;
+    worst.size = UINT64_MAX;
+    if (!worst.verified)
+        worst.verified = (char *)longest_verified;
+    return obj_header_encode(&worst, block) == 0;
+}
+
 /* ---------------------------------------------------------------- decoding */
 
 enum {

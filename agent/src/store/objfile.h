@@ -79,6 +79,10 @@ int obj_header_encode(const struct obj_meta *meta, uint8_t block[OBJ_HEADER_SIZE
 int obj_header_decode(const uint8_t *block, size_t len, struct obj_meta *meta,
                       char *err, size_t errlen);
 
+/* Will meta encode once it is complete: with any size and a `verified`
+ * digest of the longest kind (a fill asks before it stores anything)? */
+bool obj_meta_fits(const struct obj_meta *meta);
+
 void obj_meta_free(struct obj_meta *meta);
 
 /* A deep copy of src into dst (which must be empty or freed). */

@@ -18,6 +18,7 @@
 #include "core/buf.h"
 #include "core/common.h"
 #include "core/config.h"
+#include "http/httpx.h"
 #include "route/route.h"
 
 #define META_FRAME 16   /* magic, length, CRC before the text (objfile.h) */
@@ -226,15 +227,7 @@ bool s3_header_match(const char *line, size_t len, const char *name, const char 
 
 int64_t s3_parse_length(const char *v, size_t len)
 {
-    if (len == 0 || len > 18)
-        return -1;
-    int64_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        n = n * 10 + (v[i] - '0');
-    }
-    return n;
+    return httpx_parse_digits(v, len);
 }
 
 /* -------------------------------------------------------------------- XML */
