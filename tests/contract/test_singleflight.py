@@ -6,7 +6,7 @@ import threading
 import time
 import unittest
 
-from contract import ContractCase, KiB, MiB, across_routes, body_for, parallel, wait_until
+from contract import ContractCase, KiB, MiB, across_routes, body_for, parallel, wait_until, wfail
 
 
 @across_routes
@@ -59,6 +59,151 @@ class Stampede(ContractCase):
         self.assert_exact([r], body)
         self.assertEqual(r.header("Cache-Status"), "sluice; hit")
         self.assertEqual(e.origin.requests(p), 1)
+
+
+@across_routes(always=False)
+class StampedeDiskFull(ContractCase):
+    """50 clients on one cold object while the cache disk refuses every
+    write (ENOSPC): from the start, or from the middle of the body. The
+    followers come in two waves, the second once the cache writer has
+    given up on the disk and the first wave has read past the first
+    chunks, so the bytes the second wave needs are in no spool file: they
+    still join the running fill (its memory spool holds the body from
+    byte 0) - one origin request, every body exact, nothing stored."""
+
+    SIZE = 4 * MiB
+    RATE = 1 * MiB      # 4 s of body: the second wave arrives long before its end
+    WAVE1, WAVE2 = 10, 40
+
+    def start_wave(self, e, p, n, out):
+        ts = [threading.Thread(target=lambda: out.append(e.get(self.url(p), timeout=40))) for _ in range(n)]
+        for t in ts:
+            t.start()
+        return ts
+
+    def run_waves(self, e, base, p, toggle_at=None):
+        """Wave 1, ENOSPC (now, or once toggle_at bytes went by), wave 2 once
+        the writer is detached and wave 1 has read 512 KiB past where it was."""
+        def fill_bytes():
+            return self.delta(base["metrics"], e.metrics(), "sluice_fill_bytes_total")
+        if toggle_at is None:
+            e.fault("kind=enospc&after=0")
+        rs = []
+        ts = self.start_wave(e, p, self.WAVE1, rs)
+        if toggle_at is not None:
+            wait_until(lambda: e.origin.bytes_sent(p) >= toggle_at, 20, message="the fill never got under way")
+            e.fault("kind=enospc&after=0")
+        wait_until(lambda: self.delta(base["metrics"], e.metrics(), wfail("enospc")) >= 1, 20,
+                   message="the cache writer never saw ENOSPC")
+        past = fill_bytes() + self.WAVE1 * 512 * KiB
+        wait_until(lambda: fill_bytes() >= past, 20, message="the first wave stopped reading")
+        self.assertLess(e.origin.bytes_sent(p), self.SIZE, "the fill ended before the second wave: too slow")
+        ts += self.start_wave(e, p, self.WAVE2, rs)
+        for t in ts:
+            t.join()
+        e.fault("kind=none")
+        return rs
+
+    def check(self, e, base, p, rs):
+        self.assert_exact(rs, body_for(p, self.SIZE))
+        self.assertEqual(e.origin.requests(p), 1,
+                         "a follower after the disk gave up started a second fill: %s"
+                         % sorted(r.header("Cache-Status") for r in rs))
+        statuses = [r.header("Cache-Status") for r in rs]
+        self.assertEqual(sum("collapsed" in s for s in statuses), self.WAVE1 + self.WAVE2 - 1, statuses)
+        m = e.metrics()
+        self.assertEqual(self.delta(base["metrics"], m, "sluice_misses_total"), 1)
+        self.assertEqual(self.delta(base["metrics"], m, "sluice_fills_committed_total"), 0)
+        self.assert_contract(e, base, origin_pool_max=base["origin_pool"] + 1)
+        self.assertIsNone(e.object_file_for(p), "a fill whose writer failed was stored")
+        # The disk is back: the next request stores it.
+        r = e.get(self.url(p), timeout=30)
+        self.assert_exact([r], body_for(p, self.SIZE))
+        self.assertEqual(r.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
+
+    def test_disk_full_from_the_start_one_origin_request(self):
+        e = self.edge = self.start_edge()
+        base = self.baseline(e)
+        p = self.path("full.bin", size=self.SIZE, rate=self.RATE)
+        self.check(e, base, p, self.run_waves(e, base, p))
+
+    def test_disk_full_midway_one_origin_request(self):
+        e = self.edge = self.start_edge()
+        base = self.baseline(e)
+        p = self.path("midway.bin", size=self.SIZE, rate=self.RATE)
+        self.check(e, base, p, self.run_waves(e, base, p, toggle_at=1 * MiB))
+
+
+@across_routes(always=False)
+class CommitWindow(ContractCase):
+    """A request right after a fill's last byte. Between that byte and the
+    object in the index (the commit window: the last write, the header,
+    fsync, rename) the key is still a fill: a request then joins it late,
+    is counted (sluice_fill_late_joins_total) and is served at once from
+    the finished spool; after it, it is a hit. The window is short: in the
+    common case the next request is already a hit."""
+
+    SIZE = 2 * MiB
+    N = 10
+
+    def late(self, base, e):
+        return self.delta(base["metrics"], e.metrics(), "sluice_fill_late_joins_total")
+
+    def test_request_after_the_last_byte_is_a_hit_or_a_counted_late_join(self):
+        # The origin at 16 MiB/s, slower than the disk as origins are: the
+        # writer keeps pace, and the window is the last write and the commit.
+        e = self.edge = self.start_edge()
+        base = self.baseline(e)
+        statuses = []
+        for i in range(self.N):
+            p = self.path("w%d.bin" % i, size=self.SIZE, rate=16 * MiB)
+            body = body_for(p, self.SIZE)
+            first = e.get(self.url(p))
+            again = e.get(self.url(p))
+            self.assert_exact([first, again], body)
+            self.assertEqual(first.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
+            statuses.append(again.header("Cache-Status"))
+            self.assertIn(statuses[-1], ("sluice; hit", "sluice; fwd=uri-miss; collapsed; stored"))
+            # A late joiner is served from the finished spool at once.
+            self.assertLess(again.elapsed, 1.0, statuses[-1])
+            e.wait_idle()
+            last = e.get(self.url(p))
+            self.assert_exact([last], body)
+            self.assertEqual(last.header("Cache-Status"), "sluice; hit")
+            self.assertEqual(e.origin.requests(p), 1)
+        m = e.metrics()
+        windows = self.delta(base["metrics"], m, "sluice_fill_commit_window_seconds_count")
+        mean = self.delta(base["metrics"], m, "sluice_fill_commit_window_seconds_sum") / max(windows, 1)
+        late = statuses.count("sluice; fwd=uri-miss; collapsed; stored")
+        self.assertEqual(self.late(base, e), late, statuses)
+        self.assertEqual(windows, self.N)
+        print("\n  commit window: mean %.1f ms; %d of %d requests right after the last byte were late joins"
+              % (mean * 1000, late, self.N))
+        self.assert_contract(e, base)
+
+    def test_late_joiner_in_a_slow_commit_is_served_from_the_finished_spool(self):
+        e = self.edge = self.start_edge()
+        base = self.baseline(e)
+        p = self.path("slow.bin", size=self.SIZE)
+        body = body_for(p, self.SIZE)
+        e.fault("commit_delay=2s")   # a slow disk's fsync
+        first = e.get(self.url(p))
+        again = e.get(self.url(p))
+        self.assert_exact([first, again], body)
+        self.assertEqual(again.header("Cache-Status"), "sluice; fwd=uri-miss; collapsed; stored")
+        self.assertLess(again.elapsed, 1.0, "the late joiner waited for the commit")
+        self.assertEqual(self.late(base, e), 1)
+        self.assertEqual(self.delta(base["metrics"], e.metrics(), "sluice_fills_committed_total"), 0,
+                         "committed already: the test proves nothing")
+        wait_until(lambda: self.delta(base["metrics"], e.metrics(), "sluice_fills_committed_total") == 1, 10,
+                   message="never committed")
+        e.fault("kind=none")
+        r = e.get(self.url(p))
+        self.assert_exact([r], body)
+        self.assertEqual(r.header("Cache-Status"), "sluice; hit")
+        self.assertEqual(e.origin.requests(p), 1)
+        self.assertEqual(self.late(base, e), 1)
+        self.assert_contract(e, base)
 
 
 @across_routes(always=False)

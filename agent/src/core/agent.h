@@ -54,6 +54,8 @@ struct agent {
     int refetches_running;                    /* background refetches in flight (at most one) */
     int64_t storage_error_ms;                 /* last write failed by the disk itself, or 0 */
     struct sl_list paused;                    /* fills whose origin is paused */
+    bool spool_heads_kept;                    /* a fill may keep its head for followers to
+                                                 come (fill/spool.c): worth dropping */
     struct http_server *http;
     struct http_server *admin;
     struct spop_server *spop;

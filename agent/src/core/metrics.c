@@ -120,6 +120,9 @@ static const struct metric_row route_rows[] = {
     { "sluice_misses_total", "counter",
       "Requests that started a fill (became its leader); background refetches are not counted.", RC(misses), NULL },
     { "sluice_followers_total", "counter", "Requests attached to a running fill.", RC(followers), NULL },
+    { "sluice_fill_late_joins_total", "counter",
+      "Followers that attached to a fill after its last body byte had arrived, while it was committed "
+      "(served from the finished spool; a moment later they would have been hits).", RC(late_joins), NULL },
     { "sluice_not_modified_total", "counter", "304 responses.", RC(not_modified), NULL },
     { "sluice_range_responses_total", "counter", "206 responses.", RC(range_responses), NULL },
     { "sluice_hit_bytes_total", "counter", "Body bytes served from committed objects.", RC(bytes_hit), NULL },
@@ -283,6 +286,32 @@ static void render_write_failures(struct out *o, const struct metrics *m)
              (unsigned long long)m->write_failures[i]);
 }
 
+const double metrics_commit_window_bounds[COMMIT_WINDOW_BUCKETS] = { 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                                     0.05,  0.1,    0.25,  1,    5 };
+
+void metrics_commit_window(struct metrics *m, double seconds)
+{
+    m->commit_window_sum += seconds;
+    m->commit_window_count++;
+    for (int b = 0; b < COMMIT_WINDOW_BUCKETS; b++)
+        if (seconds <= metrics_commit_window_bounds[b])
+            m->commit_window_buckets[b]++;
+}
+
+static void render_commit_window(struct out *o, const struct metrics *m)
+{
+    family(o, "sluice_fill_commit_window_seconds", "histogram",
+           "Time from a committed fill's last body byte to its object in the index (last write, fsync, rename): "
+           "requests for the key meanwhile join the fill late instead of hitting.");
+    for (int b = 0; b < COMMIT_WINDOW_BUCKETS; b++)
+        emit(o, "sluice_fill_commit_window_seconds_bucket{le=\"%g\"} %llu\n", metrics_commit_window_bounds[b],
+             (unsigned long long)m->commit_window_buckets[b]);
+    emit(o, "sluice_fill_commit_window_seconds_bucket{le=\"+Inf\"} %llu\n",
+         (unsigned long long)m->commit_window_count);
+    emit(o, "sluice_fill_commit_window_seconds_sum %.6f\nsluice_fill_commit_window_seconds_count %llu\n",
+         m->commit_window_sum, (unsigned long long)m->commit_window_count);
+}
+
 static void render_reloads(struct out *o, const struct metrics *m)
 {
     family(o, "sluice_config_reloads_total", "counter", "Configuration reloads (SIGHUP), applied or refused.");
@@ -441,6 +470,7 @@ char *metrics_render(struct agent *a, size_t *len)
     render_origin_answers(&o, a);
     render_write_failures(&o, &a->m);
     render_agent_rows(&o, a);
+    render_commit_window(&o, &a->m);
     render_reloads(&o, &a->m);
     render_tiers(&o, a);
     render_slots(&o, a);

@@ -44,6 +44,7 @@ struct route_counters {
     uint64_t hits;                           /* responses served from a committed object */
     uint64_t misses;                         /* fills started by a request (leaders) */
     uint64_t followers;                      /* requests attached to a running fill */
+    uint64_t late_joins;                     /* ... after its whole body had arrived (commit window) */
     uint64_t not_modified;                   /* 304s */
     uint64_t range_responses;                /* 206s */
     uint64_t bytes_hit;                      /* body bytes sent from committed objects */
@@ -86,6 +87,10 @@ struct tier_counters {
     uint64_t upload_queued;                  /* gauge: copies waiting in the upload queue */
 };
 
+/* The commit window histogram's upper bounds, in seconds (metrics.c). */
+#define COMMIT_WINDOW_BUCKETS 10
+extern const double metrics_commit_window_bounds[COMMIT_WINDOW_BUCKETS];
+
 /* Index of the counters of requests that matched no route. */
 #define METRICS_NO_ROUTE ROUTE_MAX
 
@@ -96,6 +101,9 @@ struct metrics {
     uint64_t write_failures[WFAIL_REASONS];
     uint64_t writers_detached;
     uint64_t refetches;                      /* background refetches after a lag detach */
+    double commit_window_sum;                /* seconds from fills' last byte to their index entry */
+    uint64_t commit_window_count;            /* ... of that many committed fills */
+    uint64_t commit_window_buckets[COMMIT_WINDOW_BUCKETS];   /* ... at most metrics_commit_window_bounds[i] */
     uint64_t stale_index_dropped;            /* C3: entry whose object was gone/bad */
     uint64_t evictions;
     uint64_t evicted_bytes;
@@ -108,6 +116,9 @@ struct metrics {
 };
 
 struct agent;
+
+/* A fill committed `seconds` after its last byte (the commit window). */
+void metrics_commit_window(struct metrics *m, double seconds);
 
 /* The counters of `r`'s requests (r NULL: requests that matched no route). */
 struct route_counters *metrics_route(struct agent *a, const struct route *r);

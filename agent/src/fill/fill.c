@@ -11,7 +11,8 @@
  *    fill on; see "tier lookup" below)
  *   head            -> meta known; if cacheable the writer opens a temp file
  *   data            -> bytes appended to the spool; writer pumped; readers woken
- *   done            -> source finished; writer commits when it has caught up
+ *   done            -> source finished; writer commits (its last bytes, header,
+ *                      fsync, rename: one job); a request meanwhile joins late
  *   commit done     -> index updated, out of the table
  *   refs reach 0    -> its one log line (fill_log.c), freed
  *
@@ -155,6 +156,7 @@ static void source_ended(struct fill *f, enum origin_result res)
     f->origin_done = true;
     f->origin_result = res;
     f->ended_ms = sl_now_ms();
+    f->body_end_time = ev_time();
 }
 
 static void release_slot(struct fill *f)

@@ -24,6 +24,15 @@
  * readers carry on from memory (and from the bytes already in the unlinked
  * file, which stays readable through its open descriptor).
  *
+ * A fill without a usable file (writer detached, or nothing stored) keeps
+ * its body from byte 0 - in memory, and in the failed writer's unlinked
+ * file up to where it got - while it is in the table, so that followers
+ * arriving later still attach: a full disk never turns one fetch into
+ * several. Those bytes are the first memory given back when the fill's
+ * window or spool_memory_max is reached (never a reason to pause an
+ * origin); after that, a follower that cannot start at byte 0 starts a
+ * new generation (fill_retire).
+ *
  * Invariants (checked with SL_ASSERT):
  *   mem_start <= received;  written <= received;
  *   while the file is usable, mem_start <= file_end (a reader behind the
@@ -190,7 +199,8 @@ struct fill_info {
 void fill_each(struct agent *a, void (*fn)(void *ctx, const struct fill_info *fi), void *ctx);
 
 /* Attach a reader at byte 0. False when the fill can no longer serve from
- * the start (its early bytes are gone and there is no file holding them). */
+ * the start (its early bytes are gone and there is no file holding them:
+ * its memory window was needed for later bytes, see above). */
 bool fill_attach(struct fill *f, struct fill_reader *r, void (*wake)(void *ctx), void *ctx);
 void fill_detach(struct fill_reader *r);
 
@@ -208,6 +218,10 @@ bool fill_is_storing(const struct fill *f);            /* writer attached */
  * private, Vary: *, a Set-Cookie on the generic route): it is out of the
  * table (nobody joins it) and its followers fetch their own. */
 bool fill_is_shared(const struct fill *f);
+/* The whole body has arrived: the fill is in its commit window (writing
+ * its last bytes, committing), and a follower attaching now is served from
+ * the finished spool at once. */
+bool fill_body_complete(const struct fill *f);
 
 /* Next piece for a reader (see http_server.h for the result meanings). */
 enum http_body_result fill_read(struct fill_reader *r, struct http_piece *out);

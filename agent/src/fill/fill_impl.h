@@ -76,6 +76,7 @@ struct fill {
     int64_t started_wall;
     bool ran;                    /* it was in the table: it ends with a log line */
     int64_t start_ms, ended_ms;  /* sl_now_ms(): started; source over (0: not yet) */
+    double body_end_time;        /* ev_time() when the source ended: the commit window's start */
     int attached;                /* readers that ever attached */
     bool aborted;                /* the source was cut: no client left, shutdown */
 
@@ -103,6 +104,8 @@ struct fill {
     uint64_t mem_start;
     uint64_t received;
     size_t mem_bytes;
+    bool head_dropped;           /* no longer keeps its body from byte 0 for
+                                    followers to come (spool.c, over budget) */
 
     /* readers */
     struct fill_reader *readers;
@@ -151,7 +154,6 @@ void fill_ref(struct fill *f);
 void fill_unref(struct fill *f);
 void fill_wake_readers(struct fill *f);
 void fill_table_remove(struct fill *f);
-bool fill_body_complete(const struct fill *f);
 
 void fill_verdict_reached(struct fill *f);
 

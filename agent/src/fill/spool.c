@@ -5,11 +5,21 @@
  * file behind them for readers that fall back; and the budgets that decide
  * when a source is paused (clients are slow) and when a lagging writer is
  * detached instead (the origin never waits for the cache).
+ *
+ * A fill with no usable spool file (its writer failed, or it stores
+ * nothing) keeps its body in memory from byte 0 - or from where the failed
+ * writer's file ends, the file kept open for it - while it is in the
+ * table, so that a follower arriving now still attaches (fill_attach) and
+ * no second origin fetch starts. That memory is optional: when a fill
+ * needs memory over its window, or the agent over spool_memory_max, the
+ * retained bytes go first (for good, head_dropped), before any origin is
+ * paused; followers arriving after that start a new generation (fill.h).
  */
 #include <string.h>
 #include <unistd.h>
 
 #include "core/common.h"
+#include "core/log.h"
 #include "fill/fill_impl.h"
 
 static void resume_paused(struct agent *a);
@@ -59,14 +69,14 @@ const struct chunk *spool_chunk_at(const struct fill *f, uint64_t pos)
  * writer's progress are served from the file, so while the file is usable
  * they do not pin memory; otherwise every reader does. With `count_workers`,
  * so does the work done off the loop: the writer pins what it has not
- * written while it is attached (a write in flight works on its own copy,
- * writer_pump, and pins nothing), and the integrity hash what it has not
- * hashed (verify.c).
+ * written while it is attached or committing (a write in flight works on
+ * its own copy, writer_pump, and pins nothing), and the integrity hash
+ * what it has not hashed (verify.c).
  */
 static uint64_t free_point(const struct fill *f, bool count_workers)
 {
     uint64_t p = count_workers ? verify_pin(f) : f->received;
-    if (count_workers && writer_attached(f))
+    if (count_workers && (writer_attached(f) || f->wstate == W_COMMITTING))
         p = SL_MIN(p, f->written);
     bool file_ok = writer_file_usable(f);
     for (const struct fill_reader *r = f->readers; r; r = r->next)
@@ -75,17 +85,33 @@ static uint64_t free_point(const struct fill *f, bool count_workers)
     return p;
 }
 
+/* Does the fill keep its head for followers to come (see the top)? */
+static bool retains_head(const struct fill *f)
+{
+    return f->in_table && !f->head_dropped && (f->wstate == W_NONE || f->wstate == W_FAILED);
+}
+
+/* What a follower attaching from byte 0 needs in memory: all of it, or
+ * what the failed writer's file does not hold. */
+static uint64_t retain_point(const struct fill *f)
+{
+    if (!retains_head(f))
+        return f->received;
+    return f->sf ? f->file_end : 0;
+}
+
 /*
  * Once the writer has failed, its (already unlinked) temp file is only
- * needed by readers still behind memory; memory is no longer freed past any
- * reader, so when none is behind, none ever will be again. Closing the file
- * then gives its disk space back at once instead of when the fill ends:
- * when the disk is full, the sooner failed fills return their space, the
- * fewer of the other running fills fail too.
+ * needed by readers still behind memory, and by followers to come while
+ * the fill retains its head; memory is no longer freed past any reader, so
+ * when none is behind, none ever will be again. Closing the file then
+ * gives its disk space back at once instead of when the fill ends: when
+ * the disk is full, the sooner failed fills return their space, the fewer
+ * of the other running fills fail too.
  */
 static void release_spool_file(struct fill *f)
 {
-    if (!f->sf || f->wstate != W_FAILED)
+    if (!f->sf || f->wstate != W_FAILED || retains_head(f))
         return;
     for (const struct fill_reader *r = f->readers; r; r = r->next)
         if (r->pos < f->mem_start)
@@ -96,9 +122,13 @@ static void release_spool_file(struct fill *f)
     f->file_end = 0;
 }
 
-void spool_reclaim(struct fill *f)
+/* Release the memory nobody needs any more (spool_reclaim without waking
+ * paused fills). */
+static void release_memory(struct fill *f)
 {
-    uint64_t p = free_point(f, true);
+    uint64_t p = SL_MIN(free_point(f, true), retain_point(f));
+    if (retains_head(f) && f->received > 0)
+        f->a->spool_heads_kept = true;
     while (f->head_chunk && f->head_chunk->off + f->head_chunk->len <= p &&
            (f->head_chunk->len == f->head_chunk->cap || f->head_chunk->off + f->head_chunk->len == f->received)) {
         struct chunk *c = f->head_chunk;
@@ -112,7 +142,33 @@ void spool_reclaim(struct fill *f)
     f->mem_start = f->head_chunk ? f->head_chunk->off : f->received;
     spool_check(f);
     release_spool_file(f);
+}
+
+void spool_reclaim(struct fill *f)
+{
+    release_memory(f);
     resume_paused(f->a);
+}
+
+static void drop_head(struct fill *f)
+{
+    if (!retains_head(f))
+        return;
+    f->head_dropped = true;
+    log_debug("fill: memory short, no longer keeping key=%s from byte 0 for followers", f->key);
+    release_memory(f);
+}
+
+/* Every fill gives up its retained head: memory over spool_memory_max
+ * never pauses an origin while optional bytes are kept. */
+static void drop_all_heads(struct agent *a)
+{
+    if (!a->spool_heads_kept)
+        return;   /* none since the last time: no walk */
+    a->spool_heads_kept = false;
+    for (int b = 0; b < FILL_TABLE_BUCKETS; b++)
+        for (struct fill *f = a->fills[b]; f; f = f->table_next)
+            drop_head(f);
 }
 
 /* The invariants of fill.h, checked wherever the spool changes. */
@@ -179,6 +235,12 @@ bool spool_must_pause(struct fill *f, size_t incoming)
     spool_reclaim(f);
     if (!over_budget(f, incoming))
         return false;
+    /* Bytes kept only for followers to come go first. */
+    drop_head(f);
+    if (f->a->spool_bytes + incoming > f->a->cfg.spool_memory_max)
+        drop_all_heads(f->a);
+    if (!over_budget(f, incoming))
+        return false;
     if (free_point(f, false) > free_point(f, true)) {
         /* The writer or the hash holds the memory, not a client.
          * Nobody reads this fill (a background refetch, or its clients
@@ -197,6 +259,7 @@ bool spool_must_pause(struct fill *f, size_t incoming)
             return false;
         if (writer_attached(f) && !within_lag(f, f->written, incoming)) {
             writer_fail(f, WFAIL_LAG);
+            drop_head(f);   /* the bytes it lagged on are not kept either */
             spool_reclaim(f);
             if (!over_budget(f, incoming) || within_lag(f, free_point(f, true), incoming))
                 return false;
@@ -240,7 +303,11 @@ static uint64_t resume_point(const struct agent *a)
  */
 static void resume_paused(struct agent *a)
 {
-    if (list_empty(&a->paused) || a->spool_bytes > a->cfg.spool_memory_max / 4 * 3)
+    if (list_empty(&a->paused))
+        return;
+    if (a->spool_bytes > a->cfg.spool_memory_max / 4 * 3)
+        drop_all_heads(a);   /* retained heads never keep an origin paused */
+    if (a->spool_bytes > a->cfg.spool_memory_max / 4 * 3)
         return;
     struct sl_list *n = a->paused.next;
     while (n != &a->paused) {

@@ -4,8 +4,8 @@
  *
  * It opens a temp file on the worker pool, writes what the spool received
  * in large batches (one write in flight, at the body's final offset, under
- * cache_write_timeout), and commits when the body is complete: header
- * block, fsync, rename, then the index. Any failure - ENOSPC, EDQUOT, EIO,
+ * cache_write_timeout), and commits when the body is complete: the last
+ * bytes, header block, fsync, rename (one worker job), then the index. Any failure - ENOSPC, EDQUOT, EIO,
  * a short write, a missed deadline, lagging past cache_write_lag_max -
  * detaches it (writer_fail): the temp file is unlinked at once, nothing is
  * committed, and the readers never notice (C1, C2). Its temp file doubles
@@ -81,6 +81,20 @@ static void unlink_done(void *arg)
     job_done_common(arg);
 }
 
+/* The writer is over without a commit: counted, and remembered when the
+ * disk itself failed (see refetch_after_lag). */
+static void writer_failed(struct fill *f, enum write_fail_reason why)
+{
+    struct agent *a = f->a;
+    f->wstate = W_FAILED;
+    f->wfail = why;
+    if (why == WFAIL_ENOSPC || why == WFAIL_EDQUOT || why == WFAIL_EIO || why == WFAIL_SHORT ||
+        why == WFAIL_TIMEOUT)
+        a->storage_error_ms = sl_now_ms();
+    a->m.write_failures[why]++;
+    a->m.writers_detached++;
+}
+
 /* Detach the writer: the object will not be stored, readers carry on. */
 void writer_fail(struct fill *f, enum write_fail_reason why)
 {
@@ -88,14 +102,8 @@ void writer_fail(struct fill *f, enum write_fail_reason why)
         return;
     struct agent *a = f->a;
     bool was_opening = f->wstate == W_OPENING;
-    f->wstate = W_FAILED;
-    f->wfail = why;
-    if (why == WFAIL_ENOSPC || why == WFAIL_EDQUOT || why == WFAIL_EIO || why == WFAIL_SHORT ||
-        why == WFAIL_TIMEOUT)
-        a->storage_error_ms = sl_now_ms();   /* the disk itself failed (see refetch_after_lag) */
+    writer_failed(f, why);
     ev_timer_stop(a->loop, &f->wtimer);
-    a->m.write_failures[why]++;
-    a->m.writers_detached++;
     if (why != WFAIL_ORIGIN && why != WFAIL_INVALID && why != WFAIL_INTEGRITY &&
         why != WFAIL_PURGED)   /* they say why themselves */
         log_warn("fill: cache writer detached (%s) key=%s after %llu bytes", write_fail_reason_name(why),
@@ -182,10 +190,19 @@ static void write_done(void *arg)
     job_done_common(j);
 }
 
+/* The body's last bytes (when the job carries them), then the commit: one
+ * trip to a worker between the last byte and the index, not two. */
 static void commit_work(void *arg)
 {
     struct fill_job *j = job_of(arg);
-    j->rc = store_temp_commit(&j->f->a->store, &j->f->temp, j->f->hash, &j->f->meta);
+    struct store *st = &j->f->a->store;
+    j->rc = j->pieces.n > 0 ? store_temp_writev(&j->f->temp, j->pieces.iov, j->pieces.n, j->off) : 0;
+    if (j->rc == 0) {
+        j->rc = store_temp_commit(st, &j->f->temp, j->f->hash, &j->f->meta);
+    } else {
+        store_temp_unlink(st, &j->f->temp);
+        store_temp_close(&j->f->temp);
+    }
     j->object_fd = -1;
     if (j->rc == 0 && j->f->a->n_tiers > 0)   /* constant after start: safe to read here */
         j->object_fd = store_object_open(&j->f->a->store, j->f->hash);
@@ -207,11 +224,13 @@ static void commit_done(void *arg)
     struct agent *a = f->a;
     f->wbusy = false;
     ev_timer_stop(a->loop, &f->wtimer);
+    if (j->rc == 0) {
+        f->written += j->pieces.len;   /* the tail it wrote: the file is whole */
+        f->file_end = f->written;
+        SL_ASSERT(f->written == f->received);
+    }
     if (j->rc < 0) {
-        f->wstate = W_FAILED;
-        f->wfail = write_fail_reason_from_errno(-j->rc);
-        a->m.write_failures[f->wfail]++;
-        a->m.writers_detached++;
+        writer_failed(f, write_fail_reason_from_errno(-j->rc));   /* its last write, header, fsync or rename */
         log_warn("fill: commit failed key=%s: %s", f->key, strerror(-j->rc));
     } else if (f->purged) {
         /* Stays W_COMMITTED: readers behind the memory window read the
@@ -223,6 +242,7 @@ static void commit_done(void *arg)
     } else {
         f->wstate = W_COMMITTED;
         metrics_route(a, f->route)->fills_committed++;
+        metrics_commit_window(&a->m, ev_time() - f->body_end_time);
         SL_ASSERT(f->meta.size == f->received);
         /* an L2 hit is not copied back to where it was read */
         cache_committed(a, f->hash, f->key, &f->meta, j->object_fd, f->from_tier ? f->tier_idx : -1);
@@ -252,11 +272,29 @@ static void arm_write_deadline(struct fill *f)
     ev_timer_start(f->a->loop, &f->wtimer);
 }
 
+static bool commit_ready(const struct fill *f)
+{
+    return fill_body_complete(f) && verify_settled(f);
+}
+
+/* Commit (job j carries the unwritten tail of the body, if any). The
+ * tail stays in memory meanwhile (free_point): a follower joining now
+ * reads the file up to `written`, then memory. */
+static void start_commit(struct fill *f, struct fill_job *j)
+{
+    f->wstate = W_COMMITTING;
+    f->meta.size = f->received;
+    if (!f->from_tier || f->meta.stored <= 0)   /* a tier's copy keeps when the origin sent it (freshness) */
+        f->meta.stored = sl_wall_s();
+    f->wbusy = true;
+    arm_write_deadline(f);
+    workers_submit(f->a->workers, commit_work, commit_done, j);
+}
+
 void writer_pump(struct fill *f)
 {
     if (f->wstate != W_ACTIVE || f->wbusy)
         return;
-    struct agent *a = f->a;
     if (f->written < f->received) {
         /* The job holds references on the chunks it writes, so a write in
          * flight - however long it hangs - never pins spool memory:
@@ -265,22 +303,19 @@ void writer_pump(struct fill *f)
          * already received; the loop may append past them meanwhile. */
         struct fill_job *j = job_new(f);
         j->off = f->written;
-        spool_take(f, f->written, &j->pieces, WRITE_MAX);   /* memory is never freed past `written` */
+        size_t n = spool_take(f, f->written, &j->pieces, WRITE_MAX);   /* memory is never freed past `written` */
+        if (commit_ready(f) && f->written + n == f->received) {
+            start_commit(f, j);   /* the last write and the commit in one job */
+            return;
+        }
         f->wbusy = true;
         arm_write_deadline(f);
-        workers_submit(a->workers, write_work, write_done, j);
+        workers_submit(f->a->workers, write_work, write_done, j);
         return;
     }
     verify_when_written(f);   /* Go's h1 hashes the written body */
-    if (fill_body_complete(f) && verify_settled(f)) {
-        f->wstate = W_COMMITTING;
-        f->meta.size = f->received;
-        if (!f->from_tier || f->meta.stored <= 0)   /* a tier's copy keeps when the origin sent it (freshness) */
-            f->meta.stored = sl_wall_s();
-        f->wbusy = true;
-        arm_write_deadline(f);
-        workers_submit(a->workers, commit_work, commit_done, job_new(f));
-    }
+    if (commit_ready(f))
+        start_commit(f, job_new(f));
 }
 
 void writer_init(struct fill *f)

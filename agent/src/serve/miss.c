@@ -4,7 +4,10 @@
  * Cache-Status of a fill response:
  *   fwd=uri-miss[; stored]       leader of a fill for a key we never had
  *   fwd=miss[; stored]           leader after a stale index entry
- *   fwd=uri-miss; collapsed      follower of a running fill
+ *   fwd=uri-miss; collapsed      follower of a running fill (also a late
+ *                                joiner: the body had all arrived and was
+ *                                being committed; served from the finished
+ *                                spool, counted in sluice_fill_late_joins_total)
  *   fwd=stale; fwd-status=200    a revalidation that brought a new body
  *   fwd=stale; fwd-status=304    a revalidation the origin confirmed (the
  *                                stored copy is served: a delegated hit)
@@ -324,6 +327,8 @@ void serve_miss(struct agent *a, struct http_conn *c, const struct http_request 
     if (f && fill_attach(f, &fr->reader, fill_resp_wake, fr)) {
         fr->follower = true;
         metrics_route(a, cn->route)->followers++;
+        if (fill_body_complete(f))   /* in its commit window: the finished spool serves it */
+            metrics_route(a, cn->route)->late_joins++;
         http_respond_with(c, &fr->base);
         return;
     }

@@ -23,7 +23,7 @@ static uint64_t after;
 static int64_t remaining = -1;   /* -1 = unlimited */
 static int64_t hang_ms = 3600 * 1000;
 static uint64_t hits;
-static int64_t tier_read_delay_ms, tier_write_delay_ms;
+static int64_t tier_read_delay_ms, tier_write_delay_ms, commit_delay_ms;
 static int64_t verdict_delay_ms;   /* loop thread only (set and read there) */
 
 static int parse_kind(const char *v, enum fault_kind *k, int *e)
@@ -48,7 +48,7 @@ int fault_configure(const char *spec, char *err, size_t errlen)
     enum fault_kind k = FAULT_NONE;
     int e = 0;
     uint64_t a = 0;
-    int64_t count = -1, hang = 3600 * 1000, vdelay = 0, tdelay = 0, wdelay = 0;
+    int64_t count = -1, hang = 3600 * 1000, vdelay = 0, tdelay = 0, wdelay = 0, cdelay = 0;
     char buf[256];
     if (!sl_strlcpy(buf, spec, sizeof(buf))) {
         snprintf(err, errlen, "fault spec too long");
@@ -78,6 +78,8 @@ int fault_configure(const char *spec, char *err, size_t errlen)
             bad = config_parse_duration_ms(v, &tdelay);
         else if (strcmp(tok, "tier_write_delay") == 0)
             bad = config_parse_duration_ms(v, &wdelay);
+        else if (strcmp(tok, "commit_delay") == 0)
+            bad = config_parse_duration_ms(v, &cdelay);
         else
             bad = -1;
         if (bad) {
@@ -93,6 +95,7 @@ int fault_configure(const char *spec, char *err, size_t errlen)
     hang_ms = hang;
     tier_read_delay_ms = tdelay;
     tier_write_delay_ms = wdelay;
+    commit_delay_ms = cdelay;
     pthread_mutex_unlock(&fault_mu);
     verdict_delay_ms = vdelay;
     return 0;
@@ -115,6 +118,14 @@ int64_t fault_tier_write_delay_ms(void)
 {
     pthread_mutex_lock(&fault_mu);
     int64_t d = tier_write_delay_ms;
+    pthread_mutex_unlock(&fault_mu);
+    return d;
+}
+
+int64_t fault_commit_delay_ms(void)
+{
+    pthread_mutex_lock(&fault_mu);
+    int64_t d = commit_delay_ms;
     pthread_mutex_unlock(&fault_mu);
     return d;
 }

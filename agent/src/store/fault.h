@@ -13,6 +13,7 @@
  *   verdict_delay=DURATION            (with or without a kind)
  *   tier_read_delay=DURATION          (with or without a kind)
  *   tier_write_delay=DURATION         (with or without a kind)
+ *   commit_delay=DURATION             (with or without a kind)
  *
  * `after`: the fault hits the first write that would take a temp file past
  * BYTES of body (default 0). `count`: how many writes fail before the seam
@@ -31,6 +32,11 @@
  * to change the file under an open read. `tier_write_delay`: it copies each
  * committed object that much later (a slow upload, for the upload queue).
  * Both are cleared by a spec without them.
+ *
+ * `commit_delay`: each commit of a temp file (store_temp_commit) waits
+ * that much, on its worker, before its header and fsync: a slow disk's
+ * commit window, between a fill's last byte and its object in the index.
+ * Cleared by a spec without it.
  *
  * Thread-safe: workers call fault_before_write concurrently.
  */
@@ -57,6 +63,9 @@ int64_t fault_verdict_delay_ms(void);
 /* The tier_read_delay (tier_write_delay) of the spec in force, 0 for none (any thread). */
 int64_t fault_tier_read_delay_ms(void);
 int64_t fault_tier_write_delay_ms(void);
+
+/* The commit_delay of the spec in force, 0 for none (any thread). */
+int64_t fault_commit_delay_ms(void);
 
 /* Sleep for ms milliseconds (a worker's hang). */
 void fault_sleep_ms(int64_t ms);

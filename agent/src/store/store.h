@@ -86,8 +86,9 @@ int store_temp_create(struct store *st, const uint8_t hash[KEY_HASH_LEN], struct
  * Write the buffers, in order, at body offset `off` (the header block is
  * skipped), as one pwritev when it can. Writes everything or fails: returns
  * 0, or -errno; a write that stops making progress after part of its bytes
- * is reported as -STORE_ESHORT. Test builds route this through the fault
- * seam (fault.h).
+ * is reported as -STORE_ESHORT. What it wrote starts going to the disk at
+ * once (not waited for), so that the commit's fsync finds little left.
+ * Test builds route this through the fault seam (fault.h).
  */
 int store_temp_writev(struct store_temp *t, const struct iovec *iov, int iovcnt, uint64_t off);
 
