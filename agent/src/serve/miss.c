@@ -4,10 +4,12 @@
  * Cache-Status of a fill response:
  *   fwd=uri-miss[; stored]       leader of a fill for a key we never had
  *   fwd=miss[; stored]           leader after a stale index entry
- *   fwd=uri-miss; collapsed      follower of a running fill (also a late
- *                                joiner: the body had all arrived and was
- *                                being committed; served from the finished
- *                                spool, counted in sluice_fill_late_joins_total)
+ *   fwd=uri-miss; collapsed      follower of a running fill
+ *   hit; detail=committing       a late joiner: the body had all arrived and
+ *                                was being committed (the commit window);
+ *                                served from the finished spool without the
+ *                                origin, so a hit for the client, counted in
+ *                                sluice_fill_late_joins_total
  *   fwd=stale; fwd-status=200    a revalidation that brought a new body
  *   fwd=stale; fwd-status=304    a revalidation the origin confirmed (the
  *                                stored copy is served: a delegated hit)
@@ -47,6 +49,7 @@ struct fill_resp {
     struct fill_reader reader;
     const char *cache_status;
     bool follower;
+    bool late;                /* joined in the commit window: the body was all here */
     bool stale_ok;
     struct http_response *delegate;   /* answered from the stored copy */
     struct rw_pipe *rw;           /* the body is rewritten, or NULL */
@@ -177,12 +180,15 @@ static enum http_head_result origin_head(struct fill_resp *fr, struct http_head 
         for (int i = 0; i < m->n_headers && ok; i++)
             ok = http_head_printf(out, "%s: %s\r\n", m->headers[i].name, m->headers[i].value);
     out->head_alone = true;   /* followers woken together: heads first */
-    ok = ok && put_vary(out, &fr->cn) &&
-         http_head_printf(out, "Cache-Status: sluice; %s%s%s%s%s\r\n", fr->cache_status,
+    ok = ok && put_vary(out, &fr->cn);
+    if (fr->late)
+        ok = ok && http_head_printf(out, "Cache-Status: sluice; hit; detail=committing\r\n");
+    else
+        ok = ok && http_head_printf(out, "Cache-Status: sluice; %s%s%s%s%s\r\n", fr->cache_status,
                           fill_is_revalidation(f) ? "; fwd-status=200" : "",
                           fill_tier_name(f) ? "; detail=l2-hit" : "", fr->follower ? "; collapsed" : "",
-                          fill_is_storing(f) ? "; stored" : "") &&
-         put_framing(fr, out);
+                          fill_is_storing(f) ? "; stored" : "");
+    ok = ok && put_framing(fr, out);
     return ok ? HTTP_HEAD_READY : HTTP_HEAD_ABORT;
 }
 
@@ -327,7 +333,8 @@ void serve_miss(struct agent *a, struct http_conn *c, const struct http_request 
     if (f && fill_attach(f, &fr->reader, fill_resp_wake, fr)) {
         fr->follower = true;
         metrics_route(a, cn->route)->followers++;
-        if (fill_body_complete(f))   /* in its commit window: the finished spool serves it */
+        fr->late = fill_body_complete(f);   /* in its commit window: the finished spool serves it */
+        if (fr->late)
             metrics_route(a, cn->route)->late_joins++;
         http_respond_with(c, &fr->base);
         return;
