@@ -134,20 +134,37 @@ unit: unit-build
 
 # ----------------------------------------------------------------------- fuzz
 # libFuzzer targets; `make test` only checks that they build and replays
-# their seed corpus, `make fuzz` runs each for FUZZ_SECONDS.
-FUZZ_SECONDS ?= 60
+# their seed corpus, `make fuzz` runs a campaign (tests/fuzz/campaign): each
+# target in turn for FUZZ_SECONDS, then a table of executions, coverage and
+# crashers. FUZZ_MERGE=1 merges what it found into tests/fuzz/corpus,
+# minimised. On a shared machine: nice -n 10 make fuzz FUZZ_SECONDS=120.
+FUZZ_SECONDS ?= 300
+FUZZ_MERGE ?= 0
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,$(FUZZ_SRC))
-FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -DSLUICE_TESTING -fsanitize=fuzzer,address,undefined
+# UBSan does not recover: a report is a crash libFuzzer keeps an input for.
+FUZZ_CFLAGS := $(BASE_CFLAGS) -O1 -fno-omit-frame-pointer -DSLUICE_TESTING \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+# The agent is instrumented once (-fsanitize=fuzzer on -c adds coverage
+# only, no main) into build/fuzz/libsluice.a, which every target links.
+FUZZ_OBJ := $(patsubst agent/src/%.c,$(FUZZ_DIR)/obj/%.o,$(AGENT_SRC))
 
-$(FUZZ_DIR)/%: tests/fuzz/%.c $(AGENT_SRC) $(AGENT_HDR) $(STATUS_PAGE)
+$(FUZZ_DIR)/obj/%.o: agent/src/%.c
 	@mkdir -p $(@D)
-	@echo "  FUZZ $@"; clang $(FUZZ_CFLAGS) $< $(AGENT_SRC) $(LIBS) -o $@
+	@echo "  CC $@"; clang $(FUZZ_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(FUZZ_DIR)/obj/serve/admin_status.o: $(STATUS_PAGE)
+
+$(FUZZ_DIR)/libsluice.a: $(FUZZ_OBJ)
+	@rm -f $@; ar rcs $@ $^
+
+$(FUZZ_DIR)/%: tests/fuzz/%.c $(FUZZ_DIR)/libsluice.a
+	@mkdir -p $(@D)
+	@echo "  FUZZ $@"; clang $(FUZZ_CFLAGS) $(DEPFLAGS) -MF $@.d $< $(FUZZ_DIR)/libsluice.a $(LIBS) -o $@
 
 fuzz-build: $(FUZZ_BIN)
 
 fuzz: fuzz-build
-	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p $(FUZZ_DIR)/scratch/$$n; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) $(FUZZ_DIR)/scratch/$$n tests/fuzz/corpus/$$n; done
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_MERGE=$(FUZZ_MERGE) ./tests/fuzz/campaign
 
 fuzz-replay: fuzz-build
 	@./tests/run-suites fuzz
