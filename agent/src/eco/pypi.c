@@ -76,10 +76,18 @@ static enum eco_class pypi_classify(const struct canon *c)
     return is_distribution(p, n) ? ECO_IMMUTABLE : ECO_NEVER;
 }
 
-/* PEP 503: lower case, and each run of '-', '_', '.' as one '-'. */
+/* PEP 503: lower case, and each run of '-', '_', '.' as one '-'. A
+ * percent escape in the canonical path ("%5D") is kept as it is: canon
+ * writes its hex digits in upper case, so lowering them would name a path
+ * that canonicalises back to this one, a redirect to itself. */
 static void normalise_name(const char *name, size_t len, struct sl_buf *out)
 {
     for (size_t i = 0; i < len; i++) {
+        if (name[i] == '%' && i + 2 < len) {
+            sl_buf_append(out, name + i, 3);
+            i += 2;
+            continue;
+        }
         bool sep = name[i] == '-' || name[i] == '_' || name[i] == '.';
         if (sep && out->len && out->data[out->len - 1] == '-')
             continue;
