@@ -70,6 +70,32 @@ static void test_notify_plain(void **state)
     client_close(c);
 }
 
+/* An arg sent twice counts as its last value, for "plain" too: range
+ * false then true is a Range, never plain (fuzz_spop_server found it plain). */
+static void test_notify_repeated_arg(void **state)
+{
+    (void)state;
+    uint8_t buf[512];
+    struct spop_writer w;
+    static const char *const names[] = { "method", "path", "range", "inm", "ims", "range" };
+    const struct spop_data values[] = { spop_data_cstr("GET"), spop_data_cstr("/x"), spop_data_bool(false),
+                                        spop_data_bool(false), spop_data_bool(false), spop_data_bool(true) };
+    struct client *c = client_ready();
+    spop_writer_init(&w, buf, sizeof(buf));
+    spop_frame_begin(&w, SPOP_FRAME_NOTIFY, SPOP_FLAG_FIN, 1, 1);
+    spop_put_raw_string(&w, "lookup", 6);
+    spop_put_u8(&w, SL_ARRAY_LEN(names));
+    for (size_t i = 0; i < SL_ARRAY_LEN(names); i++) {
+        spop_put_raw_string(&w, names[i], strlen(names[i]));
+        spop_put_data(&w, &values[i]);
+    }
+    client_send(c, buf, spop_frame_end(&w));
+    expect_ack(c, 1, 1, "fill", -1);
+    assert_true(stub.range);
+    assert_false(stub.plain);
+    client_close(c);
+}
+
 /* An inline answer: verdict, header lines and the binary body as sent. */
 static void expect_inline_ack(struct client *c, uint64_t sid, uint64_t fid, size_t body_len)
 {
@@ -196,6 +222,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_notify_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_missing_args, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_plain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notify_repeated_arg, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_notifies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_without_lookup, setup, teardown),

@@ -321,9 +321,11 @@ static bool data_truthy(const struct spop_data *v)
 /* Args that decide whether the request is "plain" (see spop_server.h). */
 enum { PLAIN_RANGE = 1, PLAIN_INM = 2, PLAIN_IMS = 4, PLAIN_ALL = 7 };
 
-/* Takes one arg; returns its PLAIN_* bit when it is one of those args and
- * false, so the caller can tell "sent and false" from "missing". */
-static unsigned lookup_take_arg(struct spop_lookup *in, const struct spop_arg *a)
+/* Takes one arg. *plain has the PLAIN_* bit of each of those args sent
+ * and false, so "sent and false" differs from "missing"; an arg sent again
+ * overrides its earlier value there as everywhere else (once set, a bit
+ * stayed set: range=false then range=true was "plain" with a Range). */
+static void lookup_take_arg(struct spop_lookup *in, const struct spop_arg *a, unsigned *plain)
 {
     static const struct { const char *name; unsigned bit; } plain_args[] = {
         { "range", PLAIN_RANGE }, { "inm", PLAIN_INM }, { "ims", PLAIN_IMS },
@@ -346,9 +348,8 @@ static unsigned lookup_take_arg(struct spop_lookup *in, const struct spop_arg *a
         bool set = data_truthy(&a->value);
         if (plain_args[i].bit == PLAIN_RANGE)
             in->has_range = set;
-        return set ? 0 : plain_args[i].bit;
+        *plain = set ? *plain & ~plain_args[i].bit : *plain | plain_args[i].bit;
     }
-    return 0;
 }
 
 static void lookup_decode(struct spop_message *msg, struct spop_lookup *in)
@@ -359,7 +360,7 @@ static void lookup_decode(struct spop_message *msg, struct spop_lookup *in)
     in->method = empty_string;
     in->path = empty_string;
     while (spop_arg_next(msg, &arg) == 1)
-        plain |= lookup_take_arg(in, &arg);
+        lookup_take_arg(in, &arg, &plain);
     in->plain = plain == PLAIN_ALL;
 }
 
