@@ -107,6 +107,10 @@ static void check_cacheable(const struct canon *c)
         (void)eco->variant_accept(c);
 }
 
+/* The agent's defaults (request_target_max, request_segments_max): inputs
+ * past them are rejected with a 414 before any canonical work. */
+static const struct canon_limits limits = { 8192, 128 };
+
 static void check_redirect(const struct request_class *rc, const char *query, size_t query_len, const char *accept,
                            size_t accept_len)
 {
@@ -114,7 +118,7 @@ static void check_redirect(const struct request_class *rc, const char *query, si
     const struct route *r = rc->route;
     size_t len = strlen(rc->location);
     check(len > r->prefix_len && memcmp(rc->location, r->prefix, r->prefix_len) == 0, "redirect under the route");
-    serve_classify(r, true, false, rc->location, len, query, query_len, accept, accept_len, &again);
+    serve_classify(r, &limits, true, false, rc->location, len, query, query_len, accept, accept_len, &again);
     check(again.kind != CLASS_REDIRECT, "a redirect's target is in normal form");
 }
 
@@ -132,7 +136,7 @@ static void fuzz_request(const struct route *r, uint8_t flags, const char *p, co
         return;
     memcpy(path, prefix, prefix_len);
     memcpy(path + prefix_len, rest, rest_len);
-    serve_classify(r, !(flags & 1), flags & 2, path, prefix_len + rest_len, query, query_len, accept, accept_len,
+    serve_classify(r, &limits, !(flags & 1), flags & 2, path, prefix_len + rest_len, query, query_len, accept, accept_len,
                    &rc);
     switch (rc.kind) {
     case CLASS_CACHEABLE:

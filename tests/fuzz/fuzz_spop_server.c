@@ -94,6 +94,14 @@ static void verdict(void *ctx, const struct spop_lookup *in, struct spop_verdict
 static struct ev_loop *loop;
 static char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
+static char sock_dir[] = "/tmp/sluice-fuzz-spop-XXXXXX";
+
+static void remove_socket(void)
+{
+    unlink(sock_path);
+    rmdir(sock_dir);
+}
+
 static void setup(void)
 {
     char err[256], addr[sizeof(sock_path) + 8];
@@ -101,7 +109,10 @@ static void setup(void)
         return;
     log_set_level(LOG_ERROR);   /* a warning per refused frame only slows it down */
     loop = ev_loop_new(EVFLAG_AUTO);
-    snprintf(sock_path, sizeof(sock_path), "/tmp/sluice-fuzz-spop-%d.sock", (int)getpid());
+    /* A directory of its own: the server refuses one anyone may write to. */
+    check(mkdtemp(sock_dir) != NULL, "mkdtemp");
+    snprintf(sock_path, sizeof(sock_path), "%s/spop.sock", sock_dir);
+    atexit(remove_socket);
     unlink(sock_path);
     snprintf(addr, sizeof(addr), "unix:%s", sock_path);
     struct spop_server *srv = spop_server_start(loop, addr, verdict, NULL, err, sizeof(err));

@@ -44,6 +44,8 @@ void serve_classify(const struct route *route, const struct canon_limits *lim, b
     SL_ASSERT(out && (path || path_len == 0));
     out->route = route;
     out->canon_err = CANON_OK;
+    out->canon.key[0] = '\0';   /* only a cacheable request has a key */
+    out->canon.key_len = 0;
     if (!route) {
         out->kind = CLASS_NO_ROUTE;
     } else if (!route->has_origin) {
