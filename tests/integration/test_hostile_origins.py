@@ -4,7 +4,8 @@ the real edge (HAProxy + the agent) and the test origin (tests/lib/origin.py):
 
 - a response whose length is ambiguous (Content-Length with
   Transfer-Encoding, two different Content-Lengths, one that is not a
-  number) is refused: 502, nothing stored, counted and logged; identical
+  number) or with a header line that is not a field is refused: 502,
+  nothing stored, counted and logged; identical
   duplicate Content-Lengths are one length (RFC 9112 section 6.3);
 - a response the origin marks as not shareable (Cache-Control private or
   no-store, Vary: *, and on the generic route Set-Cookie) reaches its
@@ -89,6 +90,12 @@ class AmbiguousLength(EdgeCase):
     def test_a_content_length_that_is_not_a_number_is_refused(self):
         self.refused("/clx.bin", "cl-invalid", "invalid Content-Length",
                      size=5, headers=[["Content-Length", "10x"]])
+
+    def test_a_header_line_that_is_not_a_field_is_refused(self):
+        # A name with a space: a recipient must not guess where the name
+        # ends (RFC 9112 section 5.1); nginx refuses it too.
+        self.refused("/badfield.bin", "bad-field", "a header line that is not a field",
+                     size=5, headers=[["Bad Name", "x"]])
 
     def test_identical_duplicate_content_lengths_are_one_length(self):
         path = "/cldup.bin"

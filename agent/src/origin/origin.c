@@ -15,13 +15,14 @@
  * URL from xfer_done. The address of every connection after a redirect
  * is checked before the request is sent (CURLOPT_PREREQFUNCTION).
  *
- * Each header block is judged before anything is reported: its framing
- * (struct framing: one Content-Length, no Transfer-Encoding beside it) and
+ * Each header block (read by origin_head.c) is judged before anything is
+ * reported: its framing (one Content-Length, no Transfer-Encoding beside it) and
  * its deadline (the `head` timer, armed when the request is sent and
  * stopped at the end of the block). A refused block ends the transfer from
  * xfer_done or the timer, never from inside libcurl.
  */
 #include "origin/origin.h"
+#include "origin/origin_head.h"
 
 #include <curl/curl.h>
 #include <stdbool.h>
@@ -35,25 +36,14 @@
 
 #define XFER_MAGIC 0x58464552u   /* "XFER" */
 
-/* What a header block says about its body's length (RFC 9112 section 6). */
-struct framing {
-    int64_t cl;          /* the Content-Length, -1 when none */
-    bool te;             /* a Transfer-Encoding was sent */
-    bool cl_conflict;    /* Content-Lengths that differ */
-    bool cl_invalid;     /* a Content-Length that is not a number */
-};
-
 struct origin_xfer {
     unsigned magic;
     struct origin_client *oc;
     CURL *easy;
     struct origin_callbacks cb;
     void *ctx;
-    struct origin_headers hdrs;
-    int status;
+    struct origin_head block;    /* the header block being read */
     bool headers_done;
-    bool saw_location;
-    struct framing framing;      /* of the header block being read */
     enum origin_bad bad;         /* the block was refused for it */
     const struct route *route;   /* whose redirect policy applies */
     char *url;                   /* the URL being fetched now */
@@ -107,7 +97,7 @@ const char *origin_result_name(enum origin_result r)
 
 const char *origin_bad_name(enum origin_bad why)
 {
-    static const char *const names[] = { "none", "cl-te", "cl-conflict", "cl-invalid" };
+    static const char *const names[] = { "none", "cl-te", "cl-conflict", "cl-invalid", "bad-field" };
     _Static_assert(SL_ARRAY_LEN(names) == ORIGIN_BAD_REASONS, "a name per reason");
     return (unsigned)why < SL_ARRAY_LEN(names) ? names[why] : "none";
 }
@@ -119,28 +109,12 @@ static const char *bad_text(enum origin_bad why)
     case ORIGIN_BAD_CL_TE: return "both Content-Length and Transfer-Encoding";
     case ORIGIN_BAD_CL_CONFLICT: return "Content-Length values differ";
     case ORIGIN_BAD_CL_INVALID: return "invalid Content-Length";
+    case ORIGIN_BAD_FIELD: return "a header line that is not a field";
     default: return "bad framing";
     }
 }
 
 /* ------------------------------------------------------------ transfers */
-
-static void free_headers(struct origin_headers *h)
-{
-    for (int i = 0; i < h->n; i++) {
-        free(h->h[i].name);
-        free(h->h[i].value);
-    }
-    *h = (struct origin_headers){ .content_length = -1 };
-}
-
-/* A new header block begins (a status line, or a redirect's next hop). */
-static void head_reset(struct origin_xfer *x)
-{
-    free_headers(&x->hdrs);
-    x->saw_location = false;
-    x->framing = (struct framing){ .cl = -1 };
-}
 
 static void unlink_add(struct origin_client *oc, struct origin_xfer *x)
 {
@@ -176,7 +150,7 @@ static void xfer_free(struct origin_xfer *x)
         oc->stats.in_flight--;
     }
     curl_easy_cleanup(x->easy);
-    free_headers(&x->hdrs);
+    origin_head_free(&x->block);
     free(x->url);
     free(x->location);
     curl_slist_free_all(x->req_headers);
@@ -198,86 +172,21 @@ static void stall_touch(struct origin_xfer *x)
         ev_timer_again(x->oc->loop, &x->stall);
 }
 
-/* A Content-Length field: its lengths must all be equal, and equal to any
- * seen before in the block. */
-static void note_content_length(struct framing *fr, const char *v, size_t n)
-{
-    int64_t cl = httpx_content_length(v, n);
-    if (cl == HTTPX_CL_INVALID)
-        fr->cl_invalid = true;
-    else if (cl == HTTPX_CL_CONFLICT || (fr->cl >= 0 && fr->cl != cl))
-        fr->cl_conflict = true;
-    else
-        fr->cl = cl;
-}
-
-static enum origin_bad framing_verdict(const struct framing *fr)
-{
-    if (fr->cl_invalid)
-        return ORIGIN_BAD_CL_INVALID;
-    if (fr->cl_conflict)
-        return ORIGIN_BAD_CL_CONFLICT;
-    if (fr->te && fr->cl >= 0)
-        return ORIGIN_BAD_CL_TE;
-    return ORIGIN_BAD_NONE;
-}
-
-/* What the origin says about sharing the answer (RFC 9111 section 3). */
-static void note_sharing(struct origin_headers *h, const char *name, size_t nlen, const char *v, size_t vlen)
-{
-    if (nlen == SL_LIT_LEN("cache-control") && strncasecmp(name, SL_LIT("cache-control")) == 0) {
-        h->no_store = h->no_store || httpx_list_has(v, vlen, "no-store", false);
-        h->private_ = h->private_ || httpx_list_has(v, vlen, "private", true);
-    } else if (nlen == SL_LIT_LEN("vary") && strncasecmp(name, SL_LIT("vary")) == 0) {
-        h->vary_star = h->vary_star || httpx_list_has(v, vlen, "*", false);
-    } else if (nlen == SL_LIT_LEN("set-cookie") && strncasecmp(name, SL_LIT("set-cookie")) == 0) {
-        h->set_cookies++;
-    }
-}
-
-static void add_header(struct origin_xfer *x, const char *line, size_t len)
-{
-    const char *colon = memchr(line, ':', len);
-    if (!colon || colon == line)
-        return;
-    size_t nlen = (size_t)(colon - line);
-    const char *v = colon + 1;
-    const char *end = line + len;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    if (nlen == SL_LIT_LEN("location") && strncasecmp(line, SL_LIT("location")) == 0)
-        x->saw_location = true;
-    if (nlen == SL_LIT_LEN("content-length") && strncasecmp(line, SL_LIT("content-length")) == 0)
-        note_content_length(&x->framing, v, (size_t)(end - v));
-    if (nlen == SL_LIT_LEN("transfer-encoding") && strncasecmp(line, SL_LIT("transfer-encoding")) == 0)
-        x->framing.te = true;
-    note_sharing(&x->hdrs, line, nlen, v, (size_t)(end - v));
-    if (x->hdrs.n < ORIGIN_MAX_HEADERS) {
-        x->hdrs.h[x->hdrs.n].name = sl_strndup(line, nlen);
-        x->hdrs.h[x->hdrs.n].value = sl_strndup(v, (size_t)(end - v));
-        x->hdrs.n++;
-    }
-}
-
 static void remember_location(struct origin_xfer *x)
 {
     free(x->location);
-    x->location = NULL;
-    for (int i = 0; i < x->hdrs.n && !x->location; i++)
-        if (strcasecmp(x->hdrs.h[i].name, "location") == 0)
-            x->location = sl_strdup(x->hdrs.h[i].value);
+    const char *loc = origin_head_location(&x->block);
+    x->location = loc ? sl_strdup(loc) : NULL;
 }
 
 /* A header block whose body length is ambiguous is never relayed: two
  * parsers (ours, a client's, a cache's) could read two bodies in it. */
 static bool refuse_framing(struct origin_xfer *x)
 {
-    x->bad = framing_verdict(&x->framing);
+    x->bad = origin_head_framing(&x->block);
     if (x->bad == ORIGIN_BAD_NONE)
         return false;
-    log_warn("origin: refusing the response of %s: %s (status %d)", x->url, bad_text(x->bad), x->status);
+    log_warn("origin: refusing the response of %s: %s (status %d)", x->url, bad_text(x->bad), x->block.status);
     return true;
 }
 
@@ -290,34 +199,22 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
     stall_touch(x);
     if (x->headers_done)
         return len;   /* trailers: ignored */
-    size_t l = len;
-    while (l > 0 && (buf[l - 1] == '\n' || buf[l - 1] == '\r'))
-        l--;
-    if (l >= SL_LIT_LEN("HTTP/") && strncmp(buf, SL_LIT("HTTP/")) == 0) {
-        head_reset(x);
-        const char *sp = memchr(buf, ' ', l);
-        x->status = sp ? atoi(sp + 1) : 0;
+    if (origin_head_line(&x->block, buf, len) == ORIGIN_HEAD_MORE)
         return len;
-    }
-    if (l > 0) {
-        add_header(x, buf, l);
-        return len;
-    }
     /* End of a header block: interim, refused for its framing, a redirect
      * (its body is dropped and xfer_done decides whether to follow it), or
      * final. */
-    if (x->status < 200)
+    if (x->block.status < 200)
         return len;
     ev_timer_stop(x->oc->loop, &x->head);
     if (refuse_framing(x))
         return 0;   /* xfer_done reports it */
-    x->hdrs.content_length = x->framing.cl;
-    if (x->status >= 300 && x->status < 400 && x->saw_location) {
+    if (x->block.status >= 300 && x->block.status < 400 && x->block.saw_location) {
         remember_location(x);
         return len;
     }
     x->headers_done = true;
-    x->cb.on_headers(x->ctx, x->status, &x->hdrs);
+    x->cb.on_headers(x->ctx, x->block.status, &x->block.hdrs);
     return x->aborted ? 0 : len;
 }
 
@@ -333,7 +230,7 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *userdata)
     if (!x->headers_done) {
         /* A body without a final header block: treat what we have as final. */
         x->headers_done = true;
-        x->cb.on_headers(x->ctx, x->status, &x->hdrs);
+        x->cb.on_headers(x->ctx, x->block.status, &x->block.hdrs);
         if (x->aborted)
             return 0;
     }
@@ -419,8 +316,7 @@ static void follow_redirect(struct origin_xfer *x)
     x->url = sl_strdup(next);
     free(x->location);
     x->location = NULL;
-    head_reset(x);
-    x->status = 0;
+    origin_head_free(&x->block);
     curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
     stall_touch(x);
     curl_multi_add_handle(oc->multi, x->easy);
@@ -453,7 +349,7 @@ static void xfer_done(void *ctx, CURL *easy, CURLcode rc)
     }
     if (res == ORIGIN_OK && !x->headers_done && !x->aborted) {
         x->headers_done = true;
-        x->cb.on_headers(x->ctx, x->status, &x->hdrs);
+        x->cb.on_headers(x->ctx, x->block.status, &x->block.hdrs);
     }
     finish_xfer(x, res, rc == CURLE_OK ? "" : (x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc)));
 }
@@ -552,7 +448,7 @@ struct origin_xfer *origin_fetch(struct origin_client *oc, const struct route *r
     x->origin_private = -1;
     x->cb = *cb;
     x->ctx = ctx;
-    x->hdrs.content_length = -1;
+    origin_head_init(&x->block);
     x->easy = curl_easy_init();
     SL_ASSERT(x->easy != NULL);
     CURL *e = x->easy;
@@ -586,7 +482,6 @@ struct origin_xfer *origin_fetch(struct origin_client *oc, const struct route *r
     ev_timer_again(oc->loop, &x->stall);
     ev_init(&x->head, on_head_timeout);
     x->head.data = x;
-    x->framing.cl = -1;
     oc->stats.requests++;
     x->add_pending = true;
     x->next_add = oc->to_add;

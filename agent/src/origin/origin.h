@@ -29,7 +29,9 @@
  *
  * Ambiguous framing (C8): a response with both Content-Length and
  * Transfer-Encoding, Content-Lengths that differ, or one that is not a
- * number, is refused before on_headers: on_bad(reason), then on_done with
+ * number, or a header line that is not a well-formed field (RFC 9112
+ * section 5: a recipient must not guess at it; nginx refuses it the same
+ * way), is refused before on_headers: on_bad(reason), then on_done with
  * ORIGIN_ERR_PROTOCOL. Content-Length values that are all equal ("5, 5",
  * or the same field twice) are one length (RFC 9112 section 6.3).
  */
@@ -67,6 +69,8 @@ enum origin_bad {
     ORIGIN_BAD_CL_TE,         /* Content-Length and Transfer-Encoding */
     ORIGIN_BAD_CL_CONFLICT,   /* Content-Lengths that differ */
     ORIGIN_BAD_CL_INVALID,    /* a Content-Length that is not a number */
+    ORIGIN_BAD_FIELD,         /* a header line that is not a field: no colon, a
+                                 name that is not a token, NUL/CR/LF inside */
     ORIGIN_BAD_REASONS
 };
 
