@@ -64,6 +64,18 @@ static void fuzz_etag(const char *s, size_t len, const char *cstr)
     (void)httpx_etag_matches(cstr, strlen(cstr), "W/\"abc\"");
 }
 
+/* If-Range: a match is either exactly our strong tag or exactly our date. */
+static void fuzz_if_range(const char *s, size_t len, const char *cstr, uint64_t bits)
+{
+    time_t lm = (time_t)(bits % UINT64_C(4102444800));
+    if (httpx_if_range_matches(s, len, "\"abc\"", lm)) {
+        time_t t;
+        bool tag = len >= 5 && memmem(s, len, "\"abc\"", 5) != NULL;
+        check(tag || (httpx_parse_date(s, len, &t) == 0 && t == lm));
+    }
+    (void)httpx_if_range_matches(s, len, cstr, lm);
+}
+
 static void fuzz_headers(const char *s, size_t len, uint64_t bits)
 {
     if (httpx_header_value_ok(s, len, (size_t)(bits % 4096))) {
@@ -102,6 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_range(s, len, bits & 0xFF); /* small bodies reach the clamping paths */
     fuzz_date(s, len, bits);
     fuzz_etag(s, len, cstr);
+    fuzz_if_range(s, len, cstr, bits);
     fuzz_headers(s, len, bits);
 
     free(s);

@@ -129,6 +129,21 @@ class ConditionalAndRange(EdgeTest):
             self.assertEqual(r.header("Content-Range"), "bytes %d-%d/10000" % (first, last))
             self.assertEqual(r.body, self.body[first:last + 1], rng)
 
+    def test_if_range_resumes_only_the_same_version(self):
+        # A download resumed with If-Range gets the rest of *that* version;
+        # a validator of another one gets the whole body (RFC 9110 13.1.5),
+        # never bytes of two versions spliced together.
+        first = self.edge.get("/generic" + self.p)
+        etag, lm = first.header("ETag"), first.header("Last-Modified")
+        rng = {"Range": "bytes=9000-"}
+        for validator in (etag, lm):
+            r = self.edge.get("/generic" + self.p, headers=dict(rng, **{"If-Range": validator}))
+            self.assertEqual((r.status, r.body), (206, self.body[9000:]), validator)
+        for validator in ('"another-version"', "W/" + etag, "Sat, 01 Jan 2000 00:00:00 GMT", "garbage"):
+            r = self.edge.get("/generic" + self.p, headers=dict(rng, **{"If-Range": validator}))
+            self.assertEqual((r.status, r.body), (200, self.body), validator)
+            self.assertIsNone(r.header("Content-Range"))
+
     def test_unsatisfiable_range(self):
         r = self.edge.get("/generic" + self.p, headers={"Range": "bytes=10000-"})
         self.assertEqual(r.status, 416)

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "core/common.h"
 #include "http/httpx.h"
 
 #define S(lit) lit, sizeof(lit) - 1
@@ -479,6 +480,25 @@ static void test_content_length(void **state)
         assert_true(httpx_content_length(cases[i].value, strlen(cases[i].value)) == cases[i].want);
 }
 
+static void test_if_range(void **state)
+{
+    (void)state;
+    const time_t lm = 1767225600;   /* Thu, 01 Jan 2026 00:00:00 GMT */
+    assert_true(httpx_if_range_matches(SL_LIT("\"abc\""), "\"abc\"", lm));
+    assert_true(httpx_if_range_matches(SL_LIT(" \"abc\" "), "\"abc\"", lm));
+    assert_false(httpx_if_range_matches(SL_LIT("\"abd\""), "\"abc\"", lm));     /* another version */
+    assert_false(httpx_if_range_matches(SL_LIT("W/\"abc\""), "\"abc\"", lm));   /* weak: never */
+    assert_false(httpx_if_range_matches(SL_LIT("\"abc\""), "W/\"abc\"", lm));
+    assert_false(httpx_if_range_matches(SL_LIT("\"abc\", \"abd\""), "\"abc\"", lm));   /* one tag only */
+    assert_false(httpx_if_range_matches(SL_LIT("*"), "\"abc\"", lm));
+    assert_false(httpx_if_range_matches(SL_LIT("\"abc\""), NULL, lm));
+    assert_true(httpx_if_range_matches(SL_LIT("Thu, 01 Jan 2026 00:00:00 GMT"), "\"abc\"", lm));
+    assert_false(httpx_if_range_matches(SL_LIT("Thu, 01 Jan 2026 00:00:01 GMT"), "\"abc\"", lm));
+    assert_false(httpx_if_range_matches(SL_LIT("Wed, 31 Dec 2025 23:59:59 GMT"), "\"abc\"", lm));
+    assert_false(httpx_if_range_matches(SL_LIT("yesterday"), "\"abc\"", lm));
+    assert_false(httpx_if_range_matches(NULL, 0, "\"abc\"", lm));
+}
+
 static void test_header_name(void **state)
 {
     (void)state;
@@ -531,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_not_modified_since),
         cmocka_unit_test(test_header_value),
         cmocka_unit_test(test_header_name),
+        cmocka_unit_test(test_if_range),
         cmocka_unit_test(test_list_has),
         cmocka_unit_test(test_content_length),
     };

@@ -43,7 +43,7 @@
 
 enum phase { P_READING, P_HEAD, P_BODY, P_END };
 
-enum hdr_kind { H_OTHER, H_RANGE, H_INM, H_IMS, H_AUTH, H_COOKIE, H_ACCEPT, H_CACHE_CONTROL, H_KINDS };
+enum hdr_kind { H_OTHER, H_RANGE, H_IF_RANGE, H_INM, H_IMS, H_AUTH, H_COOKIE, H_ACCEPT, H_CACHE_CONTROL, H_KINDS };
 
 struct http_server {
     struct ev_loop *loop;

@@ -128,7 +128,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 static enum hdr_kind classify(const char *name)
 {
     static const struct { const char *name; enum hdr_kind kind; } known[] = {
-        { "range", H_RANGE },       { "if-none-match", H_INM },
+        { "range", H_RANGE },       { "if-range", H_IF_RANGE },   { "if-none-match", H_INM },
         { "if-modified-since", H_IMS }, { "authorization", H_AUTH },
         { "cookie", H_COOKIE }, { "accept", H_ACCEPT }, { "cache-control", H_CACHE_CONTROL },
     };
@@ -239,6 +239,7 @@ static bool fill_request(struct http_conn *c)
                                                   : HTTP_M_HEAD;
     r->method_name = http_method_str(c->parser.method);
     r->range = c->values[H_RANGE];
+    r->if_range = c->values[H_IF_RANGE];
     r->if_none_match = c->values[H_INM];
     r->if_modified_since = c->values[H_IMS];
     r->has_credentials = c->values[H_AUTH] != NULL;

@@ -53,6 +53,7 @@ struct http_request {
     const char *path;  size_t path_len;    /* raw, percent-encoded, no query */
     const char *query; size_t query_len;   /* NULL when no '?' */
     const char *range;                     /* header values, NULL when absent */
+    const char *if_range;
     const char *if_none_match;
     const char *if_modified_since;
     const char *accept;                    /* representations (ecosystems with variants) */

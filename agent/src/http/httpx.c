@@ -447,6 +447,20 @@ static bool parse_entity_tag(const char **p, const char *end, const char **tag, 
     return true;
 }
 
+bool httpx_if_range_matches(const char *value, size_t len, const char *etag, time_t last_modified)
+{
+    if (value == NULL)
+        return false;
+    trim_ows(&value, &len);
+    if (len > 0 && (value[0] == '"' || value[0] == 'W')) {
+        size_t elen = etag ? strlen(etag) : 0;
+        return elen >= 2 && etag[0] == '"' && len == elen && memcmp(value, etag, len) == 0 &&
+               httpx_etag_matches(value, len, etag);   /* both well formed, neither weak */
+    }
+    time_t t;
+    return httpx_parse_date(value, len, &t) == 0 && t == last_modified;
+}
+
 bool httpx_etag_matches(const char *value, size_t len, const char *etag)
 {
     if (value == NULL)

@@ -56,6 +56,15 @@ int httpx_parse_date_at(const char *s, size_t len, time_t now, time_t *out);
 bool httpx_etag_matches(const char *value, size_t len, const char *etag);
 
 /*
+ * If-Range (RFC 9110 section 13.1.5): may a Range be honoured? An
+ * entity-tag matches only strongly (neither side weak, the same opaque
+ * tag: `etag` as the response carries it); an HTTP-date only when it is
+ * exactly `last_modified`. Anything else, malformed included, means "send
+ * the whole representation".
+ */
+bool httpx_if_range_matches(const char *value, size_t len, const char *etag, time_t last_modified);
+
+/*
  * If-Modified-Since check: true when the client's copy is current, i.e. the
  * header parses and last_modified <= that date.
  */

@@ -125,7 +125,8 @@ bool put_hit_headers(struct http_head *hd, const struct obj_meta *m, int64_t val
 }
 
 /* 304 when a validator matches `etag`, 206/416 for a Range on a plain 200
- * object, else the stored status; sets the body range to send. */
+ * object (unless its If-Range names another version), else the stored
+ * status; sets the body range to send. */
 static int hit_status(struct hit_resp *h, const struct http_request *req, const struct obj_meta *m,
                       const char *etag, bool whole, uint64_t *first, uint64_t *last)
 {
@@ -143,7 +144,10 @@ static int hit_status(struct hit_resp *h, const struct http_request *req, const 
         return 304;
     }
     enum range_result rr = RANGE_NONE;
-    if (!whole && m->status == 200 && req->range && req->method == HTTP_M_GET)
+    bool range_applies = !whole && m->status == 200 && req->range && req->method == HTTP_M_GET &&
+                         (!req->if_range || httpx_if_range_matches(req->if_range, strlen(req->if_range), etag,
+                                                                   (time_t)m->last_modified));
+    if (range_applies)   /* an If-Range that no longer matches: the whole body (RFC 9110 13.1.5) */
         rr = httpx_parse_range(req->range, strlen(req->range), m->size, first, last);
     if (rr == RANGE_OK) {
         h->first = *first;
