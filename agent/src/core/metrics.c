@@ -122,7 +122,7 @@ static const struct metric_row route_rows[] = {
     { "sluice_followers_total", "counter", "Requests attached to a running fill.", RC(followers), NULL },
     { "sluice_fill_late_joins_total", "counter",
       "Followers that attached to a fill after its last body byte had arrived, while it was committed "
-      "(served from the finished spool; a moment later they would have been hits).", RC(late_joins), NULL },
+      "(served from the finished spool: Cache-Status hit; detail=committing).", RC(late_joins), NULL },
     { "sluice_not_modified_total", "counter", "304 responses.", RC(not_modified), NULL },
     { "sluice_range_responses_total", "counter", "206 responses.", RC(range_responses), NULL },
     { "sluice_hit_bytes_total", "counter", "Body bytes served from committed objects.", RC(bytes_hit), NULL },
