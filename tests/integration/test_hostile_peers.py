@@ -18,7 +18,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 
 from edge import Edge  # noqa: E402
-from httpclient import fetch, wait_until  # noqa: E402
+from httpclient import fetch, rss_kib, wait_until  # noqa: E402
 from origin import body_for  # noqa: E402
 
 
@@ -93,14 +93,6 @@ def last_frame(reply):
             break
         last, i = reply[i:i + 4 + n], i + 4 + n
     return last
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class HostilePeers(unittest.TestCase):

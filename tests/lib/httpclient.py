@@ -609,13 +609,26 @@ def count_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def threads(pid: int) -> int:
-    """Number of threads of process `pid`."""
+def _status_field(pid: int, name: str) -> Optional[int]:
+    """The number after `name:` in /proc/PID/status, or None."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("Threads:"):
+            if line.startswith(name + ":"):
                 return int(line.split()[1])
-    raise ValueError(f"no Threads: line for pid {pid}")
+    return None
+
+
+def threads(pid: int) -> int:
+    """Number of threads of process `pid`."""
+    n = _status_field(pid, "Threads")
+    if n is None:
+        raise ValueError(f"no Threads: line for pid {pid}")
+    return n
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of process `pid` in KiB (0 for a zombie)."""
+    return _status_field(pid, "VmRSS") or 0
 
 
 def _socket_inodes(pid: int) -> set:

@@ -56,7 +56,7 @@ from catalogue import MiB, Catalogue  # noqa: E402
 from clients import npm_install  # noqa: E402
 from contract import BASE_SETTINGS, OBJ_HEADER_SIZE, parse_object_header  # noqa: E402
 from edge import Edge  # noqa: E402
-from httpclient import fetch, tcp_connections, wait_until  # noqa: E402
+from httpclient import fetch, rss_kib, tcp_connections, wait_until  # noqa: E402
 from origin import OriginServer  # noqa: E402
 from s3server import S3Server  # noqa: E402
 
@@ -407,15 +407,6 @@ class Faults:
 
 
 # ---------------------------------------------------------------- the soak
-
-def rss_kib(pid):
-    """Resident set size of process `pid` (/proc/PID/status), in KiB."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
 
 class Soak:
     """One soak: the parts (origin, store, edge), the catalogue, the load
