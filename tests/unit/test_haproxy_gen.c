@@ -75,6 +75,31 @@ static void test_haproxy_shipped(void **state)
                       "ca-file @system-ca sni str(repo.maven.apache.org)");
     expect_line(text, "resolvers sluice_dns");
     assert_null(strstr(text, "be_origin_generic")); /* off: no backend */
+    /* the sockets HAProxy binds for the agent, the edge memory tier's sizes */
+    snprintf(want, sizeof(want), "    setenv SLUICE_HAPROXY_SOCKET unix@%s/var/run/haproxy.sock", cwd);
+    expect_line(text, want);
+    snprintf(want, sizeof(want), "    setenv SLUICE_PASS_ADDR unix@%s/var/run/pass.sock", cwd);
+    expect_line(text, want);
+    expect_line(text, "    setenv SLUICE_EDGE_TIER_OBJECT_MAX 65536");
+    expect_line(text, "    setenv SLUICE_EDGE_TIER_MB 64");
+    expect_line(text, "    setenv SLUICE_EDGE_TIER_TTL 3600");
+    free(text);
+}
+
+/* edge_tier_max_size 0: no tier sizes, so haproxy.cfg declares no cache;
+ * the sockets stay (the pass-through relay needs its own). */
+static void test_haproxy_edge_tier_off(void **state)
+{
+    (void)state;
+    struct sluice_config cfg;
+    struct route_table rt;
+    config_defaults(&cfg);
+    assert_int_equal(config_set(&cfg, "edge_tier_max_size", "0", err, sizeof(err)), 0);
+    assert_int_equal(config_set(&cfg, "haproxy_socket_dir", "/tmp", err, sizeof(err)), 0);
+    assert_int_equal(route_table_parse(&rt, shipped_map, &cfg, err, sizeof(err)), 0);
+    char *text = haproxy_text(&rt, &cfg);
+    expect_line(text, "    setenv SLUICE_PASS_ADDR unix@/tmp/pass.sock");
+    assert_null(strstr(text, "SLUICE_EDGE_TIER"));
     free(text);
 }
 
@@ -262,6 +287,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_haproxy_shipped),
         cmocka_unit_test(test_haproxy_unix_addresses),
+        cmocka_unit_test(test_haproxy_edge_tier_off),
         cmocka_unit_test(test_haproxy_literals_and_ports),
         cmocka_unit_test(test_haproxy_escaping),
         cmocka_unit_test(test_haproxy_config_check),

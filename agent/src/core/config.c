@@ -175,6 +175,19 @@ const struct setting config_settings[] = {
     { "inline_hit_max", SET_SIZE, "12k", FIELD(inline_hit_max), 0, 16 * KIB, NO_CHECK,
       "Plain GET hits up to this size are answered inside the SPOP reply, HAProxy sends them (0 = off).",
       0 },
+    { "edge_tier_max_size", SET_SIZE, "64k", FIELD(edge_tier_max_size), 0, 16 * MIB, NO_CHECK,
+      "Hits of immutable objects up to this size may be kept by HAProxy's own cache in front of the agent "
+      "(the edge memory tier: no agent round trip; a purge empties it); 0 = off. Read when HAProxy's "
+      "configuration is generated (--print-haproxy): restart HAProxy after changing it.", 0 },
+    { "edge_tier_size", SET_SIZE, "64M", FIELD(edge_tier_size), MIB, 4095 * MIB, NO_CHECK,
+      "Shared memory of the edge memory tier (HAProxy's cache total-max-size, whole MiB).", 0 },
+    { "edge_tier_ttl", SET_DURATION, "1h", FIELD(edge_tier_ttl), 1000, 0, NO_CHECK,
+      "Longest time an object stays in the edge memory tier before HAProxy asks the agent again "
+      "(whole seconds).", 0 },
+    { "haproxy_socket_dir", SET_STRING, "var/run", FIELD(haproxy_socket_dir), 0, 0, NO_CHECK,
+      "Directory of the sockets HAProxy binds for the agent: its runtime API (haproxy.sock, through "
+      "which a purge empties the edge memory tier) and the pass-through relay (pass.sock). Made when "
+      "missing.", SF_RESTART },
     { "metadata_ttl", SET_DURATION, "5m", FIELD(metadata_ttl), 0, 0, NO_CHECK,
       "Mutable metadata (packuments, index pages) is served without asking the origin for this long "
       "after it was fetched or revalidated.", SF_PER_ROUTE },

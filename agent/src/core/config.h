@@ -121,6 +121,10 @@ struct sluice_config {
     char worker_cpus[CONFIG_ADDR_MAX];  /* "": CPU list the workers are pinned to */
     int64_t open_file_cache_size;       /* 1000: hot objects kept open */
     int64_t inline_hit_max;             /* 12k: hits answered in the SPOP reply */
+    int64_t edge_tier_max_size;         /* 64k: hits HAProxy's cache may keep (0 = off) */
+    int64_t edge_tier_size;             /* 64M: that cache's shared memory */
+    int64_t edge_tier_ttl;              /* 1h, in ms */
+    char haproxy_socket_dir[CONFIG_PATH_MAX]; /* var/run: haproxy.sock, pass.sock */
 
     /* metadata freshness (per route; milliseconds) */
     int64_t metadata_ttl;               /* 5m: served without asking the origin */

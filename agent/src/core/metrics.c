@@ -22,6 +22,7 @@
 #include "core/workers.h"
 #include "http/http_server.h"
 #include "origin/origin.h"
+#include "serve/edge.h"
 #include "spop/spop_server.h"
 #include "store/store.h"
 #include "store/tier.h"
@@ -116,7 +117,9 @@ struct metric_row {
 
 #define RC(f) offsetof(struct route_counters, f)
 static const struct metric_row route_rows[] = {
-    { "sluice_hits_total", "counter", "Responses served from a committed object.", RC(hits), NULL },
+    { "sluice_hits_total", "counter",
+      "Responses served from a committed object by the agent (not the edge memory tier's: HAProxy counts those).",
+      RC(hits), NULL },
     { "sluice_misses_total", "counter",
       "Requests that started a fill (became its leader); background refetches are not counted.", RC(misses), NULL },
     { "sluice_followers_total", "counter", "Requests attached to a running fill.", RC(followers), NULL },
@@ -319,6 +322,16 @@ static void render_reloads(struct out *o, const struct metrics *m)
     emit(o, "sluice_config_reloads_total{result=\"error\"} %llu\n", (unsigned long long)m->reloads[1]);
 }
 
+static void render_edge_flushes(struct out *o, const struct metrics *m)
+{
+    family(o, "sluice_edge_flushes_total", "counter",
+           "Purges that emptied HAProxy's edge memory tier: flushed, no_tier (no HAProxy or no tier there: "
+           "nothing to empty), failed (HAProxy kept the old generation: see the log).");
+    for (int r = 0; r < 3; r++)
+        emit(o, "sluice_edge_flushes_total{result=\"%s\"} %llu\n", edge_flush_result_name(r),
+             (unsigned long long)m->edge_flushes[r]);
+}
+
 static const char *const l2_end_names[L2_LOOKUP_ENDS] = { "hit", "absent", "stale", "timeout", "error", "busy" };
 static const char *const l2_upload_names[L2_UP_RESULTS] = { "ok", "failed", "dropped" };
 
@@ -472,6 +485,7 @@ char *metrics_render(struct agent *a, size_t *len)
     render_agent_rows(&o, a);
     render_commit_window(&o, &a->m);
     render_reloads(&o, &a->m);
+    render_edge_flushes(&o, &a->m);
     render_tiers(&o, a);
     render_slots(&o, a);
     render_origin(&o, origin_client_stats(a->origins));

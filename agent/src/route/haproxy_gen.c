@@ -129,6 +129,29 @@ static void print_address(FILE *out, const char *var, const char *addr)
         fprintf(out, "    setenv %s unix@%s\n", var, path);
 }
 
+/* "unix:<haproxy_socket_dir>/<name>", printed as HAProxy's address. */
+static void print_haproxy_socket(FILE *out, const char *var, const struct sluice_config *cfg, const char *name)
+{
+    char addr[CONFIG_PATH_MAX + 64];
+    snprintf(addr, sizeof(addr), "%s%s/%s", NET_UNIX_PREFIX, cfg->haproxy_socket_dir, name);
+    print_address(out, var, addr);
+}
+
+/* The sockets HAProxy binds for the agent, and the edge memory tier's
+ * sizes (none when it is off: haproxy.cfg then declares no cache). The
+ * directory is made here, before HAProxy needs it. */
+static void print_edge(FILE *out, const struct sluice_config *cfg)
+{
+    (void)sl_mkdir_p(cfg->haproxy_socket_dir, 0750);   /* else HAProxy says it cannot bind */
+    print_haproxy_socket(out, "SLUICE_HAPROXY_SOCKET", cfg, "haproxy.sock");
+    print_haproxy_socket(out, "SLUICE_PASS_ADDR", cfg, "pass.sock");
+    if (cfg->edge_tier_max_size == 0)
+        return;
+    fprintf(out, "    setenv SLUICE_EDGE_TIER_OBJECT_MAX %lld\n", (long long)cfg->edge_tier_max_size);
+    fprintf(out, "    setenv SLUICE_EDGE_TIER_MB %lld\n", (long long)((cfg->edge_tier_size + (1 << 20) - 1) >> 20));
+    fprintf(out, "    setenv SLUICE_EDGE_TIER_TTL %lld\n", (long long)(cfg->edge_tier_ttl / 1000));
+}
+
 void haproxy_gen_print(const struct route_table *rt, const struct sluice_config *cfg,
                                FILE *out)
 {
@@ -140,6 +163,7 @@ void haproxy_gen_print(const struct route_table *rt, const struct sluice_config 
     print_address(out, "SLUICE_SPOP_ADDR", cfg->spop_listen);
     print_address(out, "SLUICE_HTTP_ADDR", cfg->http_listen);
     print_address(out, "SLUICE_ADMIN_ADDR", cfg->admin_listen);
+    print_edge(out, cfg);
     if (any_named_origin(rt)) {
         fputs("\nresolvers sluice_dns\n", out);
         fputs("    parse-resolv-conf\n", out);

@@ -13,6 +13,7 @@
 
 #include "core/common.h"
 #include "http/httpx.h"
+#include "serve/edge.h"
 #include "serve/rewrite.h"
 #include "store/cache.h"
 
@@ -109,7 +110,8 @@ bool put_status_and_date(struct http_head *h, int status)
 
 bool put_vary(struct http_head *h, const struct canon *cn)
 {
-    return !cn->route->eco->variant || http_head_printf(h, "Vary: Accept\r\n");
+    /* an artifact has one representation, whatever the Accept */
+    return !cn->route->eco->variant || cn->cls == ECO_IMMUTABLE || http_head_printf(h, "Vary: Accept\r\n");
 }
 
 static bool put_age(struct http_head *h, int64_t validated)
@@ -118,10 +120,17 @@ static bool put_age(struct http_head *h, int64_t validated)
     return http_head_printf(h, "Age: %lld\r\n", (long long)(age > 0 ? age : 0));
 }
 
-bool put_hit_headers(struct http_head *hd, const struct obj_meta *m, int64_t validated)
+/* Age, or the edge memory tier's lines when it may keep the hit (edge.h). */
+static bool put_age_or_edge(struct http_head *h, int64_t validated, int64_t edge_ttl)
+{
+    return edge_ttl > 0 ? edge_put_lines(h, edge_ttl) : put_age(h, validated);
+}
+
+bool put_hit_headers(struct http_head *hd, const struct obj_meta *m, int64_t validated, int64_t edge_ttl)
 {
     return http_head_printf(hd, "Date: %s\r\n", httpx_date_now()) && put_meta_headers(hd, m, NULL) &&
-           put_age(hd, validated) && http_head_printf(hd, "Accept-Ranges: bytes\r\nCache-Status: sluice; hit\r\n");
+           put_age_or_edge(hd, validated, edge_ttl) &&
+           http_head_printf(hd, "Accept-Ranges: bytes\r\nCache-Status: sluice; hit\r\n");
 }
 
 /* 304 when a validator matches `etag`, 206/416 for a Range on a plain 200
@@ -195,8 +204,11 @@ static bool build_hit_head(struct hit_resp *h, const struct http_request *req, c
         sl_strlcpy(etag, m->etag, sizeof(etag));
     uint64_t first = 0, last = 0;
     int status = hit_status(h, req, m, etag, h->rw != NULL, &first, &last);
+    int64_t ettl = strcmp(cache_status, "hit") == 0
+                       ? edge_ttl(&h->a->cfg, cn, m, status, h->rw == NULL && req->method == HTTP_M_GET)
+                       : 0;
     bool ok = put_status_and_date(hd, status) && put_meta_headers(hd, m, etag) &&
-              put_age(hd, h->hit.e->validated) && put_vary(hd, cn) &&
+              put_age_or_edge(hd, h->hit.e->validated, ettl) && put_vary(hd, cn) &&
               (h->rw || m->status != 200 || http_head_printf(hd, "Accept-Ranges: bytes\r\n")) &&
               http_head_printf(hd, "Cache-Status: sluice; %s\r\n", cache_status) &&
               put_framing(h, status, first, last, m->size);

@@ -26,11 +26,13 @@ bool put_status_and_date(struct http_head *h, int status);
 bool put_meta_headers(struct http_head *h, const struct obj_meta *m, const char *etag);
 
 /* Every header line of a plain 200 hit after its status line: Date, the
- * stored ones, Age (counted from `validated`), Accept-Ranges and
+ * stored ones, Age (counted from `validated`; the edge memory tier's lines
+ * instead when `edge_ttl` > 0, edge.h), Accept-Ranges and
  * "Cache-Status: sluice; hit". */
-bool put_hit_headers(struct http_head *h, const struct obj_meta *m, int64_t validated);
+bool put_hit_headers(struct http_head *h, const struct obj_meta *m, int64_t validated, int64_t edge_ttl);
 
-/* "Vary: Accept" when the route's ecosystem keys on representations. */
+/* "Vary: Accept" when the route's ecosystem keys on representations and
+ * the object is not an artifact (an artifact has one). */
 bool put_vary(struct http_head *h, const struct canon *cn);
 
 /*

@@ -7,7 +7,9 @@
 
 #include "core/common.h"
 #include "core/workers.h"
+#include "core/log.h"
 #include "fill/fill.h"
+#include "serve/edge.h"
 #include "store/cache.h"
 #include "store/store.h"
 
@@ -20,6 +22,10 @@ struct purge {
     uint8_t (*hashes)[KEY_HASH_LEN];    /* the objects, found by the scan for a prefix */
     bool *unlinked;                     /* [i]: hashes[i]'s file was removed */
     size_t n, cap;
+    long purged;                        /* objects removed (step 2) */
+    int64_t edge_gen;                   /* the edge tier's new generation */
+    enum edge_flush_result edge;        /* what HAProxy said (step 3) */
+    char edge_err[256];
     purge_done_fn done;                 /* NULL once detached */
     void *ctx;
 };
@@ -67,23 +73,48 @@ static bool purge_one(struct purge *p, size_t i)
     return found || f;
 }
 
-static void purge_done(void *arg)
+/* Step 3 (worker): HAProxy's edge memory tier forgets everything stored
+ * before now (edge.h); the agent has already forgotten the objects. */
+static void purge_edge_work(void *arg)
 {
     struct purge *p = arg;
     SL_CHECK_OBJ(p, PURGE_MAGIC);
-    long purged = 0;
-    for (size_t i = 0; i < p->n; i++)
-        purged += purge_one(p, i);
-    if (p->prefix)
-        purged += fill_purge_prefix(p->a, p->prefix);   /* fills with nothing stored yet */
-    p->a->m.purged_objects += (uint64_t)purged;
+    p->edge = edge_flush(&p->a->cfg, p->edge_gen, p->edge_err, sizeof(p->edge_err));
+}
+
+static void purge_finish(void *arg)
+{
+    struct purge *p = arg;
+    SL_CHECK_OBJ(p, PURGE_MAGIC);
+    p->a->m.edge_flushes[p->edge]++;
+    if (p->edge == EDGE_FAILED)
+        log_warn("admin: purge: the edge memory tier keeps what it held: %s", p->edge_err);
     if (p->done)
-        p->done(p->ctx, purged);
+        p->done(p->ctx, p->purged);
     free(p->prefix);
     free(p->hashes);
     free(p->unlinked);
     p->magic = 0;
     free(p);
+}
+
+/* Step 2 (loop): forget; then step 3 unless the edge tier is off. */
+static void purge_done(void *arg)
+{
+    struct purge *p = arg;
+    SL_CHECK_OBJ(p, PURGE_MAGIC);
+    for (size_t i = 0; i < p->n; i++)
+        p->purged += purge_one(p, i);
+    if (p->prefix)
+        p->purged += fill_purge_prefix(p->a, p->prefix);   /* fills with nothing stored yet */
+    p->a->m.purged_objects += (uint64_t)p->purged;
+    p->edge = EDGE_NO_TIER;
+    if (p->a->cfg.edge_tier_max_size == 0) {
+        purge_finish(p);
+        return;
+    }
+    p->edge_gen = edge_next_generation();
+    workers_submit(p->a->workers, purge_edge_work, purge_finish, p);
 }
 
 struct purge *purge_start(struct agent *a, const uint8_t (*hashes)[KEY_HASH_LEN], int n, const char *prefix,

@@ -5,7 +5,7 @@
  *
  * A purge names its objects either by their hashes (the keys a request
  * derives, route/canon.h) or by a key prefix ("npm:@types/"). It runs in
- * two steps:
+ * three steps:
  *   1. on a worker: with a prefix, scan the store for the objects whose
  *      key starts with it (every object's header is read, as the start-up
  *      scan does); then unlink each object file;
@@ -13,7 +13,10 @@
  *      being served holds its open descriptor and finishes byte for byte;
  *      the entry goes with its last response) and purge every running fill
  *      of those keys (fill_purge: its readers carry on, nothing of it is
- *      committed, the next request fetches afresh).
+ *      committed, the next request fetches afresh);
+ *   3. on a worker, unless the edge tier is off: HAProxy's edge memory
+ *      tier gets a new generation (edge.h), so nothing it stored before
+ *      is served again; `done` follows.
  * Unlinking before forgetting means a commit that lands in between leaves
  * at most a file the index does not know (found again by the next start-up
  * scan), never an index entry without its file.

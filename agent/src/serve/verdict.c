@@ -27,6 +27,7 @@
 #include "core/common.h"
 #include "fill/fill.h"
 #include "serve/classify.h"
+#include "serve/edge.h"
 #include "serve/hit.h"
 #include "serve/serve.h"
 #include "store/cache.h"
@@ -57,7 +58,7 @@ static bool verdict_inline(struct agent *a, struct index_entry *e, const struct 
     bool ok = hit.body != NULL && hit.meta->size <= sizeof(inline_answer.body) && hit.meta->status == 200;
     if (ok) {
         inline_answer.head.len = 0;
-        ok = put_hit_headers(&inline_answer.head, hit.meta, e->validated);
+        ok = put_hit_headers(&inline_answer.head, hit.meta, e->validated, edge_ttl(&a->cfg, cn, hit.meta, 200, true));
     }
     if (ok) {
         memcpy(inline_answer.body, hit.body, (size_t)hit.meta->size);

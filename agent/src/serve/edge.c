@@ -1,0 +1,141 @@
+/*
+ * edge.c - the edge memory tier: which hits HAProxy may keep, and emptying
+ * it through HAProxy's runtime API on a purge (see edge.h).
+ */
+#include "serve/edge.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/common.h"
+#include "eco/eco.h"
+
+#define EDGE_MAP_NAME "/edge.map)"   /* how `show map` names our map: "<id> (<path>) ..." */
+#define EDGE_IO_TIMEOUT_MS 1000
+#define EDGE_REPLY_MAX 65536
+
+int64_t edge_ttl(const struct sluice_config *cfg, const struct canon *cn, const struct obj_meta *m, int status,
+                 bool whole)
+{
+    if (cfg->edge_tier_max_size == 0 || cn->cls != ECO_IMMUTABLE || !whole || status != 200 ||
+        m->status != 200 || m->size == 0 || m->size > (uint64_t)cfg->edge_tier_max_size)
+        return 0;
+    return cfg->edge_tier_ttl / 1000;
+}
+
+bool edge_put_lines(struct http_head *h, int64_t ttl)
+{
+    SL_ASSERT(ttl > 0);
+    return http_head_printf(h, "Cache-Control: max-age=%lld\r\nX-Sluice-Edge-TTL: %lld\r\n", (long long)ttl,
+                            (long long)ttl);
+}
+
+int64_t edge_next_generation(void)
+{
+    static int64_t last;
+    int64_t now = sl_wall_s() * 1000 + sl_now_ms() % 1000;
+    last = now > last ? now : last + 1;
+    return last;
+}
+
+/* A connected runtime API socket, or -1 with errno (ENOENT, ECONNREFUSED:
+ * no HAProxy there). */
+static int api_connect(const struct sluice_config *cfg)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/haproxy.sock", cfg->haproxy_socket_dir) >=
+        (int)sizeof(sa.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = { EDGE_IO_TIMEOUT_MS / 1000, (EDGE_IO_TIMEOUT_MS % 1000) * 1000 };
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* One command, its whole reply (HAProxy closes after it) into out, NUL
+ * terminated. 0, or -1 with errno. */
+static int api_command(const struct sluice_config *cfg, const char *cmd, char *out, size_t outlen)
+{
+    int fd = api_connect(cfg);
+    if (fd < 0)
+        return -1;
+    size_t len = strlen(cmd), n = 0;
+    /* a short command on a blocking local socket: one write takes it all */
+    int rc = write(fd, cmd, len) == (ssize_t)len ? 0 : -1;
+    while (rc == 0 && n + 1 < outlen) {
+        ssize_t r = read(fd, out + n, outlen - 1 - n);
+        if (r == 0)
+            break;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            rc = -1;
+        else
+            n += (size_t)r;
+    }
+    int e = errno;
+    close(fd);
+    out[n] = '\0';
+    errno = e;
+    return rc;
+}
+
+long edge_map_id(const char *reply)
+{
+    for (const char *line = reply; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        const char *nl = strchr(line, '\n');
+        const char *hit = strstr(line, EDGE_MAP_NAME);
+        if (line[0] != '#' && hit && (!nl || hit < nl))
+            return strtol(line, NULL, 10);
+    }
+    return -1;
+}
+
+enum edge_flush_result edge_flush(const struct sluice_config *cfg, int64_t gen, char *err, size_t errlen)
+{
+    char *reply = sl_malloc(EDGE_REPLY_MAX);
+    enum edge_flush_result r = EDGE_FAILED;
+    long id = -1;
+    if (api_command(cfg, "show map\n", reply, EDGE_REPLY_MAX) != 0) {
+        bool absent = errno == ENOENT || errno == ECONNREFUSED;
+        snprintf(err, errlen, "HAProxy runtime API %s/haproxy.sock: %s", cfg->haproxy_socket_dir, strerror(errno));
+        r = absent ? EDGE_NO_TIER : EDGE_FAILED;
+    } else if ((id = edge_map_id(reply)) < 0) {
+        snprintf(err, errlen, "HAProxy has no edge.map: no edge memory tier to empty");
+        r = EDGE_NO_TIER;
+    } else {
+        char cmd[96];
+        snprintf(cmd, sizeof(cmd), "set map #%ld gen %lld\n", id, (long long)gen);
+        bool sent = api_command(cfg, cmd, reply, EDGE_REPLY_MAX) == 0;
+        bool quiet = sent && strspn(reply, "\r\n") == strlen(reply);   /* success is an empty reply */
+        r = quiet ? EDGE_FLUSHED : EDGE_FAILED;
+        if (!quiet)
+            snprintf(err, errlen, "HAProxy refused the new generation: %.200s", sent ? reply : strerror(errno));
+    }
+    free(reply);
+    return r;
+}
+
+const char *edge_flush_result_name(enum edge_flush_result r)
+{
+    static const char *const names[] = { "flushed", "no_tier", "failed" };
+    SL_ASSERT((unsigned)r < SL_ARRAY_LEN(names));
+    return names[r];
+}

@@ -1,0 +1,67 @@
+/*
+ * edge.h - the edge memory tier: HAProxy's own `cache` in front of the
+ * agent, which answers repeated hits of small immutable objects without an
+ * SPOP exchange or a second hop (haproxy/haproxy.cfg, "edge memory tier").
+ *
+ * The agent decides what may go there: a hit response carries
+ * "Cache-Control: max-age=<ttl>" and "X-Sluice-Edge-TTL: <ttl>" instead of
+ * Age when its object is an immutable artifact (eco class ECO_IMMUTABLE), a
+ * plain 200 sent as stored (not rewritten), at most edge_tier_max_size
+ * bytes (ttl = edge_tier_ttl). HAProxy stores only the agent's own answers
+ * with that mark, for ttl, and takes both lines off before the client gets
+ * them: a stored object keeps no Cache-Control of the origin's (fill.c's
+ * kept headers), so the client sees what an agent hit always said.
+ * Everything else (metadata, ranges, conditionals it cannot answer, stale
+ * copies, fills) keeps going to the agent.
+ *
+ * A purge empties the tier: HAProxy keys its entries under a generation it
+ * reads from a map (haproxy/edge.map, entry "gen"), and edge_flush sets a
+ * new generation through HAProxy's runtime API (SLUICE_HAPROXY_SOCKET), so
+ * no entry stored before is ever found again. Generations are wall-clock
+ * milliseconds, so they keep growing across agent restarts.
+ *
+ * Invariant: a purge answers only after edge_flush ran, and edge_flush runs
+ * only after the agent forgot the purged objects (purge.c), so an entry
+ * stored under the new generation never holds a purged object.
+ */
+#ifndef SLUICE_EDGE_H
+#define SLUICE_EDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "http/http_server.h"
+#include "route/canon.h"
+#include "store/objfile.h"
+
+/* Seconds the edge tier may keep this response (status `status` of the
+ * stored object `m`, sent unrewritten when `whole`), 0 when it may not. */
+int64_t edge_ttl(const struct sluice_config *cfg, const struct canon *cn, const struct obj_meta *m, int status,
+                 bool whole);
+
+/* The two lines of a hit the tier may keep `ttl` (> 0) seconds; false
+ * when the head is full. */
+bool edge_put_lines(struct http_head *h, int64_t ttl);
+
+/* A new generation, larger than every earlier one of this process. Loop
+ * thread only. */
+int64_t edge_next_generation(void);
+
+enum edge_flush_result {
+    EDGE_FLUSHED,     /* HAProxy took the new generation */
+    EDGE_NO_TIER,     /* no HAProxy on the socket, or one without the tier: nothing to empty */
+    EDGE_FAILED,      /* HAProxy is there but did not take it: err says why */
+};
+
+/* Set generation `gen` in the HAProxy at cfg's runtime socket. Blocking,
+ * bounded by a short timeout per step: call it from a worker. */
+enum edge_flush_result edge_flush(const struct sluice_config *cfg, int64_t gen, char *err, size_t errlen);
+
+const char *edge_flush_result_name(enum edge_flush_result r);
+
+/* The id of edge.map in a reply to the runtime API's `show map`, or -1. */
+long edge_map_id(const char *show_map_reply);
+
+#endif
