@@ -235,6 +235,8 @@ class SluiceArm(Arm):
             "listen": "127.0.0.1:%d" % self.edge_port,
             "spop_listen": "127.0.0.1:%d" % self.ports["spop"],
             "http_listen": "127.0.0.1:%d" % self.ports["http"],
+            # HAProxy's runtime API and pass-through sockets: this arm's own
+            "haproxy_socket_dir": os.path.join(self.work, "run"),
         }
         if TRANSPORT == "unix":
             settings["spop_listen"] = "unix:" + os.path.join(self.work, "spop.sock")

@@ -221,9 +221,11 @@ class FailOpen(unittest.TestCase):
     def test_agent_hung_serves_hot_keys_from_origin_too(self):
         # A key that was just a hit (and would be again) must fail open like
         # any other: nothing at the edge may route it past the SPOP verdict
-        # to an agent that no longer answers.
+        # to an agent that no longer answers. (Larger than the edge memory
+        # tier's objects, which HAProxy answers itself: test_edge_tier.py.)
         with Edge() as e:
             p = "/failopen/hot.bin"
+            e.origin.set_object(p, size=100_000)
             e.get("/generic" + p)
             e.wait_idle()
             for _ in range(3):
@@ -231,7 +233,7 @@ class FailOpen(unittest.TestCase):
             e.agent.send_signal(signal.SIGSTOP)
             try:
                 r = e.get("/generic" + p, timeout=10)
-                self.assertEqual((r.status, r.body), (200, body_for(p)))
+                self.assertEqual((r.status, r.body), (200, body_for(p, 100_000)))
                 self.assertEqual(r.header("Cache-Status"), "sluice; fwd=bypass")
                 self.assertLess(r.elapsed, 2.0)
             finally:
@@ -287,7 +289,10 @@ class Restart(unittest.TestCase):
 
 class InlineHits(EdgeTest):
     """Small hits travel inside the SPOP reply and HAProxy sends them
-    (haproxy/sluice.lua): same bytes and headers as the HTTP side's hit."""
+    (haproxy/sluice.lua): same bytes and headers as the HTTP side's hit.
+    The edge memory tier is off here, so every hit asks the agent
+    (test_edge_tier.py has the tier)."""
+    settings = {"edge_tier_max_size": "0"}
 
     def cached(self, name, size):
         p = self.path(name, size=size)

@@ -18,7 +18,9 @@ SIZE = 50_000
 class OpenFileCache(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.edge = Edge()
+        # Every hit must reach the agent's open file cache: the edge memory
+        # tier (which would answer these from HAProxy) is off.
+        cls.edge = Edge(settings={"edge_tier_max_size": "0"})
         cls.edge.__enter__()
 
     @classmethod

@@ -89,6 +89,8 @@ class Edge:
             "http_listen": "127.0.0.1:%d" % self.ports["http"],
             "admin_listen": "127.0.0.1:%d" % self.ports["admin"],
             "cache_dir": self.cache_dir,
+            # HAProxy's runtime API and pass-through sockets: this edge's own
+            "haproxy_socket_dir": os.path.join(self.tmp, "run"),
             "routes_map": os.path.join(ROOT, "haproxy", "routes.map"),
             "workers": "4",
             "log_level": "info",
