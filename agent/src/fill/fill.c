@@ -435,10 +435,20 @@ static void origin_seen(struct fill *f, bool ok)
     slots_origin_seen(&f->a->slots, f->route, ok, f->route->fresh.error_hold);
 }
 
+/* The origin's own failures feed the adaptive limit (slots.h); a refused
+ * redirect, a malformed answer or our own abort do not. */
+static void origin_failed(struct fill *f, enum origin_result res)
+{
+    if (res == ORIGIN_ERR_CONNECT || res == ORIGIN_ERR_STALL || res == ORIGIN_ERR_TRUNCATED ||
+        res == ORIGIN_ERR_HEADER_TIMEOUT)
+        slots_origin_error(&f->a->slots, f->route, res == ORIGIN_ERR_HEADER_TIMEOUT);
+}
+
 static void on_origin_headers(void *ctx, int status, const struct origin_headers *h)
 {
     struct fill *f = fill_of(ctx);
     origin_seen(f, status < 500);
+    slots_origin_head(&f->a->slots, f->route, status, sl_now_ms() - f->slot_start_ms);
     f->answer_status = status;
     if (f->rq.revalidate && revalidation_answered(f, status))
         return;
@@ -556,6 +566,7 @@ static void on_origin_done(void *ctx, enum origin_result res, const char *detail
 {
     struct fill *f = fill_of(ctx);
     f->src.h = NULL;
+    origin_failed(f, res);
     release_slot(f);
     source_ended(f, res);
     sl_strlcpy(f->origin_detail, detail ? detail : "", sizeof(f->origin_detail));
