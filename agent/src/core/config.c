@@ -166,7 +166,8 @@ const struct setting config_settings[] = {
       "The adaptive limit of an origin at start (and when turned on by a reload); it grows by one per fast "
       "answer while leaders wait, so a burst doubles it per round trip.", SF_PER_ROUTE },
     { "origin_limit_min", SET_INT, "4", FIELD(origin_limit_min), 1, 100000, NO_CHECK,
-      "Floor of the adaptive limit: cuts never go below it (nor above the cap).", SF_PER_ROUTE },
+      "Floor of the adaptive limit: cuts never take it lower (a floor above the cap is the cap).",
+      SF_PER_ROUTE },
     { "origin_limit_slow_head", SET_DURATION, "2s", FIELD(origin_limit_slow_head), 1, 0, NO_CHECK,
       "An origin answer whose headers take longer than this, from its slot being granted, is slow: it "
       "halves the adaptive limit; a faster one may raise it.", SF_PER_ROUTE },
