@@ -1,7 +1,8 @@
 """The adaptive per-origin limit (issue 19, docs/backpressure.md "The
 adaptive limit"): a burst of distinct cold misses opens up within a few
 fast response heads instead of waiting for bodies to finish, and an origin
-that answers 503, or answers slowly, makes the limit fall, once per burst.
+that answers 503, or answers slowly, makes the limit fall, once per burst
+(or per Retry-After, when a 429 says how long).
 
 The origin counts its own concurrency (max_in_flight), so "all at once" is
 what the origin saw, not a timing guess; the limit is read from /metrics.
@@ -20,7 +21,9 @@ from httpclient import wait_until  # noqa: E402
 from origin import body_for  # noqa: E402
 
 SIZE = 150_000
-BODY_S = 1.5                 # each body takes this long; heads come at once
+# Each body takes this long while heads come at once; long, so that a loaded
+# machine still starts all 40 within it.
+BODY_S = 3.0
 LIMIT = 'sluice_origin_limit{route="generic"}'
 UP = 'sluice_origin_limit_increases_total{route="generic"}'
 
@@ -89,6 +92,19 @@ class AdaptiveLimit(unittest.TestCase):
         self.assertEqual(self.edge.metric(cut("slow_head")), 1)
         self.assertEqual(self.edge.metric(LIMIT), 4)
 
+    def test_a_429_retry_after_holds_the_limit(self):
+        self.edge.settings.update({"origin_limit_cooldown": "1ms", "origin_limit_min": "1"})
+        self.edge.write_config()
+        self.edge.reload_agent()
+        plain, held, again = self.objects(3, status=429, size=100)
+        self.edge.origin.set_object(held, status=429, size=100, headers={"Retry-After": "30"})
+        for p, limit in ((plain, 4), (held, 2), (again, 2)):   # the third comes within the 30 s
+            self.assertEqual(self.edge.get("/generic" + p).status, 429)
+            self.assertEqual(self.edge.metric(LIMIT), limit, p)
+        self.assertEqual(self.edge.metric(cut("429")), 2)
+        wait_until(lambda: "reason=429 limit=4->2 in_flight=1 queued=0 hold_ms=30000" in self.edge.agent_log(), 5,
+                   message="no log line for the held cut")
+
 
 class FixedLimit(AdaptiveLimit):
     """origin_limit_adaptive 0: the cap is the limit, as before."""
@@ -97,6 +113,7 @@ class FixedLimit(AdaptiveLimit):
     test_no_growth_without_waiters = None
     test_a_burst_of_503_halves_the_limit_once = None
     test_a_slow_head_halves_the_limit = None
+    test_a_429_retry_after_holds_the_limit = None
 
     def test_the_cap_holds_and_nothing_moves(self):
         paths = self.objects(12, size=SIZE, rate=int(SIZE / 0.5))

@@ -6,7 +6,8 @@
  * the cap, never past it; without waiters nothing grows; a 429, a 503,
  * another 5xx, an error, a header timeout and a slow head each halve it
  * once, counted by reason; a second signal inside the cool-down changes
- * nothing (and nothing grows there either); cuts stop at the floor; after
+ * nothing (and nothing grows there either); a Retry-After longer than the
+ * cool-down stretches that hold, up to LIMIT_HOLD_MAX_MS; cuts stop at the floor; after
  * a cut growth is additive (+1 per `limit` fast heads) until ten quiet
  * cool-downs make it slow start again; off, the limit is the cap and never
  * moves; a reload clamps the limit into the new [min, cap], turning it on
@@ -103,12 +104,12 @@ static void test_each_reason_halves_once_per_cooldown(void **state)
     int64_t now = T0;
     int want = 256;
     for (int why = 0; why < LIMIT_CUTS; why++) {
-        assert_true(limit_cut(&l, (enum limit_cut)why, now));
+        assert_true(limit_cut(&l, (enum limit_cut)why, now, 0));
         want /= 2;
         assert_int_equal(l.limit, want);
         assert_int_equal(l.decreases[why], 1);
         /* the rest of the burst, inside the cool-down: nothing more */
-        assert_false(limit_cut(&l, CUT_503, now + COOL - 1));
+        assert_false(limit_cut(&l, CUT_503, now + COOL - 1, 0));
         assert_false(limit_fast(&l, true, now + COOL - 1));
         assert_int_equal(l.limit, want);
         now += COOL;
@@ -117,15 +118,33 @@ static void test_each_reason_halves_once_per_cooldown(void **state)
     assert_int_equal(l.decreases[CUT_503], 1);
 }
 
+static void test_retry_after_stretches_the_hold(void **state)
+{
+    SL_UNUSED(state);
+    struct origin_limit l = fresh(256, 256, 4);
+    assert_true(limit_cut(&l, CUT_429, T0, 5 * COOL));        /* Retry-After: 5 cool-downs */
+    assert_false(limit_cut(&l, CUT_429, T0 + 5 * COOL - 1, 0));
+    assert_false(limit_fast(&l, true, T0 + 5 * COOL - 1));
+    assert_true(limit_cut(&l, CUT_429, T0 + 5 * COOL, 0));
+    assert_int_equal(l.limit, 64);
+    int64_t t = T0 + 10 * COOL;
+    assert_true(limit_cut(&l, CUT_503, t, 3600 * 1000));      /* an hour: held at most LIMIT_HOLD_MAX_MS */
+    assert_false(limit_cut(&l, CUT_503, t + LIMIT_HOLD_MAX_MS - 1, 0));
+    assert_true(limit_cut(&l, CUT_503, t + LIMIT_HOLD_MAX_MS, 0));
+    assert_true(limit_cut(&l, CUT_5XX, t + LIMIT_HOLD_MAX_MS + COOL, 1));   /* shorter than the cool-down */
+    assert_false(limit_cut(&l, CUT_5XX, t + LIMIT_HOLD_MAX_MS + 2 * COOL - 1, 0));
+    assert_int_equal(l.limit, 8);
+}
+
 static void test_cuts_stop_at_the_floor(void **state)
 {
     SL_UNUSED(state);
     struct origin_limit l = fresh(256, 32, 10);
-    assert_true(limit_cut(&l, CUT_ERROR, T0));
+    assert_true(limit_cut(&l, CUT_ERROR, T0, 0));
     assert_int_equal(l.limit, 16);
-    assert_true(limit_cut(&l, CUT_ERROR, T0 + COOL));
+    assert_true(limit_cut(&l, CUT_ERROR, T0 + COOL, 0));
     assert_int_equal(l.limit, 10);
-    assert_false(limit_cut(&l, CUT_ERROR, T0 + 2 * COOL));   /* at the floor: no change, not counted */
+    assert_false(limit_cut(&l, CUT_ERROR, T0 + 2 * COOL, 0));   /* at the floor: no change, not counted */
     assert_int_equal(l.limit, 10);
     assert_int_equal(l.decreases[CUT_ERROR], 2);
 }
@@ -134,7 +153,7 @@ static void test_after_a_cut_growth_is_additive_until_quiet(void **state)
 {
     SL_UNUSED(state);
     struct origin_limit l = fresh(256, 64, 4);
-    assert_true(limit_cut(&l, CUT_429, T0));
+    assert_true(limit_cut(&l, CUT_429, T0, 0));
     assert_int_equal(l.limit, 32);
     int64_t now = T0 + COOL;
     assert_int_equal(fast_heads(&l, 31, now), 0);   /* 32 heads for +1 */
@@ -153,7 +172,7 @@ static void test_off_is_the_fixed_cap(void **state)
     s.adaptive = false;
     limit_configure(&l, &s, true);
     assert_int_equal(l.limit, 16);
-    assert_false(limit_cut(&l, CUT_503, T0));
+    assert_false(limit_cut(&l, CUT_503, T0, 0));
     assert_false(limit_fast(&l, true, T0));
     assert_int_equal(l.limit, 16);
 }
@@ -164,7 +183,7 @@ static void test_start_and_min_are_clamped_to_the_cap(void **state)
     struct origin_limit l = fresh(2, 32, 4);
     assert_int_equal(l.limit, 2);
     assert_int_equal(l.set.min, 2);
-    assert_false(limit_cut(&l, CUT_503, T0));
+    assert_false(limit_cut(&l, CUT_503, T0, 0));
     assert_int_equal(l.limit, 2);
 }
 
@@ -205,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_growth_stops_at_the_cap),
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_each_reason_halves_once_per_cooldown),
+        cmocka_unit_test(test_retry_after_stretches_the_hold),
         cmocka_unit_test(test_cuts_stop_at_the_floor),
         cmocka_unit_test(test_after_a_cut_growth_is_additive_until_quiet),
         cmocka_unit_test(test_off_is_the_fixed_cap),

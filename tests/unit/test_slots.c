@@ -768,7 +768,7 @@ static void test_queue_outcome_names(void **state)
 
 static void head(struct fixture *fx, const char *route, int status, int64_t ms)
 {
-    slots_origin_head(fx->s, R(fx, route), status, ms);
+    slots_origin_head(fx->s, R(fx, route), status, ms, 0);
 }
 
 static void test_fast_heads_with_waiters_grow_the_limit_and_grant(void **state)

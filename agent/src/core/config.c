@@ -172,8 +172,9 @@ const struct setting config_settings[] = {
       "An origin answer whose headers take longer than this, from its slot being granted, is slow: it "
       "halves the adaptive limit; a faster one may raise it.", SF_PER_ROUTE },
     { "origin_limit_cooldown", SET_DURATION, "1s", FIELD(origin_limit_cooldown), 1, 0, NO_CHECK,
-      "After a cut the adaptive limit holds for this long (no second cut, no growth): one bad burst "
-      "halves it once. Ten of these without a cut and growth doubles per round trip again.", SF_PER_ROUTE },
+      "After a cut the adaptive limit holds for this long (no second cut, no growth), or for the "
+      "Retry-After of the 429/503 that cut it when longer (at most 60s): one bad burst halves it once. Ten "
+      "of these without a cut and growth doubles per round trip again.", SF_PER_ROUTE },
     { "origin_queue_max", SET_INT, "1024", FIELD(origin_queue_max), 0, 1000000, NO_CHECK,
       "Leaders waiting for an origin slot; past it: 503 + Retry-After (0 = no queue).", SF_PER_ROUTE },
     { "origin_queue_timeout", SET_DURATION, "30s", FIELD(origin_queue_timeout), 1, 0, NO_CHECK,

@@ -444,11 +444,24 @@ static void origin_failed(struct fill *f, enum origin_result res)
         slots_origin_error(&f->a->slots, f->route, res == ORIGIN_ERR_HEADER_TIMEOUT);
 }
 
+/* A 429's or 503's Retry-After, in milliseconds (0: none, or unreadable). */
+static int64_t retry_after_ms(int status, const struct origin_headers *h)
+{
+    if (status != 429 && status != 503)
+        return 0;
+    for (int i = 0; i < h->n; i++)
+        if (strcasecmp(h->h[i].name, "Retry-After") == 0) {
+            int64_t s = httpx_retry_after(h->h[i].value, strlen(h->h[i].value), time(NULL));
+            return s > 0 ? SL_MIN(s, INT64_MAX / 1000) * 1000 : 0;
+        }
+    return 0;
+}
+
 static void on_origin_headers(void *ctx, int status, const struct origin_headers *h)
 {
     struct fill *f = fill_of(ctx);
     origin_seen(f, status < 500);
-    slots_origin_head(&f->a->slots, f->route, status, sl_now_ms() - f->slot_start_ms);
+    slots_origin_head(&f->a->slots, f->route, status, sl_now_ms() - f->slot_start_ms, retry_after_ms(status, h));
     f->answer_status = status;
     if (f->rq.revalidate && revalidation_answered(f, status))
         return;

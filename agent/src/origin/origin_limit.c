@@ -57,7 +57,7 @@ enum limit_signal limit_classify(const struct origin_limit *l, int status, int64
 
 static bool cooling(const struct origin_limit *l, int64_t now_ms)
 {
-    return l->last_cut_ms != 0 && now_ms - l->last_cut_ms < l->set.cooldown_ms;
+    return now_ms < l->hold_until_ms;
 }
 
 /* Long without a cut: the origin coped with what we sent since. */
@@ -83,12 +83,13 @@ bool limit_fast(struct origin_limit *l, bool blocked, int64_t now_ms)
     return true;
 }
 
-bool limit_cut(struct origin_limit *l, enum limit_cut why, int64_t now_ms)
+bool limit_cut(struct origin_limit *l, enum limit_cut why, int64_t now_ms, int64_t hold_ms)
 {
-    SL_ASSERT((unsigned)why < LIMIT_CUTS);
+    SL_ASSERT((unsigned)why < LIMIT_CUTS && hold_ms >= 0);
     if (!l->set.adaptive || cooling(l, now_ms))
         return false;
     l->last_cut_ms = now_ms;
+    l->hold_until_ms = now_ms + SL_MAX(l->set.cooldown_ms, SL_MIN(hold_ms, LIMIT_HOLD_MAX_MS));
     int to = SL_MAX(l->set.min, l->limit / 2);
     l->ssthresh = to;
     l->credit = 0;

@@ -14,8 +14,10 @@
  *            round trip), +1 per `limit` such heads above it (additive);
  *   cut      a 429, a 503 or other 5xx, a connection error or reset, a header
  *            timeout, a slow head: halve (never below the floor), and
- *            `ssthresh` becomes the new limit; at most once per
- *            origin_limit_cooldown, so one bad burst costs one halving;
+ *            `ssthresh` becomes the new limit; then it holds (no cut, no
+ *            growth) for origin_limit_cooldown, or for the Retry-After of
+ *            the 429/503 that cut it when longer (at most
+ *            LIMIT_HOLD_MAX_MS), so one bad burst costs one halving;
  *   recover  after LIMIT_RECOVER_COOLDOWNS cooldowns without a cut, growth
  *            is slow start again, up to the cap.
  *
@@ -40,6 +42,7 @@ enum limit_cut { CUT_429, CUT_503, CUT_5XX, CUT_ERROR, CUT_HEADER_TIMEOUT, CUT_S
 enum limit_signal { SIG_FAST, SIG_CUT };
 
 #define LIMIT_RECOVER_COOLDOWNS 10
+#define LIMIT_HOLD_MAX_MS (60 * 1000)
 
 struct limit_settings {
     bool adaptive;            /* origin_limit_adaptive */
@@ -56,6 +59,7 @@ struct origin_limit {
     int ssthresh;
     int credit;                  /* fast heads toward the next additive step */
     int64_t last_cut_ms;         /* 0: never cut */
+    int64_t hold_until_ms;       /* no cut, no growth before it */
     uint64_t increases;          /* +1 steps */
     uint64_t decreases[LIMIT_CUTS];
 };
@@ -72,9 +76,10 @@ enum limit_signal limit_classify(const struct origin_limit *l, int status, int64
  * slots. Returns whether the limit grew. */
 bool limit_fast(struct origin_limit *l, bool blocked, int64_t now_ms);
 
-/* A sign of overload. Returns whether the limit was cut (not in the
- * cool-down, not already at the floor, adaptive on). */
-bool limit_cut(struct origin_limit *l, enum limit_cut why, int64_t now_ms);
+/* A sign of overload; `hold_ms`: the answer's Retry-After (0: none).
+ * Returns whether the limit was cut (not in a hold, not already at the
+ * floor, adaptive on). */
+bool limit_cut(struct origin_limit *l, enum limit_cut why, int64_t now_ms, int64_t hold_ms);
 
 /* Label value of a cut reason ("429", "503", "5xx", "error",
  * "header_timeout", "slow_head"). */

@@ -233,26 +233,28 @@ static bool blocked(const struct slot_origin *o)
     return o->queued > 0 && o->in_flight >= o->lim.limit;
 }
 
-static void cut(struct slots *s, const struct route *route, enum limit_cut why)
+static void cut(struct slots *s, const struct route *route, enum limit_cut why, int64_t hold_ms)
 {
     struct slot_origin *o = &s->origins[origin_index(s, route)];
     int before = o->lim.limit;
-    if (limit_cut(&o->lim, why, sl_now_ms()))
-        log_info("slots: origin limit cut route=%s reason=%s limit=%d->%d in_flight=%d queued=%d", route->name,
-                 limit_cut_name(why), before, o->lim.limit, o->in_flight, o->queued);
+    if (limit_cut(&o->lim, why, sl_now_ms(), hold_ms))
+        log_info("slots: origin limit cut route=%s reason=%s limit=%d->%d in_flight=%d queued=%d hold_ms=%lld",
+                 route->name, limit_cut_name(why), before, o->lim.limit, o->in_flight, o->queued,
+                 (long long)(o->lim.hold_until_ms - o->lim.last_cut_ms));
 }
 
-void slots_origin_head(struct slots *s, const struct route *route, int status, int64_t head_ms)
+void slots_origin_head(struct slots *s, const struct route *route, int status, int64_t head_ms,
+                       int64_t retry_after_ms)
 {
     struct slot_origin *o = &s->origins[origin_index(s, route)];
     enum limit_cut why;
     if (limit_classify(&o->lim, status, head_ms, &why) == SIG_CUT)
-        cut(s, route, why);
+        cut(s, route, why, why == CUT_429 || why == CUT_503 ? retry_after_ms : 0);
     else if (limit_fast(&o->lim, blocked(o), sl_now_ms()))
         dispatch(s);
 }
 
 void slots_origin_error(struct slots *s, const struct route *route, bool header_timeout)
 {
-    cut(s, route, header_timeout ? CUT_HEADER_TIMEOUT : CUT_ERROR);
+    cut(s, route, header_timeout ? CUT_HEADER_TIMEOUT : CUT_ERROR, 0);
 }

@@ -132,9 +132,12 @@ bool slots_origin_failing(const struct slots *s, const struct route *route);
 /* The adaptive limit's inputs. A response head came `head_ms` after its
  * slot was granted (redirects followed included): a fast one with leaders
  * waiting grows the limit (and grants one more of them), a 429/5xx or a
- * slow one cuts it. A transfer failed on the origin's side (could not
- * connect, stalled, cut mid-body; `header_timeout`: no head in time): cut. */
-void slots_origin_head(struct slots *s, const struct route *route, int status, int64_t head_ms);
+ * slow one cuts it, and its Retry-After (`retry_after_ms`, 0 if none)
+ * stretches the hold after the cut. A transfer failed on the origin's side
+ * (could not connect, stalled, cut mid-body; `header_timeout`: no head in
+ * time): cut. */
+void slots_origin_head(struct slots *s, const struct route *route, int status, int64_t head_ms,
+                       int64_t retry_after_ms);
 void slots_origin_error(struct slots *s, const struct route *route, bool header_timeout);
 
 #endif
