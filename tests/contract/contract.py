@@ -54,10 +54,12 @@ OBJ_HEADER_SIZE = 4096
 
 # Settings every contract edge starts from: enough origin slots that
 # backpressure (issue 4) never interferes with a fault test unless a test
-# asks for it, and logs quiet enough to read.
+# asks for it (a fixed limit: the faults a test injects must not also cut
+# an adaptive one, docs/backpressure.md), and logs quiet enough to read.
 BASE_SETTINGS = {
     "origin_max_in_flight": "256",
     "origin_max_in_flight_per_origin": "256",
+    "origin_limit_adaptive": "0",
     "origin_queue_max": "1024",
     "cache_min_free": "0",
 }

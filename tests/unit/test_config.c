@@ -189,8 +189,10 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.fill_buffer_size, 8ULL << 20);
     assert_int_equal(cfg.fill_background_max_size, 1ULL << 30);
     assert_int_equal(cfg.object_max_size, 8ULL << 30);
-    assert_int_equal(cfg.origin_max_in_flight, 64);
-    assert_int_equal(cfg.origin_max_in_flight_per_origin, 16);
+    assert_int_equal(cfg.origin_max_in_flight, 512);
+    assert_int_equal(cfg.origin_max_in_flight_per_origin, 256);
+    assert_int_equal(cfg.origin_limit_adaptive, 1);
+    assert_int_equal(cfg.origin_limit_start, 32);
     assert_int_equal(cfg.origin_queue_max, 1024);
     assert_int_equal(cfg.origin_queue_timeout, 30000);
     assert_int_equal(cfg.workers, 4);
@@ -632,7 +634,7 @@ static void test_print_markdown(void **state)
     assert_non_null(strstr(buf, "| Setting | Environment variable | Default | Description |\n"));
     assert_non_null(strstr(buf, "| `cache_max_size` | `SLUICE_CACHE_MAX_SIZE` | `10G` |"));
     assert_non_null(strstr(buf, "| `origin_max_in_flight_per_origin` | "
-                                "`SLUICE_ORIGIN_MAX_IN_FLIGHT_PER_ORIGIN` | `16` |"));
+                                "`SLUICE_ORIGIN_MAX_IN_FLIGHT_PER_ORIGIN` | `256` |"));
     assert_non_null(strstr(buf, "| `origin_pypi_files` | `SLUICE_ORIGIN_PYPI_FILES` | "
                                 "`https://files.pythonhosted.org` |"));
     assert_non_null(strstr(buf, "| `origin_generic` | `SLUICE_ORIGIN_GENERIC` | (off) |"));

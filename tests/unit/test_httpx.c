@@ -455,6 +455,21 @@ static void test_list_has(void **state)
 }
 
 /* Content-Length: one length, a list of equal ones, or refused. */
+static void test_retry_after(void **state)
+{
+    (void)state;
+    time_t now = 784111777;   /* Sun, 06 Nov 1994 08:49:37 GMT */
+    assert_int_equal(httpx_retry_after("120", 3, now), 120);
+    assert_int_equal(httpx_retry_after("0", 1, now), 0);
+    const char *date = "Sun, 06 Nov 1994 08:50:37 GMT";
+    assert_int_equal(httpx_retry_after(date, strlen(date), now), 60);
+    assert_int_equal(httpx_retry_after(date, strlen(date), now + 3600), 0);   /* already past */
+    assert_int_equal(httpx_retry_after("-5", 2, now), -1);
+    assert_int_equal(httpx_retry_after("1.5", 3, now), -1);
+    assert_int_equal(httpx_retry_after("", 0, now), -1);
+    assert_int_equal(httpx_retry_after("soon", 4, now), -1);
+}
+
 static void test_content_length(void **state)
 {
     (void)state;
@@ -553,6 +568,7 @@ int main(void)
         cmocka_unit_test(test_header_name),
         cmocka_unit_test(test_if_range),
         cmocka_unit_test(test_list_has),
+        cmocka_unit_test(test_retry_after),
         cmocka_unit_test(test_content_length),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

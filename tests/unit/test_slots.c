@@ -11,7 +11,13 @@
  * route_<name>_ overrides apply to that route only; Retry-After stays within
  * [retry_after_min, retry_after_max] and grows with the queue and the fill
  * time; the wait histogram counts what happened; every test ends with all
- * in_flight/queued counters back at 0.
+ * in_flight/queued counters back at 0. The adaptive limit inside slots: a
+ * fast head while leaders wait for the route's own limit grows it and grants
+ * the oldest waiter at once; waiters held by the global cap do not grow it;
+ * a cut (503, 429, error, header timeout, slow head, 5xx, each counted by
+ * its reason, one per cool-down) lets the fetches above it finish and
+ * grants nothing new until in_flight is below it; a reload lowering the cap
+ * lowers the limit the same way, and adaptive off restores the cap.
  *
  * Timeouts are 50 ms, and the loop is driven until the awaited callback ran
  * or a deadline timer fired: no sleeps.
@@ -695,6 +701,7 @@ static void test_retry_after_grows_with_fill_duration(void **state)
 {
     struct fixture *fx = *state;
     set(fx, "retry_after_max", "60s");
+    set(fx, "origin_max_in_flight_per_origin", "16");
     start(fx);
     prime_fill_time(fx, 1000);
     int quick = slots_retry_after(fx->s, R(fx, "a"));
@@ -757,6 +764,133 @@ static void test_queue_outcome_names(void **state)
     assert_string_equal(queue_outcome_name(QWAIT_OUTCOMES), "unknown");
 }
 
+/* ------------------------------------------------------ adaptive limit */
+
+static void head(struct fixture *fx, const char *route, int status, int64_t ms)
+{
+    slots_origin_head(fx->s, R(fx, route), status, ms, 0);
+}
+
+static void test_fast_heads_with_waiters_grow_the_limit_and_grant(void **state)
+{
+    struct fixture *fx = *state;
+    set(fx, "origin_limit_start", "2");
+    set(fx, "origin_limit_min", "1");
+    start(fx);
+    struct waiter g[2], q[2];
+    expect(fx, "a", &g[0], SLOT_GRANTED);
+    expect(fx, "a", &g[1], SLOT_GRANTED);
+    expect(fx, "a", &q[0], SLOT_QUEUED);
+    expect(fx, "a", &q[1], SLOT_QUEUED);
+    head(fx, "a", 200, 5);                 /* +1: the oldest waiter runs now */
+    assert_int_equal(O(fx, "a")->lim.limit, 3);
+    assert_int_equal(q[0].granted, 1);
+    assert_int_equal(q[1].granted, 0);
+    head(fx, "a", 404, 5);                 /* any fast answer below 500 but 429 */
+    assert_int_equal(q[1].granted, 1);
+    head(fx, "a", 200, 5);                 /* nobody waits: no growth */
+    assert_int_equal(O(fx, "a")->lim.limit, 4);
+    assert_int_equal(O(fx, "a")->lim.increases, 2);
+    for (int i = 0; i < 4; i++)
+        release(fx, "a");
+    assert_drained(fx);
+}
+
+static void test_waiters_held_by_the_global_cap_do_not_grow_it(void **state)
+{
+    struct fixture *fx = *state;
+    set(fx, "origin_max_in_flight", "2");
+    set(fx, "origin_limit_start", "4");
+    start(fx);
+    struct waiter g[2], q;
+    expect(fx, "a", &g[0], SLOT_GRANTED);
+    expect(fx, "a", &g[1], SLOT_GRANTED);
+    expect(fx, "a", &q, SLOT_QUEUED);
+    head(fx, "a", 200, 5);
+    assert_int_equal(O(fx, "a")->lim.limit, 4);
+    assert_int_equal(q.granted, 0);
+    slot_cancel(fx->s, &q.w);
+    release(fx, "a");
+    release(fx, "a");
+    assert_drained(fx);
+}
+
+static void test_a_cut_lets_running_fetches_finish_and_holds_new_ones(void **state)
+{
+    struct fixture *fx = *state;
+    set(fx, "origin_limit_start", "8");
+    set(fx, "origin_limit_min", "2");
+    start(fx);
+    struct waiter g[8], q;
+    for (int i = 0; i < 8; i++)
+        expect(fx, "a", &g[i], SLOT_GRANTED);
+    head(fx, "a", 503, 5);                 /* 8 -> 4 */
+    head(fx, "a", 429, 5);                 /* same burst: inside the cool-down */
+    slots_origin_error(fx->s, R(fx, "a"), false);
+    assert_int_equal(O(fx, "a")->lim.limit, 4);
+    assert_int_equal(O(fx, "a")->lim.decreases[CUT_503], 1);
+    assert_int_equal(O(fx, "a")->lim.decreases[CUT_429] + O(fx, "a")->lim.decreases[CUT_ERROR], 0);
+    expect(fx, "a", &q, SLOT_QUEUED);
+    for (int i = 0; i < 4; i++)
+        release(fx, "a");                  /* 4 left: still at the limit */
+    assert_int_equal(q.granted, 0);
+    release(fx, "a");
+    assert_int_equal(q.granted, 1);
+    for (int i = 0; i < 4; i++)
+        release(fx, "a");
+    assert_drained(fx);
+}
+
+static void test_errors_and_slow_heads_cut_with_their_reason(void **state)
+{
+    struct fixture *fx = *state;
+    set(fx, "origin_limit_start", "64");
+    set(fx, "origin_limit_cooldown", "1ms");
+    set(fx, "origin_limit_slow_head", "100ms");
+    start(fx);
+    struct origin_limit *l = &O(fx, "a")->lim;
+    slots_origin_error(fx->s, R(fx, "a"), true);
+    next_millisecond();
+    slots_origin_error(fx->s, R(fx, "a"), false);
+    next_millisecond();
+    head(fx, "a", 200, 101);
+    next_millisecond();
+    head(fx, "a", 500, 1);
+    assert_int_equal(l->limit, 4);
+    assert_int_equal(l->decreases[CUT_HEADER_TIMEOUT], 1);
+    assert_int_equal(l->decreases[CUT_ERROR], 1);
+    assert_int_equal(l->decreases[CUT_SLOW_HEAD], 1);
+    assert_int_equal(l->decreases[CUT_5XX], 1);
+    assert_int_equal(O(fx, "b")->lim.limit, 64);   /* another origin: untouched */
+    assert_drained(fx);
+}
+
+static void test_reload_lowering_the_cap_lowers_the_limit(void **state)
+{
+    struct fixture *fx = *state;
+    set(fx, "origin_limit_start", "6");
+    start(fx);
+    struct waiter g[6], q;
+    for (int i = 0; i < 6; i++)
+        expect(fx, "a", &g[i], SLOT_GRANTED);
+    set(fx, "route_a_origin_max_in_flight_per_origin", "2");
+    slots_reconfigure(fx->s, fx->cfg);
+    assert_int_equal(O(fx, "a")->lim.limit, 2);
+    assert_int_equal(O(fx, "b")->lim.limit, 6);
+    expect(fx, "a", &q, SLOT_QUEUED);
+    for (int i = 0; i < 4; i++)
+        release(fx, "a");
+    assert_int_equal(q.granted, 0);
+    release(fx, "a");                      /* 1 left: below 2 */
+    assert_int_equal(q.granted, 1);
+    release(fx, "a");
+    release(fx, "a");
+    set(fx, "origin_limit_adaptive", "0"); /* off: the cap is the limit */
+    slots_reconfigure(fx->s, fx->cfg);
+    assert_int_equal(O(fx, "b")->lim.limit, 256);
+    assert_drained(fx);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -783,6 +917,11 @@ int main(void)
         T(test_retry_after_within_bounds_and_grows_with_queue),
         T(test_retry_after_grows_with_fill_duration),
         T(test_wait_histogram_counts_each_outcome),
+        T(test_fast_heads_with_waiters_grow_the_limit_and_grant),
+        T(test_waiters_held_by_the_global_cap_do_not_grow_it),
+        T(test_a_cut_lets_running_fetches_finish_and_holds_new_ones),
+        T(test_errors_and_slow_heads_cut_with_their_reason),
+        T(test_reload_lowering_the_cap_lowers_the_limit),
         cmocka_unit_test(test_queue_outcome_names),
     };
 #undef T

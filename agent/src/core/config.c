@@ -152,10 +152,29 @@ const struct setting config_settings[] = {
       "background, paced by the writer, if it is at most this size (0 = never).", 0 },
     { "object_max_size", SET_SIZE, "8G", FIELD(object_max_size), 1, INT64_MAX, NO_CHECK,
       "Larger origin bodies are passed through, not cached.", 0 },
-    { "origin_max_in_flight", SET_INT, "64", FIELD(origin_max_in_flight), 1, 100000, NO_CHECK,
-      "Origin fetches in flight, all origins together.", 0 },
-    { "origin_max_in_flight_per_origin", SET_INT, "16", FIELD(origin_max_in_flight_per_origin), 1,
-      100000, NO_CHECK, "Origin fetches in flight per origin.", SF_PER_ROUTE },
+    { "origin_max_in_flight", SET_INT, "512", FIELD(origin_max_in_flight), 1, 100000, NO_CHECK,
+      "Origin fetches in flight, all origins together (each holds a socket, a temporary file and up to "
+      "fill_buffer_size of spool, within spool_memory_max; docs/backpressure.md).", 0 },
+    { "origin_max_in_flight_per_origin", SET_INT, "256", FIELD(origin_max_in_flight_per_origin), 1,
+      100000, NO_CHECK, "Origin fetches in flight per origin: the cap of its adaptive limit "
+      "(origin_limit_adaptive), or the fixed limit when that is off.", SF_PER_ROUTE },
+    { "origin_limit_adaptive", SET_INT, "1", FIELD(origin_limit_adaptive), 0, 1, NO_CHECK,
+      "1: an origin's fetches in flight follow an adaptive limit between origin_limit_min and "
+      "origin_max_in_flight_per_origin, raised by fast answers while leaders wait, halved on a 429, a 5xx, "
+      "an error or a slow answer; 0: the cap is a fixed limit.", SF_PER_ROUTE },
+    { "origin_limit_start", SET_INT, "32", FIELD(origin_limit_start), 1, 100000, NO_CHECK,
+      "The adaptive limit of an origin at start (and when turned on by a reload); it grows by one per fast "
+      "answer while leaders wait, so a burst doubles it per round trip.", SF_PER_ROUTE },
+    { "origin_limit_min", SET_INT, "4", FIELD(origin_limit_min), 1, 100000, NO_CHECK,
+      "Floor of the adaptive limit: cuts never take it lower (a floor above the cap is the cap).",
+      SF_PER_ROUTE },
+    { "origin_limit_slow_head", SET_DURATION, "2s", FIELD(origin_limit_slow_head), 1, 0, NO_CHECK,
+      "An origin answer whose headers take longer than this, from its slot being granted, is slow: it "
+      "halves the adaptive limit; a faster one may raise it.", SF_PER_ROUTE },
+    { "origin_limit_cooldown", SET_DURATION, "1s", FIELD(origin_limit_cooldown), 1, 0, NO_CHECK,
+      "After a cut the adaptive limit holds for this long (no second cut, no growth), or for the "
+      "Retry-After of the 429/503 that cut it when longer (at most 60s): one bad burst halves it once. Ten "
+      "of these without a cut and growth doubles per round trip again.", SF_PER_ROUTE },
     { "origin_queue_max", SET_INT, "1024", FIELD(origin_queue_max), 0, 1000000, NO_CHECK,
       "Leaders waiting for an origin slot; past it: 503 + Retry-After (0 = no queue).", SF_PER_ROUTE },
     { "origin_queue_timeout", SET_DURATION, "30s", FIELD(origin_queue_timeout), 1, 0, NO_CHECK,

@@ -109,8 +109,13 @@ struct sluice_config {
     uint64_t object_max_size;           /* 8G: larger origin bodies are passed, not cached */
 
     /* origin backpressure (issue 4 uses these) */
-    int64_t origin_max_in_flight;       /* 64 */
-    int64_t origin_max_in_flight_per_origin; /* 16 */
+    int64_t origin_max_in_flight;       /* 512 */
+    int64_t origin_max_in_flight_per_origin; /* 256: the adaptive limit's cap */
+    int64_t origin_limit_adaptive;      /* 1 */
+    int64_t origin_limit_start;         /* 32 */
+    int64_t origin_limit_min;           /* 4 */
+    int64_t origin_limit_slow_head;     /* 2s (ms) */
+    int64_t origin_limit_cooldown;      /* 1s (ms) */
     int64_t origin_queue_max;           /* 1024 */
     int64_t origin_queue_timeout;       /* 30s (ms) */
     int64_t retry_after_min;            /* 1s (ms): clamp of Retry-After */

@@ -399,6 +399,25 @@ static void render_queue_waits(struct out *o, const struct slots *s)
     }
 }
 
+static void render_limits(struct out *o, const struct agent *a)
+{
+    const struct slots *s = &a->slots;
+    family(o, "sluice_origin_limit", "gauge", "Origin fetches allowed in flight now per route: the adaptive limit "
+           "(origin_limit_adaptive), or the fixed cap.");
+    for (int i = 0; i < a->routes.n; i++)
+        emit(o, "sluice_origin_limit{route=\"%s\"} %d\n", route_label(a, i), s->origins[i].lim.limit);
+    family(o, "sluice_origin_limit_increases_total", "counter", "Steps of +1 of the adaptive limit (a fast answer "
+           "while leaders waited).");
+    for (int i = 0; i < a->routes.n; i++)
+        emit(o, "sluice_origin_limit_increases_total{route=\"%s\"} %llu\n", route_label(a, i),
+             (unsigned long long)s->origins[i].lim.increases);
+    family(o, "sluice_origin_limit_decreases_total", "counter", "Cuts (halvings) of the adaptive limit, by reason.");
+    for (int i = 0; i < a->routes.n; i++)
+        for (int k = 0; k < LIMIT_CUTS; k++)
+            emit(o, "sluice_origin_limit_decreases_total{route=\"%s\",reason=\"%s\"} %llu\n", route_label(a, i),
+                 limit_cut_name((enum limit_cut)k), (unsigned long long)s->origins[i].lim.decreases[k]);
+}
+
 static void render_slots(struct out *o, const struct agent *a)
 {
     const struct slots *s = &a->slots;
@@ -409,6 +428,7 @@ static void render_slots(struct out *o, const struct agent *a)
     for (int i = 0; i < a->routes.n; i++)
         emit(o, "sluice_origin_fetches_queued{route=\"%s\"} %d\n", route_label(a, i), s->origins[i].queued);
     render_queue_waits(o, s);
+    render_limits(o, a);
     family(o, "sluice_busy_responses_total", "counter", "503 + Retry-After answers, by who sent them.");
     FOR_EACH_ROUTE(a, i)
         emit(o, "sluice_busy_responses_total{route=\"%s\",by=\"edge\"} %llu\n"

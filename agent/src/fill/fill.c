@@ -435,10 +435,33 @@ static void origin_seen(struct fill *f, bool ok)
     slots_origin_seen(&f->a->slots, f->route, ok, f->route->fresh.error_hold);
 }
 
+/* The origin's own failures feed the adaptive limit (slots.h); a refused
+ * redirect, a malformed answer or our own abort do not. */
+static void origin_failed(struct fill *f, enum origin_result res)
+{
+    if (res == ORIGIN_ERR_CONNECT || res == ORIGIN_ERR_STALL || res == ORIGIN_ERR_TRUNCATED ||
+        res == ORIGIN_ERR_HEADER_TIMEOUT)
+        slots_origin_error(&f->a->slots, f->route, res == ORIGIN_ERR_HEADER_TIMEOUT);
+}
+
+/* A 429's or 503's Retry-After, in milliseconds (0: none, or unreadable). */
+static int64_t retry_after_ms(int status, const struct origin_headers *h)
+{
+    if (status != 429 && status != 503)
+        return 0;
+    for (int i = 0; i < h->n; i++)
+        if (strcasecmp(h->h[i].name, "Retry-After") == 0) {
+            int64_t s = httpx_retry_after(h->h[i].value, strlen(h->h[i].value), time(NULL));
+            return s > 0 ? SL_MIN(s, INT64_MAX / 1000) * 1000 : 0;
+        }
+    return 0;
+}
+
 static void on_origin_headers(void *ctx, int status, const struct origin_headers *h)
 {
     struct fill *f = fill_of(ctx);
     origin_seen(f, status < 500);
+    slots_origin_head(&f->a->slots, f->route, status, sl_now_ms() - f->slot_start_ms, retry_after_ms(status, h));
     f->answer_status = status;
     if (f->rq.revalidate && revalidation_answered(f, status))
         return;
@@ -556,6 +579,7 @@ static void on_origin_done(void *ctx, enum origin_result res, const char *detail
 {
     struct fill *f = fill_of(ctx);
     f->src.h = NULL;
+    origin_failed(f, res);
     release_slot(f);
     source_ended(f, res);
     sl_strlcpy(f->origin_detail, detail ? detail : "", sizeof(f->origin_detail));

@@ -568,6 +568,17 @@ int64_t httpx_parse_digits(const char *v, size_t len)
     return n;
 }
 
+int64_t httpx_retry_after(const char *value, size_t len, time_t now)
+{
+    int64_t secs = httpx_parse_digits(value, len);
+    time_t at;
+    if (secs >= 0)
+        return secs;
+    if (httpx_parse_date_at(value, len, now, &at) != 0)
+        return -1;
+    return at > now ? (int64_t)(at - now) : 0;
+}
+
 int64_t httpx_content_length(const char *value, size_t len)
 {
     const char *end = value + len;

@@ -91,6 +91,11 @@ bool httpx_list_has(const char *value, size_t len, const char *token, bool arg_o
 /* 1 to 18 decimal digits (so it fits an int64_t) and nothing else; -1 if not. */
 int64_t httpx_parse_digits(const char *v, size_t len);
 
+/* A Retry-After field value (RFC 9110 section 10.2.3): delta-seconds, or
+ * an HTTP date taken relative to `now`. Seconds to wait (0 for a date
+ * already past), or -1 when it is neither. */
+int64_t httpx_retry_after(const char *value, size_t len, time_t now);
+
 /*
  * A Content-Length field value (RFC 9112 section 6.3): one length, or a
  * comma-separated list of equal ones ("5, 5" is 5). HTTPX_CL_INVALID when

@@ -7,6 +7,7 @@
 
 #include "core/common.h"
 #include "core/config.h"
+#include "core/log.h"
 
 const double slots_wait_bounds[QWAIT_BUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                   0.5,   1,    2.5,   5,    10,  30 };
@@ -44,6 +45,19 @@ static void observe_wait(struct slots *s, enum queue_outcome o, double seconds)
             s->wait_buckets[o][b]++;
 }
 
+static void set_origin_limit(struct slot_origin *o, const struct sluice_config *cfg, const char *name, bool fresh)
+{
+    struct limit_settings ls = {
+        .adaptive = config_route_int(cfg, "origin_limit_adaptive", name) != 0,
+        .cap = o->max_in_flight,
+        .start = (int)config_route_int(cfg, "origin_limit_start", name),
+        .min = (int)config_route_int(cfg, "origin_limit_min", name),
+        .slow_head_ms = config_route_int(cfg, "origin_limit_slow_head", name),
+        .cooldown_ms = config_route_int(cfg, "origin_limit_cooldown", name),
+    };
+    limit_configure(&o->lim, &ls, fresh);
+}
+
 /* Limits from cfg; the queues of routes not seen before start empty. */
 static void set_limits(struct slots *s, const struct sluice_config *cfg)
 {
@@ -59,6 +73,7 @@ static void set_limits(struct slots *s, const struct sluice_config *cfg)
         o->max_in_flight = (int)config_route_int(cfg, "origin_max_in_flight_per_origin", name);
         o->queue_max = (int)config_route_int(cfg, "origin_queue_max", name);
         o->queue_timeout_ms = config_route_int(cfg, "origin_queue_timeout", name);
+        set_origin_limit(o, cfg, name, i >= s->n_origins);
     }
     s->n_origins = s->routes->n;
 }
@@ -83,14 +98,15 @@ void slots_reconfigure(struct slots *s, const struct sluice_config *cfg)
 
 static bool can_run(const struct slots *s, const struct slot_origin *o)
 {
-    return s->in_flight < s->max_in_flight && o->in_flight < o->max_in_flight;
+    return s->in_flight < s->max_in_flight && o->in_flight < o->lim.limit;
 }
 
 static void take(struct slots *s, struct slot_origin *o)
 {
     s->in_flight++;
     o->in_flight++;
-    SL_ASSERT(s->in_flight <= s->max_in_flight && o->in_flight <= o->max_in_flight);
+    SL_ASSERT(s->in_flight <= s->max_in_flight && o->in_flight <= o->lim.limit);
+    SL_ASSERT(o->lim.limit <= o->max_in_flight);
 }
 
 static void unqueue(struct slots *s, struct slot_wait *w)
@@ -203,8 +219,42 @@ bool slots_would_reject(const struct slots *s, const struct route *route)
 int slots_retry_after(const struct slots *s, const struct route *route)
 {
     const struct slot_origin *o = &s->origins[origin_index(s, route)];
-    int slots = SL_MAX(1, SL_MIN(s->max_in_flight, o->max_in_flight));
+    int slots = SL_MAX(1, SL_MIN(s->max_in_flight, o->lim.limit));
     double estimate = s->avg_fill_s * (double)(o->queued + 1) / (double)slots;
     int secs = (int)(estimate + 0.999);
     return SL_MAX(s->retry_after_min, SL_MIN(s->retry_after_max, secs));
+}
+
+/* ------------------------------------------------------ adaptive limit */
+
+/* Leaders of this origin wait because its own limit is reached. */
+static bool blocked(const struct slot_origin *o)
+{
+    return o->queued > 0 && o->in_flight >= o->lim.limit;
+}
+
+static void cut(struct slots *s, const struct route *route, enum limit_cut why, int64_t hold_ms)
+{
+    struct slot_origin *o = &s->origins[origin_index(s, route)];
+    int before = o->lim.limit;
+    if (limit_cut(&o->lim, why, sl_now_ms(), hold_ms))
+        log_info("slots: origin limit cut route=%s reason=%s limit=%d->%d in_flight=%d queued=%d hold_ms=%lld",
+                 route->name, limit_cut_name(why), before, o->lim.limit, o->in_flight, o->queued,
+                 (long long)(o->lim.hold_until_ms - o->lim.last_cut_ms));
+}
+
+void slots_origin_head(struct slots *s, const struct route *route, int status, int64_t head_ms,
+                       int64_t retry_after_ms)
+{
+    struct slot_origin *o = &s->origins[origin_index(s, route)];
+    enum limit_cut why;
+    if (limit_classify(&o->lim, status, head_ms, &why) == SIG_CUT)
+        cut(s, route, why, why == CUT_429 || why == CUT_503 ? retry_after_ms : 0);
+    else if (limit_fast(&o->lim, blocked(o), sl_now_ms()))
+        dispatch(s);
+}
+
+void slots_origin_error(struct slots *s, const struct route *route, bool header_timeout)
+{
+    cut(s, route, header_timeout ? CUT_HEADER_TIMEOUT : CUT_ERROR, 0);
 }

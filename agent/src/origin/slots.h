@@ -21,10 +21,17 @@
  * of fill durations times the number of waiters ahead per slot, clamped to
  * [retry_after_min, retry_after_max].
  *
- * Invariants: a slot is granted only while in_flight < max_in_flight,
- * globally and per origin (a reload that lowers a cap lets the fetches
- * above it finish: no new one starts until in_flight is below it); a waiter
- * is on exactly one queue from QUEUED until granted/expired/canceled.
+ * Per origin, the number of slots is an adaptive limit below the fixed cap
+ * (origin_limit.h): fast response heads while leaders wait raise it, a
+ * 429/5xx, an error or a slow head halves it (slots_origin_head,
+ * slots_origin_error); a raise grants waiters at once. Each cut is one
+ * info line (at most one per route per origin_limit_cooldown).
+ *
+ * Invariants: a slot is granted only while in_flight < max_in_flight
+ * globally and in_flight < the origin's current limit (a reload that lowers
+ * a cap, or a cut, lets the fetches above it finish: no new one starts until
+ * in_flight is below it); a waiter is on exactly one queue from QUEUED until
+ * granted/expired/canceled.
  */
 #ifndef SLUICE_SLOTS_H
 #define SLUICE_SLOTS_H
@@ -34,6 +41,7 @@
 #include <stdint.h>
 
 #include "core/list.h"
+#include "origin/origin_limit.h"
 #include "route/route.h"
 
 enum slot_result { SLOT_GRANTED, SLOT_QUEUED, SLOT_REJECTED };
@@ -60,7 +68,8 @@ struct slot_wait {
 struct slot_origin {
     int in_flight;
     int queued;
-    int max_in_flight;               /* origin_max_in_flight_per_origin */
+    int max_in_flight;               /* origin_max_in_flight_per_origin: the cap */
+    struct origin_limit lim;         /* lim.limit: the slots it has now (<= the cap) */
     int queue_max;                   /* origin_queue_max */
     int64_t queue_timeout_ms;        /* origin_queue_timeout */
     struct sl_list queue;            /* of struct slot_wait, oldest first */
@@ -119,5 +128,16 @@ int slots_retry_after(const struct slots *s, const struct route *route);
  * error is served without asking it (serve/meta.c). */
 void slots_origin_seen(struct slots *s, const struct route *route, bool ok, int64_t hold_ms);
 bool slots_origin_failing(const struct slots *s, const struct route *route);
+
+/* The adaptive limit's inputs. A response head came `head_ms` after its
+ * slot was granted (redirects followed included): a fast one with leaders
+ * waiting grows the limit (and grants one more of them), a 429/5xx or a
+ * slow one cuts it, and its Retry-After (`retry_after_ms`, 0 if none)
+ * stretches the hold after the cut. A transfer failed on the origin's side
+ * (could not connect, stalled, cut mid-body; `header_timeout`: no head in
+ * time): cut. */
+void slots_origin_head(struct slots *s, const struct route *route, int status, int64_t head_ms,
+                       int64_t retry_after_ms);
+void slots_origin_error(struct slots *s, const struct route *route, bool header_timeout);
 
 #endif
