@@ -167,12 +167,20 @@ class NginxArm(Arm):
         self.error_log = os.path.join(self.work, "nginx-cache-error.log")
         self.cache = Proc("nginx-cache", ["nginx", "-p", self.work, "-e", self.error_log, "-c", conf],
                           self.work, cpus=SUT_CPUS)
+        self.wait_healthy("nginx cache", 15)
+        self.start_cache_edge(sock)
 
+    def wait_healthy(self, what, timeout):
+        """Until the cache tier answers its health check on cache_port."""
         def ready():
             if not self.cache.alive():
-                raise RuntimeError("nginx exited:\n" + self.cache.log_text()[-3000:])
+                raise RuntimeError("%s exited:\n%s" % (what, self.cache.log_text()[-3000:]))
             return http_get(self.cache_port, "/_bench/healthz", timeout=2)[0] == 200
-        wait_until(ready, 15, "nginx cache")
+        wait_until(ready, timeout, what)
+
+    def start_cache_edge(self, sock):
+        """HAProxy with haproxy-nginx.cfg in front of the cache tier, on
+        its UNIX socket sock or its cache_port (BENCH_TRANSPORT)."""
         env = dict(os.environ)
         env.update(BENCH_LISTEN="127.0.0.1:%d" % self.edge_port,
                    BENCH_CACHE_ADDR=("unix@" + sock) if TRANSPORT == "unix" else "127.0.0.1:%d" % self.cache_port,
