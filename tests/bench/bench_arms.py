@@ -32,7 +32,7 @@ class Origin:
             os.makedirs(os.path.join(work, "origin-tmp", d), exist_ok=True)
         conf = os.path.join(work, "nginx-origin.conf")
         render(os.path.join(BENCH, "nginx-origin.conf"), conf, USER_LINE=USER_LINE, NOFILE=nofile(), DIR=work, DATA=data, PORT=self.port,
-               RATE=P["origin_rate"])
+               RATE=P["origin_rate"], PACED_RATE=P["paced_rate"])
         self.proc = Proc("origin", ["nginx", "-p", work, "-e", os.path.join(work, "origin-error.log"),
                                     "-c", conf], work, cpus=LOAD_CPUS)
         wait_until(lambda: self.status()["writing"] >= 1, 15, "origin nginx")
