@@ -3,7 +3,7 @@
 #   make run     install what is missing, build, start HAProxy + agent (foreground)
 #   make run-multi  the same for two edges sharing a local S3 bucket (examples/multi-edge-s3)
 #   make test    install what is missing, build, run every suite (what CI runs)
-#   make bench   benchmark against nginx proxy_cache behind the same HAProxy
+#   make bench   benchmark against nginx proxy_cache, Varnish and HAProxy's cache behind the same HAProxy (tests/bench)
 #   make fuzz    build the fuzz targets and run each for a while
 #   make soak    mixed load under scheduled faults for SOAK_S seconds (default 600)
 #   make memcheck  integration tests with the agent under valgrind memcheck

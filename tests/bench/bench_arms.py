@@ -32,7 +32,7 @@ class Origin:
             os.makedirs(os.path.join(work, "origin-tmp", d), exist_ok=True)
         conf = os.path.join(work, "nginx-origin.conf")
         render(os.path.join(BENCH, "nginx-origin.conf"), conf, USER_LINE=USER_LINE, NOFILE=nofile(), DIR=work, DATA=data, PORT=self.port,
-               RATE=P["origin_rate"])
+               RATE=P["origin_rate"], PACED_RATE=P["paced_rate"])
         self.proc = Proc("origin", ["nginx", "-p", work, "-e", os.path.join(work, "origin-error.log"),
                                     "-c", conf], work, cpus=LOAD_CPUS)
         wait_until(lambda: self.status()["writing"] >= 1, 15, "origin nginx")
@@ -167,12 +167,20 @@ class NginxArm(Arm):
         self.error_log = os.path.join(self.work, "nginx-cache-error.log")
         self.cache = Proc("nginx-cache", ["nginx", "-p", self.work, "-e", self.error_log, "-c", conf],
                           self.work, cpus=SUT_CPUS)
+        self.wait_healthy("nginx cache", 15)
+        self.start_cache_edge(sock)
 
+    def wait_healthy(self, what, timeout):
+        """Until the cache tier answers its health check on cache_port."""
         def ready():
             if not self.cache.alive():
-                raise RuntimeError("nginx exited:\n" + self.cache.log_text()[-3000:])
+                raise RuntimeError("%s exited:\n%s" % (what, self.cache.log_text()[-3000:]))
             return http_get(self.cache_port, "/_bench/healthz", timeout=2)[0] == 200
-        wait_until(ready, 15, "nginx cache")
+        wait_until(ready, timeout, what)
+
+    def start_cache_edge(self, sock):
+        """HAProxy with haproxy-nginx.cfg in front of the cache tier, on
+        its UNIX socket sock or its cache_port (BENCH_TRANSPORT)."""
         env = dict(os.environ)
         env.update(BENCH_LISTEN="127.0.0.1:%d" % self.edge_port,
                    BENCH_CACHE_ADDR=("unix@" + sock) if TRANSPORT == "unix" else "127.0.0.1:%d" % self.cache_port,

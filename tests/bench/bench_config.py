@@ -2,7 +2,7 @@
 (BENCH_QUICK, BENCH_PASSES, BENCH_DURATION, BENCH_STAMPEDE_*,
 BENCH_ORIGIN_RATE, BENCH_ONLY, BENCH_TRANSPORT, BENCH_ARMS, BENCH_ECO_RUNS,
 BENCH_REPLAY_DURATION, BENCH_VERIFY_MIB, BENCH_VERIFY_ROUNDS, BENCH_L2_ROUNDS,
-SLUICE_TEST_BIN), the workload lists (generic and
+BENCH_PACED_RATE, BENCH_ANCHORS_DURATION, SLUICE_TEST_BIN), the workload lists (generic and
 package registries) and log(). Read once, at import; every
 other bench module imports from here. The pinning and niceness knobs
 (BENCH_NO_PIN, BENCH_NICE) live with the processes, in bench_proc.py."""
@@ -44,6 +44,8 @@ P = {
     "stampede_size": 256 * MIB,
     "stampede_timeout": env_int("BENCH_STAMPEDE_TIMEOUT", 60 if QUICK else 240),
     "origin_rate": os.environ.get("BENCH_ORIGIN_RATE", "32m"),
+    # The origin's /paced/ location (the anchors group's cold rows).
+    "paced_rate": os.environ.get("BENCH_PACED_RATE", "2m"),
     "lock_tuned": "600s",
     "enospc_tmpfs": "256m",
     "enospc_clients": 20,
@@ -74,8 +76,12 @@ ECO_WORKLOADS = ["npm-ci-warm", "npm-replay", "npm-huge-cold", "npm-fill-verify"
 # what a broken store adds to a miss. Opt-in: named in BENCH_ONLY only
 # (quick ~75 s; full an estimated 2-3 min), not part of a plain `make bench`.
 L2_WORKLOADS = ["l2"]
+# Every anchor of issue 19 side by side (bench_anchors.py): Sluice, nginx
+# proxy_cache, Varnish (file storage) and HAProxy's own cache, each behind
+# the same HAProxy, hits, bursts of misses and a stampede.
+ANCHORS_WORKLOADS = ["anchors"]
 OPT_IN = []   # workloads only BENCH_ONLY runs (none today)
-ALL_WORKLOADS = GENERIC_WORKLOADS + ECO_WORKLOADS + L2_WORKLOADS
+ALL_WORKLOADS = GENERIC_WORKLOADS + ECO_WORKLOADS + L2_WORKLOADS + ANCHORS_WORKLOADS
 ONLY = [w.strip() for w in os.environ.get("BENCH_ONLY", "").split(",") if w.strip()] or \
     [w for w in ALL_WORKLOADS if w not in OPT_IN]
 if set(ONLY) - set(ALL_WORKLOADS):
@@ -114,6 +120,19 @@ L2 = {
     "conns_64m": 1,
     # Cold misses per arm in the outage half (one at a time).
     "outage_misses": 20 if QUICK else 60,
+}
+ANCHORS = {
+    # Seconds per hit run; every hit row runs on each arm at 1 and at 2
+    # HAProxy threads in every pass (BENCH_PASSES passes).
+    "duration": env_int("BENCH_ANCHORS_DURATION", 2 if QUICK else 3),
+    "bursts": (20, 200),              # distinct cold misses at once
+    "burst_size": 4 * MIB,            # from /paced/: about 1 s per fill at 2m
+    "stampede_clients": 50,
+    "stampede_size": 16 * MIB,        # from /paced/: about 7 s at 2m
+    "cold_timeout": 120,
+    "packument_versions": 520,        # about 200 KiB of abbreviated packument
+    "varnish_storage": "2G",
+    "haproxy_cache_mb": 1024,         # cache total-max-size (MB, at most 4095)
 }
 # How HAProxy reaches the cache tier, the same in both arms: "unix" (the
 # default, what Sluice's shipped configs use, given to nginx too) or "tcp"

@@ -2,12 +2,13 @@
 merged with what the file already holds, so that a run limited by
 BENCH_ONLY replaces only the sections of the workloads it ran.
 
-The file has three parts, each between markers and with the header (date,
+The file has four parts, each between markers and with the header (date,
 command, settings) of the last run that wrote it:
 
     <!-- bench:group generic -->      Sluice vs nginx proxy_cache
     <!-- bench:group eco -->          Sluice vs Verdaccio and a static nginx
     <!-- bench:group l2 -->           the S3 tier as L2 (BENCH_ONLY=l2 only)
+    <!-- bench:group anchors -->      Sluice, nginx, Varnish, HAProxy cache
 
 and inside a part one section per workload (<!-- bench:section NAME -->),
 plus summary sections whose names start with "_" (whole pass, log
@@ -31,13 +32,15 @@ GROUPS = [
     ("generic", "Generic files: Sluice vs nginx proxy_cache behind the same HAProxy"),
     ("eco", "Package registries: Sluice vs Verdaccio 5 (npm) and a static nginx (PyPI)"),
     ("l2", "Scale-out: the S3 tier as the shared L2"),
+    ("anchors", "Anchors: Sluice vs nginx proxy_cache, Varnish (file) and HAProxy's cache behind the same HAProxy"),
 ]
 TOP = """# Benchmarks: Sluice vs nginx proxy_cache, Verdaccio and a static nginx
 
 Written by `make bench` (tests/bench/run); do not edit by hand - rerun it.
-Method and setup: tests/bench/README.md. Three parts, each with the date and
+Method and setup: tests/bench/README.md. Four parts, each with the date and
 settings of the run that wrote it (the third, the S3 tier, only when asked
-for with BENCH_ONLY=l2). A run limited by BENCH_ONLY rewrites only
+for with BENCH_ONLY=l2; the fourth, every anchor of issue 19 side by side,
+with BENCH_ONLY=anchors or a plain run). A run limited by BENCH_ONLY rewrites only
 the sections of the workloads it ran; a section it kept says so, with the
 date of its own run.
 """

@@ -260,12 +260,13 @@ def wait_until(fn, timeout, what):
     raise RuntimeError("timed out waiting for %s%s" % (what, " (%s)" % last if last else ""))
 
 
-def http_get(port, path, timeout=60, want_body=True):
+def http_get(port, path, timeout=60, want_body=True, headers=None):
     """One GET; returns (status, headers dict lower-case, sha256 hex, length).
-    want_body may be a function of the headers: False = close after them."""
+    want_body may be a function of the headers: False = close after them.
+    headers: more request headers (an Accept)."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        c.request("GET", path, headers={"Connection": "close"})
+        c.request("GET", path, headers=dict(headers or {}, Connection="close"))
         r = c.getresponse()
         h = hashlib.sha256()
         n = 0

@@ -48,13 +48,13 @@ def parse_wrk(out):
     return r
 
 
-def prime(arm, path, data_file, tries=4):
+def prime(arm, path, data_file, tries=4, headers=None):
     """Fetch until the edge answers a byte-exact hit (the object is cached).
     Returns None, or why it never became a hit."""
     want = file_sha(data_file)
     last = None
     for _ in range(tries):
-        st, h, sha, n = http_get(arm.edge_port, path)
+        st, h, sha, n = http_get(arm.edge_port, path, headers=headers)
         last = (st, arm.cache_status_of(h), n)
         if st == 200 and sha != want:
             raise RuntimeError("prime %s: body differs from the origin file (%d bytes, %s)" % (path, n, last[1]))
@@ -77,11 +77,18 @@ def file_sha(path):
     return _SHA[path]
 
 
-def run_warm(ctx, arm, tag, name, obj, size, conns):
-    data_file = os.path.join(ctx["data"], obj)
-    path = arm.path("fast", tag, obj)
+def run_warm(ctx, arm, tag, name, obj, size, conns, path=None, data_file=None, header=None):
+    """Warm hits of obj on the arm; path, data_file and header (one request
+    header, "Name: value") replace the generic route's path, the data dir's
+    file and no header (the anchors group's packument row)."""
+    data_file = data_file or os.path.join(ctx["data"], obj)
+    hdrs = dict([header.split(": ", 1)]) if header else None
+    fixed_path = path is not None
+    path = path or arm.path("fast", tag, obj)
     note = ""
-    why = prime(arm, path, data_file)
+    why = prime(arm, path, data_file, headers=hdrs)
+    if why and fixed_path:
+        raise RuntimeError("never became a hit: " + why)
     if why:
         # Report it, then measure hits anyway: fill from the rate-limited
         # origin, which a lagging cache writer can keep up with.
@@ -93,7 +100,8 @@ def run_warm(ctx, arm, tag, name, obj, size, conns):
         if why:
             raise RuntimeError("never became a hit, even from the rate-limited origin: " + why)
     arm.settle()
-    dur = P["duration"]
+    dur = ctx.get("duration", P["duration"])
+    off = arm.origin.log_offset() if arm.origin else None
     if size <= 64 * KIB:
         # wrk for small objects (req/s and latency; it is not the bottleneck there).
         cmd = ["wrk", "-t", "1", "-c", str(conns), "-d", "%ds" % dur, "--latency", "--timeout", "30s",
@@ -108,7 +116,7 @@ def run_warm(ctx, arm, tag, name, obj, size, conns):
         # fetchmany loop mode for large objects: wrk's 8 KiB reads cap it near
         # 500 MB/s here; this also checks every body byte.
         with Measure(arm) as m:
-            lp = fetchmany_loop(ctx, arm, [(path, data_file)] * conns, dur)
+            lp = fetchmany_loop(ctx, arm, [(path, data_file) + ((header,) if header else ())] * conns, dur)
         requests, secs, body_bytes, errors = lp["ok"], lp["secs"], lp["bytes"], lp["errs"]
         if lp["errors"]:
             errors = "%d failed requests: %s" % (lp["errors"], lp["errs"])
@@ -131,9 +139,11 @@ def run_warm(ctx, arm, tag, name, obj, size, conns):
         "fds": m.peak_fds,
         "wrk_errors": errors or "",
         "note": note,
+        # Origin requests during the measurement: 0 when every answer was a hit.
+        "origin_requests": arm.origin.requests_since(off, "/")[0] if arm.origin else None,
     }
     # A last check that the edge still serves the right bytes.
-    st, h, sha, n = http_get(arm.edge_port, path)
+    st, h, sha, n = http_get(arm.edge_port, path, headers=hdrs)
     if st != 200 or sha != file_sha(data_file):
         res["wrk_errors"] = (res["wrk_errors"] + "; " if res["wrk_errors"] else "") + \
             "post-check: status %s, %d bytes, %s" % (st, n, "sha ok" if sha == file_sha(data_file) else "sha MISMATCH")
@@ -143,7 +153,8 @@ def run_warm(ctx, arm, tag, name, obj, size, conns):
 
 
 def fetchmany_loop(ctx, arm, clients, secs):
-    lines = "".join("%s %s\n" % c for c in clients)
+    """clients: (path, expected file[, one request header]) per connection."""
+    lines = "".join(" ".join(c) + "\n" for c in clients)
     cmd = [ctx["fetchmany"], "-p", str(arm.edge_port), "-d", str(secs)]
     r = subprocess.run(cmd, input=lines.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        preexec_fn=child_setup(LOAD_CPUS), timeout=secs + 60)
@@ -184,20 +195,23 @@ def summarize_errors(rs, key="error", top=3):
     return "; ".join("%d x %s" % (n, e) for e, n in c.most_common(top))
 
 
-def run_stampede(ctx, arm, tag, lock_tuned=False):
+def run_stampede(ctx, arm, tag, lock_tuned=False, obj="obj-256m.bin", speed="slow", n=None, size=None,
+                 timeout=None):
+    """n clients (P's stampede_clients) at once on one cold object (the
+    256 MiB one from /slow/, unless obj, speed and size say otherwise)."""
     origin = ctx["origin"]
-    obj = "obj-256m.bin"
-    path = arm.path("slow", tag, obj, lock_tuned)
-    n = P["stampede_clients"]
+    path = arm.path(speed, tag, obj, lock_tuned)
+    n = n or P["stampede_clients"]
+    size = size or P["stampede_size"]
     expected = os.path.join(ctx["data"], obj)
     arm.settle()
     off = origin.log_offset()
     v0 = arm.verdicts()
     with Measure(arm) as m:
-        rs = fetchmany(ctx, arm, [(path, expected)] * n, P["stampede_timeout"])
+        rs = fetchmany(ctx, arm, [(path, expected)] * n, timeout or P["stampede_timeout"])
         origin.wait_idle(60)
         arm.settle(30)
-    oreq, obytes = origin.requests_since(off, "/slow/%s/" % tag)
+    oreq, obytes = origin.requests_since(off, "/%s/%s/" % (speed, tag))
     v1 = arm.verdicts()
     verdicts = ", ".join("%s=%d" % (k, v1[k] - v0.get(k, 0)) for k in sorted(v1) if v1[k] - v0.get(k, 0)) \
         if v1 is not None and v0 is not None else "n/a"
@@ -223,7 +237,7 @@ def run_stampede(ctx, arm, tag, lock_tuned=False):
         "clients": n,
         "ok": len(ok),
         "origin_requests": oreq,
-        "origin_bytes_x": obytes / P["stampede_size"],
+        "origin_bytes_x": obytes / size,
         "leader_ttfb_ms": leader["ttfb_ms"] if leader else None,
         "follower_ttfb_p50_ms": pct(followers, 50),
         "follower_ttfb_p99_ms": pct(followers, 99),
@@ -344,10 +358,22 @@ def generate_data(data):
     fixed key (openssl), so every run serves the same incompressible bytes.
     The smaller objects, and the distinct 64 MiB objects of the ENOSPC run,
     are slices of that pool at different offsets (copy_file_range)."""
+    t = time.monotonic()
+    pool = make_pool(data)
+    specs = [("obj-1k.bin", 12345, 1 * KIB), ("obj-1m.bin", 3 * MIB + 77, 1 * MIB),
+             ("obj-64m.bin", 5 * MIB + 1, 64 * MIB)]
+    specs += [("fault-%02d.bin" % i, i * 7 * MIB + 4099 * i, P["enospc_size"])
+              for i in range(P["enospc_clients"] + P["enospc_more"])]
+    cut_files(data, pool, specs)
+    log("generated test objects in %.1fs" % (time.monotonic() - t))
+    return [os.path.join(data, name) for name, _, _ in specs if name.startswith("fault-")]
+
+
+def make_pool(data):
+    """The 256 MiB pool (data/obj-256m.bin) the other objects are cut from."""
     os.makedirs(data, exist_ok=True)
     pool = os.path.join(data, "obj-256m.bin")
     size = 256 * MIB
-    t = time.monotonic()
     if shutil.which("openssl") and shutil.which("head"):
         with open(pool, "wb") as out:
             subprocess.run("openssl enc -aes-128-ctr -nosalt -K 000102030405060708090a0b0c0d0e0f -iv %s "
@@ -359,9 +385,14 @@ def generate_data(data):
         with open(pool, "wb") as out:
             for _ in range(size // (16 * MIB)):
                 out.write(rnd.randbytes(16 * MIB))
+    return pool
+
+
+def cut_files(data, pool, specs):
+    """specs: (name, offset, length) slices of the pool, written to data/."""
     src = os.open(pool, os.O_RDONLY)
     try:
-        def cut(name, off, n):
+        for name, off, n in specs:
             dst = os.open(os.path.join(data, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 while n:
@@ -372,15 +403,5 @@ def generate_data(data):
                     n -= k
             finally:
                 os.close(dst)
-        cut("obj-1k.bin", 12345, 1 * KIB)
-        cut("obj-1m.bin", 3 * MIB + 77, 1 * MIB)
-        cut("obj-64m.bin", 5 * MIB + 1, 64 * MIB)
-        faults = []
-        for i in range(P["enospc_clients"] + P["enospc_more"]):
-            name = "fault-%02d.bin" % i
-            cut(name, i * 7 * MIB + 4099 * i, P["enospc_size"])
-            faults.append(os.path.join(data, name))
     finally:
         os.close(src)
-    log("generated test objects in %.1fs" % (time.monotonic() - t))
-    return faults
