@@ -71,6 +71,11 @@ COLD_ROWS = ["burst-%d" % n for n in ANCHORS["bursts"]] + ["stampede"]
 ROWS = [r[0] for r in HIT_ROWS] + COLD_ROWS
 
 
+def selected(row):
+    """BENCH_ANCHORS_ROWS: run only some rows (the others print "-")."""
+    return not ANCHORS["only_rows"] or row in ANCHORS["only_rows"]
+
+
 # ---------------------------------------------------------------- arms
 
 class VarnishArm(NginxArm):
@@ -301,16 +306,16 @@ def run_pass(actx, p, res):
     arms = start_all(actx, p, {k: ARMS[k] for k in order}, res, ROWS)
     twins = start_all(actx, p, {k: TWINS[k] for k in order}, res, hit_names)
     try:
-        for row in HIT_ROWS:
+        for row in (r for r in HIT_ROWS if selected(r[0])):
             for key in order:
                 pair = [a for a in (arms.get(key), twins.get(key)) if a]
                 for arm in (pair if p % 2 else pair[::-1]):
                     res[row[0]][arm.key].append(attempt(run_hit, actx, arm, p, row))
         stop_all(twins)
-        for n in ANCHORS["bursts"]:
+        for n in (n for n in ANCHORS["bursts"] if selected("burst-%d" % n)):
             for key in (k for k in order if k in arms):
                 res["burst-%d" % n][key].append(attempt(run_burst, actx, arms[key], p, n))
-        for key in (k for k in order if k in arms):
+        for key in (k for k in order if k in arms and selected("stampede")):
             res["stampede"][key].append(attempt(run_anchor_stampede, actx, arms[key], p))
     finally:
         stop_all(twins)

@@ -125,6 +125,9 @@ ANCHORS = {
     # Seconds per hit run; every hit row runs on each arm at 1 and at 2
     # HAProxy threads in every pass (BENCH_PASSES passes).
     "duration": env_int("BENCH_ANCHORS_DURATION", 2 if QUICK else 3),
+    # Only these rows (comma list of hit-1k, hit-1m, hit-64m, packument,
+    # burst-20, burst-200, stampede), to iterate on one; unset: all.
+    "only_rows": [r.strip() for r in os.environ.get("BENCH_ANCHORS_ROWS", "").split(",") if r.strip()],
     "bursts": (20, 200),              # distinct cold misses at once
     "burst_size": 4 * MIB,            # from /paced/: about 1 s per fill at 2m
     "stampede_clients": 50,
