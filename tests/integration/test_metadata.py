@@ -8,6 +8,8 @@ test origin, which serves hand-made packuments; the real npm, pnpm and pip
 clients are in tests/e2e.
 """
 
+import base64
+import hashlib
 import json
 import os
 import sys
@@ -457,6 +459,43 @@ class RewriteCacheReload(MetadataTest):
             self.assertEqual(json.loads(r.body)["versions"]["1.0.0"]["dist"]["tarball"],
                              "https://other.example/npm/%s/-/%s-1.0.0.tgz" % (n, n))
             self.assertNotEqual(r.header("ETag"), old.header("ETag"))
+
+
+class RewriteCacheNotes(MetadataTest):
+    """A hit from memory notes the tarball digests its rewrite noted."""
+    settings = {"metadata_ttl": "1h", "integrity_notes": "2"}   # one set of two: easily pushed out
+
+    def publish_with_integrity(self, name, versions):
+        doc = {"name": name, "dist-tags": {"latest": versions[-1]}, "versions": {}}
+        for v in versions:
+            tgz = ("%s %s tarball" % (name, v)).encode() * 50
+            path = "/%s/-/%s-%s.tgz" % (name, name, v)
+            self.edge.origin.set_object(path, body=tgz)
+            sri = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
+            doc["versions"][v] = {"name": name, "version": v,
+                                  "dist": {"tarball": "https://registry.npmjs.org" + path, "integrity": sri}}
+        self.edge.origin.set_object("/" + name, body=json.dumps(doc).encode(),
+                                    headers={"Content-Type": "application/json"})
+
+    def test_a_hit_from_memory_puts_the_digests_again(self):
+        a, b = self.name()[:40] + "-a", self.name()[:40] + "-b"
+        self.publish_with_integrity(a, ["1.0.0"])
+        self.publish_with_integrity(b, ["1.0.0", "2.0.0"])
+        self.get(a)
+        self.edge.wait_idle()
+        self.get(a)   # rewritten and kept
+        self.get(b)   # its two notes push a's out of the table
+        self.edge.wait_idle()
+        before = rwc(self.edge, "hits_total")
+        self.assertEqual(self.get(a).header("Cache-Status"), "sluice; hit")
+        self.assertEqual(rwc(self.edge, "hits_total") - before, 1)   # from memory
+        verified = self.edge.metric("sluice_integrity_verified_total")
+        unknown = self.edge.metric("sluice_integrity_unknown_total")
+        r = self.get("%s/-/%s-1.0.0.tgz" % (a, a))
+        self.assertEqual(r.status, 200)
+        self.edge.wait_idle()
+        self.assertEqual(self.edge.metric("sluice_integrity_verified_total") - verified, 1)
+        self.assertEqual(self.edge.metric("sluice_integrity_unknown_total") - unknown, 0)
 
 
 class RewriteCacheOff(MetadataTest):
