@@ -95,6 +95,11 @@ static void keep_rewrite(struct hit_resp *h)
     struct sl_buf out, notes;
     if (!rw_pipe_take_tee(h->rw, &out, &notes))
         return;
+    if (h->hit.e->purged) {   /* purged while it was sent: keep nothing of it */
+        sl_buf_free(&out);
+        sl_buf_free(&notes);
+        return;
+    }
     if (out.len > 0)
         out.data = sl_realloc(out.data, out.len);   /* the budget counts len */
     rwcache_put(&h->a->rwcache, &h->id, out.data, out.len, notes.data, notes.len);
