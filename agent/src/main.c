@@ -173,6 +173,8 @@ static void reload_apply(struct agent *a, struct sluice_config *cfg)
     http_server_set_stall_timeout(a->http, a->cfg.client_stall_timeout);
     http_server_set_stall_timeout(a->admin, a->cfg.client_stall_timeout);
     apply_spop_limits(a);
+    /* public_url or the routes may have changed: every kept rewrite goes */
+    rwcache_configure(&a->rwcache, a->cfg.rewrite_cache_size, a->cfg.rewrite_cache_object_max);
     a->m.reloads[0]++;
     a->m.config_generation++;
     a->m.config_loaded_wall = (uint64_t)sl_wall_s();
@@ -338,6 +340,7 @@ static int run(struct agent *a)
     origin_client_set_header_timeout(a->origins, a->cfg.origin_header_timeout);
     slots_init(&a->slots, a->loop, &a->routes, &a->cfg);
     a->notes = digest_notes_new((size_t)a->cfg.integrity_notes);
+    rwcache_init(&a->rwcache, a->cfg.rewrite_cache_size, a->cfg.rewrite_cache_object_max);
     cache_start_scan(a);
     int rc = start_listeners(a);
     if (rc == 0) {
@@ -362,6 +365,7 @@ static int run(struct agent *a)
     workers_stop(a->workers);
     l2_close(a);
     origin_client_free(a->origins);
+    rwcache_free(&a->rwcache);
     digest_notes_free(a->notes);
     index_free(&a->index);
     store_close(&a->store);

@@ -1,16 +1,21 @@
 """Metadata freshness through the real edge (agent/src/serve/meta.c):
 TTL, revalidation with the origin's validators, stale-while-revalidate (one
 refresh per key), stale-if-error, negative caching, representations by
-Accept, and links rewritten to public_url. The npm route is pointed at the
+Accept, links rewritten to public_url, and those rewrites kept in memory
+(agent/src/serve/rwcache.c) and never served for another stored copy, after
+a purge or for another public_url. The npm route is pointed at the
 test origin, which serves hand-made packuments; the real npm, pnpm and pip
 clients are in tests/e2e.
 """
 
+import base64
+import hashlib
 import json
 import os
 import sys
 import threading
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 
@@ -316,6 +321,196 @@ class Negative(MetadataTest):
         self.assertEqual(again.status, 404)
         self.assertEqual(again.header("Cache-Status"), "sluice; hit")
         self.assertEqual(self.edge.origin.requests("/" + n), 1)
+
+
+def rwc(edge, what):
+    return edge.metric("sluice_rewrite_cache_" + what)
+
+
+class RewriteCache(MetadataTest):
+    """Rewritten hits sent from memory (serve/rwcache.h)."""
+    settings = {"metadata_ttl": "1h"}
+    VERSIONS = ["1.%d.0" % i for i in range(300)]   # about 60 KiB: several socket writes
+
+    def hits_from_memory(self, n, accept=None):
+        """Three hits after the storing miss: the first rewrites and keeps
+        its output, the others are sent from memory. Returns (miss, hits)."""
+        h = {"Accept": accept} if accept else None
+        first = self.get(n, headers=h)
+        self.assertEqual(first.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
+        self.edge.wait_idle()
+        before = (rwc(self.edge, "hits_total"), rwc(self.edge, "insertions_total"))
+        hits = [self.get(n, headers=h) for _ in range(3)]
+        self.assertEqual(rwc(self.edge, "insertions_total") - before[1], 1)
+        self.assertEqual(rwc(self.edge, "hits_total") - before[0], 2)
+        return first, hits
+
+    def test_repeated_hits_are_the_first_rewrite_byte_for_byte(self):
+        n = self.name()
+        self.publish(n, self.VERSIONS)
+        for accept in (None, CORGI):
+            first, hits = self.hits_from_memory(n, accept)
+            self.assertIn(b"https://cache.example:8443/npm/", first.body)
+            for r in hits:
+                self.assertEqual((r.status, r.header("Cache-Status")), (200, "sluice; hit"))
+                self.assertTrue(r.complete)
+                self.assertEqual(r.body, first.body)
+                self.assertEqual(r.header("ETag"), first.header("ETag"))
+                self.assertEqual(r.header("Vary"), "Accept")
+                self.assertIsNone(r.header("Accept-Ranges"))
+            self.assertIsNone(hits[0].header("Content-Length"))   # rewritten as it goes: chunked
+            self.assertEqual(hits[1].header("Content-Length"), str(len(first.body)))   # from memory
+        self.assertEqual(self.edge.origin.requests("/" + n), 2)   # one per representation
+        self.assertGreaterEqual(rwc(self.edge, "entries"), 2)
+        self.assertGreaterEqual(rwc(self.edge, "bytes"), 2 * len(first.body))
+
+    def test_conditional_head_and_range_answers_are_unchanged(self):
+        n = self.name()
+        self.publish(n, self.VERSIONS[:50])
+        first, hits = self.hits_from_memory(n)
+        etag = first.header("ETag")
+        before = rwc(self.edge, "hits_total")
+        again = self.get(n, headers={"If-None-Match": etag})
+        self.assertEqual((again.status, again.body, again.header("ETag")), (304, b"", etag))
+        # the stored copy's own ETag names another representation
+        stored = self.get(n, headers={"If-None-Match": self.edge.origin.expected_etag("/" + n)})
+        self.assertEqual((stored.status, stored.body), (200, first.body))
+        head = self.get(n, method="HEAD")
+        self.assertEqual((head.status, head.body, head.header("ETag")), (200, b"", etag))
+        ranged = self.get(n, headers={"Range": "bytes=0-9"})   # a rewritten body takes no Range
+        self.assertEqual((ranged.status, ranged.body), (200, first.body))
+        self.assertEqual(rwc(self.edge, "hits_total") - before, 4)
+
+    def test_a_purge_drops_the_kept_rewrite(self):
+        n = self.name()
+        self.publish(n, self.VERSIONS[:20])
+        first, _ = self.hits_from_memory(n)
+        entries = rwc(self.edge, "entries")
+        req = urllib.request.Request("http://127.0.0.1:%d/objects/npm/%s" % (self.edge.ports["admin"], n),
+                                     method="DELETE")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            self.assertEqual(json.loads(r.read()), {"purged": 1})
+        self.assertEqual(rwc(self.edge, "entries"), entries - 1)
+        self.publish(n, self.VERSIONS[:21])
+        r = self.get(n)
+        self.assertEqual(r.header("Cache-Status"), "sluice; fwd=uri-miss; stored")
+        self.assertIn("1.20.0", json.loads(r.body)["versions"])
+        self.edge.wait_idle()
+        for _ in range(3):
+            self.assertIn("1.20.0", json.loads(self.get(n).body)["versions"])
+
+
+class RewriteCacheRevalidation(MetadataTest):
+    settings = {"metadata_ttl": "1s", "metadata_stale_while_revalidate": "0", "metadata_stale_if_error": "1h"}
+
+    def kept(self, n):
+        """Hit until a rewrite of the stored copy is kept and served."""
+        before = rwc(self.edge, "hits_total")
+        wait_until(lambda: self.get(n).header("Cache-Status") == "sluice; hit" and
+                   rwc(self.edge, "hits_total") > before, 10, interval=0.05,
+                   message="no hit from a kept rewrite")
+
+    def test_a_304_keeps_the_rewrite_and_a_new_version_never_gets_the_old_one(self):
+        n = self.name()
+        self.publish(n, ["1.0.0"])
+        first = self.get(n)
+        self.edge.wait_idle()
+        self.kept(n)
+        before = rwc(self.edge, "hits_total")
+        r = self.wait_stale(n)   # revalidated: 304, the same copy
+        self.assertEqual(r.header("Cache-Status"), "sluice; fwd=stale; fwd-status=304")
+        self.assertEqual(r.body, first.body)
+        self.assertGreater(rwc(self.edge, "hits_total"), before)   # still the kept rewrite
+        self.publish(n, ["1.0.0", "2.0.0"])
+        r = self.wait_stale(n)
+        self.assertEqual(r.header("Cache-Status"), "sluice; fwd=stale; fwd-status=200; stored")
+        self.assertIn("2.0.0", json.loads(r.body)["versions"])
+        self.edge.wait_idle()
+        new = self.get(n)
+        self.assertIn("2.0.0", json.loads(new.body)["versions"])
+        self.assertNotEqual(new.header("ETag"), first.header("ETag"))
+        for _ in range(3):
+            again = self.get(n)
+            if again.header("Cache-Status") != "sluice; hit":
+                break   # stale again on a slow machine: fine, it is the new copy all the same
+            self.assertEqual(again.body, new.body)
+
+
+class RewriteCacheReload(MetadataTest):
+    settings = {"metadata_ttl": "1h"}
+
+    def test_a_reload_with_another_public_url_rewrites_anew(self):
+        n = self.name()
+        self.publish(n, ["1.0.0"])
+        self.get(n)
+        self.edge.wait_idle()
+        for _ in range(3):
+            old = self.get(n)
+        self.assertGreaterEqual(rwc(self.edge, "hits_total"), 1)
+        self.assertIn(b"https://cache.example:8443/npm/", old.body)
+        self.edge.settings["public_url"] = "https://other.example"
+        self.edge.write_config()
+        self.edge.reload_agent()
+        self.assertEqual(rwc(self.edge, "entries"), 0)
+        for _ in range(3):
+            r = self.get(n)
+            self.assertEqual(r.header("Cache-Status"), "sluice; hit")
+            self.assertNotIn(b"cache.example", r.body)
+            self.assertEqual(json.loads(r.body)["versions"]["1.0.0"]["dist"]["tarball"],
+                             "https://other.example/npm/%s/-/%s-1.0.0.tgz" % (n, n))
+            self.assertNotEqual(r.header("ETag"), old.header("ETag"))
+
+
+class RewriteCacheNotes(MetadataTest):
+    """A hit from memory notes the tarball digests its rewrite noted."""
+    settings = {"metadata_ttl": "1h", "integrity_notes": "2"}   # one set of two: easily pushed out
+
+    def publish_with_integrity(self, name, versions):
+        doc = {"name": name, "dist-tags": {"latest": versions[-1]}, "versions": {}}
+        for v in versions:
+            tgz = ("%s %s tarball" % (name, v)).encode() * 50
+            path = "/%s/-/%s-%s.tgz" % (name, name, v)
+            self.edge.origin.set_object(path, body=tgz)
+            sri = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
+            doc["versions"][v] = {"name": name, "version": v,
+                                  "dist": {"tarball": "https://registry.npmjs.org" + path, "integrity": sri}}
+        self.edge.origin.set_object("/" + name, body=json.dumps(doc).encode(),
+                                    headers={"Content-Type": "application/json"})
+
+    def test_a_hit_from_memory_puts_the_digests_again(self):
+        a, b = self.name()[:40] + "-a", self.name()[:40] + "-b"
+        self.publish_with_integrity(a, ["1.0.0"])
+        self.publish_with_integrity(b, ["1.0.0", "2.0.0"])
+        self.get(a)
+        self.edge.wait_idle()
+        self.get(a)   # rewritten and kept
+        self.get(b)   # its two notes push a's out of the table
+        self.edge.wait_idle()
+        before = rwc(self.edge, "hits_total")
+        self.assertEqual(self.get(a).header("Cache-Status"), "sluice; hit")
+        self.assertEqual(rwc(self.edge, "hits_total") - before, 1)   # from memory
+        verified = self.edge.metric("sluice_integrity_verified_total")
+        unknown = self.edge.metric("sluice_integrity_unknown_total")
+        r = self.get("%s/-/%s-1.0.0.tgz" % (a, a))
+        self.assertEqual(r.status, 200)
+        self.edge.wait_idle()
+        self.assertEqual(self.edge.metric("sluice_integrity_verified_total") - verified, 1)
+        self.assertEqual(self.edge.metric("sluice_integrity_unknown_total") - unknown, 0)
+
+
+class RewriteCacheOff(MetadataTest):
+    settings = {"metadata_ttl": "1h", "rewrite_cache_size": "0"}
+
+    def test_off_every_hit_rewrites(self):
+        n = self.name()
+        self.publish(n, ["1.0.0"])
+        first = self.get(n)
+        self.edge.wait_idle()
+        for _ in range(3):
+            r = self.get(n)
+            self.assertEqual((r.header("Cache-Status"), r.body), ("sluice; hit", first.body))
+            self.assertIsNone(r.header("Content-Length"))
+        self.assertEqual((rwc(self.edge, "entries"), rwc(self.edge, "insertions_total")), (0, 0))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
  * test_digest_notes.c - the expected-digest table (eco/digest_notes.c):
  * notes found by name and replaced in place; a full set gives way oldest
  * first and never returns another name's digest; the published forms
- * (hex, SRI lists) parsed strictly; digest_format's text.
+ * (hex, SRI lists) parsed strictly; digest_format's text; recorded puts
+ * (digest_notes_record) replayed into a table that forgot them bring the
+ * same notes back, and nothing is recorded once recording stops.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "core/buf.h"
 #include "eco/digest_notes.h"
 
 static struct eco_digest sha256_of(unsigned seed)
@@ -112,6 +115,37 @@ static void test_published_forms(void **state)
     assert_int_equal(digest_length("md5"), 0);
 }
 
+static void test_record_and_replay(void **state)
+{
+    (void)state;
+    struct digest_notes *t = digest_notes_new(8);
+    struct sl_buf rec = { 0 };
+    struct eco_digest a = sha256_of(1), b = sha256_of(2), got;
+    digest_notes_record(t, &rec);
+    digest_notes_put(t, "npm:a", 5, &a);
+    digest_notes_put(t, "npm:b", 5, &b);
+    digest_notes_record(t, NULL);
+    size_t recorded = rec.len;
+    digest_notes_put(t, "npm:c", 5, &a);   /* not recording */
+    assert_int_equal(rec.len, recorded);
+    assert_true(recorded > 0);
+    for (unsigned i = 0; i < 64; i++) {   /* push a and b out of their sets */
+        char name[32];
+        int n = snprintf(name, sizeof(name), "npm:filler-%u", i);
+        struct eco_digest f = sha256_of(100 + i);
+        digest_notes_put(t, name, (size_t)n, &f);
+    }
+    uint64_t puts = digest_notes_puts(t);
+    digest_notes_replay(t, rec.data, rec.len);
+    assert_int_equal(digest_notes_puts(t), puts + 2);
+    assert_true(digest_notes_get(t, "npm:a", 5, &got));
+    assert_memory_equal(got.value, a.value, 32);
+    assert_true(digest_notes_get(t, "npm:b", 5, &got));
+    assert_memory_equal(got.value, b.value, 32);
+    sl_buf_free(&rec);
+    digest_notes_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -119,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_a_full_set_forgets_its_oldest),
         cmocka_unit_test(test_never_another_names_digest),
         cmocka_unit_test(test_published_forms),
+        cmocka_unit_test(test_record_and_replay),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

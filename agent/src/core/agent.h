@@ -18,6 +18,7 @@
 #include "route/route.h"
 #include "origin/slots.h"
 #include "store/store.h"
+#include "serve/rwcache.h"
 
 struct fill;
 struct digest_notes;
@@ -49,6 +50,7 @@ struct agent {
     struct origin_client *origins;
     struct slots slots;
     struct digest_notes *notes;               /* published digests of artifacts (eco/digest_notes.h) */
+    struct rwcache rwcache;                   /* rewritten metadata bodies (serve/rwcache.h) */
     struct fill *fills[FILL_TABLE_BUCKETS];   /* running fills by key hash */
     uint64_t spool_bytes;                     /* memory of every fill's spool */
     int refetches_running;                    /* background refetches in flight (at most one) */

@@ -191,6 +191,13 @@ const struct setting config_settings[] = {
       "another, so hashing and disk writes never take the loop's time.", SF_RESTART },
     { "open_file_cache_size", SET_INT, "1000", FIELD(open_file_cache_size), 0, 1000000, NO_CHECK,
       "Hot objects kept open with their decoded header (0 = off); each is one fd.", 0 },
+    { "rewrite_cache_size", SET_SIZE, "64M", FIELD(rewrite_cache_size), 0, INT64_MAX, NO_CHECK,
+      "Memory for rewritten metadata bodies (npm packuments, PyPI pages with their links pointed at the edge): "
+      "a hit of a stored copy rewritten before sends the kept rewrite, with a Content-Length, instead of "
+      "rewriting it again; least recently used go first; 0 = off (every hit rewrites). A new copy, a purge, "
+      "an eviction or a reload drops a kept rewrite.", 0 },
+    { "rewrite_cache_object_max", SET_SIZE, "4M", FIELD(rewrite_cache_object_max), 1, INT64_MAX, NO_CHECK,
+      "Largest rewritten body rewrite_cache_size keeps; larger ones are rewritten on every hit.", 0 },
     { "inline_hit_max", SET_SIZE, "12k", FIELD(inline_hit_max), 0, 16 * KIB, NO_CHECK,
       "Plain GET hits up to this size are answered inside the SPOP reply, HAProxy sends them (0 = off).",
       0 },

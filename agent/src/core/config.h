@@ -125,6 +125,8 @@ struct sluice_config {
     int64_t workers;                    /* 4: disk worker threads */
     char worker_cpus[CONFIG_ADDR_MAX];  /* "": CPU list the workers are pinned to */
     int64_t open_file_cache_size;       /* 1000: hot objects kept open */
+    uint64_t rewrite_cache_size;        /* 64M: rewritten metadata kept in memory (0 = off) */
+    uint64_t rewrite_cache_object_max;  /* 4M: ... per body */
     int64_t inline_hit_max;             /* 12k: hits answered in the SPOP reply */
     int64_t edge_tier_max_size;         /* 64k: hits HAProxy's cache may keep (0 = off) */
     int64_t edge_tier_size;             /* 64M: that cache's shared memory */

@@ -173,6 +173,12 @@ static double read_cache_max(const struct agent *a) { return (double)a->cfg.cach
 static double read_min_free(const struct agent *a) { return (double)a->cfg.cache_min_free; }
 static double read_fs_free(const struct agent *a) { return (double)store_fs_free(&a->store); }
 static double read_open_files(const struct agent *a) { return (double)a->index.open_files; }
+static double read_rwc_bytes(const struct agent *a) { return (double)a->rwcache.bytes; }
+static double read_rwc_entries(const struct agent *a) { return (double)a->rwcache.entries; }
+static double read_rwc_hits(const struct agent *a) { return (double)a->rwcache.hits; }
+static double read_rwc_misses(const struct agent *a) { return (double)a->rwcache.misses; }
+static double read_rwc_insertions(const struct agent *a) { return (double)a->rwcache.insertions; }
+static double read_rwc_evictions(const struct agent *a) { return (double)a->rwcache.evictions; }
 static double read_loading(const struct agent *a) { return a->index_loading ? 1 : 0; }
 static double read_jobs(const struct agent *a) { return workers_pending(a->workers); }
 static double read_uptime(const struct agent *a) { return (double)(sl_wall_s() - a->started_wall); }
@@ -218,6 +224,20 @@ static const struct metric_row agent_rows[] = {
     { "sluice_cache_min_free_bytes", "gauge", "cache_min_free: eviction keeps at least this much free.", 0,
       read_min_free },
     { "sluice_open_file_cache_files", "gauge", "Hot objects kept open (open_file_cache_size).", 0, read_open_files },
+    { "sluice_rewrite_cache_bytes", "gauge",
+      "Memory of the rewritten metadata bodies kept (rewrite_cache_size), with their digest notes.", 0,
+      read_rwc_bytes },
+    { "sluice_rewrite_cache_entries", "gauge", "Rewritten metadata bodies kept in memory.", 0, read_rwc_entries },
+    { "sluice_rewrite_cache_hits_total", "counter",
+      "Rewritten metadata hits answered from a kept rewrite (no rewriting).", 0, read_rwc_hits },
+    { "sluice_rewrite_cache_misses_total", "counter",
+      "Rewritten metadata hits with no kept rewrite of that stored copy (rewritten again).", 0, read_rwc_misses },
+    { "sluice_rewrite_cache_insertions_total", "counter",
+      "Rewrites kept after a hit rewrote the whole body (within rewrite_cache_object_max).", 0,
+      read_rwc_insertions },
+    { "sluice_rewrite_cache_evictions_total", "counter",
+      "Kept rewrites removed to stay within rewrite_cache_size (least recently used first).", 0,
+      read_rwc_evictions },
     { "sluice_index_loading", "gauge", "1 while the start-up scan runs.", 0, read_loading },
     { "sluice_worker_jobs_pending", "gauge", "Blocking jobs queued or running.", 0, read_jobs },
     { "sluice_open_fds", "gauge", "File descriptors open in the agent.", 0, read_open_fds },

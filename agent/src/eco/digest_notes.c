@@ -39,6 +39,13 @@ struct digest_notes {
     size_t sets;
     uint8_t *next;        /* per set: the way the next new note takes */
     uint64_t puts;
+    struct sl_buf *record;   /* digest_notes_record: puts are copied here */
+};
+
+/* One put as digest_notes_record keeps it: replayed without hashing. */
+struct note_record {
+    uint64_t set;
+    struct note n;
 };
 
 struct digest_notes *digest_notes_new(size_t entries)
@@ -85,24 +92,48 @@ static size_t locate(const struct digest_notes *t, const char *name, size_t len,
     return (size_t)(v % t->sets);
 }
 
-void digest_notes_put(struct digest_notes *t, const char *name, size_t len, const struct eco_digest *d)
+/* Store note `src` in its set: the way holding its name, else the next. */
+static void put_note(struct digest_notes *t, size_t set, const struct note *src)
 {
-    int a = alg_index(d->algorithm);
-    SL_ASSERT(a >= 0 && d->len == algorithms[a].len);
-    uint8_t fp[FP_LEN];
-    size_t set = locate(t, name, len, fp);
+    SL_ASSERT(set < t->sets && src->alg > 0);
     struct note *way = &t->slots[set * 2];
-    int w = memcmp(way[0].fp, fp, FP_LEN) == 0 ? 0 : memcmp(way[1].fp, fp, FP_LEN) == 0 ? 1 : -1;
+    int w = memcmp(way[0].fp, src->fp, FP_LEN) == 0 ? 0 : memcmp(way[1].fp, src->fp, FP_LEN) == 0 ? 1 : -1;
     if (w < 0) {
         w = t->next[set];
         t->next[set] ^= 1;
     }
-    struct note *n = &way[w];
-    memcpy(n->fp, fp, FP_LEN);
-    n->alg = (uint8_t)(a + 1);
-    n->len = (uint8_t)SL_MIN(d->len, (size_t)DIGEST_NOTE_MAX);
-    memcpy(n->value, d->value, n->len);
+    way[w] = *src;
     t->puts++;
+    if (t->record) {
+        struct note_record r = { set, *src };
+        sl_buf_append(t->record, &r, sizeof(r));
+    }
+}
+
+void digest_notes_put(struct digest_notes *t, const char *name, size_t len, const struct eco_digest *d)
+{
+    int a = alg_index(d->algorithm);
+    SL_ASSERT(a >= 0 && d->len == algorithms[a].len);
+    struct note n = { .alg = (uint8_t)(a + 1), .len = (uint8_t)SL_MIN(d->len, (size_t)DIGEST_NOTE_MAX) };
+    size_t set = locate(t, name, len, n.fp);
+    memcpy(n.value, d->value, n.len);
+    put_note(t, set, &n);
+}
+
+void digest_notes_record(struct digest_notes *t, struct sl_buf *into)
+{
+    SL_ASSERT(!into || !t->record);
+    t->record = into;
+}
+
+void digest_notes_replay(struct digest_notes *t, const uint8_t *rec, size_t len)
+{
+    SL_ASSERT(len % sizeof(struct note_record) == 0 && !t->record);
+    for (size_t off = 0; off < len; off += sizeof(struct note_record)) {
+        struct note_record r;
+        memcpy(&r, rec + off, sizeof(r));
+        put_note(t, (size_t)r.set, &r.n);
+    }
 }
 
 bool digest_notes_get(const struct digest_notes *t, const char *name, size_t len, struct eco_digest *out)

@@ -52,6 +52,13 @@ bool digest_notes_put_hex(struct digest_notes *t, const char *name, size_t len, 
                           const char *hex, size_t hex_len);
 bool digest_notes_put_sri(struct digest_notes *t, const char *name, size_t len, const char *sri, size_t sri_len);
 
+/* While `into` is set (NULL: stop), every note put is also appended to
+ * it, as records digest_notes_replay puts again without hashing a name
+ * (a rewritten body served from memory, serve/rwcache.h, notes what its
+ * rewrite noted). Records are valid for this table only. */
+void digest_notes_record(struct digest_notes *t, struct sl_buf *into);
+void digest_notes_replay(struct digest_notes *t, const uint8_t *rec, size_t len);
+
 /* The note for name: true and *out filled (out->len <= DIGEST_NOTE_MAX). */
 bool digest_notes_get(const struct digest_notes *t, const char *name, size_t len, struct eco_digest *out);
 

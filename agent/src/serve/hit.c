@@ -4,8 +4,11 @@
  * A hit response pins its index entry (cache_open_hit) for as long as it
  * is being sent, so eviction never removes an object under a reader, and
  * releases it in finish, which the HTTP server calls exactly once. A
- * rewritten hit (metadata of an ecosystem with a rewriter) reads its body
- * through an rw_pipe instead of sendfile.
+ * rewritten hit (metadata of an ecosystem with a rewriter) sends the
+ * rewrite kept in memory for this very stored copy (rwcache.h, with a
+ * Content-Length), or reads its body through an rw_pipe instead of
+ * sendfile, teeing the output into that cache when it rewrote it all.
+ * Either way it carries the rewritten ETag and takes no Range.
  */
 #include "serve/hit.h"
 
@@ -15,6 +18,9 @@
 #include "http/httpx.h"
 #include "serve/edge.h"
 #include "serve/rewrite.h"
+#include "serve/rwcache.h"
+#include "eco/digest_notes.h"
+#include "core/buf.h"
 #include "store/cache.h"
 
 #define HIT_RESP_MAGIC 0x48495452u   /* "HITR" */
@@ -30,6 +36,9 @@ struct hit_resp {
     uint64_t len;
     uint64_t sent;
     struct rw_pipe *rw;      /* the body is rewritten, or NULL */
+    struct rwc_entry *rwc;   /* ... or was, and is sent from memory, or NULL */
+    struct rwcache_id id;    /* rw teeing: the copy it rewrites */
+    bool notes_replayed;     /* rwc: its digest notes were put again */
 };
 
 static struct hit_resp *hit_of(void *r)
@@ -66,10 +75,50 @@ static void raw_consumed(void *ctx, size_t n)
     SL_ASSERT(h->sent <= h->len);
 }
 
+/* The kept rewrite, as one memory piece; its notes put as the rewrite did. */
+static enum http_body_result cached_body(struct hit_resp *h, struct http_piece *out)
+{
+    SL_ASSERT(h->sent <= h->len && h->len == h->rwc->len);
+    if (!h->notes_replayed && h->rwc->notes_len > 0)
+        digest_notes_replay(h->a->notes, h->rwc->notes, h->rwc->notes_len);
+    h->notes_replayed = true;
+    if (h->sent == h->len)
+        return HTTP_PIECE_END;
+    out->data = h->rwc->body + h->sent;
+    out->len = (size_t)(h->len - h->sent);
+    return HTTP_PIECE_DATA;
+}
+
+/* The pipe rewrote the whole body: keep the output for the next hits. */
+static void keep_rewrite(struct hit_resp *h)
+{
+    struct sl_buf out, notes;
+    if (!rw_pipe_take_tee(h->rw, &out, &notes))
+        return;
+    if (h->hit.e->purged) {   /* purged while it was sent: keep nothing of it */
+        sl_buf_free(&out);
+        sl_buf_free(&notes);
+        return;
+    }
+    if (out.len > 0)
+        out.data = sl_realloc(out.data, out.len);   /* the budget counts len */
+    rwcache_put(&h->a->rwcache, &h->id, out.data, out.len, notes.data, notes.len);
+}
+
+static enum http_body_result piped_body(struct hit_resp *h, struct http_piece *out)
+{
+    enum http_body_result r = rw_pipe_body(h->rw, out);
+    if (r == HTTP_PIECE_END)
+        keep_rewrite(h);
+    return r;
+}
+
 static enum http_body_result hit_body(struct http_response *r, struct http_piece *out)
 {
     struct hit_resp *h = hit_of(r);
-    return h->rw ? rw_pipe_body(h->rw, out) : raw_body(h, out);
+    if (h->rwc)
+        return cached_body(h, out);
+    return h->rw ? piped_body(h, out) : raw_body(h, out);
 }
 
 static void hit_consumed(struct http_response *r, size_t n)
@@ -87,6 +136,8 @@ static void hit_finish(struct http_response *r, bool completed)
     SL_UNUSED(completed);
     struct hit_resp *h = hit_of(r);
     rw_pipe_free(h->rw);
+    if (h->rwc)
+        rwcache_release(&h->a->rwcache, h->rwc);
     cache_release_hit(h->a, &h->hit);
     h->magic = 0;
     free(h);
@@ -182,6 +233,8 @@ static bool put_framing(struct hit_resp *h, int status, uint64_t first, uint64_t
     if (status == 416)
         ok = http_head_printf(hd, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
     hd->mode = (status == 304 || status == 416) ? HTTP_BODY_NONE : HTTP_BODY_LENGTH;
+    if (h->rwc && hd->mode != HTTP_BODY_NONE)
+        h->len = h->rwc->len;   /* the rewrite kept, not the stored body */
     if (h->rw && hd->mode != HTTP_BODY_NONE) {
         hd->mode = HTTP_BODY_CHUNKED;
         return ok && http_head_printf(hd, "Transfer-Encoding: chunked\r\n\r\n");
@@ -197,25 +250,26 @@ static bool build_hit_head(struct hit_resp *h, const struct http_request *req, c
 {
     const struct obj_meta *m = h->hit.meta;
     struct http_head *hd = &h->head;
+    bool rewritten = h->rw || h->rwc;
     char etag[300];
-    if (h->rw)
+    if (rewritten)
         rewrite_etag(h->a, m->etag, etag, sizeof(etag));
     else
         sl_strlcpy(etag, m->etag, sizeof(etag));
     uint64_t first = 0, last = 0;
-    int status = hit_status(h, req, m, etag, h->rw != NULL, &first, &last);
+    int status = hit_status(h, req, m, etag, rewritten, &first, &last);
     int64_t ettl = strcmp(cache_status, "hit") == 0
-                       ? edge_ttl(&h->a->cfg, cn, m, status, h->rw == NULL && req->method == HTTP_M_GET)
+                       ? edge_ttl(&h->a->cfg, cn, m, status, !rewritten && req->method == HTTP_M_GET)
                        : 0;
     bool ok = put_status_and_date(hd, status) && put_meta_headers(hd, m, etag) &&
               put_age_or_edge(hd, h->hit.e->validated, ettl) && put_vary(hd, cn) &&
-              (h->rw || m->status != 200 || http_head_printf(hd, "Accept-Ranges: bytes\r\n")) &&
+              (rewritten || m->status != 200 || http_head_printf(hd, "Accept-Ranges: bytes\r\n")) &&
               http_head_printf(hd, "Cache-Status: sluice; %s\r\n", cache_status) &&
               put_framing(h, status, first, last, m->size);
     hd->length = h->len;
     hd->body_ready = h->len > 0;
-    hd->bulk = !h->rw;   /* the object's file: a large send buffer is cheap */
-    if (!h->rw && h->hit.body && h->len > 0) {
+    hd->bulk = !h->rw;   /* the object's file or memory: a large send buffer is cheap */
+    if (!rewritten && h->hit.body && h->len > 0) {
         hd->inline_body = h->hit.body + h->first;
         hd->inline_len = (size_t)h->len;
         if (req->method != HTTP_M_HEAD)
@@ -232,6 +286,9 @@ static void too_large_head(struct hit_resp *h)
     struct http_head *hd = &h->head;
     rw_pipe_free(h->rw);
     h->rw = NULL;
+    if (h->rwc)
+        rwcache_release(&h->a->rwcache, h->rwc);
+    h->rwc = NULL;
     *hd = (struct http_head){ .mode = HTTP_BODY_LENGTH, .length = sizeof(body) - 1 };
     bool ok = put_status_and_date(hd, 500) &&
               http_head_printf(hd, "Content-Type: text/plain\r\nCache-Control: no-store\r\nContent-Length: %zu\r\n\r\n",
@@ -239,6 +296,41 @@ static void too_large_head(struct hit_resp *h)
     SL_ASSERT(ok);
     hd->inline_body = (const uint8_t *)body;
     hd->inline_len = sizeof(body) - 1;
+}
+
+/* The identity of the stored copy a hit opened (rwcache.h). */
+static void copy_id(const struct agent *a, const struct cache_hit *hit, const uint8_t hash[KEY_HASH_LEN],
+                    struct rwcache_id *id)
+{
+    const struct stat *st = &hit->st;
+    const struct obj_meta *m = hit->meta;
+    memset(id, 0, sizeof(*id));
+    memcpy(id->hash, hash, KEY_HASH_LEN);
+    id->generation = a->m.config_generation;
+    id->dev = (uint64_t)st->st_dev;
+    id->ino = (uint64_t)st->st_ino;
+    id->file_size = (uint64_t)st->st_size;
+    id->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    id->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+    id->stored = m->stored;
+    id->body_size = m->size;
+    id->etag_crc = obj_crc32((const uint8_t *)m->etag, strlen(m->etag));
+}
+
+/* The kept rewrite of this copy, or a pipe that rewrites it (and tees). */
+static void start_rewrite(struct agent *a, struct hit_resp *h, const struct canon *cn)
+{
+    struct rwcache *c = &a->rwcache;
+    if (rwcache_enabled(c)) {
+        copy_id(a, &h->hit, cn->hash, &h->id);
+        h->rwc = rwcache_get(c, &h->id);
+        if (h->rwc)
+            return;
+    }
+    struct rw_source src = { raw_body, raw_consumed, h };
+    h->rw = rw_pipe_new(a, cn, &src);
+    if (rwcache_enabled(c))
+        rw_pipe_tee(h->rw, (size_t)c->object_max);
 }
 
 struct http_response *hit_response(struct agent *a, const struct http_request *req, struct index_entry *e,
@@ -253,10 +345,8 @@ struct http_response *hit_response(struct agent *a, const struct http_request *r
     h->magic = HIT_RESP_MAGIC;
     h->a = a;
     h->rc = metrics_route(a, cn->route);
-    if (rewrite_applies(cn, h->hit.meta->status)) {
-        struct rw_source src = { raw_body, raw_consumed, h };
-        h->rw = rw_pipe_new(a, cn, &src);
-    }
+    if (rewrite_applies(cn, h->hit.meta->status))
+        start_rewrite(a, h, cn);
     if (!build_hit_head(h, req, cn, cache_status))
         too_large_head(h);
     h->rc->hits++;

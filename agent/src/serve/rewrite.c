@@ -6,6 +6,10 @@
  * taken by the socket; the source is asked for more only when that is
  * empty, so memory holds one read piece and what the rewriter made of it;
  * once the source ended and the rewriter finished, only `out` remains.
+ * A tee (rw_pipe_tee) holds everything emitted since the first byte and
+ * the digest notes put meanwhile; it is given out (rw_pipe_take_tee) only
+ * once the rewriter finished cleanly, and dropped at the first error or
+ * when it outgrows its limit, so a partial output is never handed out.
  */
 #include "serve/rewrite.h"
 
@@ -16,6 +20,7 @@
 #include "core/buf.h"
 #include "core/common.h"
 #include "core/log.h"
+#include "eco/digest_notes.h"
 #include "fill/fill.h"
 #include "store/objfile.h"
 
@@ -31,6 +36,11 @@ struct rw_pipe {
     uint8_t *rbuf;            /* a file piece read for the rewriter */
     bool ended;               /* the source ended and the rewriter finished */
     const char *key;          /* for logs */
+    struct digest_notes *notes;
+    /* rw_pipe_tee: the whole output and the notes put, while at most tee_max */
+    bool tee;
+    size_t tee_max;
+    struct sl_buf tee_out, tee_notes;
 };
 
 bool rewrite_applies(const struct canon *cn, int status)
@@ -73,11 +83,24 @@ void rewrite_check_fill(struct agent *a, struct fill *f, const struct canon *cn)
         fill_set_check(f, cn->route->eco->rewriter, open_rewriter(a, cn, discard, NULL));
 }
 
+static void stop_tee(struct rw_pipe *p)
+{
+    p->tee = false;
+    sl_buf_free(&p->tee_out);
+    sl_buf_free(&p->tee_notes);
+}
+
 static void emit(void *ctx, const uint8_t *data, size_t len)
 {
     struct rw_pipe *p = ctx;
     SL_CHECK_OBJ(p, RW_PIPE_MAGIC);
     sl_buf_append(&p->out, data, len);
+    if (!p->tee)
+        return;
+    if (p->tee_out.len + len > p->tee_max)
+        stop_tee(p);
+    else
+        sl_buf_append(&p->tee_out, data, len);
 }
 
 struct rw_pipe *rw_pipe_new(struct agent *a, const struct canon *cn, const struct rw_source *src)
@@ -88,8 +111,43 @@ struct rw_pipe *rw_pipe_new(struct agent *a, const struct canon *cn, const struc
     p->ops = cn->route->eco->rewriter;
     p->src = *src;
     p->key = cn->key;
+    p->notes = a->notes;
     p->rw = open_rewriter(a, cn, emit, p);
     return p;
+}
+
+void rw_pipe_tee(struct rw_pipe *p, size_t max)
+{
+    SL_CHECK_OBJ(p, RW_PIPE_MAGIC);
+    SL_ASSERT(p->out.len == 0 && !p->ended);   /* from the first byte */
+    p->tee = true;
+    p->tee_max = max;
+}
+
+bool rw_pipe_take_tee(struct rw_pipe *p, struct sl_buf *out, struct sl_buf *notes)
+{
+    SL_CHECK_OBJ(p, RW_PIPE_MAGIC);
+    if (!p->tee || !p->ended)
+        return false;
+    *out = p->tee_out;
+    *notes = p->tee_notes;
+    memset(&p->tee_out, 0, sizeof(p->tee_out));
+    memset(&p->tee_notes, 0, sizeof(p->tee_notes));
+    p->tee = false;
+    return true;
+}
+
+/* The rewriter's feed or finish, the notes it puts recorded while teeing. */
+static int rewriter_step(struct rw_pipe *p, const uint8_t *data, size_t n, bool finish)
+{
+    if (p->tee && p->notes)
+        digest_notes_record(p->notes, &p->tee_notes);
+    int rc = finish ? p->ops->finish(p->rw) : p->ops->feed(p->rw, data, n);
+    if (p->notes)
+        digest_notes_record(p->notes, NULL);
+    if (rc != 0 && p->tee)
+        stop_tee(p);   /* a failed rewrite is never kept */
+    return rc;
 }
 
 /* Feed the rewriter one raw piece; false on a rewriter or read error. */
@@ -109,7 +167,7 @@ static bool feed_piece(struct rw_pipe *p, const struct http_piece *pc)
         n = (size_t)got;
         data = p->rbuf;
     }
-    int rc = p->ops->feed(p->rw, data, n);
+    int rc = rewriter_step(p, data, n, false);
     p->src.consumed(p->src.ctx, n);
     return rc == 0;
 }
@@ -124,15 +182,19 @@ enum http_body_result rw_pipe_body(struct rw_pipe *p, struct http_piece *out)
             return HTTP_PIECE_END;
         struct http_piece pc = { .fd = -1 };
         enum http_body_result r = p->src.body(p->src.ctx, &pc);
+        if (r == HTTP_PIECE_ERROR && p->tee)
+            stop_tee(p);
         if (r == HTTP_PIECE_WAIT || r == HTTP_PIECE_ERROR)
             return r;
         if (r == HTTP_PIECE_END) {
-            if (p->ops->finish(p->rw) != 0) {
+            if (rewriter_step(p, NULL, 0, true) != 0) {
                 log_warn("rewrite: the stored document does not parse to its end key=%s", p->key);
                 return HTTP_PIECE_ERROR;
             }
             p->ended = true;
         } else if (!feed_piece(p, &pc)) {
+            if (p->tee)
+                stop_tee(p);
             return HTTP_PIECE_ERROR;
         }
     }
@@ -154,6 +216,7 @@ void rw_pipe_free(struct rw_pipe *p)
         return;
     SL_CHECK_OBJ(p, RW_PIPE_MAGIC);
     p->ops->close(p->rw);
+    stop_tee(p);
     sl_buf_free(&p->out);
     free(p->rbuf);
     p->magic = 0;

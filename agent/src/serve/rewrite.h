@@ -8,7 +8,9 @@
  * A rewritten response has no Content-Length (the length changes): it is
  * chunked, takes no Range, and carries an ETag of its own (the stored one
  * with the public URL folded in), so a client's copy made for another
- * public_url never matches.
+ * public_url never matches. A hit whose rewrite was kept in memory
+ * (rwcache.h, from a tee of an earlier pipe) has the same bytes and ETag,
+ * sent with a Content-Length.
  *
  * An rw_pipe sits between a response's raw body (memory or file pieces)
  * and the socket: it pulls raw pieces at most RW_READ_MAX bytes at a time
@@ -52,5 +54,16 @@ struct rw_pipe *rw_pipe_new(struct agent *a, const struct canon *cn, const struc
 enum http_body_result rw_pipe_body(struct rw_pipe *p, struct http_piece *out);
 void rw_pipe_consumed(struct rw_pipe *p, size_t n);
 void rw_pipe_free(struct rw_pipe *p);
+
+/* Keep a copy of the whole output while it is at most `max` bytes, and
+ * record the digest notes the rewriter puts (digest_notes_record); call
+ * before the first rw_pipe_body. */
+void rw_pipe_tee(struct rw_pipe *p, size_t max);
+
+/* The tee's output and notes records (ownership passes to the caller),
+ * once the rewriter finished cleanly and the tee stayed within its limit;
+ * false otherwise (a failed, unfinished or too large rewrite). Once. */
+struct sl_buf;
+bool rw_pipe_take_tee(struct rw_pipe *p, struct sl_buf *out, struct sl_buf *notes);
 
 #endif

@@ -14,6 +14,7 @@
 #include "core/common.h"
 #include "core/log.h"
 #include "core/workers.h"
+#include "serve/rwcache.h"
 #include "store/l2.h"
 
 /* ---------------------------------------------------------------- hits */
@@ -128,6 +129,7 @@ bool cache_open_hit(struct agent *a, struct index_entry *e, const char *key, str
             h->fd = e->fd;
             h->meta = e->meta;
             h->body = e->body;
+            h->st = e->st;
             return true;
         }
         if (e->pins == 0)
@@ -152,6 +154,7 @@ bool cache_open_hit(struct agent *a, struct index_entry *e, const char *key, str
             memcpy(doomed[0], e->hash, KEY_HASH_LEN);
             submit_unlinks(a, doomed, 1);
         }
+        rwcache_drop(&a->rwcache, e->hash);
         index_remove(&a->index, e);
     }
     return false;
@@ -186,6 +189,7 @@ bool cache_validators(struct agent *a, struct index_entry *e, const char *key, c
 bool cache_forget(struct agent *a, const uint8_t hash[KEY_HASH_LEN])
 {
     struct index_entry *e = index_lookup(&a->index, hash);
+    rwcache_drop(&a->rwcache, hash);
     if (e)
         index_forget(&a->index, e);
     return e != NULL;
@@ -201,6 +205,7 @@ void cache_revalidated(struct agent *a, const uint8_t hash[KEY_HASH_LEN])
 void cache_committed(struct agent *a, const uint8_t hash[KEY_HASH_LEN], const char *key, const struct obj_meta *m,
                      int fd, int source)
 {
+    rwcache_drop(&a->rwcache, hash);   /* a new copy: its rewrite is made afresh */
     struct index_entry *e = index_put(&a->index, hash, OBJ_HEADER_SIZE + m->size, m->size, m->stored);
     e->status = m->status;
     cache_enforce_limits(a);
@@ -233,6 +238,7 @@ static void evict(struct agent *a, uint64_t extra)
         freed += e->disk_bytes;
         a->m.evictions++;
         a->m.evicted_bytes += e->disk_bytes;
+        rwcache_drop(&a->rwcache, e->hash);
         index_remove(&a->index, e);
     }
     struct unlink_job *j = sl_calloc(1, sizeof(*j));
