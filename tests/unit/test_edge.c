@@ -55,7 +55,7 @@ static void test_header_lines(void **state)
     (void)state;
     struct http_head h = { 0 };
     assert_true(edge_put_lines(&h, 3600));
-    assert_string_equal(h.buf, "Cache-Control: max-age=3600\r\nX-Sluice-Edge-TTL: 3600\r\n");
+    assert_string_equal(h.buf, "X-Sluice-Edge-TTL: 3600\r\n");
 }
 
 static void test_map_id_from_show_map(void **state)

@@ -32,8 +32,7 @@ int64_t edge_ttl(const struct sluice_config *cfg, const struct canon *cn, const 
 bool edge_put_lines(struct http_head *h, int64_t ttl)
 {
     SL_ASSERT(ttl > 0);
-    return http_head_printf(h, "Cache-Control: max-age=%lld\r\nX-Sluice-Edge-TTL: %lld\r\n", (long long)ttl,
-                            (long long)ttl);
+    return http_head_printf(h, "X-Sluice-Edge-TTL: %lld\r\n", (long long)ttl);
 }
 
 int64_t edge_next_generation(void)

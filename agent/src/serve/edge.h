@@ -3,14 +3,15 @@
  * agent, which answers repeated hits of small immutable objects without an
  * SPOP exchange or a second hop (haproxy/haproxy.cfg, "edge memory tier").
  *
- * The agent decides what may go there: a hit response carries
- * "Cache-Control: max-age=<ttl>" and "X-Sluice-Edge-TTL: <ttl>" instead of
- * Age when its object is an immutable artifact (eco class ECO_IMMUTABLE), a
- * plain 200 sent as stored (not rewritten), at most edge_tier_max_size
- * bytes (ttl = edge_tier_ttl). HAProxy stores only the agent's own answers
- * with that mark, for ttl, and takes both lines off before the client gets
- * them: a stored object keeps no Cache-Control of the origin's (fill.c's
- * kept headers), so the client sees what an agent hit always said.
+ * The agent decides what may go there: a hit response carries the mark
+ * "X-Sluice-Edge-TTL: <ttl>" instead of Age when its object is an
+ * immutable artifact (eco class ECO_IMMUTABLE), a plain 200 sent as stored
+ * (not rewritten), at most edge_tier_max_size bytes (ttl = edge_tier_ttl).
+ * HAProxy stores only the agent's own answers with that mark, takes the
+ * mark off first, and keeps them for its cache's max-age, which
+ * --print-haproxy sets to edge_tier_ttl: a stored object has no
+ * Cache-Control or Expires of the origin's (fill.c's kept headers) to say
+ * otherwise. Without Age, HAProxy counts the entry's age from its store.
  * Everything else (metadata, ranges, conditionals it cannot answer, stale
  * copies, fills) keeps going to the agent.
  *
@@ -41,8 +42,8 @@
 int64_t edge_ttl(const struct sluice_config *cfg, const struct canon *cn, const struct obj_meta *m, int status,
                  bool whole);
 
-/* The two lines of a hit the tier may keep `ttl` (> 0) seconds; false
- * when the head is full. */
+/* The mark of a hit the tier may keep `ttl` (> 0) seconds; false when the
+ * head is full. */
 bool edge_put_lines(struct http_head *h, int64_t ttl);
 
 /* A new generation, larger than every earlier one of this process. Loop
