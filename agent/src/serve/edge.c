@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/common.h"
@@ -38,7 +39,9 @@ bool edge_put_lines(struct http_head *h, int64_t ttl)
 int64_t edge_next_generation(void)
 {
     static int64_t last;
-    int64_t now = sl_wall_s() * 1000 + sl_now_ms() % 1000;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);   /* wall milliseconds: larger after a restart too */
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     last = now > last ? now : last + 1;
     return last;
 }

@@ -14,13 +14,13 @@
 
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/common.h"
+#include "eco/digest_notes.h"
 #include "http/httpx.h"
 #include "serve/edge.h"
 #include "serve/rewrite.h"
 #include "serve/rwcache.h"
-#include "eco/digest_notes.h"
-#include "core/buf.h"
 #include "store/cache.h"
 
 #define HIT_RESP_MAGIC 0x48495452u   /* "HITR" */
