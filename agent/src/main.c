@@ -341,6 +341,11 @@ static int run(struct agent *a)
     slots_init(&a->slots, a->loop, &a->routes, &a->cfg);
     a->notes = digest_notes_new((size_t)a->cfg.integrity_notes);
     rwcache_init(&a->rwcache, a->cfg.rewrite_cache_size, a->cfg.rewrite_cache_object_max);
+    if (chunk_pool_init(&a->chunks, spool_chunk_size(), a->cfg.spool_memory_max) != 0)
+        log_warn("spool: cannot reserve %llu bytes for the chunk pool (%s); chunks come from malloc",
+                 (unsigned long long)a->cfg.spool_memory_max, strerror(errno));
+    else if (a->cfg.spool_memory_prefault)
+        chunk_pool_prefault(&a->chunks);
     cache_start_scan(a);
     int rc = start_listeners(a);
     if (rc == 0) {
@@ -366,6 +371,7 @@ static int run(struct agent *a)
     l2_close(a);
     origin_client_free(a->origins);
     rwcache_free(&a->rwcache);
+    chunk_pool_free(&a->chunks);
     digest_notes_free(a->notes);
     index_free(&a->index);
     store_close(&a->store);

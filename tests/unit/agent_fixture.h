@@ -5,7 +5,9 @@
  * route, but no listeners and no network. Include it in one test file; it
  * defines static state (the agent A and its directory).
  *
- *   fixture_setup()      fresh agent, cache under /tmp/sluice-unit-XXXXXX
+ *   fixture_setup()      fresh agent, cache under /tmp/sluice-unit-XXXXXX,
+ *                        a spool chunk pool of four slots (more overflows
+ *                        to malloc: both paths run)
  *   fixture_run_until()  drive the loop until a condition, 5 s deadline
  *   fixture_teardown()   abort what runs, wait for the workers, check that
  *                        memory and counters are back to zero, remove all
@@ -53,6 +55,7 @@ static inline void fixture_setup(void)
     A.workers = workers_start(A.loop, 2, NULL, NULL, 0);
     A.origins = origin_client_new(A.loop, 1000, 1000);
     slots_init(&A.slots, A.loop, &A.routes, &A.cfg);
+    assert_int_equal(chunk_pool_init(&A.chunks, spool_chunk_size(), 4 * spool_chunk_size()), 0);
 }
 
 static inline void fixture_run_until(int (*cond)(void *), void *arg)
@@ -92,6 +95,8 @@ static inline void fixture_teardown(void)
     fill_abort_all(&A);
     fixture_run_until(fixture_idle, NULL);
     assert_int_equal(A.spool_bytes, 0);            /* every chunk released */
+    assert_int_equal(A.chunks.in_use, 0);          /* ... and back in the pool */
+    chunk_pool_free(&A.chunks);
     assert_int_equal(A.m.fills_in_flight, 0);
     assert_int_equal(A.m.followers_attached, 0);
     assert_int_equal(A.l2_lookups_running, 0);     /* every L2 lookup ended */

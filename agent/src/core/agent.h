@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 #include "core/config.h"
+#include "fill/chunk_pool.h"
 #include "store/index.h"
 #include "core/list.h"
 #include "core/metrics.h"
@@ -53,6 +54,7 @@ struct agent {
     struct rwcache rwcache;                   /* rewritten metadata bodies (serve/rwcache.h) */
     struct fill *fills[FILL_TABLE_BUCKETS];   /* running fills by key hash */
     uint64_t spool_bytes;                     /* memory of every fill's spool */
+    struct chunk_pool chunks;                 /* where that memory comes from (fill/chunk_pool.h) */
     int refetches_running;                    /* background refetches in flight (at most one) */
     int64_t storage_error_ms;                 /* last write failed by the disk itself, or 0 */
     struct sl_list paused;                    /* fills whose origin is paused */

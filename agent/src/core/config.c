@@ -145,6 +145,11 @@ const struct setting config_settings[] = {
       "detached (the origin never waits for it) and the origin waits for the hash.", 0 },
     { "spool_memory_max", SET_SIZE, "32M", FIELD(spool_memory_max), 1 * MIB, INT64_MAX, NO_CHECK,
       "Spool memory of all fills together; past it writers that lag are detached and origins paused.", 0 },
+    { "spool_memory_prefault", SET_INT, "1", FIELD(spool_memory_prefault), 0, 1, NO_CHECK,
+      "1: make the spool's memory (spool_memory_max, reserved at start) resident before the agent "
+      "listens, so the first burst of fills does not wait for the kernel to hand out and zero fresh "
+      "pages; 0: it becomes resident as it is first used. Either way memory once used stays with the "
+      "agent (a later change of spool_memory_max by a reload is served by malloc beyond the reserve).", 0 },
     { "fill_background_max_size", SET_SIZE, "1G", FIELD(fill_background_max_size), 0, INT64_MAX,
       NO_CHECK, "Finish a fill nobody waits for when its size is at most this (0 = never).", 0 },
     { "cache_refetch_max_size", SET_SIZE, "1G", FIELD(cache_refetch_max_size), 0, INT64_MAX, NO_CHECK,

@@ -230,4 +230,8 @@ void fill_consumed(struct fill_reader *r, size_t n);
 /* Shutdown: abort every fill (transfers closed, temp files removed). */
 void fill_abort_all(struct agent *a);
 
+/* The bytes of one spool chunk, header included: the slot size of the
+ * agent's chunk pool (fill/chunk_pool.h). */
+size_t spool_chunk_size(void);
+
 #endif

@@ -38,6 +38,7 @@
  */
 struct chunk {
     struct chunk *next;
+    struct chunk_pool *pool;       /* where its memory goes back to */
     uint64_t off;
     size_t len;
     size_t cap;

@@ -24,11 +24,16 @@
 
 static void resume_paused(struct agent *a);
 
+size_t spool_chunk_size(void)
+{
+    return sizeof(struct chunk) + CHUNK_SIZE;
+}
+
 void spool_chunk_unref(struct chunk *c)
 {
     SL_ASSERT(c->refs > 0);
     if (--c->refs == 0)
-        free(c);
+        chunk_pool_put(c->pool, c);
 }
 
 size_t spool_take(struct fill *f, uint64_t pos, struct spool_pieces *out, size_t max_len)
@@ -187,8 +192,9 @@ void spool_append(struct fill *f, const uint8_t *data, size_t len)
     while (len > 0) {
         struct chunk *c = f->tail_chunk;
         if (!c || c->len == c->cap) {
-            c = sl_malloc(sizeof(*c) + CHUNK_SIZE);
+            c = chunk_pool_get(&f->a->chunks, sizeof(*c) + CHUNK_SIZE);
             c->next = NULL;
+            c->pool = &f->a->chunks;
             c->off = f->received;
             c->len = 0;
             c->cap = CHUNK_SIZE;
