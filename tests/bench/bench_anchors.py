@@ -224,8 +224,9 @@ def run_hit(actx, arm, p, row):
     else:
         r = run_warm(actx, arm, tag, name, obj, os.path.getsize(os.path.join(actx["data"], obj)), conns)
     # A request still in flight when the load generator stops may reach the
-    # origin (the Sluice edge forwards one aborted while it waits for its
-    # verdict): at most one per connection. More is a miss during the run.
+    # origin (an arm may forward a request its client aborted): at most one
+    # per connection. More is a miss during the run. (The Sluice edge no
+    # longer forwards one aborted while it waits for its verdict.)
     if (r.get("origin_requests") or 0) > conns:
         r["wrk_errors"] = "; ".join(x for x in (r["wrk_errors"], "%d origin requests during the run: not all hits"
                                                 % r["origin_requests"]) if x)
@@ -247,22 +248,29 @@ def run_burst(actx, arm, p, n):
     off = origin.log_offset()
     with Measure(arm) as m:
         rs = fetchmany(actx, arm, clients, ANCHORS["cold_timeout"])
+    t0 = rs[0]["start_wall"] if rs and rs[0]["start_wall"] else 0
     origin.wait_idle(60)
     oreq, obytes = origin.requests_since(off, "/paced/%s-" % tag)
+    spans = origin.spans_since(off, "/paced/%s-" % tag)
     ok = sum(1 for r in rs if r["ok"])
     delivered = sum(r["bytes"] for r in rs)
     cs = collections.Counter(r["cache_status"].split(";")[0] if r["cache_status"].startswith("sluice")
                              else r["cache_status"] for r in rs)
     res = {"clients": n, "ok": ok, "finish_s": max(r["done_ms"] for r in rs) / 1e3,
            "done_p50_s": pct([r["done_ms"] / 1e3 for r in rs], 50), "ttfb_p50_ms": pct([r["ttfb_ms"] for r in rs], 50),
-           "ttfb_max_ms": max(r["ttfb_ms"] for r in rs), "origin_requests": oreq, "origin_bytes_x": obytes / (n * size),
+           "ttfb_max_ms": max(r["ttfb_ms"] for r in rs),
+           "origin_start_max_ms": max((s - t0) * 1e3 for s, _ in spans) if spans and t0 else None,
+           "origin_end_max_s": max(e - t0 for _, e in spans) if spans and t0 else None,
+           "origin_requests": oreq, "origin_bytes_x": obytes / (n * size),
            "cpu_s": m.cpu_s, "cpu_per_gb": m.cpu_s / (delivered / 1e9) if delivered else None,
            "background_cpus": m.background, "rss_mib": m.peak_rss_mib, "fds": m.peak_fds,
            "errors": summarize_errors(rs), "cache_status": "; ".join("%d x %s" % (c, s) for s, c in cs.most_common(3))}
     if ok < n:
         res["errors"] = "%d of %d not byte-exact: %s" % (n - ok, n, res["errors"])
-    log("  %s burst-%d: %d/%d ok, last done %.2f s, origin %d req%s" % (
-        arm.key, n, ok, n, res["finish_s"], oreq, (", " + res["errors"]) if res["errors"] else ""))
+    log("  %s burst-%d: %d/%d ok, last done %.2f s, TTFB p50 %.1f max %.1f ms, origin %d req, last origin start "
+        "%s ms, end %s s%s" % (arm.key, n, ok, n, res["finish_s"], res["ttfb_p50_ms"], res["ttfb_max_ms"], oreq,
+                              fmt(res["origin_start_max_ms"]), fmt(res["origin_end_max_s"]),
+                              (", " + res["errors"]) if res["errors"] else ""))
     return res
 
 
@@ -393,7 +401,9 @@ HIT_DETAIL = [("req/s", "req_s"), ("MB/s", "mb_s"), ("latency p50 ms", "p50_ms")
               ("CPUs used by other processes (noise)", "background_cpus"), ("cache peak RSS MiB", "rss_mib"),
               ("origin requests during the runs (see the note below)", "origin_requests"), ("errors", "wrk_errors"), ("notes", "note")]
 BURST_DETAIL = [("clients byte-exact", "ok"), ("last client done s", "finish_s"), ("client done p50 s", "done_p50_s"),
-                ("TTFB p50 ms", "ttfb_p50_ms"), ("TTFB max ms", "ttfb_max_ms"), ("origin requests", "origin_requests"),
+                ("TTFB p50 ms", "ttfb_p50_ms"), ("TTFB max ms", "ttfb_max_ms"),
+                ("last origin request started, ms", "origin_start_max_ms"),
+                ("last origin response ended, s", "origin_end_max_s"), ("origin requests", "origin_requests"),
                 ("origin bytes (x all objects)", "origin_bytes_x"), ("SUT CPU s per GB delivered", "cpu_per_gb"),
                 ("CPUs used by other processes (noise)", "background_cpus"), ("cache peak RSS MiB", "rss_mib"),
                 ("errors", "errors"), ("Cache-Status seen", "cache_status")]

@@ -65,6 +65,19 @@ class Origin:
                     b += int(parts[2])
         return n, b
 
+    def spans_since(self, offset, prefix):
+        """(start, end) wall-clock seconds of each logged request for paths
+        starting with prefix (nginx logs the end and the duration)."""
+        out = []
+        with open(self.access_log, "rb") as f:
+            f.seek(offset)
+            for line in f.read().decode("utf-8", "replace").splitlines():
+                parts = line.split()
+                if len(parts) >= 5 and parts[0].startswith(prefix):
+                    end = float(parts[4])
+                    out.append((end - float(parts[3]), end))
+        return out
+
 
 # --------------------------------------------------------------- the arms
 

@@ -182,11 +182,14 @@ def fetchmany(ctx, arm, clients, timeout, sha=False):
                        preexec_fn=child_setup(LOAD_CPUS), timeout=timeout + 60)
     if r.returncode != 0:
         raise RuntimeError("fetchmany failed: %s" % r.stderr.decode(errors="replace")[-2000:])
+    m = re.search(r"^start_wall=(\S+)$", r.stderr.decode(errors="replace"), re.M)
+    start = float(m.group(1)) if m else None      # the common start, wall clock (origin logs use it)
     out = []
     for line in r.stdout.decode(errors="replace").splitlines():
         f = line.split("\t")
         out.append({"idx": int(f[0]), "status": int(f[1]), "ok": f[2] == "1", "bytes": int(f[3]),
-                    "ttfb_ms": float(f[4]), "done_ms": float(f[5]), "cache_status": f[6], "error": f[7]})
+                    "ttfb_ms": float(f[4]), "done_ms": float(f[5]), "cache_status": f[6], "error": f[7],
+                    "start_wall": start})
     return out
 
 

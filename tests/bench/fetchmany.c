@@ -674,6 +674,9 @@ int main(int argc, char **argv)
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    fprintf(stderr, "start_wall=%.6f\n", (double)wall.tv_sec + wall.tv_nsec / 1e9);
     int open_n = 0;
     for (int i = 0; i < n; i++) {
         cs[i]->t_start = now_ms();
