@@ -45,7 +45,7 @@ P = {
     "stampede_timeout": env_int("BENCH_STAMPEDE_TIMEOUT", 60 if QUICK else 240),
     "origin_rate": os.environ.get("BENCH_ORIGIN_RATE", "32m"),
     # The origin's /paced/ location (the anchors group's cold rows).
-    "paced_rate": os.environ.get("BENCH_PACED_RATE", "2m"),
+    "paced_rate": os.environ.get("BENCH_PACED_RATE", "4m"),
     "lock_tuned": "600s",
     "enospc_tmpfs": "256m",
     "enospc_clients": 20,
@@ -129,9 +129,9 @@ ANCHORS = {
     # burst-20, burst-200, stampede), to iterate on one; unset: all.
     "only_rows": [r.strip() for r in os.environ.get("BENCH_ANCHORS_ROWS", "").split(",") if r.strip()],
     "bursts": (20, 200),              # distinct cold misses at once
-    "burst_size": 4 * MIB,            # from /paced/: about 1 s per fill at 2m
+    "burst_size": 4 * MIB,            # from /paced/: about 1 s per fill at 4m
     "stampede_clients": 50,
-    "stampede_size": 16 * MIB,        # from /paced/: about 7 s at 2m
+    "stampede_size": 16 * MIB,        # from /paced/: about 4 s at 4m
     "cold_timeout": 120,
     "packument_versions": 520,        # about 200 KiB of abbreviated packument
     "varnish_storage": "2G",
