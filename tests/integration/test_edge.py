@@ -255,6 +255,30 @@ class FailOpen(unittest.TestCase):
                 e.agent.send_signal(signal.SIGCONT)
 
 
+    def test_a_client_gone_while_the_agent_is_hung_never_reaches_the_origin(self):
+        # The client leaves while its verdict is pending: HAProxy cuts the
+        # SPOE exchange short (spoe_err 5) and the request is dropped, not
+        # failed open; a client that waits still fails open.
+        with Edge() as e:
+            gone, stays = "/failopen/gone.bin", "/failopen/stays.bin"
+            e.agent.send_signal(signal.SIGSTOP)
+            try:
+                s = socket.create_connection(("127.0.0.1", e.ports["listen"]), timeout=5)
+                s.sendall(("GET /generic%s HTTP/1.1\r\nHost: x\r\n\r\n" % gone).encode())
+                s.close()
+                wait_until(lambda: "/generic%s HTTP/1.1\" verdict=- spoe_ms=- spoe_err=5" % gone in e.haproxy_log(), 10,
+                           message="HAProxy never logged the abandoned request")
+                r = e.get("/generic" + stays, timeout=5)
+                self.assertEqual((r.status, r.header("Cache-Status")), (200, "sluice; fwd=bypass"))
+            finally:
+                e.agent.send_signal(signal.SIGCONT)
+            # Requests reach the origin in order: the one that failed open
+            # is there, so the abandoned one would be too.
+            self.assertEqual(e.origin.requests(stays), 1)
+            self.assertEqual(e.origin.requests(gone), 0)
+            self.assertIn("detail=interrupted", e.haproxy_log())
+
+
 class Restart(unittest.TestCase):
     def test_restart_keeps_hits(self):
         with Edge() as e:
