@@ -24,16 +24,17 @@ each pass (pass 1 starts with Sluice, pass 2 with nginx, ...):
                through its npm route (/npm/<name>, origin_npm on the
                origin's /npmreg/, dist.tarball rewritten to public_url);
                the others cache the origin's 200 from /generic/fast/.
-    each hit row also on the arm's 2-thread twin, seconds apart (1 thread
-    first in odd passes): the scaling 2t/1t. Then the twins stop.
     burst-20, burst-200
                N distinct cold 4 MiB objects at once from the origin's
-               /paced/ location (~1 s per fill): time until the last
-               client finished, every body checked, origin requests
+               /paced/ location (~1 s per fill, sent evenly): time until
+               the last client finished, every body checked, origin
+               requests, when the origin requests started and ended
     stampede   50 clients on one cold 16 MiB object from /paced/: origin
                requests, follower TTFB p50/p99, every body checked (nginx
                on its /generic/_locktuned/ location: the lock raised above
                the fill, the nginx arm at its best)
+    every row also runs on the arm's 2-thread twin, seconds apart (1
+    thread first in odd passes): the scaling table's 2t gain.
 
 A hit run counts the origin's requests while it runs: any is an error (not
 every answer was a hit); before it, the object is primed until the arm's
@@ -276,7 +277,7 @@ def run_burst(actx, arm, p, n):
 
 def run_anchor_stampede(actx, arm, p):
     n = ANCHORS["stampede_clients"]
-    r = run_stampede(actx, arm, "%s-%d-st" % (arm.key, p), lock_tuned=arm.key == "nginx", obj="obj-16m.bin",
+    r = run_stampede(actx, arm, "%s-%d-st" % (arm.key, p), lock_tuned=arm.key.startswith("nginx"), obj="obj-16m.bin",
                      speed="paced", n=n, size=ANCHORS["stampede_size"], timeout=ANCHORS["cold_timeout"])
     if r["ok"] < n:
         r["errors"] = "%d of %d not byte-exact: %s" % (n - r["ok"], n, r["errors"])
@@ -312,19 +313,22 @@ def run_pass(actx, p, res):
     log("anchors pass %d/%d: %s" % (p, P["passes"], " then ".join(order)))
     hit_names = [r[0] for r in HIT_ROWS]
     arms = start_all(actx, p, {k: ARMS[k] for k in order}, res, ROWS)
-    twins = start_all(actx, p, {k: TWINS[k] for k in order}, res, hit_names)
+    twins = start_all(actx, p, {k: TWINS[k] for k in order}, res, ROWS)
+
+    def each_arm(fn, row):
+        """fn(arm) for every arm and its twin, the pair's order alternating
+        per pass; the results under row, by arm key."""
+        for key in order:
+            pair = [a for a in (arms.get(key), twins.get(key)) if a]
+            for arm in (pair if p % 2 else pair[::-1]):
+                res[row][arm.key].append(attempt(fn, arm))
     try:
         for row in (r for r in HIT_ROWS if selected(r[0])):
-            for key in order:
-                pair = [a for a in (arms.get(key), twins.get(key)) if a]
-                for arm in (pair if p % 2 else pair[::-1]):
-                    res[row[0]][arm.key].append(attempt(run_hit, actx, arm, p, row))
-        stop_all(twins)
+            each_arm(lambda arm: run_hit(actx, arm, p, row), row[0])
         for n in (n for n in ANCHORS["bursts"] if selected("burst-%d" % n)):
-            for key in (k for k in order if k in arms):
-                res["burst-%d" % n][key].append(attempt(run_burst, actx, arms[key], p, n))
-        for key in (k for k in order if k in arms and selected("stampede")):
-            res["stampede"][key].append(attempt(run_anchor_stampede, actx, arms[key], p))
+            each_arm(lambda arm: run_burst(actx, arm, p, n), "burst-%d" % n)
+        if selected("stampede"):
+            each_arm(lambda arm: run_anchor_stampede(actx, arm, p), "stampede")
     finally:
         stop_all(twins)
         stop_all(arms)
@@ -420,17 +424,25 @@ def detail_table(res, row, metrics):
     return table(["metric"] + [LABELS[k] for k in ARMS], rows)
 
 
+# Every row in the scaling table: (row, field, label, higher is better).
+SCALING = [(name, field, label, True) for name, _, _, field, label in HIT_ROWS] + [
+    ("burst-%d" % n, "finish_s", "%d distinct cold 4 MiB misses at once, time to finish, s" % n, False)
+    for n in ANCHORS["bursts"]] + [
+    ("stampede", "follower_ttfb_p50_ms", "stampede: follower TTFB p50, ms", False)]
+
+
 def scaling_table(res):
     rows = []
-    for name, _, _, field, label in HIT_ROWS:
+    for name, field, label, higher in SCALING:
         for key in ARMS:
             one, two = res[name].get(key, []), res[name].get(key + "-2t", [])
             a = median_of([r for r in one if "error" not in r], field)
             b = median_of([r for r in two if "error" not in r], field)
+            gain = (b / a if higher else a / b) if isinstance(a, (int, float)) and isinstance(b, (int, float)) \
+                and a and b else None
             rows.append([label, LABELS[key], cell(one, field), cell(two, field),
-                         "%.2f" % (b / a) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a else "-",
-                         cell(one, "cpu_util"), cell(two, "cpu_util")])
-    return table(["row", "arm", "1 thread", "2 threads", "2t/1t", "SUT CPU util 1t", "SUT CPU util 2t"], rows)
+                         "%.2f" % gain if gain is not None else "-", cell(one, "cpu_util"), cell(two, "cpu_util")])
+    return table(["row", "arm", "1 thread", "2 threads", "2t gain", "SUT CPU util 1t", "SUT CPU util 2t"], rows)
 
 
 def anchors_head(meta, res):
@@ -490,8 +502,9 @@ more than that is reported as an error (not every answer was a hit).
 
 {stampede}
 
-#### HAProxy 1 vs 2 threads (each arm's twin with `nbthread 2`, seconds apart; 2t/1t above 1: the second
-thread helped; the second thread shares CPU 1 with the load generator and the origin)
+#### HAProxy 1 vs 2 threads (each arm's twin with `nbthread 2`, seconds apart; 2t gain: the rate with 2 threads over
+the rate with 1, or for a time the time with 1 thread over the time with 2; above 1, the second thread helped. The
+second thread shares CPU 1 with the load generator and the origin)
 
 {scaling}
 """
