@@ -48,10 +48,10 @@ int64_t edge_next_generation(void)
 
 /* A connected runtime API socket, or -1 with errno (ENOENT, ECONNREFUSED:
  * no HAProxy there). */
-static int api_connect(const struct sluice_config *cfg)
+static int api_connect(const char *socket_dir)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/haproxy.sock", cfg->haproxy_socket_dir) >=
+    if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/haproxy.sock", socket_dir) >=
         (int)sizeof(sa.sun_path)) {
         errno = ENAMETOOLONG;
         return -1;
@@ -71,11 +71,9 @@ static int api_connect(const struct sluice_config *cfg)
     return fd;
 }
 
-/* One command, its whole reply (HAProxy closes after it) into out, NUL
- * terminated. 0, or -1 with errno. */
-static int api_command(const struct sluice_config *cfg, const char *cmd, char *out, size_t outlen)
+int edge_api_command(const char *socket_dir, const char *cmd, char *out, size_t outlen)
 {
-    int fd = api_connect(cfg);
+    int fd = api_connect(socket_dir);
     if (fd < 0)
         return -1;
     size_t len = strlen(cmd), n = 0;
@@ -110,14 +108,14 @@ long edge_map_id(const char *reply)
     return -1;
 }
 
-enum edge_flush_result edge_flush(const struct sluice_config *cfg, int64_t gen, char *err, size_t errlen)
+enum edge_flush_result edge_flush(const char *socket_dir, int64_t gen, char *err, size_t errlen)
 {
     char *reply = sl_malloc(EDGE_REPLY_MAX);
     enum edge_flush_result r = EDGE_FAILED;
     long id = -1;
-    if (api_command(cfg, "show map\n", reply, EDGE_REPLY_MAX) != 0) {
+    if (edge_api_command(socket_dir, "show map\n", reply, EDGE_REPLY_MAX) != 0) {
         bool absent = errno == ENOENT || errno == ECONNREFUSED;
-        snprintf(err, errlen, "HAProxy runtime API %s/haproxy.sock: %s", cfg->haproxy_socket_dir, strerror(errno));
+        snprintf(err, errlen, "HAProxy runtime API %s/haproxy.sock: %s", socket_dir, strerror(errno));
         r = absent ? EDGE_NO_TIER : EDGE_FAILED;
     } else if ((id = edge_map_id(reply)) < 0) {
         snprintf(err, errlen, "HAProxy has no edge.map: no edge memory tier to empty");
@@ -125,7 +123,7 @@ enum edge_flush_result edge_flush(const struct sluice_config *cfg, int64_t gen, 
     } else {
         char cmd[96];
         snprintf(cmd, sizeof(cmd), "set map #%ld gen %lld\n", id, (long long)gen);
-        bool sent = api_command(cfg, cmd, reply, EDGE_REPLY_MAX) == 0;
+        bool sent = edge_api_command(socket_dir, cmd, reply, EDGE_REPLY_MAX) == 0;
         bool quiet = sent && strspn(reply, "\r\n") == strlen(reply);   /* success is an empty reply */
         r = quiet ? EDGE_FLUSHED : EDGE_FAILED;
         if (!quiet)
@@ -133,6 +131,77 @@ enum edge_flush_result edge_flush(const struct sluice_config *cfg, int64_t gen, 
     }
     free(reply);
     return r;
+}
+
+/* Field `i` (0-based) of a CSV line: its start and length, or false. */
+static bool csv_field(const char *line, const char *end, int i, const char **f, size_t *len)
+{
+    const char *p = line;
+    for (; i > 0 && p < end; i--) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        if (!c)
+            return false;
+        p = c + 1;
+    }
+    if (i > 0 || p > end)
+        return false;
+    const char *c = memchr(p, ',', (size_t)(end - p));
+    *f = p;
+    *len = (size_t)((c ? c : end) - p);
+    return true;
+}
+
+/* The index of column `name` in the header line ("# pxname,svname,..."). */
+static int csv_column(const char *line, const char *end, const char *name)
+{
+    size_t want = strlen(name);
+    const char *f;
+    size_t len;
+    for (int i = 0; csv_field(line, end, i, &f, &len); i++)
+        if (len == want && memcmp(f, name, want) == 0)
+            return i;
+    return -1;
+}
+
+static bool csv_u64(const char *line, const char *end, int i, uint64_t *out)
+{
+    const char *f;
+    size_t len;
+    if (i < 0 || !csv_field(line, end, i, &f, &len) || len == 0 || len > 20)
+        return false;
+    uint64_t v = 0;
+    for (size_t k = 0; k < len; k++) {
+        if (f[k] < '0' || f[k] > '9' || v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(f[k] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+bool edge_parse_stats(const char *csv, const char *frontend, struct edge_counts *out)
+{
+    const char *nl = strchr(csv, '\n');
+    if (strncmp(csv, "# ", 2) != 0 || !nl)
+        return false;
+    const char *hdr = csv + 2;
+    int px = csv_column(hdr, nl, "pxname"), sv = csv_column(hdr, nl, "svname");
+    int lk = csv_column(hdr, nl, "cache_lookups"), ht = csv_column(hdr, nl, "cache_hits");
+    if (px < 0 || sv < 0 || lk < 0 || ht < 0)
+        return false;
+    size_t want = strlen(frontend);
+    for (const char *line = nl + 1; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        const char *end = nl ? nl : line + strlen(line);
+        const char *f, *s;
+        size_t flen, slen;
+        if (csv_field(line, end, px, &f, &flen) && flen == want && memcmp(f, frontend, want) == 0 &&
+            csv_field(line, end, sv, &s, &slen) && slen == 8 && memcmp(s, "FRONTEND", 8) == 0)
+            return csv_u64(line, end, lk, &out->lookups) && csv_u64(line, end, ht, &out->hits);
+        if (!nl)
+            break;
+    }
+    return false;
 }
 
 const char *edge_flush_result_name(enum edge_flush_result r)

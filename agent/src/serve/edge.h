@@ -56,9 +56,28 @@ enum edge_flush_result {
     EDGE_FAILED,      /* HAProxy is there but did not take it: err says why */
 };
 
-/* Set generation `gen` in the HAProxy at cfg's runtime socket. Blocking,
- * bounded by a short timeout per step: call it from a worker. */
-enum edge_flush_result edge_flush(const struct sluice_config *cfg, int64_t gen, char *err, size_t errlen);
+/* Set generation `gen` in the HAProxy whose runtime API socket is
+ * <socket_dir>/haproxy.sock (haproxy_socket_dir: a copy taken on the loop,
+ * a reload replaces cfg). Blocking, bounded by a short timeout per step:
+ * call it from a worker. */
+enum edge_flush_result edge_flush(const char *socket_dir, int64_t gen, char *err, size_t errlen);
+
+/* One runtime API command (newline-terminated) to <socket_dir>/haproxy.sock;
+ * HAProxy's whole reply into out, NUL-terminated (cut at outlen - 1).
+ * 0, or -1 with errno (ENOENT, ECONNREFUSED: no HAProxy there). Blocking,
+ * a second per step at most: workers only. */
+int edge_api_command(const char *socket_dir, const char *cmd, char *out, size_t outlen);
+
+/* HAProxy's counts for the tier: the frontend's cache lookups and hits. */
+struct edge_counts {
+    uint64_t lookups;
+    uint64_t hits;
+};
+
+/* The counts of frontend `frontend` in a reply to `show stat` (CSV whose
+ * first line names the columns); false when the reply has no such
+ * frontend or columns, or a count is not a number. */
+bool edge_parse_stats(const char *csv, const char *frontend, struct edge_counts *out);
 
 const char *edge_flush_result_name(enum edge_flush_result r);
 

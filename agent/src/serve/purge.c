@@ -26,6 +26,7 @@ struct purge {
     int64_t edge_gen;                   /* the edge tier's new generation */
     enum edge_flush_result edge;        /* what HAProxy said (step 3) */
     char edge_err[256];
+    char socket_dir[CONFIG_PATH_MAX];   /* haproxy_socket_dir when step 3 began */
     purge_done_fn done;                 /* NULL once detached */
     void *ctx;
 };
@@ -79,7 +80,7 @@ static void purge_edge_work(void *arg)
 {
     struct purge *p = arg;
     SL_CHECK_OBJ(p, PURGE_MAGIC);
-    p->edge = edge_flush(&p->a->cfg, p->edge_gen, p->edge_err, sizeof(p->edge_err));
+    p->edge = edge_flush(p->socket_dir, p->edge_gen, p->edge_err, sizeof(p->edge_err));
 }
 
 static void purge_finish(void *arg)
@@ -114,6 +115,7 @@ static void purge_done(void *arg)
         return;
     }
     p->edge_gen = edge_next_generation();
+    sl_strlcpy(p->socket_dir, p->a->cfg.haproxy_socket_dir, sizeof(p->socket_dir));
     workers_submit(p->a->workers, purge_edge_work, purge_finish, p);
 }
 
