@@ -44,6 +44,7 @@
 #include "core/net.h"
 #include "origin/origin.h"
 #include "route/haproxy_gen.h"
+#include "serve/edge_stats.h"
 #include "serve/serve.h"
 #include "spop/spop_server.h"
 #include "core/workers.h"
@@ -122,6 +123,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     log_info("received signal %d: draining (up to %.1fs), then exiting", w->signum,
              (double)a->cfg.drain_timeout / 1000.0);
     a->stopping = true;
+    edge_stats_stop(a);
     spop_server_drain(a->spop);
     http_server_drain(a->http);
     drain_started = ev_now(loop);
@@ -349,6 +351,7 @@ static int run(struct agent *a)
     cache_start_scan(a);
     int rc = start_listeners(a);
     if (rc == 0) {
+        edge_stats_start(a);
         ev_signal sig_term, sig_int, sig_hup;
         ev_signal_init(&sig_term, on_signal, SIGTERM);
         ev_signal_init(&sig_int, on_signal, SIGINT);
@@ -361,6 +364,7 @@ static int run(struct agent *a)
         ev_signal_stop(a->loop, &sig_int);
         ev_signal_stop(a->loop, &sig_hup);
         ev_timer_stop(a->loop, &drain_timer);
+        edge_stats_stop(a);
     } else {
         a->stopping = true;
         spop_server_stop(a->spop);

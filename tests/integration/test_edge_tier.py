@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import test_edge  # noqa: E402  (the module, not its classes: they run in their own file)
 from edge import Edge  # noqa: E402
+from httpclient import wait_until  # noqa: E402
 from origin import body_for  # noqa: E402
 
 MEMORY = "sluice; hit; detail=memory"
@@ -64,6 +65,20 @@ class EdgeTier(test_edge.EdgeTest):
             self.assertEqual((r.header("ETag"), r.header("Content-Type")), (hit.header("ETag"), hit.header("Content-Type")))
         self.assertEqual(self.verdicts(), before)
         self.assertEqual(self.edge.origin.requests(p), 1)
+
+    def test_the_agent_reports_haproxys_memory_hits(self):
+        # Memory hits never reach the agent; it reads HAProxy's counts of
+        # the tier (every 2 s) into its own metrics.
+        p = self.path("counted", size=700)
+        self.warm(p, 700)
+        start = self.edge.metric("sluice_edge_hits_total")
+        for _ in range(5):
+            self.assertEqual(self.edge.get("/generic" + p).header("Cache-Status"), MEMORY)
+        wait_until(lambda: self.edge.metric("sluice_edge_hits_total") >= start + 5, 10,
+                   message="sluice_edge_hits_total never counted the memory hits")
+        self.assertGreaterEqual(self.edge.metric("sluice_edge_lookups_total"),
+                                self.edge.metric("sluice_edge_hits_total") + 2)   # the fill and the agent's hit
+        self.assertEqual(self.edge.metric("sluice_edge_stats_failures_total"), 0)
 
     def test_no_cache_control_stays_absent(self):
         p = self.path("nocc", size=500, headers={"Cache-Control": None})

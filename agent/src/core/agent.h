@@ -19,6 +19,7 @@
 #include "route/route.h"
 #include "origin/slots.h"
 #include "store/store.h"
+#include "serve/edge_stats.h"
 #include "serve/rwcache.h"
 
 struct fill;
@@ -52,6 +53,7 @@ struct agent {
     struct slots slots;
     struct digest_notes *notes;               /* published digests of artifacts (eco/digest_notes.h) */
     struct rwcache rwcache;                   /* rewritten metadata bodies (serve/rwcache.h) */
+    struct edge_stats edge_stats;             /* HAProxy's counts of the edge tier (serve/edge_stats.h) */
     struct fill *fills[FILL_TABLE_BUCKETS];   /* running fills by key hash */
     uint64_t spool_bytes;                     /* memory of every fill's spool */
     struct chunk_pool chunks;                 /* where that memory comes from (fill/chunk_pool.h) */

@@ -216,6 +216,16 @@ static const struct metric_row agent_rows[] = {
     { "sluice_purged_objects_total", "counter",
       "Objects purged through the admin API (DELETE /objects/...): stored copies removed and fills in flight "
       "whose commit was discarded.", AM(purged_objects), NULL },
+    { "sluice_edge_lookups_total", "counter",
+      "Requests HAProxy looked up in the edge memory tier, as HAProxy counts them on its edge frontend (read "
+      "every 2 s through its runtime API; they restart at 0 when HAProxy restarts or reloads).", AM(edge_lookups),
+      NULL },
+    { "sluice_edge_hits_total", "counter",
+      "Of those, the ones HAProxy answered from the tier without asking the agent (sluice_hits_total does not "
+      "count them).", AM(edge_hits), NULL },
+    { "sluice_edge_stats_failures_total", "counter",
+      "Reads of HAProxy's edge tier counts that failed (HAProxy answered on haproxy_socket_dir without an edge "
+      "frontend's cache counts, or not in time); the two counts above keep their last values.", AM(edge_stats_failures), NULL },
     { "sluice_cache_objects", "gauge", "Objects in the index.", 0, read_cache_objects },
     { "sluice_cache_bytes", "gauge", "Bytes on disk of indexed objects.", 0, read_cache_bytes },
     { "sluice_cache_max_bytes", "gauge", "cache_max_size.", 0, read_cache_max },

@@ -110,6 +110,8 @@ struct metrics {
     uint64_t temp_swept;                     /* crash debris removed at start */
     uint64_t purged_objects;                 /* objects removed by the admin API's DELETE */
     uint64_t edge_flushes[3];                /* purges emptying the edge tier, by enum edge_flush_result */
+    uint64_t edge_lookups, edge_hits;        /* HAProxy's counts of the edge tier (serve/edge_stats.h) */
+    uint64_t edge_stats_failures;            /* reads of those that failed */
     struct tier_counters tier[TIER_MAX];     /* by agent tier index */
     uint64_t reloads[2];                     /* SIGHUP: [0] applied, [1] refused */
     uint64_t config_generation;              /* 1 at start, +1 per applied reload */
