@@ -457,7 +457,7 @@ def anchors_head(meta, res):
 - Passes: {passes}, all four arms (and their 2-thread twins) up at once on fresh caches, each row run arm after
   arm, the first arm rotating each pass; each cell is the median over passes
 - Hit runs: {dur} s each; packument {pk:.0f} KiB; bursts: 4 MiB objects, stampede: 16 MiB, both from the origin's
-  `/paced/` location (`limit_rate {rate}` per request)
+  `/paced/` location (`limit_rate {rate}` per request, sent evenly in 64 KiB steps)
 - HAProxy to the cache tier: {transport}; CPU: {pin}; niceness {nice}
 - Run time of this part: {elapsed:.0f} s
 """.format(date=meta["date"], cmd=meta["command"],
