@@ -53,30 +53,25 @@ class Origin:
         except OSError:
             return 0
 
-    def requests_since(self, offset, prefix):
-        """(requests, bytes) logged for paths starting with prefix."""
-        n = b = 0
-        with open(self.access_log, "rb") as f:
-            f.seek(offset)
-            for line in f.read().decode("utf-8", "replace").splitlines():
-                parts = line.split()
-                if len(parts) >= 3 and parts[0].startswith(prefix):
-                    n += 1
-                    b += int(parts[2])
-        return n, b
-
-    def spans_since(self, offset, prefix):
-        """(start, end) wall-clock seconds of each logged request for paths
-        starting with prefix (nginx logs the end and the duration)."""
-        out = []
+    def _entries_since(self, offset, prefix):
+        """The access log's entries (uri, status, bytes, request_time,
+        msec) from offset on, for paths starting with prefix."""
         with open(self.access_log, "rb") as f:
             f.seek(offset)
             for line in f.read().decode("utf-8", "replace").splitlines():
                 parts = line.split()
                 if len(parts) >= 5 and parts[0].startswith(prefix):
-                    end = float(parts[4])
-                    out.append((end - float(parts[3]), end))
-        return out
+                    yield parts
+
+    def requests_since(self, offset, prefix):
+        """(requests, bytes) logged for paths starting with prefix."""
+        sizes = [int(e[2]) for e in self._entries_since(offset, prefix)]
+        return len(sizes), sum(sizes)
+
+    def spans_since(self, offset, prefix):
+        """(start, end) wall-clock seconds of each logged request for paths
+        starting with prefix (nginx logs the end and the duration)."""
+        return [(float(e[4]) - float(e[3]), float(e[4])) for e in self._entries_since(offset, prefix)]
 
 
 # --------------------------------------------------------------- the arms

@@ -254,7 +254,6 @@ class FailOpen(unittest.TestCase):
             finally:
                 e.agent.send_signal(signal.SIGCONT)
 
-
     def test_a_client_gone_while_the_agent_is_hung_never_reaches_the_origin(self):
         # The client leaves while its verdict is pending: HAProxy cuts the
         # SPOE exchange short (spoe_err 5) and the request is dropped, not
@@ -266,8 +265,8 @@ class FailOpen(unittest.TestCase):
                 s = socket.create_connection(("127.0.0.1", e.ports["listen"]), timeout=5)
                 s.sendall(("GET /generic%s HTTP/1.1\r\nHost: x\r\n\r\n" % gone).encode())
                 s.close()
-                wait_until(lambda: "/generic%s HTTP/1.1\" verdict=- spoe_ms=- spoe_err=5" % gone in e.haproxy_log(), 10,
-                           message="HAProxy never logged the abandoned request")
+                logged = "/generic%s HTTP/1.1\" verdict=- spoe_ms=- spoe_err=5" % gone
+                wait_until(lambda: logged in e.haproxy_log(), 10, message="HAProxy never logged the abandoned request")
                 r = e.get("/generic" + stays, timeout=5)
                 self.assertEqual((r.status, r.header("Cache-Status")), (200, "sluice; fwd=bypass"))
             finally:

@@ -225,7 +225,8 @@ static const struct metric_row agent_rows[] = {
       "count them).", AM(edge_hits), NULL },
     { "sluice_edge_stats_failures_total", "counter",
       "Reads of HAProxy's edge tier counts that failed (HAProxy answered on haproxy_socket_dir without an edge "
-      "frontend's cache counts, or not in time); the two counts above keep their last values.", AM(edge_stats_failures), NULL },
+      "frontend's cache counts, or not in time); the two counts above keep their last values.",
+      AM(edge_stats_failures), NULL },
     { "sluice_cache_objects", "gauge", "Objects in the index.", 0, read_cache_objects },
     { "sluice_cache_bytes", "gauge", "Bytes on disk of indexed objects.", 0, read_cache_bytes },
     { "sluice_cache_max_bytes", "gauge", "cache_max_size.", 0, read_cache_max },

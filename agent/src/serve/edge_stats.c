@@ -76,7 +76,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     SL_UNUSED(revents);
     struct agent *a = w->data;
     SL_CHECK_OBJ(a, AGENT_MAGIC);
-    if (a->stopping || a->edge_stats.reading)
+    SL_ASSERT(!a->edge_stats.reading);   /* re-armed only when a read is done */
+    if (a->stopping)
         return;
     if (a->cfg.edge_tier_max_size == 0 || a->cfg.haproxy_socket_dir[0] == '\0') {
         arm(a, EDGE_STATS_PERIOD_S);   /* off for now; a reload may turn it on */

@@ -31,7 +31,7 @@ struct agent;
 
 struct edge_stats {
     ev_timer timer;
-    bool reading;            /* a read is on a worker */
+    bool reading;            /* a read is on a worker (the timer is not armed then) */
 };
 
 /* Start reading every EDGE_STATS_PERIOD_S (the first read soon after). */
