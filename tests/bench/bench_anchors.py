@@ -237,6 +237,20 @@ def run_hit(actx, arm, p, row):
     return r
 
 
+def writer_counts(arm):
+    """(cache writers detached, background refetches) so far: Sluice's
+    agent only (its writes are off the clients' path, so a burst can end
+    with objects it did not store); None for the others, which store what
+    they forwarded."""
+    if not hasattr(arm, "metrics"):
+        return None
+    try:
+        mm = arm.metrics()
+        return mm.get("sluice_writers_detached_total", 0), mm.get("sluice_fill_refetches_total", 0)
+    except Exception:  # noqa: BLE001 - reported as "-"
+        return None
+
+
 def run_burst(actx, arm, p, n):
     """n distinct cold objects at once; the time until the last one is
     complete (fetchmany's common start to the last body byte)."""
@@ -247,10 +261,13 @@ def run_burst(actx, arm, p, n):
     origin.wait_idle(60)
     arm.settle()
     off = origin.log_offset()
+    w0 = writer_counts(arm)
     with Measure(arm) as m:
         rs = fetchmany(actx, arm, clients, ANCHORS["cold_timeout"])
     t0 = rs[0]["start_wall"] if rs and rs[0]["start_wall"] else 0
     origin.wait_idle(60)
+    w1 = writer_counts(arm)
+    detached = int(w1[0] - w0[0]) if w0 and w1 else None
     oreq, obytes = origin.requests_since(off, "/paced/%s-" % tag)
     spans = origin.spans_since(off, "/paced/%s-" % tag)
     ok = sum(1 for r in rs if r["ok"])
@@ -263,15 +280,18 @@ def run_burst(actx, arm, p, n):
            "origin_start_max_ms": max((s - t0) * 1e3 for s, _ in spans) if spans and t0 else None,
            "origin_end_max_s": max(e - t0 for _, e in spans) if spans and t0 else None,
            "origin_requests": oreq, "origin_bytes_x": obytes / (n * size),
+           "writers_detached": detached, "refetches": int(w1[1] - w0[1]) if w0 and w1 else None,
            "cpu_s": m.cpu_s, "cpu_per_gb": m.cpu_s / (delivered / 1e9) if delivered else None,
            "background_cpus": m.background, "rss_mib": m.peak_rss_mib, "fds": m.peak_fds,
            "errors": summarize_errors(rs), "cache_status": "; ".join("%d x %s" % (c, s) for s, c in cs.most_common(3))}
     if ok < n:
         res["errors"] = "%d of %d not byte-exact: %s" % (n - ok, n, res["errors"])
     log("  %s burst-%d: %d/%d ok, last done %.2f s, TTFB p50 %.1f max %.1f ms, origin %d req, last origin start "
-        "%s ms, end %s s%s" % (arm.key, n, ok, n, res["finish_s"], res["ttfb_p50_ms"], res["ttfb_max_ms"], oreq,
-                              fmt(res["origin_start_max_ms"]), fmt(res["origin_end_max_s"]),
-                              (", " + res["errors"]) if res["errors"] else ""))
+        "%s ms, end %s s%s%s" % (arm.key, n, ok, n, res["finish_s"], res["ttfb_p50_ms"], res["ttfb_max_ms"], oreq,
+                                fmt(res["origin_start_max_ms"]), fmt(res["origin_end_max_s"]),
+                                "" if detached is None else ", writers detached %d, refetches %d" % (
+                                    detached, res["refetches"]),
+                                (", " + res["errors"]) if res["errors"] else ""))
     return res
 
 
@@ -362,6 +382,9 @@ SUMMARY = [(r[0], r[3], r[4], "higher", False) for r in HIT_ROWS] + [
     ("burst-%d" % n, "finish_s", "%d distinct cold 4 MiB misses at once, time to finish, s" % n, "lower", False)
     for n in ANCHORS["bursts"]] + [
     ("burst-%d" % n, "origin_requests", "%d distinct cold misses: origin requests" % n, "lower", True)
+    for n in ANCHORS["bursts"]] + [
+    ("burst-%d" % n, "writers_detached", "%d distinct cold misses: cache writes dropped (Sluice's detached writers)" % n,
+     "lower", True)
     for n in ANCHORS["bursts"]] + [
     ("stampede", "follower_ttfb_p50_ms", "stampede, 50 clients on one cold 16 MiB: follower TTFB p50, ms", "lower", False),
     ("stampede", "follower_ttfb_p99_ms", "stampede: follower TTFB p99, ms", "lower", False),
