@@ -346,8 +346,8 @@ static int run(struct agent *a)
     if (chunk_pool_init(&a->chunks, spool_chunk_size(), a->cfg.spool_memory_max) != 0)
         log_warn("spool: cannot reserve %llu bytes for the chunk pool (%s); chunks come from malloc",
                  (unsigned long long)a->cfg.spool_memory_max, strerror(errno));
-    else if (a->cfg.spool_memory_prefault)
-        chunk_pool_prefault(&a->chunks);
+    else
+        chunk_pool_prefault(&a->chunks, a->cfg.spool_memory_prefault);
     cache_start_scan(a);
     int rc = start_listeners(a);
     if (rc == 0) {

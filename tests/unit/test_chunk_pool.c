@@ -120,12 +120,33 @@ static void test_larger_than_slot_is_malloc(void **state)
     chunk_pool_free(&p);
 }
 
+static void test_prefault_more_than_the_region_or_none(void **state)
+{
+    (void)state;
+    struct chunk_pool p;
+    assert_int_equal(chunk_pool_init(&p, 4096, 4 * 4096), 0);
+    chunk_pool_prefault(&p, 0);                     /* nothing: a no-op */
+    chunk_pool_free(&p);
+    assert_int_equal(chunk_pool_init(&p, 4096, 4 * 4096), 0);
+    chunk_pool_prefault(&p, UINT64_MAX);            /* all of it, no further */
+    void *s[4];
+    for (int i = 0; i < 4; i++) {
+        s[i] = chunk_pool_get(&p, 4096);
+        assert_true(inside(&p, s[i]));
+        memset(s[i], i, 4096);
+    }
+    for (int i = 0; i < 4; i++)
+        chunk_pool_put(&p, s[i]);
+    assert_int_equal(p.overflows, 0);
+    chunk_pool_free(&p);
+}
+
 static void test_prefault_then_use(void **state)
 {
     (void)state;
     struct chunk_pool p;
     assert_int_equal(chunk_pool_init(&p, 256 * 1024 + 64, 4 * 1024 * 1024), 0);
-    chunk_pool_prefault(&p);
+    chunk_pool_prefault(&p, 1024 * 1024);   /* the first slots only */
     size_t n = p.n_slots;
     void **s = calloc(n, sizeof(*s));
     for (size_t i = 0; i < n; i++) {
@@ -166,6 +187,7 @@ int main(void)
         cmocka_unit_test(test_last_returned_first_reused),
         cmocka_unit_test(test_larger_than_slot_is_malloc),
         cmocka_unit_test(test_prefault_then_use),
+        cmocka_unit_test(test_prefault_more_than_the_region_or_none),
         cmocka_unit_test(test_put_slot_is_poisoned),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -143,13 +143,18 @@ const struct setting config_settings[] = {
     { "cache_write_lag_max", SET_SIZE, "32M", FIELD(cache_write_lag_max), 0, INT64_MAX, NO_CHECK,
       "Bytes the cache writer, and the integrity hash, may fall behind the origin: past it the writer is "
       "detached (the origin never waits for it) and the origin waits for the hash.", 0 },
-    { "spool_memory_max", SET_SIZE, "32M", FIELD(spool_memory_max), 1 * MIB, INT64_MAX, NO_CHECK,
-      "Spool memory of all fills together; past it writers that lag are detached and origins paused.", 0 },
-    { "spool_memory_prefault", SET_INT, "1", FIELD(spool_memory_prefault), 0, 1, NO_CHECK,
-      "1: make the spool's memory (spool_memory_max, reserved at start) resident before the agent "
-      "listens, so the first burst of fills does not wait for the kernel to hand out and zero fresh "
-      "pages; 0: it becomes resident as it is first used. Either way memory once used stays with the "
-      "agent (a later change of spool_memory_max by a reload is served by malloc beyond the reserve).", 0 },
+    { "spool_memory_max", SET_SIZE, "256M", FIELD(spool_memory_max), 1 * MIB, INT64_MAX, NO_CHECK,
+      "Spool memory of all fills together; past it writers that lag are detached and origins paused. "
+      "Each fill holds at least one 256 KiB chunk, and its writer trails the stream by a write or "
+      "more, so the default holds 256 fills in flight at once (the per-origin cap) without detaching "
+      "writers that keep up (docs/backpressure.md). Address space is reserved for all of it at "
+      "start; memory beyond spool_memory_prefault becomes resident when a burst first needs it, and "
+      "stays with the agent.", 0 },
+    { "spool_memory_prefault", SET_SIZE, "32M", FIELD(spool_memory_prefault), 0, INT64_MAX, NO_CHECK,
+      "How much of spool_memory_max is made resident before the agent listens (at most all of it; "
+      "0: none), so that the first burst of fills does not wait for the kernel to hand out and zero "
+      "fresh pages. A later change of spool_memory_max by a reload is served by malloc beyond the "
+      "reserve.", 0 },
     { "fill_background_max_size", SET_SIZE, "1G", FIELD(fill_background_max_size), 0, INT64_MAX,
       NO_CHECK, "Finish a fill nobody waits for when its size is at most this (0 = never).", 0 },
     { "cache_refetch_max_size", SET_SIZE, "1G", FIELD(cache_refetch_max_size), 0, INT64_MAX, NO_CHECK,

@@ -68,12 +68,15 @@ int chunk_pool_init(struct chunk_pool *p, size_t slot_size, uint64_t bytes)
     return 0;
 }
 
-void chunk_pool_prefault(struct chunk_pool *p)
+void chunk_pool_prefault(struct chunk_pool *p, uint64_t bytes)
 {
     SL_ASSERT(p->n_fresh == 0);
-    if (!p->base)
+    if (!p->base || bytes == 0)
         return;
+    /* Fresh slots are handed out from the start of the region. */
     size_t len = p->n_slots * p->slot_size;
+    if (bytes < len)
+        len = round_up((size_t)bytes, p->slot_size);
 #ifdef MADV_POPULATE_WRITE
     if (madvise(p->base, len, MADV_POPULATE_WRITE) == 0)
         return;

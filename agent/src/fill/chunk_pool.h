@@ -11,7 +11,9 @@
  * for transparent huge pages on it (one fault per 2 MiB where the kernel
  * allows them), and hands out fixed-size slots from it, LIFO so the
  * warmest slot goes first. A slot once used stays resident: the agent's
- * spool memory is at most spool_memory_max plus what overflows it.
+ * spool memory is at most spool_memory_max plus what overflows it. Only
+ * the start of the region (spool_memory_prefault) is made resident before
+ * the first fill; the rest when the largest burst so far first needs it.
  *
  * Invariants: only the loop thread takes and gives back slots (workers
  * read chunk data, never free it); a slot is on the free list or handed
@@ -43,9 +45,10 @@ struct chunk_pool {
  * has no region and every chunk comes from malloc. */
 int chunk_pool_init(struct chunk_pool *p, size_t slot_size, uint64_t bytes);
 
-/* Make the whole region resident now (the first use then finds its pages
- * faulted in and zeroed). Before any slot is handed out only. */
-void chunk_pool_prefault(struct chunk_pool *p);
+/* Make the first `bytes` of the region (whole slots; all of it when it is
+ * smaller) resident now: the first slots handed out then find their pages
+ * faulted in and zeroed. Before any slot is handed out only. */
+void chunk_pool_prefault(struct chunk_pool *p, uint64_t bytes);
 
 /* A slot of slot_size bytes (a malloc'd block when none is free). Never
  * NULL (malloc failure aborts, as sl_malloc does). */
