@@ -47,6 +47,19 @@ static int parse_text(struct sluice_config *cfg, const char *text)
 
 /* ---------------------------------------------------------- durations */
 
+/* The defaults agree: every fill the per-origin cap lets run at once gets
+ * about 1 MiB of spool (its chunk being filled, the one being written, and
+ * a write or two of slack) before writers that keep up are detached for
+ * memory (spool_memory_max's help, docs/backpressure.md). */
+static void test_the_default_spool_holds_the_per_origin_cap(void **state)
+{
+    (void)state;
+    struct sluice_config c;
+    config_defaults(&c);
+    assert_true(c.spool_memory_max >= (uint64_t)c.origin_max_in_flight_per_origin * 1024 * 1024);
+    assert_true(c.spool_memory_prefault <= c.spool_memory_max);   /* an idle agent holds no more */
+}
+
 static void test_duration_forms(void **state)
 {
     (void)state;
@@ -678,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_print_round_trip),
         cmocka_unit_test(test_redact_hides_credentials),
         cmocka_unit_test(test_print_markdown),
+        cmocka_unit_test(test_the_default_spool_holds_the_per_origin_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
