@@ -348,6 +348,8 @@ static int run(struct agent *a)
                  (unsigned long long)a->cfg.spool_memory_max, strerror(errno));
     else
         chunk_pool_prefault(&a->chunks, a->cfg.spool_memory_prefault);
+    if (!sl_heap_prefault((size_t)a->cfg.heap_prefault) && a->cfg.heap_prefault > 0)
+        log_info("heap: heap_prefault not applied (not glibc's allocator)");
     cache_start_scan(a);
     int rc = start_listeners(a);
     if (rc == 0) {

@@ -31,7 +31,8 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
 class Edge:
     def __init__(self, settings=None, origin=True, haproxy=True, env=None, cache_dir=None,
-                 transport="tcp", origin_path="", origin_routes=("generic",), haproxy_cfg="haproxy.cfg"):
+                 transport="tcp", origin_path="", origin_routes=("generic",), haproxy_cfg="haproxy.cfg",
+                 agent_bin=None):
         self.tmp = tempfile.mkdtemp(prefix="sluice-test-")
         self.cache_dir = cache_dir or os.path.join(self.tmp, "cache")
         self.settings = dict(settings or {})
@@ -48,6 +49,9 @@ class Edge:
         # The shipped edge config HAProxy runs: haproxy.cfg (SPOE) or
         # haproxy-lua.cfg (Lua HTTP mode, lua/sluice.lua).
         self.haproxy_cfg = haproxy_cfg
+        # The agent binary: the ASan build unless a test needs another
+        # (glibc's own allocator: the release build).
+        self.agent_bin = agent_bin or AGENT_BIN
         self.origin = self.shared_origin
         self.agent = None
         self.haproxy = None
@@ -122,7 +126,7 @@ class Edge:
         if self._agent_log:
             self._agent_log.close()
         self._agent_log = open(os.path.join(self.tmp, "agent.log"), "ab")
-        self.agent = subprocess.Popen([AGENT_BIN, "-c", self.config_path], env=self.agent_env(),
+        self.agent = subprocess.Popen([self.agent_bin, "-c", self.config_path], env=self.agent_env(),
                                       stdout=self._agent_log, stderr=subprocess.STDOUT)
         if wait_ready:
             wait_until(self.agent_ready, 15, message="agent did not become ready")
@@ -174,7 +178,7 @@ class Edge:
     def start_haproxy(self, master_worker=False):
         gen = os.path.join(self.tmp, "generated.cfg")
         with open(gen, "w") as f:
-            subprocess.run([AGENT_BIN, "-c", self.config_path, "--print-haproxy"], stdout=f,
+            subprocess.run([self.agent_bin, "-c", self.config_path, "--print-haproxy"], stdout=f,
                            env=self.agent_env(), check=True)
         self._haproxy_log = open(os.path.join(self.tmp, "haproxy.log"), "ab")
         cfgs = ["-f", gen, "-f", os.path.join(ROOT, "haproxy", self.haproxy_cfg)]

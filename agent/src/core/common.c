@@ -4,6 +4,9 @@
 #include "core/common.h"
 
 #include <errno.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
@@ -47,6 +50,39 @@ void *sl_realloc(void *p, size_t n)
     if (!q)
         oom(n);
     return q;
+}
+
+/* Requests this large or larger get a mapping of their own, which free
+ * unmaps (and the next one faults in afresh); everything a request path
+ * allocates is smaller. */
+#define HEAP_MMAP_MIN (1024 * 1024)
+#define HEAP_PIECE (256 * 1024)
+#define PAGE 4096
+
+bool sl_heap_prefault(size_t bytes)
+{
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__)
+    if (bytes == 0 || bytes > INT32_MAX)
+        return false;
+    /* mallopt fails (0) where another allocator answers for glibc's (valgrind) */
+    if (!mallopt(M_MMAP_THRESHOLD, HEAP_MMAP_MIN) || !mallopt(M_TOP_PAD, (int)bytes) ||
+        !mallopt(M_TRIM_THRESHOLD, (int)bytes))
+        return false;
+    size_t n = (bytes + HEAP_PIECE - 1) / HEAP_PIECE;
+    volatile char **piece = sl_calloc(n, sizeof(*piece));
+    for (size_t i = 0; i < n; i++) {
+        piece[i] = sl_malloc(HEAP_PIECE);
+        for (size_t off = 0; off < HEAP_PIECE; off += PAGE)
+            piece[i][off] = 0;   /* volatile: the compiler may not drop the touch */
+    }
+    for (size_t i = n; i-- > 0;)
+        free((void *)piece[i]);   /* back into the heap's top, kept (M_TOP_PAD) */
+    free(piece);
+    return true;
+#else
+    SL_UNUSED(bytes);
+    return false;
+#endif
 }
 
 char *sl_strdup(const char *s)

@@ -68,6 +68,16 @@ const char *sl_find_ci(const char *hay, size_t n, const char *needle);
 void *sl_malloc(size_t n);
 void *sl_calloc(size_t n, size_t size);
 void *sl_realloc(void *p, size_t n);
+/*
+ * Make `bytes` of heap resident now and have the allocator keep that much
+ * after it is freed (glibc: blocks below 1 MiB from the heap, `bytes` kept
+ * at its top when it shrinks). The buffers a burst allocates at once - a
+ * libcurl transfer's receive buffer, a connection's input buffer - then
+ * reuse warm pages instead of each taking a page fault on a fresh one.
+ * Call before the agent serves anything. False when nothing was done:
+ * bytes is 0, or the allocator is not glibc's (ASan, valgrind, musl).
+ */
+bool sl_heap_prefault(size_t bytes);
 char *sl_strdup(const char *s);
 char *sl_strndup(const char *s, size_t n);
 /* A malloc'd formatted string (cannot fail). */

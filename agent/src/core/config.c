@@ -155,6 +155,12 @@ const struct setting config_settings[] = {
       "0: none), so that the first burst of fills does not wait for the kernel to hand out and zero "
       "fresh pages. A later change of spool_memory_max by a reload is served by malloc beyond the "
       "reserve.", 0 },
+    { "heap_prefault", SET_SIZE, "16M", FIELD(heap_prefault), 0, INT32_MAX, NO_CHECK,
+      "Heap made resident before the agent listens and kept by the allocator after use (glibc's; "
+      "other allocators: nothing). The buffers a burst of requests allocates at once (a libcurl "
+      "transfer's receive buffer, a connection's input buffer) then reuse warm pages instead of "
+      "each waiting for the kernel to hand out and zero a fresh one (docs/performance.md section 15). "
+      "Stays in the agent's RSS; 0: the allocator's defaults.", SF_RESTART },
     { "fill_background_max_size", SET_SIZE, "1G", FIELD(fill_background_max_size), 0, INT64_MAX,
       NO_CHECK, "Finish a fill nobody waits for when its size is at most this (0 = never).", 0 },
     { "cache_refetch_max_size", SET_SIZE, "1G", FIELD(cache_refetch_max_size), 0, INT64_MAX, NO_CHECK,

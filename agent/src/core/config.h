@@ -105,6 +105,7 @@ struct sluice_config {
     int64_t integrity_notes;            /* 131072: expected digests kept (digest_notes.h) */
     uint64_t spool_memory_max;          /* 256M: spool memory of all fills together */
     uint64_t spool_memory_prefault;     /* 32M: of it, resident from the start */
+    uint64_t heap_prefault;             /* 16M: heap resident from the start, kept */
     uint64_t fill_background_max_size;  /* 1G: finish a fill with no client up to this size */
     uint64_t cache_refetch_max_size;    /* 1G: refetch, paced by the writer, after a lag detach */
     uint64_t object_max_size;           /* 8G: larger origin bodies are passed, not cached */
