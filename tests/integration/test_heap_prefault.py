@@ -1,11 +1,11 @@
 """heap_prefault (issue 19): a burst of fills reuses warm heap pages.
 
 Every request the agent serves allocates on its loop a connection's input
-buffer, and every fill a libcurl receive buffer (256 KiB). With the
+buffer, and every fill a libcurl receive buffer (64 KiB). With the
 default heap_prefault those come out of heap made resident before the agent
 listened, so a burst of 20 distinct fills takes a handful of page faults on
 the loop; with heap_prefault = 0 each fresh page of those buffers is one
-fault (about 40 a fill), each a trip into the kernel while the burst's
+fault (about 30 a fill), each a trip into the kernel while the burst's
 first bytes wait. The property belongs to glibc's allocator, so these tests
 run the release binary: ASan and valgrind bring allocators of their own,
 which the agent leaves alone (it says so in its log).
