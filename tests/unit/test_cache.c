@@ -4,6 +4,8 @@
  * entry is dropped), hot objects stay open and are revalidated with one
  * fstat, eviction keeps the cache under its limit without ever removing an
  * object being served, and the start-up scan rebuilds the index from disk.
+ * A temp file's write-back is started once per STORE_WRITEBACK_EVERY
+ * written, not per write, and what is written in pieces commits whole.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -76,6 +78,44 @@ static int no_file(void *arg)
 }
 
 /* ---------------------------------------------------------------- tests */
+
+static void test_write_back_starts_once_per_writeback_every(void **state)
+{
+    (void)state;
+    const char *key = "writeback";
+    uint8_t hash[KEY_HASH_LEN];
+    key_hash(key, strlen(key), hash);
+    struct store_temp t;
+    assert_int_equal(store_temp_create(&A.store, hash, &t), 0);
+    size_t piece = STORE_WRITEBACK_EVERY / 8;
+    uint8_t *body = sl_malloc(piece);
+    memset(body, 'w', piece);
+    struct iovec v = { body, piece };
+    uint64_t off = 0;
+    for (int i = 0; i < 7; i++, off += piece)
+        assert_int_equal(store_temp_writev(&t, &v, 1, off), 0);
+    assert_int_equal(t.written_back, 0);   /* below the step: left to the commit's fsync */
+    assert_int_equal(store_temp_writev(&t, &v, 1, off), 0);
+    off += piece;
+    assert_int_equal(t.written_back, STORE_WRITEBACK_EVERY);
+    for (int i = 0; i < 3; i++, off += piece)
+        assert_int_equal(store_temp_writev(&t, &v, 1, off), 0);
+    assert_int_equal(t.written_back, STORE_WRITEBACK_EVERY);
+    free(body);
+    struct obj_meta m = { .key = (char *)key, .status = 200, .size = off, .stored = sl_wall_s(),
+                          .etag = (char *)"\"w\"", .last_modified = 1 };
+    assert_int_equal(store_temp_commit(&A.store, &t, hash, &m), 0);
+    cache_committed(&A, hash, key, &m, -1, -1);
+    struct index_entry *e = entry(key);
+    assert_non_null(e);
+    char path[512];
+    object_path(key, path, sizeof(path));
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    assert_int_equal((uint64_t)ftell(f), OBJ_HEADER_SIZE + off);
+    fclose(f);
+}
 
 static void test_a_valid_object_is_a_hit_and_pinned(void **state)
 {
@@ -225,6 +265,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_a_valid_object_is_a_hit_and_pinned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_back_starts_once_per_writeback_every, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_missing_object_is_a_miss_and_the_entry_goes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_corrupt_object_is_a_miss_and_is_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_truncated_object_is_a_miss, setup, teardown),

@@ -51,6 +51,10 @@ enum store_open_result {
 
 #define STORE_IOV_MAX 64
 
+/* A temp file's write-back is started once this much has been written
+ * since the last start (store_temp_writev). */
+#define STORE_WRITEBACK_EVERY (8u * 1024 * 1024)
+
 /* Returned (negated) when a write stopped making progress after writing
  * part of its bytes and then failed with EIO: counted as a short write. */
 #define STORE_ESHORT 10000
@@ -58,6 +62,7 @@ enum store_open_result {
 /* A temp file being written by a fill. */
 struct store_temp {
     int fd;
+    uint64_t written_back;   /* body bytes whose write-back has been started */
     char name[KEY_HEX_LEN + 48];
 };
 
@@ -86,8 +91,10 @@ int store_temp_create(struct store *st, const uint8_t hash[KEY_HASH_LEN], struct
  * Write the buffers, in order, at body offset `off` (the header block is
  * skipped), as one pwritev when it can. Writes everything or fails: returns
  * 0, or -errno; a write that stops making progress after part of its bytes
- * is reported as -STORE_ESHORT. What it wrote starts going to the disk at
- * once (not waited for), so that the commit's fsync finds little left.
+ * is reported as -STORE_ESHORT. Each STORE_WRITEBACK_EVERY written starts
+ * going to the disk at once (not waited for), so that a large body's
+ * commit fsync finds little left; a smaller body is flushed by that fsync
+ * alone.
  * Test builds route this through the fault seam (fault.h).
  */
 int store_temp_writev(struct store_temp *t, const struct iovec *iov, int iovcnt, uint64_t off);

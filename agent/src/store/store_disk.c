@@ -153,6 +153,7 @@ int store_temp_create(struct store *st, const uint8_t hash[KEY_HASH_LEN], struct
     key_hex(hash, hex);
     snprintf(t->name, sizeof(t->name), "%s.%ld.%lu", hex, (long)getpid(),
              (unsigned long)atomic_fetch_add(&temp_seq, 1));
+    t->written_back = 0;
     t->fd = openat(st->tmp_fd, t->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (t->fd < 0) {
         t->name[0] = '\0';
@@ -161,25 +162,32 @@ int store_temp_create(struct store *st, const uint8_t hash[KEY_HASH_LEN], struct
     return 0;
 }
 
-/* Start writing back what was just written, without waiting for it
- * (Linux's sync_file_range; elsewhere nothing): by the commit, its fsync
- * has only the last write left to flush, so the commit window - a fill's
- * last byte to its object in the index - is not the whole body's flush. A
- * failure here is not the write's: the commit's fsync reports any. */
-static void start_writeback(int fd, uint64_t off, uint64_t len)
+/*
+ * Once STORE_WRITEBACK_EVERY has been written since the last time, start
+ * writing it back without waiting for it (Linux's sync_file_range;
+ * elsewhere nothing): a large body's commit fsync then has at most that
+ * much left to flush, so the commit window - a fill's last byte to its
+ * object in the index - is not the whole body's flush, and a fill never
+ * holds more than that much of dirty page cache. Not for every write: each
+ * start submits the range to the disk (a virtio kick on a VM), and per
+ * write that was a third of the agent's CPU in a burst of fills
+ * (docs/performance.md section 15); bodies below it are flushed by the
+ * commit's fsync alone. A failure here is not the write's: the commit's
+ * fsync reports any.
+ */
+static void start_writeback(struct store_temp *t, uint64_t end)
 {
+    if (end - t->written_back < STORE_WRITEBACK_EVERY)
+        return;
 #ifdef SYNC_FILE_RANGE_WRITE
-    (void)sync_file_range(fd, (off_t)(OBJ_HEADER_SIZE + off), (off_t)len, SYNC_FILE_RANGE_WRITE);
-#else
-    SL_UNUSED(fd);
-    SL_UNUSED(off);
-    SL_UNUSED(len);
+    (void)sync_file_range(t->fd, (off_t)(OBJ_HEADER_SIZE + t->written_back), (off_t)(end - t->written_back),
+                          SYNC_FILE_RANGE_WRITE);
 #endif
+    t->written_back = end;
 }
 
 int store_temp_writev(struct store_temp *t, const struct iovec *iov_in, int iovcnt, uint64_t off)
 {
-    uint64_t start = off;
     struct iovec iov[STORE_IOV_MAX];
     SL_ASSERT(iovcnt > 0 && iovcnt <= STORE_IOV_MAX);
     memcpy(iov, iov_in, (size_t)iovcnt * sizeof(*iov));
@@ -233,7 +241,7 @@ int store_temp_writev(struct store_temp *t, const struct iovec *iov_in, int iovc
             v->iov_len -= left;
         }
     }
-    start_writeback(t->fd, start, off - start);
+    start_writeback(t, off);
     return 0;
 }
 
